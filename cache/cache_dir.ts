@@ -1,0 +1,150 @@
+import * as zarr from "zarrita";
+import { FileSystemStore } from "@zarrita/storage";
+import { join } from "node:path";
+import { CACHE_FORMAT_VERSION, isValidNodeName, STAGING_DIR } from "./format.ts";
+
+/** One case of the cache. */
+export interface CacheEntry {
+  /** Dataset group name. */
+  dataset: string;
+  /** Case array name. */
+  name: string;
+  /** Folder of the case's Zarr array. */
+  dir: string;
+}
+
+async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw new SyntaxError(`Unreadable Zarr metadata ${path}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Makes `root` a cache (a Zarr v3 root group) if it is not one yet. Refuses a folder that
+ * holds other files, so a typo in `--out` cannot scatter a cache into a home folder.
+ */
+export async function initCache(root: string): Promise<void> {
+  await Deno.mkdir(root, { recursive: true });
+  const meta = await readJson(join(root, "zarr.json"));
+  if (meta) {
+    if (meta.node_type !== "group") throw new TypeError(`${root} is a Zarr array, not a cache`);
+    return;
+  }
+  for await (const entry of Deno.readDir(root)) {
+    if (entry.name !== STAGING_DIR) {
+      throw new TypeError(`${root} is not empty and not a cache (found "${entry.name}")`);
+    }
+  }
+  await zarr.create(zarr.root(new FileSystemStore(root)), {
+    attributes: {
+      voco_cache: { format_version: CACHE_FORMAT_VERSION, created: new Date().toISOString() },
+    },
+  });
+}
+
+/** Creates the group of a dataset when missing. */
+export async function ensureDataset(root: string, dataset: string): Promise<void> {
+  if (!isValidNodeName(dataset)) throw new RangeError(`Invalid dataset name "${dataset}"`);
+  if (await readJson(join(root, dataset, "zarr.json"))) return;
+  await zarr.create(zarr.root(new FileSystemStore(root)).resolve(dataset), {
+    attributes: { dataset },
+  });
+}
+
+/** The fingerprint of a cached case, or `undefined` when it is not in the cache. */
+export async function cachedFingerprint(
+  root: string,
+  dataset: string,
+  name: string,
+): Promise<string | undefined> {
+  const meta = await readJson(join(root, dataset, name, "zarr.json"));
+  const attrs = meta?.attributes as Record<string, unknown> | undefined;
+  return typeof attrs?.fingerprint === "string" ? attrs.fingerprint : undefined;
+}
+
+/** A staging folder for one run, owned by this process (removed by {@linkcode cleanStaging}). */
+export async function createStagingRun(root: string): Promise<string> {
+  const dir = join(root, STAGING_DIR, `run-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(join(dir, "owner.json"), JSON.stringify({ pid: Deno.pid }));
+  return dir;
+}
+
+/**
+ * Removes staging folders left by runs that are no longer alive (Ctrl-C, kill -9), or
+ * `only` this run's folder when given.
+ */
+export async function cleanStaging(root: string, only?: string): Promise<void> {
+  if (only) {
+    await Deno.remove(only, { recursive: true }).catch(() => {});
+    return;
+  }
+  const base = join(root, STAGING_DIR);
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(base));
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const owner = await readJson(join(base, e.name, "owner.json")).catch(() => undefined);
+    const pid = typeof owner?.pid === "number" ? owner.pid : undefined;
+    if (pid !== undefined && pid !== Deno.pid && isAlive(pid)) continue;
+    await Deno.remove(join(base, e.name), { recursive: true }).catch(() => {});
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Moves a fully written case from staging into the cache with a rename, so a reader sees
+ * either the old case or the new one, never half of one.
+ */
+export async function publishCase(
+  root: string,
+  dataset: string,
+  name: string,
+  stagedDir: string,
+): Promise<void> {
+  if (!isValidNodeName(name)) throw new RangeError(`Invalid case name "${name}"`);
+  const target = join(root, dataset, name);
+  const old = `${stagedDir}.replaced`;
+  let replaced = false;
+  try {
+    await Deno.rename(target, old);
+    replaced = true;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  await Deno.rename(stagedDir, target);
+  if (replaced) await Deno.remove(old, { recursive: true });
+}
+
+/** Lists the cases of a cache, dataset by dataset, in name order. */
+export async function listCases(root: string): Promise<CacheEntry[]> {
+  const out: CacheEntry[] = [];
+  const datasets = (await Array.fromAsync(Deno.readDir(root)))
+    .filter((e) => e.isDirectory && e.name !== STAGING_DIR).map((e) => e.name).sort();
+  for (const dataset of datasets) {
+    const meta = await readJson(join(root, dataset, "zarr.json"));
+    if (meta?.node_type !== "group") continue;
+    const names = (await Array.fromAsync(Deno.readDir(join(root, dataset))))
+      .filter((e) => e.isDirectory).map((e) => e.name).sort();
+    for (const name of names) {
+      const dir = join(root, dataset, name);
+      const m = await readJson(join(dir, "zarr.json"));
+      if (m?.node_type === "array") out.push({ dataset, name, dir });
+    }
+  }
+  return out;
+}

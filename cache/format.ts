@@ -1,0 +1,42 @@
+/**
+ * Constants of the cache layout, shared by the writer, the reader and `prep`.
+ *
+ * ```
+ * cache/                      root group   zarr.json {attributes.voco_cache}
+ *   <dataset>/                group        zarr.json {attributes.dataset}
+ *     <case>/                 3-D array    zarr.json (shape [X, Y, Z], RAS, attributes)
+ *       c/<i>/<j>/<k>         chunks       bytes (little endian) + blosc(zstd, shuffle)
+ *   .staging/                 cases being written; never read as cache content
+ * ```
+ *
+ * @module
+ */
+
+/** Version of the cache layout; part of every case fingerprint. */
+export const CACHE_FORMAT_VERSION = 1;
+
+/** Folder (inside the cache root) where cases are written before they are published. */
+export const STAGING_DIR = ".staging";
+
+/** Default chunk edge in voxels (64^3 chunks: one VoCo crop reads at most 8 of them). */
+export const DEFAULT_CHUNK = 64;
+
+/**
+ * Chunk compressors the cache writer supports: Blosc (byte shuffle + zstd), plain zstd,
+ * or none. All are standard Zarr v3 codecs.
+ */
+export type Compressor = "blosc-zstd" | "zstd" | "none";
+
+/** Default compressor (smallest cache at the same speed, measured in `bench prep`). */
+export const DEFAULT_COMPRESSOR: Compressor = "blosc-zstd";
+
+/** True when `name` is a valid dataset or case node name. */
+export function isValidNodeName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) && !name.startsWith("__");
+}
+
+/** Turns an arbitrary string into a valid node name (`a/b c.nii` -> `a_b_c.nii`). */
+export function toNodeName(s: string): string {
+  const n = s.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^[^A-Za-z0-9]+/, "");
+  return n.length > 0 ? n : "case";
+}

@@ -1,0 +1,72 @@
+import * as zarr from "zarrita";
+import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
+
+/** Configuration of the Zarr v3 `zstd` codec. */
+export interface ZstdConfig {
+  /**
+   * Compression level.
+   * @default {3}
+   */
+  level?: number;
+  /**
+   * Append a content checksum to every frame.
+   * @default {false}
+   */
+  checksum?: boolean;
+}
+
+/**
+ * The Zarr v3 `zstd` bytes-to-bytes codec on the runtime's native zstd (`node:zlib`).
+ *
+ * zarrita ships a WebAssembly zstd from numcodecs that decodes at roughly 70 MB/s on
+ * this data; the native binding decodes several times faster and can also encode, which
+ * zarrita's default cannot. The frames are standard zstd, so any Zarr reader (zarr-python,
+ * tensorstore, zarrita's own codec) decodes them.
+ */
+export class NativeZstdCodec {
+  /** Codec kind, as zarrita's pipeline expects. */
+  readonly kind = "bytes_to_bytes";
+  #level: number;
+  #checksum: boolean;
+
+  /** Makes a codec for the given configuration. */
+  constructor(config: ZstdConfig = {}) {
+    const level = config.level ?? 3;
+    if (!Number.isInteger(level) || level < -131072 || level > 22) {
+      throw new RangeError(`zstd level must be an integer up to 22, got ${config.level}`);
+    }
+    this.#level = level;
+    this.#checksum = config.checksum ?? false;
+  }
+
+  /** zarrita's factory hook. */
+  static fromConfig(config: ZstdConfig): NativeZstdCodec {
+    return new NativeZstdCodec(config);
+  }
+
+  /** Compresses one chunk. */
+  encode(bytes: Uint8Array): Uint8Array {
+    const out = zstdCompressSync(bytes, {
+      params: {
+        [constants.ZSTD_c_compressionLevel]: this.#level,
+        [constants.ZSTD_c_checksumFlag]: this.#checksum ? 1 : 0,
+      },
+    });
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  }
+
+  /** Decompresses one chunk. */
+  decode(bytes: Uint8Array): Uint8Array {
+    const out = zstdDecompressSync(bytes);
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  }
+}
+
+let registered = false;
+
+/** Makes zarrita use {@linkcode NativeZstdCodec} for the `zstd` codec (idempotent). */
+export function registerNativeZstd(): void {
+  if (registered) return;
+  zarr.registry.set("zstd", () => Promise.resolve(NativeZstdCodec as never));
+  registered = true;
+}

@@ -1,0 +1,116 @@
+import { FileSystemStore } from "@zarrita/storage";
+import { readImage } from "./read_image.ts";
+import { applyRecipe, type Recipe } from "./recipe.ts";
+import { caseFingerprint, sha256Hex } from "./fingerprint.ts";
+import { columnNorms } from "./_affine.ts";
+import { orientationCode } from "./orient.ts";
+import { writeCase } from "../cache/write_case.ts";
+import { type StorageDtype, storageEncoding } from "../cache/quantize.ts";
+import { CACHE_FORMAT_VERSION, type Compressor } from "../cache/format.ts";
+
+/** How the cache stores voxels. */
+export interface StorageOptions {
+  /** On-disk dtype. */
+  dtype: StorageDtype;
+  /** Chunk compressor. */
+  compressor: Compressor;
+  /** Compression level. */
+  level: number;
+  /** Chunk edge in voxels. */
+  chunk: number;
+}
+
+/** One case to preprocess: plain data, so it can be posted to a worker. */
+export interface CaseJob {
+  /** Path of the source file. */
+  path: string;
+  /** Source path relative to the dataset root (recorded in the cache). */
+  source: string;
+  /** Empty folder to write the case's Zarr array into, published by the caller. */
+  stagingDir: string;
+  /** Recipe to apply. */
+  recipe: Recipe;
+  /** Storage options. */
+  storage: StorageOptions;
+  /** Hash of recipe + storage + format version (see `settingsHash`). */
+  settingsHash: string;
+  /** Fingerprint of the case already in the cache, if any. */
+  knownFingerprint?: string;
+}
+
+/** What happened to one case. */
+export interface CaseOutcome {
+  /** `written` to the staging folder, or `unchanged` (the cached case is current). */
+  status: "written" | "unchanged";
+  /** The case fingerprint. */
+  fingerprint: string;
+  /** Source file size. */
+  bytesIn: number;
+  /** Bytes written to the staging folder (0 when unchanged). */
+  bytesOut: number;
+  /** Shape of the cached array. */
+  shape?: [number, number, number];
+}
+
+/**
+ * Reads, preprocesses and writes one case into `job.stagingDir`. Skips the work when
+ * the source hash and settings give the fingerprint already cached. Throws on bad input;
+ * the message names the reason (the caller adds the file name).
+ */
+export async function processCase(job: CaseJob): Promise<CaseOutcome> {
+  const bytes = await Deno.readFile(job.path);
+  const stat = await Deno.stat(job.path);
+  const sourceSha256 = await sha256Hex(bytes);
+  const fingerprint = await caseFingerprint(job.settingsHash, sourceSha256);
+  if (fingerprint === job.knownFingerprint) {
+    return { status: "unchanged", fingerprint, bytesIn: bytes.length, bytesOut: 0 };
+  }
+  const image = await readImage(bytes, job.path);
+  const original = image.volume;
+  const result = applyRecipe(original, job.recipe);
+  const window = job.recipe.steps.find((s) => s.op === "window");
+  const encoding = storageEncoding(job.storage.dtype, result.valueRange, {
+    windowWidthHu: window && window.op === "window"
+      ? window.windowHu[1] - window.windowHu[0]
+      : undefined,
+  });
+  const v = result.volume;
+  const attributes = {
+    voco_cache_format: CACHE_FORMAT_VERSION,
+    affine: v.affine,
+    spacing: columnNorms(v.affine),
+    source: job.source,
+    source_bytes: bytes.length,
+    source_mtime_ms: stat.mtime?.getTime() ?? null,
+    source_sha256: sourceSha256,
+    recipe: job.recipe,
+    fingerprint,
+    storage: { ...job.storage },
+    original: {
+      format: image.format,
+      dtype: image.sourceDtype,
+      shape: original.shape,
+      spacing: columnNorms(original.affine),
+      affine: original.affine,
+      orientation: orientationCode(original.affine),
+    },
+    crop_box: result.cropBox ?? null,
+  };
+  let bytesOut = 0;
+  const fsStore = new FileSystemStore(job.stagingDir);
+  const store = {
+    get: (key: `/${string}`) => fsStore.get(key),
+    set: (key: `/${string}`, value: Uint8Array) => {
+      bytesOut += value.length;
+      return fsStore.set(key, value);
+    },
+  };
+  await writeCase(store, "/", v, {
+    encoding,
+    chunk: job.storage.chunk,
+    compressor: job.storage.compressor,
+    level: job.storage.level,
+    attributes,
+  });
+  return { status: "written", fingerprint, bytesIn: bytes.length, bytesOut, shape: v.shape };
+}

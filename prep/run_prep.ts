@@ -1,0 +1,159 @@
+import { join } from "node:path";
+import type { SourceCase } from "./discover.ts";
+import type { CaseJob, CaseOutcome, StorageOptions } from "./process_case.ts";
+import type { Recipe } from "./recipe.ts";
+import { settingsHash } from "./fingerprint.ts";
+import {
+  cachedFingerprint,
+  cleanStaging,
+  createStagingRun,
+  ensureDataset,
+  initCache,
+  publishCase,
+} from "../cache/cache_dir.ts";
+
+/** Options of {@linkcode runPrep}. */
+export interface RunPrepOptions {
+  /** Cache root folder. */
+  out: string;
+  /** Dataset group the cases go into. */
+  dataset: string;
+  /** Recipe applied to every case. */
+  recipe: Recipe;
+  /** Storage options. */
+  storage: StorageOptions;
+  /**
+   * Parallel workers (each holds one case in memory at a time).
+   * @default {navigator.hardwareConcurrency}
+   */
+  workers?: number;
+  /** Called as cases start and finish (progress display). */
+  onEvent?: (event: PrepEvent) => void;
+  /** Stops dispatching new cases when aborted; running cases are abandoned. */
+  signal?: AbortSignal;
+}
+
+/** Result of one case in a run. */
+export interface CaseReport {
+  /** The case. */
+  case: SourceCase;
+  /** `written`, `unchanged` (already current in the cache) or `failed`. */
+  status: "written" | "unchanged" | "failed";
+  /** Reason of a failure. */
+  error?: string;
+  /** Wall time of the case in seconds. */
+  seconds: number;
+  /** Outcome details when not failed. */
+  outcome?: CaseOutcome;
+}
+
+/** Progress events of a run. */
+export type PrepEvent =
+  | { type: "start"; total: number; workers: number }
+  | { type: "case-start"; case: SourceCase }
+  | { type: "case-done"; report: CaseReport; done: number; total: number };
+
+/** Summary of a run. */
+export interface PrepSummary {
+  /** Per-case reports, in input order. */
+  reports: CaseReport[];
+  /** Wall time in seconds. */
+  seconds: number;
+}
+
+const WORKER_URL = new URL("./_prep_worker.ts", import.meta.url);
+
+/**
+ * Preprocesses cases into the cache with a pool of workers. Each case is written to a
+ * staging folder and published with a rename only when complete; failures are reported
+ * per case and never stop the run.
+ */
+export async function runPrep(
+  cases: readonly SourceCase[],
+  options: RunPrepOptions,
+): Promise<PrepSummary> {
+  const t0 = performance.now();
+  const { out, dataset } = options;
+  await initCache(out);
+  await cleanStaging(out);
+  await ensureDataset(out, dataset);
+  const staging = await createStagingRun(out);
+  const settings = await settingsHash({ recipe: options.recipe, storage: options.storage });
+  const nWorkers = Math.max(
+    1,
+    Math.min(options.workers ?? navigator.hardwareConcurrency ?? 1, cases.length || 1),
+  );
+  const emit = options.onEvent ?? (() => {});
+  emit({ type: "start", total: cases.length, workers: nWorkers });
+  const reports: CaseReport[] = new Array(cases.length);
+  let next = 0, done = 0;
+
+  const runOne = (worker: Worker, index: number): Promise<CaseReport> => {
+    const c = cases[index];
+    return (async () => {
+      const job: CaseJob = {
+        path: c.path,
+        source: c.source,
+        stagingDir: join(staging, `${index}-${c.name}`),
+        recipe: options.recipe,
+        storage: options.storage,
+        settingsHash: settings,
+        knownFingerprint: await cachedFingerprint(out, dataset, c.name),
+      };
+      emit({ type: "case-start", case: c });
+      const reply = await new Promise<
+        { ok: boolean; outcome?: CaseOutcome; error?: string; seconds: number }
+      >((res) => {
+        worker.onmessage = (e) => res(e.data);
+        worker.onerror = (e) => {
+          e.preventDefault();
+          res({ ok: false, error: `worker crashed: ${e.message}`, seconds: 0 });
+        };
+        worker.postMessage(job);
+      });
+      if (!reply.ok) {
+        await Deno.remove(job.stagingDir, { recursive: true }).catch(() => {});
+        return { case: c, status: "failed", error: reply.error, seconds: reply.seconds };
+      }
+      const outcome = reply.outcome!;
+      if (outcome.status === "written") {
+        try {
+          await publishCase(out, dataset, c.name, job.stagingDir);
+        } catch (e) {
+          return {
+            case: c,
+            status: "failed",
+            error: `publishing failed: ${(e as Error).message}`,
+            seconds: reply.seconds,
+          };
+        }
+      }
+      return { case: c, status: outcome.status, seconds: reply.seconds, outcome };
+    })();
+  };
+
+  const lane = async () => {
+    let worker = new Worker(WORKER_URL, { type: "module" });
+    try {
+      while (next < cases.length && !options.signal?.aborted) {
+        const index = next++;
+        const report = await runOne(worker, index);
+        if (report.error?.startsWith("worker crashed")) {
+          worker.terminate();
+          worker = new Worker(WORKER_URL, { type: "module" });
+        }
+        reports[index] = report;
+        done++;
+        emit({ type: "case-done", report, done, total: cases.length });
+      }
+    } finally {
+      worker.terminate();
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: nWorkers }, lane));
+  } finally {
+    await cleanStaging(out, staging);
+  }
+  return { reports: reports.filter(Boolean), seconds: (performance.now() - t0) / 1000 };
+}

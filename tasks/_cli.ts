@@ -1,0 +1,162 @@
+// Shared helpers of the command-line tasks: argument parsing, sizes, durations, progress.
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/** Raised for bad command-line usage; tasks print it with their help hint, exit code 2. */
+export class UsageError extends Error {
+  /** Makes a usage error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/**
+ * `parseArgs` that also accepts negative numbers as option values (`--window -175,250`).
+ */
+export function parse(
+  args: string[],
+  options: NonNullable<ParseArgsConfig["options"]>,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  const fixed: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const next = args[i + 1];
+    if (a.startsWith("--") && !a.includes("=") && next !== undefined && /^-\d/.test(next)) {
+      fixed.push(`${a}=${next}`);
+      i++;
+    } else fixed.push(a);
+  }
+  try {
+    const r = parseArgs({ args: fixed, options, allowPositionals: true, strict: true });
+    return {
+      values: r.values as Record<string, string | boolean | undefined>,
+      positionals: r.positionals,
+    };
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** Parses `"a"` or `"a,b,c"` into three numbers. */
+export function triple(flag: string, s: string | undefined): [number, number, number] | undefined {
+  if (s === undefined) return undefined;
+  const parts = s.split(",").map((p) => Number(p.trim()));
+  const t = parts.length === 1 ? [parts[0], parts[0], parts[0]] : parts;
+  if (t.length !== 3 || t.some((v) => !Number.isFinite(v))) {
+    throw new UsageError(`${flag} takes one number or three separated by commas, got "${s}"`);
+  }
+  return t as [number, number, number];
+}
+
+/** Parses `"a,b"` into two numbers. */
+export function pair(flag: string, s: string | undefined): [number, number] | undefined {
+  if (s === undefined) return undefined;
+  const t = s.split(",").map((p) => Number(p.trim()));
+  if (t.length !== 2 || t.some((v) => !Number.isFinite(v))) {
+    throw new UsageError(`${flag} takes two numbers separated by a comma, got "${s}"`);
+  }
+  return t as [number, number];
+}
+
+/** Parses a positive integer flag. */
+export function posInt(flag: string, s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new UsageError(`${flag} takes a positive integer, got "${s}"`);
+  }
+  return n;
+}
+
+/** Human-readable byte count (`12.3 MB`). */
+export function formatBytes(n: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let u = 0;
+  while (n >= 1000 && u < units.length - 1) {
+    n /= 1000;
+    u++;
+  }
+  return `${n.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+}
+
+/** Human-readable duration (`1m05s`). */
+export function formatSeconds(s: number): string {
+  if (!Number.isFinite(s)) return "?";
+  if (s < 60) return `${s.toFixed(1)}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(Math.round(s - m * 60)).padStart(2, "0")}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+}
+
+/**
+ * A progress line on stderr: a bar, counts, ETA and the current item. Redrawn in place
+ * on a terminal; on a pipe or log file, one line per finished item.
+ */
+export class Progress {
+  #total: number;
+  #done = 0;
+  #start = performance.now();
+  #tty = Deno.stderr.isTerminal();
+  #current = "";
+  #enc = new TextEncoder();
+  #quiet: boolean;
+
+  /** Starts a progress display for `total` items. */
+  constructor(total: number, quiet = false) {
+    this.#total = total;
+    this.#quiet = quiet;
+  }
+
+  /** Shows `name` as the item being worked on. */
+  working(name: string): void {
+    this.#current = name;
+    if (this.#tty) this.#draw();
+  }
+
+  /** Counts one finished item, with an optional line to log (failures, for example). */
+  tick(line?: string): void {
+    this.#done++;
+    if (this.#quiet) {
+      if (line) console.error(line);
+      return;
+    }
+    if (this.#tty) {
+      if (line) this.#write(`\r\x1b[2K${line}\n`);
+      this.#draw();
+    } else {
+      this.#write(`${this.#status()}${line ? `  ${line}` : ""}\n`);
+    }
+  }
+
+  /** Clears the progress line. */
+  end(): void {
+    if (this.#tty && !this.#quiet) this.#write("\r\x1b[2K");
+  }
+
+  #status(): string {
+    const elapsed = (performance.now() - this.#start) / 1000;
+    const eta = this.#done > 0 ? (elapsed / this.#done) * (this.#total - this.#done) : NaN;
+    const frac = this.#total ? this.#done / this.#total : 1;
+    const width = 24;
+    const fill = Math.round(frac * width);
+    return `[${"#".repeat(fill)}${".".repeat(width - fill)}] ${this.#done}/${this.#total} ` +
+      `${(frac * 100).toFixed(0)}% elapsed ${formatSeconds(elapsed)} ETA ${formatSeconds(eta)}`;
+  }
+
+  #draw(): void {
+    if (this.#quiet) return;
+    const cols = (() => {
+      try {
+        return Deno.consoleSize().columns;
+      } catch {
+        return 100;
+      }
+    })();
+    const line = `${this.#status()}  ${this.#current}`.slice(0, cols - 1);
+    this.#write(`\r\x1b[2K${line}`);
+  }
+
+  #write(s: string): void {
+    Deno.stderr.writeSync(this.#enc.encode(s));
+  }
+}
