@@ -1,0 +1,85 @@
+// MONAI parity on the shared example CT: the cache equals the golden outputs.
+import { readNifti } from "../../prep/read_nifti.ts";
+import { writeNifti } from "../../prep/write_nifti.ts";
+import { applyRecipe, resolveRecipe } from "../../prep/recipe.ts";
+import { orientToRas } from "../../prep/orient.ts";
+import { resampleToSpacing } from "../../prep/resample.ts";
+import { orientationCode } from "../../prep/orient.ts";
+import { discoverCases } from "../../prep/discover.ts";
+import { runPrep } from "../../prep/run_prep.ts";
+import { readCase } from "../../cache/read_case.ts";
+import { FileSystemStore } from "@zarrita/storage";
+import { HAVE_SHARED, loadGolden, maxAbsDiff, SHARED } from "../_shared.ts";
+import { assert, assertClose, assertEquals, permuteAxes, tempDir } from "../_helpers.ts";
+
+const ignore = !HAVE_SHARED;
+const EXAMPLE = `${SHARED}data/ct/example_ct.nii.gz`;
+
+Deno.test({
+  name: "resampleToSpacing() equals MONAI Spacing(1.5 mm) on the example CT",
+  ignore,
+  async fn() {
+    const img = readNifti(await Deno.readFile(EXAMPLE));
+    const g = await loadGolden("example_ct.spacing-1.5");
+    const r = resampleToSpacing(orientToRas(img.volume), { spacingMm: [1.5, 1.5, 1.5] });
+    assertEquals(r.shape, g.shape);
+    assertClose(r.affine, g.affine, 1e-4);
+    const d = maxAbsDiff(r.data, g.data);
+    assert(d <= 0.05, `max abs difference ${d} HU`);
+  },
+});
+
+for (const recipe of ["voco-v2", "voco-v1"]) {
+  Deno.test({
+    name: `applyRecipe(${recipe}) equals the MONAI golden output`,
+    ignore,
+    async fn() {
+      const img = readNifti(await Deno.readFile(EXAMPLE));
+      const g = await loadGolden(`example_ct.${recipe}`);
+      const r = applyRecipe(img.volume, resolveRecipe(recipe));
+      assertEquals(r.volume.shape, g.shape);
+      assertClose(r.volume.affine, g.affine, 1e-4);
+      const d = maxAbsDiff(r.volume.data, g.data);
+      assert(d <= 1e-4, `max abs difference ${d}`);
+    },
+  });
+}
+
+Deno.test({
+  name: "a float32 cache of the example CT in three orientations equals the golden outputs",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    const img = readNifti(await Deno.readFile(EXAMPLE));
+    const inputs = `${dir.path}/in`;
+    await Deno.mkdir(inputs);
+    await Deno.copyFile(EXAMPLE, `${inputs}/ras.nii.gz`);
+    const lps = permuteAxes(img.volume, [0, 1, 2], [true, true, false]);
+    const pir = permuteAxes(img.volume, [1, 2, 0], [true, true, false]);
+    assertEquals(orientationCode(lps.affine), "LPS");
+    assertEquals(orientationCode(pir.affine), "PIR");
+    await Deno.writeFile(`${inputs}/lps.nii.gz`, writeNifti(lps, { dtype: "int32" }));
+    await Deno.writeFile(`${inputs}/pir.nii`, writeNifti(pir, { dtype: "int32", gzip: false }));
+    const cases = await discoverCases([inputs]);
+    assertEquals(cases.map((c) => c.name), ["lps", "pir", "ras"]);
+    for (const recipe of ["voco-v2", "voco-v1"]) {
+      const out = `${dir.path}/cache-${recipe}`;
+      const s = await runPrep(cases, {
+        out,
+        dataset: "example",
+        recipe: resolveRecipe(recipe),
+        storage: { dtype: "float32", compressor: "blosc-zstd", level: 3, chunk: 64 },
+        workers: 2,
+      });
+      assertEquals(s.reports.map((r) => r.status), ["written", "written", "written"]);
+      const g = await loadGolden(`example_ct.${recipe}`);
+      for (const c of cases) {
+        const v = await readCase(new FileSystemStore(out), `/example/${c.name}`);
+        assertEquals(v.shape, g.shape, c.name);
+        assertClose(v.affine, g.affine, 1e-4, `${recipe} ${c.name}`);
+        const d = maxAbsDiff(v.data, g.data);
+        assert(d <= 1e-4, `${recipe} ${c.name}: max abs difference ${d}`);
+      }
+    }
+  },
+});
