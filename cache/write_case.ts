@@ -5,7 +5,7 @@ import { type Compressor, DEFAULT_CHUNK, DEFAULT_COMPRESSOR } from "./format.ts"
 import { registerCodecs } from "./codecs.ts";
 
 /** A writable store, as zarrita defines it. */
-export type WritableStore = zarr.Mutable & zarr.AsyncReadable;
+export type WritableStore = zarr.Mutable & zarr.Readable;
 
 /** Options of {@linkcode writeCase}. */
 export interface WriteCaseOptions {
