@@ -1,0 +1,43 @@
+/**
+ * The Zarr v3 cache: layout, codecs, quantised storage, writing and reading cases.
+ *
+ * @module
+ */
+export {
+  CACHE_FORMAT_VERSION,
+  type Compressor,
+  DEFAULT_CHUNK,
+  DEFAULT_COMPRESSOR,
+  isValidNodeName,
+  STAGING_DIR,
+  toNodeName,
+} from "./format.ts";
+export { type BloscConfig, NativeBloscCodec, registerNativeBlosc } from "./blosc_codec.ts";
+export { NativeZstdCodec, registerNativeZstd, type ZstdConfig } from "./zstd_codec.ts";
+export { registerCodecs } from "./codecs.ts";
+export {
+  dequantize,
+  quantize,
+  rawBytes,
+  type StorageDtype,
+  type StorageEncoding,
+  storageEncoding,
+  type StorageEncodingOptions,
+} from "./quantize.ts";
+export { chunkCodecs, type WritableStore, writeCase, type WriteCaseOptions } from "./write_case.ts";
+export {
+  type CaseAttributes,
+  type ReadableStore,
+  readCase,
+  readCaseAttributes,
+} from "./read_case.ts";
+export {
+  cachedFingerprint,
+  type CacheEntry,
+  cleanStaging,
+  createStagingRun,
+  ensureDataset,
+  initCache,
+  listCases,
+  publishCase,
+} from "./cache_dir.ts";
