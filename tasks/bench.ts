@@ -1,0 +1,145 @@
+// `deno task bench prep`: preprocessing speed on a realistic clinical-size volume.
+import { join } from "node:path";
+import { readNifti } from "../prep/read_nifti.ts";
+import { writeNifti } from "../prep/write_nifti.ts";
+import { resampleToGrid } from "../prep/resample.ts";
+import { makePhantom } from "../prep/phantom.ts";
+import { resolveRecipe } from "../prep/recipe.ts";
+import { runPrep } from "../prep/run_prep.ts";
+import { discoverCases } from "../prep/discover.ts";
+import { processCase } from "../prep/process_case.ts";
+import { settingsHash } from "../prep/fingerprint.ts";
+import { formatBytes } from "./_cli.ts";
+
+const HELP = `deno task bench: benchmarks (not timed unit tests)
+
+Usage:
+  deno task bench prep [--copies N] [--workers 1,2]
+
+prep: builds (once, in .tmp/bench/) a clinical-size CT (512x512x270 int16, 0.7x0.7x1.25 mm,
+.nii.gz) by upsampling ../shared/data/ct/example_ct.nii.gz (or a phantom when absent), then
+times one case in-process stage by stage and whole runs with 1..N workers, and reports
+seconds per volume and peak RSS.
+
+Example:
+  deno task bench prep --copies 4 --workers 1,2
+`;
+
+const BENCH_DIR = new URL("../.tmp/bench/", import.meta.url).pathname;
+const SHARED_CT = new URL("../../shared/data/ct/example_ct.nii.gz", import.meta.url).pathname;
+
+function peakRss(): number {
+  const status = Deno.readTextFileSync("/proc/self/status");
+  const m = status.match(/VmHWM:\s+(\d+) kB/);
+  return m ? Number(m[1]) * 1024 : Deno.memoryUsage().rss;
+}
+
+async function clinicalVolume(): Promise<string> {
+  const path = join(BENCH_DIR, "clinical_512x512x270.nii.gz");
+  try {
+    await Deno.stat(path);
+    return path;
+  } catch { /* build it */ }
+  await Deno.mkdir(BENCH_DIR, { recursive: true });
+  console.error("bench: building the clinical-size test volume (once) ...");
+  let src;
+  try {
+    src = readNifti(await Deno.readFile(SHARED_CT)).volume;
+  } catch {
+    src = makePhantom({ shape: [122, 101, 112], spacingMm: [3, 3, 3] });
+  }
+  const spacing = [0.7, 0.7, 1.25];
+  const affine = src.affine.map((r) => r.slice());
+  for (let c = 0; c < 3; c++) {
+    const n = Math.hypot(affine[0][c], affine[1][c], affine[2][c]);
+    for (let r = 0; r < 3; r++) affine[r][c] *= spacing[c] / n;
+  }
+  const big = resampleToGrid(src, { shape: [512, 512, 270], affine });
+  // Add scanner-like noise so the file compresses like a real CT, not a smooth one.
+  let seed = 7;
+  for (let i = 0; i < big.data.length; i++) {
+    seed = (seed * 1664525 + 1013904223) >>> 0;
+    big.data[i] = Math.round(big.data[i] + ((seed >>> 8) % 9) - 4);
+  }
+  const bytes = writeNifti(big, { dtype: "int16" });
+  await Deno.writeFile(path, bytes);
+  console.error(`bench: wrote ${path} (${formatBytes(bytes.length)})`);
+  return path;
+}
+
+async function benchPrep(args: string[]): Promise<void> {
+  const copiesAt = args.indexOf("--copies");
+  const copies = copiesAt >= 0 ? Number(args[copiesAt + 1]) : 4;
+  const workersAt = args.indexOf("--workers");
+  const workerCounts = (workersAt >= 0 ? args[workersAt + 1] : "1,2").split(",").map(Number);
+  const file = await clinicalVolume();
+  const size = (await Deno.stat(file)).size;
+  const recipe = resolveRecipe("voco-v2");
+  const storage = { dtype: "uint16", compressor: "blosc-zstd", level: 3, chunk: 64 } as const;
+
+  // Stage by stage, in this thread.
+  const { gunzip } = await import("../prep/decompress.ts");
+  const { applyRecipe } = await import("../prep/recipe.ts");
+  const raw = await Deno.readFile(file);
+  const stages: Record<string, number[]> = { gunzip: [], read: [], recipe: [], case: [] };
+  for (let rep = 0; rep < 3; rep++) {
+    let t = performance.now();
+    gunzip(raw);
+    stages.gunzip.push(performance.now() - t);
+    t = performance.now();
+    const img = readNifti(raw);
+    stages.read.push(performance.now() - t);
+    t = performance.now();
+    applyRecipe(img.volume, recipe);
+    stages.recipe.push(performance.now() - t);
+    const dir = await Deno.makeTempDir({ prefix: "voco-bench-" });
+    t = performance.now();
+    await processCase({
+      path: file,
+      source: "clinical.nii.gz",
+      stagingDir: dir,
+      recipe,
+      storage,
+      settingsHash: await settingsHash({ recipe, storage }),
+    });
+    stages.case.push(performance.now() - t);
+    await Deno.remove(dir, { recursive: true });
+  }
+  const best = (a: number[]) => Math.min(...a) / 1000;
+  console.log(`prep benchmark: ${file} (${formatBytes(size)}), recipe voco-v2, uint16 blosc-zstd`);
+  console.log(`  in-process, best of 3:`);
+  console.log(`    gunzip (native zlib)           ${best(stages.gunzip).toFixed(2)} s`);
+  console.log(`    read NIfTI (gunzip + decode)   ${best(stages.read).toFixed(2)} s`);
+  console.log(`    recipe (RAS, 1.5 mm, window, crop, pad) ${best(stages.recipe).toFixed(2)} s`);
+  console.log(`    whole case (read, hash, recipe, write) ${best(stages.case).toFixed(2)} s`);
+  console.log(`    peak RSS so far                ${formatBytes(peakRss())}`);
+
+  const inputs = join(BENCH_DIR, "copies");
+  await Deno.mkdir(inputs, { recursive: true });
+  for (let i = 0; i < copies; i++) {
+    const p = join(inputs, `ct${i}.nii.gz`);
+    await Deno.remove(p).catch(() => {});
+    await Deno.link(file, p).catch(() => Deno.copyFile(file, p));
+  }
+  const cases = await discoverCases([inputs]);
+  for (const w of workerCounts) {
+    const out = await Deno.makeTempDir({ prefix: "voco-bench-cache-" });
+    const s = await runPrep(cases, { out, dataset: "bench", recipe, storage, workers: w });
+    const failed = s.reports.filter((r) => r.status === "failed");
+    if (failed.length) throw new Error(`bench run failed: ${failed[0].error}`);
+    console.log(
+      `  ${copies} volumes, ${w} worker(s): ${s.seconds.toFixed(2)} s wall, ` +
+        `${(s.seconds / copies).toFixed(2)} s per volume, peak RSS ${formatBytes(peakRss())}`,
+    );
+    await Deno.remove(out, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  const [what, ...rest] = Deno.args;
+  if (what === "prep") await benchPrep(rest);
+  else {
+    console.log(HELP);
+    Deno.exit(what === "-h" || what === "--help" ? 0 : 2);
+  }
+}
