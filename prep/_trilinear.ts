@@ -24,18 +24,26 @@ export function axisTable(n: number, count: number, coord: (j: number) => number
   return t;
 }
 
-/** Samples `data` (C order over `inShape`) on the separable grid given by three tables. */
+/**
+ * Samples `data` (C order over `inShape`) on a separable grid: output axis `a` reads
+ * input axis `axes[a]` (a permutation) through the table `tables[a]`.
+ */
 export function sampleSeparable(
   data: ArrayLike<number>,
   inShape: Shape3,
   tables: [AxisTable, AxisTable, AxisTable],
+  axes: readonly [number, number, number] = [0, 1, 2],
 ): Float32Array {
   const [tx, ty, tz] = tables;
   const [nx, ny, nz] = [tx.w.length, ty.w.length, tz.w.length];
-  const sy = inShape[2];
-  const sx = inShape[1] * inShape[2];
+  const inStrides = [inShape[1] * inShape[2], inShape[2], 1];
+  const sx = inStrides[axes[0]], sy = inStrides[axes[1]], sz = inStrides[axes[2]];
   const out = new Float32Array(nx * ny * nz);
-  const z0 = tz.i0, z1 = tz.i1, wz = tz.w;
+  const z0 = new Int32Array(nz), z1 = new Int32Array(nz), wz = tz.w;
+  for (let z = 0; z < nz; z++) {
+    z0[z] = tz.i0[z] * sz;
+    z1[z] = tz.i1[z] * sz;
+  }
   let o = 0;
   for (let x = 0; x < nx; x++) {
     const ax0 = tx.i0[x] * sx, ax1 = tx.i1[x] * sx, wx = tx.w[x], vx = 1 - wx;

@@ -37,6 +37,23 @@ export function orientationCode(affine: Mat4): string {
 }
 
 /**
+ * Shape and affine that {@linkcode orientToRas} gives a volume, without touching voxels
+ * (lets a resampling read straight from the stored axes).
+ */
+export function rasGeometry(shape: Shape3, affine: Mat4): { shape: Shape3; affine: Mat4 } {
+  const ori = axisOrientation(affine);
+  const src = [0, 1, 2].map((r) => ori.findIndex((o) => o.axis === r));
+  const toInput: Mat4 = [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]];
+  for (let r = 0; r < 3; r++) {
+    const c = src[r];
+    const flip = ori[c].sign < 0;
+    toInput[c][r] = flip ? -1 : 1;
+    toInput[c][3] = flip ? shape[c] - 1 : 0;
+  }
+  return { shape: src.map((c) => shape[c]) as Shape3, affine: matmul4(affine, toInput) };
+}
+
+/**
  * Reorients a volume to RAS by permuting and flipping its axes (MONAI's
  * `Orientation(axcodes="RAS")`): no interpolation, values are copied unchanged and the
  * affine keeps every voxel at its world position.

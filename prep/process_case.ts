@@ -66,8 +66,8 @@ export async function processCase(job: CaseJob): Promise<CaseOutcome> {
     return { status: "unchanged", fingerprint, bytesIn: bytes.length, bytesOut: 0 };
   }
   const image = await readImage(bytes, job.path);
-  const original = image.volume;
-  const result = applyRecipe(original, job.recipe);
+  const original = image.sourceGeometry;
+  const result = applyRecipe(image.volume, job.recipe);
   const window = job.recipe.steps.find((s) => s.op === "window");
   const encoding = storageEncoding(job.storage.dtype, result.valueRange, {
     windowWidthHu: window && window.op === "window"

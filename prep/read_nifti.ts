@@ -1,17 +1,23 @@
 import * as nifti from "nifti-reader-js";
 import { gunzip, isGzip } from "./decompress.ts";
 import { invert4 } from "./_affine.ts";
-import type { Mat4, Shape3, Volume } from "./volume.ts";
+import type { Mat4, Shape3, Volume, VoxelArray } from "./volume.ts";
 import { voxelCount } from "./volume.ts";
 
 /** What a reader returns: the image in Hounsfield units and facts about the source. */
 export interface LoadedImage {
-  /** The image, values as float32 after any rescale slope/intercept. */
-  volume: Volume<Float32Array>;
+  /**
+   * The image in Hounsfield units. Voxels keep their stored integer type when no rescale
+   * applies (no copy); rescaled, float64 and big-endian data become float32, as MONAI
+   * loads them.
+   */
+  volume: Volume<VoxelArray>;
   /** Name of the reader (`nifti`, …). */
   format: string;
   /** Storage type of the source voxels (`int16`, `float32`, …). */
   sourceDtype: string;
+  /** Shape and voxel-to-RAS affine of the source in its own axis order (as nibabel reports). */
+  sourceGeometry: { shape: Shape3; affine: Mat4 };
 }
 
 const DTYPES: Record<number, { name: string; bytes: number }> = {
@@ -33,6 +39,11 @@ const DTYPES: Record<number, { name: string; bytes: number }> = {
  * (pixdim scaling, x flipped, centred on the volume). Voxels are decoded in the file's
  * byte order and scaled by `scl_slope`/`scl_inter` when the slope is finite and
  * non-zero. Bad input throws a `SyntaxError`/`RangeError` that names the reason.
+ *
+ * NIfTI stores the first axis fastest, which is C order over the reversed axes; the
+ * returned volume is that view, shape `[k, j, i]` with the affine's columns reversed to
+ * match, so no voxel is moved here. `orientToRas` (or a resampling) puts the axes in RAS
+ * order later, in the one pass that has to touch every voxel anyway.
  *
  * @example Read a file
  * ```ts ignore
@@ -63,12 +74,20 @@ export function readNifti(bytes: Uint8Array): LoadedImage {
         `${dtype.name}) but the data holds only ${buffer.byteLength} bytes`,
     );
   }
-  const data = decodeVoxels(buffer, offset, shape, dtype.name, header.littleEndian);
-  applyScaling(data, header.scl_slope, header.scl_inter);
-  const bad = countNonFinite(data);
-  if (bad > 0) throw new RangeError(`Image holds ${bad} NaN or infinite voxels`);
+  const data = decodeVoxels(buffer, offset, n, dtype.name, header.littleEndian, header);
+  if (data instanceof Float32Array) {
+    const bad = countNonFinite(data);
+    if (bad > 0) throw new RangeError(`Image holds ${bad} NaN or infinite voxels`);
+  }
   const affine = bestAffine(header, buffer, shape);
-  return { volume: { data, shape, affine }, format: "nifti", sourceDtype: dtype.name };
+  // C order over [z, y, x]: reverse the shape and the affine's first three columns.
+  const reversed: Mat4 = affine.map((r) => [r[2], r[1], r[0], r[3]]);
+  return {
+    volume: { data, shape: [shape[2], shape[1], shape[0]], affine: reversed },
+    format: "nifti",
+    sourceDtype: dtype.name,
+    sourceGeometry: { shape, affine },
+  };
 }
 
 function spatialShape(dims: number[]): Shape3 {
@@ -90,58 +109,44 @@ function spatialShape(dims: number[]): Shape3 {
 }
 
 /**
- * Decodes NIfTI voxels (stored with the first axis fastest) into float32 in C order over
- * `[x, y, z]` (the last axis fastest), converting byte order when needed.
+ * The voxels in file order: a view of the file's buffer when they are native integers or
+ * float32 without rescaling, otherwise a float32 copy with byte order fixed and
+ * `scl_slope`/`scl_inter` applied.
  */
 function decodeVoxels(
   buffer: ArrayBuffer,
   offset: number,
-  shape: Shape3,
+  n: number,
   dtype: string,
   littleEndian: boolean,
-): Float32Array {
-  const n = voxelCount(shape);
-  let src: ArrayLike<number>;
+  scale: { scl_slope: number; scl_inter: number },
+): VoxelArray {
+  // nibabel: a zero or non-finite slope means "no scaling"; a bad intercept counts as 0.
+  const valid = Number.isFinite(scale.scl_slope) && scale.scl_slope !== 0;
+  const slope = valid ? scale.scl_slope : 1;
+  const inter = valid && Number.isFinite(scale.scl_inter) ? scale.scl_inter : 0;
+  const rescale = slope !== 1 || inter !== 0;
   if (littleEndian) {
-    src = typedView(buffer, offset, n, dtype);
-  } else {
-    const view = new DataView(buffer, offset);
-    const get: (i: number) => number = {
-      uint8: (i: number) => view.getUint8(i),
-      int8: (i: number) => view.getInt8(i),
-      int16: (i: number) => view.getInt16(2 * i, false),
-      uint16: (i: number) => view.getUint16(2 * i, false),
-      int32: (i: number) => view.getInt32(4 * i, false),
-      uint32: (i: number) => view.getUint32(4 * i, false),
-      float32: (i: number) => view.getFloat32(4 * i, false),
-      float64: (i: number) => view.getFloat64(8 * i, false),
-    }[dtype]!;
-    const swapped = new Float64Array(n);
-    for (let i = 0; i < n; i++) swapped[i] = get(i);
-    src = swapped;
+    const src = typedView(buffer, offset, n, dtype);
+    if (!rescale && dtype !== "float64") return src;
+    const out = new Float32Array(n);
+    if (!rescale) out.set(src);
+    else for (let i = 0; i < n; i++) out[i] = src[i] * slope + inter;
+    return out;
   }
-  return fortranToC(src, shape);
-}
-
-/** Transposes a first-axis-fastest array into C order, in cache-friendly tiles. */
-export function fortranToC(src: ArrayLike<number>, shape: Shape3): Float32Array {
-  const [nx, ny, nz] = shape;
-  const out = new Float32Array(nx * ny * nz);
-  const T = 32;
-  const sxOut = ny * nz, syIn = nx, szIn = nx * ny;
-  for (let y = 0; y < ny; y++) {
-    for (let x0 = 0; x0 < nx; x0 += T) {
-      const x1 = Math.min(nx, x0 + T);
-      for (let z0 = 0; z0 < nz; z0 += T) {
-        const z1 = Math.min(nz, z0 + T);
-        for (let x = x0; x < x1; x++) {
-          const o = x * sxOut + y * nz;
-          let i = x + y * syIn + z0 * szIn;
-          for (let z = z0; z < z1; z++, i += szIn) out[o + z] = src[i];
-        }
-      }
-    }
-  }
+  const view = new DataView(buffer, offset);
+  const get: (i: number) => number = {
+    uint8: (i: number) => view.getUint8(i),
+    int8: (i: number) => view.getInt8(i),
+    int16: (i: number) => view.getInt16(2 * i, false),
+    uint16: (i: number) => view.getUint16(2 * i, false),
+    int32: (i: number) => view.getInt32(4 * i, false),
+    uint32: (i: number) => view.getUint32(4 * i, false),
+    float32: (i: number) => view.getFloat32(4 * i, false),
+    float64: (i: number) => view.getFloat64(8 * i, false),
+  }[dtype]!;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = get(i) * slope + inter;
   return out;
 }
 
@@ -158,13 +163,6 @@ function typedView(buffer: ArrayBuffer, offset: number, n: number, dtype: string
   }[dtype]!;
   if (offset % ctor.BYTES_PER_ELEMENT === 0) return new ctor(buffer, offset, n);
   return new ctor(buffer.slice(offset, offset + n * ctor.BYTES_PER_ELEMENT));
-}
-
-function applyScaling(data: Float32Array, slope: number, inter: number): void {
-  if (!Number.isFinite(slope) || slope === 0) return;
-  const b = Number.isFinite(inter) ? inter : 0;
-  if (slope === 1 && b === 0) return;
-  for (let i = 0; i < data.length; i++) data[i] = data[i] * slope + b;
 }
 
 function countNonFinite(data: Float32Array): number {

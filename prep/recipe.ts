@@ -1,6 +1,6 @@
 import type { Volume, VoxelArray } from "./volume.ts";
-import { orientToRas } from "./orient.ts";
-import { resampleToSpacing } from "./resample.ts";
+import { orientToRas, rasGeometry } from "./orient.ts";
+import { resampleToGrid, resampleToSpacing, spacingGrid } from "./resample.ts";
 import { scaleIntensityRange } from "./window.ts";
 import { type Box, cropToBox, foregroundBox } from "./crop.ts";
 import { padToMinShape } from "./pad.ts";
@@ -131,7 +131,19 @@ export function applyRecipe(input: Volume<VoxelArray>, recipe: Recipe): RecipeRe
   let v: Volume<VoxelArray> = input;
   let cropBox: Box | undefined;
   let valueRange: [number, number] | undefined;
-  for (const step of recipe.steps) {
+  const steps = recipe.steps;
+  for (let s = 0; s < steps.length; s++) {
+    const step = steps[s];
+    const next = steps[s + 1];
+    if (step.op === "orient" && next?.op === "spacing") {
+      // Reorient + resample in one pass: the output grid is computed from the RAS
+      // geometry, and the samples are read straight from the stored axes (the same
+      // values, since reorienting only permutes and flips).
+      const ras = rasGeometry(v.shape, v.affine);
+      v = resampleToGrid(v, spacingGrid(ras.shape, ras.affine, next.spacingMm));
+      s++;
+      continue;
+    }
     switch (step.op) {
       case "castInt16": {
         const d = new Int16Array(v.data.length);

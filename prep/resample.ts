@@ -66,16 +66,21 @@ export function resampleToSpacing(
 /** Trilinear resampling of `volume` onto an arbitrary output grid, border padding. */
 export function resampleToGrid(volume: Volume<VoxelArray>, grid: OutputGrid): Volume<Float32Array> {
   const m = matmul4(invert4(volume.affine), grid.affine);
-  const separable = [0, 1, 2].every((r) =>
-    [0, 1, 2].every((c) => r === c || Math.abs(m[r][c]) < 1e-9)
-  );
+  // Output axis a reads input axis axes[a] when the mapping is a scaled permutation
+  // (axis-aligned images in any storage order): then the sampling is separable.
+  const axes = [0, 1, 2].map((a) => {
+    const rows = [0, 1, 2].filter((r) => Math.abs(m[r][a]) > 1e-9);
+    return rows.length === 1 ? rows[0] : -1;
+  });
+  const separable = axes.every((r) => r >= 0) && new Set(axes).size === 3;
   const data = separable
     ? sampleSeparable(
       volume.data,
       volume.shape,
       [0, 1, 2].map((a) =>
-        axisTable(volume.shape[a], grid.shape[a], (j) => m[a][a] * j + m[a][3])
+        axisTable(volume.shape[axes[a]], grid.shape[a], (j) => m[axes[a]][a] * j + m[axes[a]][3])
       ) as never,
+      axes as [number, number, number],
     )
     : sampleAffine(volume.data, volume.shape, grid.shape, m);
   return { data, shape: grid.shape, affine: grid.affine };

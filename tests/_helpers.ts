@@ -1,5 +1,5 @@
 // Small helpers shared by tests: temp folders, assertions and axis shuffles.
-import type { Mat4, Shape3, Volume } from "../prep/volume.ts";
+import type { Mat4, Shape3, Volume, VoxelArray } from "../prep/volume.ts";
 import { matmul4 } from "../prep/_affine.ts";
 
 /** Throws when `cond` is false. */
@@ -52,7 +52,7 @@ export async function tempDir(): Promise<{ path: string; [Symbol.asyncDispose]()
  * reversed when `flip[a]`. The affine keeps every voxel at its world position.
  */
 export function permuteAxes(
-  v: Volume<Float32Array>,
+  v: Volume<VoxelArray>,
   perm: [number, number, number],
   flip: [boolean, boolean, boolean],
 ): Volume<Float32Array> {
@@ -76,4 +76,9 @@ export function permuteAxes(
     }
   }
   return { data: out, shape, affine: matmul4(v.affine, T) };
+}
+
+/** A volume read from NIfTI (C order over `[k, j, i]`) in the file's `[i, j, k]` order. */
+export function fileOrder(v: Volume<VoxelArray>): Volume<Float32Array> {
+  return permuteAxes(v, [2, 1, 0], [false, false, false]);
 }

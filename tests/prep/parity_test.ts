@@ -54,8 +54,9 @@ Deno.test({
     const inputs = `${dir.path}/in`;
     await Deno.mkdir(inputs);
     await Deno.copyFile(EXAMPLE, `${inputs}/ras.nii.gz`);
-    const lps = permuteAxes(img.volume, [0, 1, 2], [true, true, false]);
-    const pir = permuteAxes(img.volume, [1, 2, 0], [true, true, false]);
+    const ras = orientToRas(img.volume);
+    const lps = permuteAxes(ras, [0, 1, 2], [true, true, false]);
+    const pir = permuteAxes(ras, [1, 2, 0], [true, true, false]);
     assertEquals(orientationCode(lps.affine), "LPS");
     assertEquals(orientationCode(pir.affine), "PIR");
     await Deno.writeFile(`${inputs}/lps.nii.gz`, writeNifti(lps, { dtype: "int32" }));
