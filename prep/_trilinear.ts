@@ -27,6 +27,10 @@ export function axisTable(n: number, count: number, coord: (j: number) => number
 /**
  * Samples `data` (C order over `inShape`) on a separable grid: output axis `a` reads
  * input axis `axes[a]` (a permutation) through the table `tables[a]`.
+ *
+ * The innermost loop runs along the output axis that reads the input's contiguous axis,
+ * so the 8 gathers of neighbouring voxels stay in cache whatever the storage order
+ * (NIfTI files come in x-fastest, the output is z-fastest).
  */
 export function sampleSeparable(
   data: ArrayLike<number>,
@@ -34,25 +38,35 @@ export function sampleSeparable(
   tables: [AxisTable, AxisTable, AxisTable],
   axes: readonly [number, number, number] = [0, 1, 2],
 ): Float32Array {
-  const [tx, ty, tz] = tables;
-  const [nx, ny, nz] = [tx.w.length, ty.w.length, tz.w.length];
+  const outShape = tables.map((t) => t.w.length);
   const inStrides = [inShape[1] * inShape[2], inShape[2], 1];
-  const sx = inStrides[axes[0]], sy = inStrides[axes[1]], sz = inStrides[axes[2]];
-  const out = new Float32Array(nx * ny * nz);
-  const z0 = new Int32Array(nz), z1 = new Int32Array(nz), wz = tz.w;
-  for (let z = 0; z < nz; z++) {
-    z0[z] = tz.i0[z] * sz;
-    z1[z] = tz.i1[z] * sz;
-  }
-  let o = 0;
-  for (let x = 0; x < nx; x++) {
-    const ax0 = tx.i0[x] * sx, ax1 = tx.i1[x] * sx, wx = tx.w[x], vx = 1 - wx;
-    for (let y = 0; y < ny; y++) {
-      const by0 = ty.i0[y] * sy, by1 = ty.i1[y] * sy, wy = ty.w[y], vy = 1 - wy;
+  const outStrides = [outShape[1] * outShape[2], outShape[2], 1];
+  const inner = axes.indexOf(2);
+  const [outer, middle] = [0, 1, 2].filter((a) => a !== inner);
+  // Per axis: input offsets of the two neighbours (already times the stride) and weight.
+  const off = [0, 1, 2].map((a) => {
+    const t = tables[a], s = inStrides[axes[a]], n = t.w.length;
+    const lo = new Int32Array(n), hi = new Int32Array(n);
+    for (let j = 0; j < n; j++) {
+      lo[j] = t.i0[j] * s;
+      hi[j] = t.i1[j] * s;
+    }
+    return { lo, hi, w: t.w };
+  });
+  const A = off[outer], B = off[middle], C = off[inner];
+  const oa = outStrides[outer], ob = outStrides[middle], oc = outStrides[inner];
+  const na = outShape[outer], nb = outShape[middle], nc = outShape[inner];
+  const out = new Float32Array(outShape[0] * outShape[1] * outShape[2]);
+  const c0 = C.lo, c1 = C.hi, wc = C.w;
+  for (let x = 0; x < na; x++) {
+    const ax0 = A.lo[x], ax1 = A.hi[x], wx = A.w[x], vx = 1 - wx;
+    for (let y = 0; y < nb; y++) {
+      const by0 = B.lo[y], by1 = B.hi[y], wy = B.w[y], vy = 1 - wy;
       const b00 = ax0 + by0, b01 = ax0 + by1, b10 = ax1 + by0, b11 = ax1 + by1;
       const w00 = vx * vy, w01 = vx * wy, w10 = wx * vy, w11 = wx * wy;
-      for (let z = 0; z < nz; z++, o++) {
-        const k0 = z0[z], k1 = z1[z], c = wz[z], d = 1 - c;
+      let o = x * oa + y * ob;
+      for (let z = 0; z < nc; z++, o += oc) {
+        const k0 = c0[z], k1 = c1[z], c = wc[z], d = 1 - c;
         out[o] = w00 * (d * data[b00 + k0] + c * data[b00 + k1]) +
           w01 * (d * data[b01 + k0] + c * data[b01 + k1]) +
           w10 * (d * data[b10 + k0] + c * data[b10 + k1]) +

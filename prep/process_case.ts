@@ -60,12 +60,17 @@ export interface CaseOutcome {
 export async function processCase(job: CaseJob): Promise<CaseOutcome> {
   const bytes = await Deno.readFile(job.path);
   const stat = await Deno.stat(job.path);
-  const sourceSha256 = await sha256Hex(bytes);
-  const fingerprint = await caseFingerprint(job.settingsHash, sourceSha256);
-  if (fingerprint === job.knownFingerprint) {
-    return { status: "unchanged", fingerprint, bytesIn: bytes.length, bytesOut: 0 };
+  // The digest runs off this thread: start it, decode meanwhile, then compare.
+  const hashing = sha256Hex(bytes);
+  if (job.knownFingerprint) {
+    const known = await caseFingerprint(job.settingsHash, await hashing);
+    if (known === job.knownFingerprint) {
+      return { status: "unchanged", fingerprint: known, bytesIn: bytes.length, bytesOut: 0 };
+    }
   }
   const image = await readImage(bytes, job.path);
+  const sourceSha256 = await hashing;
+  const fingerprint = await caseFingerprint(job.settingsHash, sourceSha256);
   const original = image.sourceGeometry;
   const result = applyRecipe(image.volume, job.recipe);
   const window = job.recipe.steps.find((s) => s.op === "window");

@@ -59,7 +59,7 @@ async function clinicalVolume(): Promise<string> {
   let seed = 7;
   for (let i = 0; i < big.data.length; i++) {
     seed = (seed * 1664525 + 1013904223) >>> 0;
-    big.data[i] = Math.round(big.data[i] + ((seed >>> 8) % 9) - 4);
+    big.data[i] = Math.round(big.data[i] + ((seed >>> 8) % 3) - 1);
   }
   const bytes = writeNifti(big, { dtype: "int16" });
   await Deno.writeFile(path, bytes);
