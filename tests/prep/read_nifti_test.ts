@@ -126,3 +126,28 @@ Deno.test("readNifti() reads NIfTI-2 headers", () => {
   // File order is x fastest: voxel (1, 0, 0) is file index 1; (0, 0, 1) is index 12.
   assert(img.data[1 * 6] === 1 && img.data[1] === 12);
 });
+
+Deno.test("readNifti() decodes big-endian files", () => {
+  const dims = [4, 3, 2];
+  const buf = new ArrayBuffer(352 + 24 * 2);
+  const h = new DataView(buf);
+  h.setInt32(0, 348, false);
+  h.setInt16(40, 3, false);
+  dims.forEach((d, i) => h.setInt16(42 + 2 * i, d, false));
+  h.setInt16(70, 4, false); // int16
+  h.setInt16(72, 16, false);
+  [1, 1, 2, 3].forEach((z, i) => h.setFloat32(76 + 4 * i, z, false));
+  h.setFloat32(108, 352, false);
+  h.setFloat32(112, 2, false); // scl_slope
+  h.setFloat32(116, -5, false); // scl_inter
+  h.setInt16(254, 1, false);
+  const srow = [[1, 0, 0, 1], [0, 2, 0, 2], [0, 0, 3, 3]];
+  srow.forEach((r, i) => r.forEach((x, j) => h.setFloat32(280 + (i * 4 + j) * 4, x, false)));
+  new Uint8Array(buf).set(new TextEncoder().encode("n+1\0"), 344);
+  for (let i = 0; i < 24; i++) h.setInt16(352 + 2 * i, i - 10, false);
+  const img = fileOrder(readNifti(new Uint8Array(buf)).volume);
+  assertEquals(img.shape, [4, 3, 2]);
+  assertClose(img.affine.slice(0, 3), srow, 0);
+  // voxel (1, 2, 1) is file index 1 + 4 * 2 + 12 * 1 = 21 -> stored 11 -> 11 * 2 - 5
+  assertEquals(img.data[(1 * 3 + 2) * 2 + 1], 17);
+});
