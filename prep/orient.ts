@@ -61,7 +61,7 @@ export function rasGeometry(shape: Shape3, affine: Mat4): { shape: Shape3; affin
 export function orientToRas<T extends VoxelArray>(volume: Volume<T>): Volume<T> {
   const ori = axisOrientation(volume.affine);
   if (ori.every((o, i) => o.axis === i && o.sign === 1)) return volume;
-  const [n0, n1, n2] = volume.shape;
+  const [, n1, n2] = volume.shape;
   const inStrides = [n1 * n2, n2, 1];
   // For output axis r: the input axis feeding it and whether it is flipped.
   const src = [0, 1, 2].map((r) => ori.findIndex((o) => o.axis === r));
@@ -95,6 +95,5 @@ export function orientToRas<T extends VoxelArray>(volume: Volume<T>): Volume<T> 
       }
     }
   }
-  void n0;
   return { data: out, shape, affine: matmul4(volume.affine, toInput) };
 }

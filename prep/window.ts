@@ -31,13 +31,11 @@ export function scaleIntensityRange(
   const lo = Math.min(b0, b1), hi = Math.max(b0, b1);
   const src = volume.data;
   const out = new Float32Array(src.length);
-  const scale = (b1 - b0) / (a1 - a0);
   for (let i = 0; i < src.length; i++) {
     // Same operation order as MONAI: ((v - a0) / (a1 - a0)) * (b1 - b0) + b0.
     let v = ((src[i] - a0) / (a1 - a0)) * (b1 - b0) + b0;
     if (clip) v = v < lo ? lo : v > hi ? hi : v;
     out[i] = v;
   }
-  void scale;
   return { data: out, shape: volume.shape, affine: volume.affine };
 }
