@@ -36,21 +36,32 @@ export function orientationCode(affine: Mat4): string {
   return axisOrientation(affine).map((o) => letters[o.axis][o.sign > 0 ? 1 : 0]).join("");
 }
 
+/** For each RAS output axis: the stored axis feeding it and whether it is reversed. */
+function rasMapping(shape: Shape3, affine: Mat4) {
+  const ori = axisOrientation(affine);
+  const src = [0, 1, 2].map((r) => ori.findIndex((o) => o.axis === r));
+  const flip = src.map((c) => ori[c].sign < 0);
+  // index_in[c] = flip ? n_c - 1 - index_out[r] : index_out[r]
+  const toInput: Mat4 = [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]];
+  src.forEach((c, r) => {
+    toInput[c][r] = flip[r] ? -1 : 1;
+    toInput[c][3] = flip[r] ? shape[c] - 1 : 0;
+  });
+  return {
+    src,
+    flip,
+    shape: src.map((c) => shape[c]) as Shape3,
+    affine: matmul4(affine, toInput),
+  };
+}
+
 /**
  * Shape and affine that {@linkcode orientToRas} gives a volume, without touching voxels
  * (lets a resampling read straight from the stored axes).
  */
 export function rasGeometry(shape: Shape3, affine: Mat4): { shape: Shape3; affine: Mat4 } {
-  const ori = axisOrientation(affine);
-  const src = [0, 1, 2].map((r) => ori.findIndex((o) => o.axis === r));
-  const toInput: Mat4 = [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]];
-  for (let r = 0; r < 3; r++) {
-    const c = src[r];
-    const flip = ori[c].sign < 0;
-    toInput[c][r] = flip ? -1 : 1;
-    toInput[c][3] = flip ? shape[c] - 1 : 0;
-  }
-  return { shape: src.map((c) => shape[c]) as Shape3, affine: matmul4(affine, toInput) };
+  const m = rasMapping(shape, affine);
+  return { shape: m.shape, affine: m.affine };
 }
 
 /**
@@ -59,25 +70,15 @@ export function rasGeometry(shape: Shape3, affine: Mat4): { shape: Shape3; affin
  * affine keeps every voxel at its world position.
  */
 export function orientToRas<T extends VoxelArray>(volume: Volume<T>): Volume<T> {
-  const ori = axisOrientation(volume.affine);
-  if (ori.every((o, i) => o.axis === i && o.sign === 1)) return volume;
+  const { src, flip, shape, affine } = rasMapping(volume.shape, volume.affine);
+  if (src.every((c, r) => c === r && !flip[r])) return volume;
   const [, n1, n2] = volume.shape;
   const inStrides = [n1 * n2, n2, 1];
-  // For output axis r: the input axis feeding it and whether it is flipped.
-  const src = [0, 1, 2].map((r) => ori.findIndex((o) => o.axis === r));
-  const shape = src.map((c) => volume.shape[c]) as Shape3;
-  // index_in[c] = flip ? n_c - 1 - index_out[r] : index_out[r]
-  const toInput: Mat4 = [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]];
   let base = 0;
-  const step = [0, 0, 0];
-  for (let r = 0; r < 3; r++) {
-    const c = src[r];
-    const flip = ori[c].sign < 0;
-    toInput[c][r] = flip ? -1 : 1;
-    toInput[c][3] = flip ? volume.shape[c] - 1 : 0;
-    step[r] = flip ? -inStrides[c] : inStrides[c];
-    if (flip) base += (volume.shape[c] - 1) * inStrides[c];
-  }
+  const step = src.map((c, r) => {
+    if (flip[r]) base += (volume.shape[c] - 1) * inStrides[c];
+    return flip[r] ? -inStrides[c] : inStrides[c];
+  });
   const input = volume.data;
   const Ctor = input.constructor as new (n: number) => T;
   const out = new Ctor(input.length);
@@ -95,5 +96,5 @@ export function orientToRas<T extends VoxelArray>(volume: Volume<T>): Volume<T> 
       }
     }
   }
-  return { data: out, shape, affine: matmul4(volume.affine, toInput) };
+  return { data: out, shape, affine };
 }
