@@ -1,15 +1,38 @@
-import { basename, dirname, join, relative, resolve } from "node:path";
+import { basename, dirname, extname, join, relative, resolve } from "node:path";
 import { formatOf, stripImageSuffix } from "./read_image.ts";
+import { isDicomPart10, parseDicom, sliceInfo } from "./dicom_parse.ts";
+import { type DicomFileInfo, groupDicomSeries } from "./dicom_series.ts";
+import { metaImageDataFile, parseMetaImageHeader } from "./read_metaimage.ts";
 import { toNodeName } from "../cache/format.ts";
 
 /** One source image found in the inputs. */
 export interface SourceCase {
-  /** Absolute path of the file. */
+  /** The image as the user knows it: its file, or the folder of a DICOM series. */
   path: string;
+  /** Absolute paths of every file the image is read from (header first for `.mhd`). */
+  files: string[];
+  /** Reader name: `nifti`, `metaimage` or `dicom`. */
+  format: string;
   /** Path relative to its dataset root, recorded in the cache. */
   source: string;
   /** Case name in the cache (unique within the dataset). */
   name: string;
+}
+
+/** A file that was looked at and not taken as an image, with why. */
+export interface SkippedFile {
+  /** Path of the file. */
+  path: string;
+  /** Why it is not an image case (`modality SEG, not CT`, …). */
+  reason: string;
+}
+
+/** What discovery found. */
+export interface Discovery {
+  /** Image cases, in a stable order. */
+  cases: SourceCase[];
+  /** Files passed over, with the reason (non-CT DICOM, localizers, …). */
+  skipped: SkippedFile[];
 }
 
 /** Options of {@linkcode discoverCases}. */
@@ -18,37 +41,160 @@ export interface DiscoverOptions {
   baseDir?: string;
 }
 
+/** Extensions never sniffed for DICOM content (data, labels, documents, archives). */
+const NOT_DICOM = new Set([
+  ".raw",
+  ".zraw",
+  ".json",
+  ".txt",
+  ".csv",
+  ".tsv",
+  ".xml",
+  ".md",
+  ".pdf",
+  ".png",
+  ".jpg",
+  ".jpeg",
+  ".gz",
+  ".zip",
+  ".tar",
+  ".npy",
+  ".npz",
+  ".pkl",
+  ".py",
+  ".sh",
+  ".yaml",
+  ".yml",
+  ".nrrd",
+  ".h5",
+  ".log",
+  ".html",
+  ".xlsx",
+]);
+
 /**
  * Expands `prep` inputs into source cases: a file is itself; a folder is scanned
- * recursively for images of a known format (hidden entries skipped); a `.json` file is
- * a Decathlon/VoCo datalist (`{"training": [{"image": "rel/path"}], …}`) whose `image`
- * entries of every list are taken. Case names are the file names without suffix, made
+ * recursively (see {@linkcode findImages}); a `.json` file is a Decathlon/VoCo datalist
+ * (`{"training": [{"image": "rel/path"}], …}`) whose `image` entries of every list are
+ * taken. Case names are the file names without suffix (a DICOM series: its folder), made
  * unique with the relative path when two collide.
  */
 export async function discoverCases(
   inputs: readonly string[],
   options: DiscoverOptions = {},
 ): Promise<SourceCase[]> {
-  const found: { path: string; source: string }[] = [];
+  return (await discoverInputs(inputs, options)).cases;
+}
+
+/** Like {@linkcode discoverCases}, also returning the files passed over. */
+export async function discoverInputs(
+  inputs: readonly string[],
+  options: DiscoverOptions = {},
+): Promise<Discovery> {
+  const cases: SourceCase[] = [];
+  const skipped: SkippedFile[] = [];
   for (const input of inputs) {
     const abs = resolve(input);
-    let info: Deno.FileInfo;
-    try {
-      info = await Deno.stat(abs);
-    } catch {
-      throw new Deno.errors.NotFound(`Input ${input} does not exist`);
-    }
-    if (info.isDirectory) {
-      for (const p of await scan(abs)) found.push({ path: p, source: relative(abs, p) });
-    } else if (abs.toLowerCase().endsWith(".json")) {
-      found.push(...await readDatalist(abs, options.baseDir));
+    if (abs.toLowerCase().endsWith(".json") && (await statOrThrow(input)).isFile) {
+      const listed = await readDatalist(abs, options.baseDir);
+      const found = await findImages(listed.base, { files: listed.paths });
+      cases.push(...found.cases);
+      skipped.push(...found.skipped);
     } else {
-      found.push({ path: abs, source: basename(abs) });
+      const found = await findImages(abs);
+      cases.push(...found.cases);
+      skipped.push(...found.skipped);
     }
   }
   const seen = new Set<string>();
-  const unique = found.filter((f) => !seen.has(f.path) && seen.add(f.path));
-  return nameCases(unique);
+  const unique = cases.filter((c) => !seen.has(c.files[0]) && seen.add(c.files[0]));
+  return { cases: uniqueNames(unique), skipped };
+}
+
+async function statOrThrow(path: string): Promise<Deno.FileInfo> {
+  try {
+    return await Deno.stat(path);
+  } catch {
+    throw new Deno.errors.NotFound(`Input ${path} does not exist`);
+  }
+}
+
+/** Options of {@linkcode findImages}. */
+export interface FindImagesOptions {
+  /** Take these files (absolute) instead of scanning `root`; sources stay relative to it. */
+  files?: readonly string[];
+  /** Keep only files whose path relative to `root` passes (scanning only). */
+  filter?: (relativePath: string) => boolean;
+}
+
+/**
+ * Finds the images under `root` (a folder, scanned recursively without hidden entries,
+ * or a single file): NIfTI (`.nii`, `.nii.gz`), MetaImage (`.mha`, `.mhd` with its data
+ * file) and DICOM (`.dcm`, or any other file with the `DICM` magic), the DICOM files
+ * grouped into one case per CT series (other modalities, files without pixels and
+ * localizers are skipped with the reason). Cases are named for their file (without
+ * suffix) or series folder; names may repeat (see {@linkcode discoverCases}).
+ */
+export async function findImages(
+  root: string,
+  options: FindImagesOptions = {},
+): Promise<Discovery> {
+  const abs = resolve(root);
+  let files: string[];
+  let base = abs;
+  if (options.files) {
+    files = [];
+    for (const f of options.files) {
+      const isDir = await Deno.stat(f).then((i) => i.isDirectory, () => false);
+      files.push(...(isDir ? await scan(f) : [f]));
+    }
+  } else {
+    const info = await statOrThrow(root);
+    if (info.isDirectory) {
+      files = await scan(abs);
+      if (options.filter) files = files.filter((f) => options.filter!(relative(abs, f)));
+    } else {
+      files = [abs];
+      base = dirname(abs);
+    }
+  }
+  const cases: SourceCase[] = [];
+  const skipped: SkippedFile[] = [];
+  const dicom: string[] = [];
+  const dataFiles = new Set<string>();
+  for (const f of files) {
+    const format = formatOf(f) ??
+      (NOT_DICOM.has(extname(f).toLowerCase()) ? undefined : await sniff(f));
+    if (format === "dicom") dicom.push(f);
+    else if (format === "nifti") cases.push(single(f, base, "nifti"));
+    else if (format === "metaimage") {
+      const c = single(f, base, "metaimage");
+      if (f.toLowerCase().endsWith(".mhd")) {
+        try {
+          const data = await mhdDataFile(f);
+          if (data) {
+            c.files.push(data);
+            dataFiles.add(data);
+          }
+        } catch (e) {
+          skipped.push({ path: f, reason: `unreadable MetaImage header: ${(e as Error).message}` });
+          continue;
+        }
+      }
+      cases.push(c);
+    }
+  }
+  if (dicom.length > 0) {
+    const found = await dicomCases(dicom, base);
+    cases.push(...found.cases);
+    skipped.push(...found.skipped);
+  }
+  return { cases: cases.filter((c) => !dataFiles.has(c.files[0])), skipped };
+}
+
+function single(path: string, base: string, format: string): SourceCase {
+  const source = relative(base, path) || basename(path);
+  return { path, files: [path], format, source, name: stripImageSuffix(basename(path)) };
 }
 
 async function scan(dir: string): Promise<string[]> {
@@ -60,15 +206,89 @@ async function scan(dir: string): Promise<string[]> {
     if (e.name.startsWith(".")) continue;
     const p = join(dir, e.name);
     if (e.isDirectory) out.push(...await scan(p));
-    else if (e.isFile && formatOf(e.name)) out.push(p);
+    else if (e.isFile) out.push(p);
   }
   return out;
+}
+
+async function readHead(path: string, bytes: number): Promise<Uint8Array> {
+  const file = await Deno.open(path);
+  try {
+    const buf = new Uint8Array(bytes);
+    let n = 0;
+    while (n < bytes) {
+      const r = await file.read(buf.subarray(n));
+      if (r === null) break;
+      n += r;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    file.close();
+  }
+}
+
+async function sniff(path: string): Promise<string | undefined> {
+  try {
+    return isDicomPart10(await readHead(path, 132)) ? "dicom" : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function mhdDataFile(path: string): Promise<string | undefined> {
+  const header = parseMetaImageHeader(await readHead(path, 64 * 1024));
+  const name = metaImageDataFile(header);
+  return name === undefined ? undefined : resolve(dirname(path), name);
+}
+
+/** Reads a DICOM file's header (up to the pixel data), reading the whole file if needed. */
+async function dicomHeader(path: string): Promise<DicomFileInfo> {
+  let ds;
+  try {
+    ds = parseDicom(await readHead(path, 64 * 1024), "x7fe00010");
+  } catch {
+    ds = parseDicom(await Deno.readFile(path), "x7fe00010");
+  }
+  return { path, info: sliceInfo(ds), hasPixels: Boolean(ds.elements.x7fe00010) };
+}
+
+async function dicomCases(files: string[], base: string): Promise<Discovery> {
+  const infos: DicomFileInfo[] = [];
+  const skipped: SkippedFile[] = [];
+  const batch = 32;
+  for (let i = 0; i < files.length; i += batch) {
+    const results = await Promise.allSettled(files.slice(i, i + batch).map(dicomHeader));
+    results.forEach((r, k) => {
+      if (r.status === "fulfilled") infos.push(r.value);
+      else skipped.push({ path: files[i + k], reason: (r.reason as Error).message });
+    });
+  }
+  const grouped = groupDicomSeries(infos);
+  skipped.push(...grouped.skipped);
+  const folders = new Map<string, number>();
+  for (const s of grouped.series) {
+    const dir = dirname(s.files[0]);
+    folders.set(dir, (folders.get(dir) ?? 0) + 1);
+  }
+  const cases = grouped.series.map((s) => {
+    const dir = dirname(s.files[0]);
+    const rel = relative(base, dir) || basename(dir);
+    const shared = folders.get(dir)! > 1;
+    return {
+      path: dir,
+      files: s.files,
+      format: "dicom",
+      source: shared ? `${rel}#${s.uid}` : rel,
+      name: shared ? `${basename(dir)}_series${s.number ?? s.uid.slice(-6)}` : basename(dir),
+    };
+  });
+  return { cases, skipped };
 }
 
 async function readDatalist(
   file: string,
   baseDir?: string,
-): Promise<{ path: string; source: string }[]> {
+): Promise<{ base: string; paths: string[] }> {
   let json: unknown;
   try {
     json = JSON.parse(await Deno.readTextFile(file));
@@ -79,7 +299,7 @@ async function readDatalist(
     throw new SyntaxError(`Datalist ${file} must be an object of lists ({"training": [...]})`);
   }
   const base = resolve(baseDir ?? dirname(file));
-  const out: { path: string; source: string }[] = [];
+  const paths: string[] = [];
   for (const [key, list] of Object.entries(json as Record<string, unknown>)) {
     if (!Array.isArray(list)) continue;
     for (const item of list) {
@@ -87,19 +307,25 @@ async function readDatalist(
       if (typeof image !== "string") {
         throw new SyntaxError(`Datalist ${file}: an entry of "${key}" has no "image" path`);
       }
-      const path = resolve(base, image);
-      out.push({ path, source: relative(base, path) });
+      paths.push(resolve(base, image));
     }
   }
-  return out;
+  return { base, paths };
 }
 
-function nameCases(found: { path: string; source: string }[]): SourceCase[] {
-  const short = found.map((f) => toNodeName(stripImageSuffix(basename(f.path))));
+/**
+ * Makes case names valid and unique: a name that collides takes its source path instead
+ * (`a/img1`, `b/img1` -> `a_img1`, `b_img1`), then a numeric suffix if still needed.
+ */
+export function uniqueNames(cases: readonly SourceCase[]): SourceCase[] {
+  const short = cases.map((c) => toNodeName(c.name));
   const counts = new Map<string, number>();
   for (const s of short) counts.set(s, (counts.get(s) ?? 0) + 1);
-  return found.map((f, i) => ({
-    ...f,
-    name: counts.get(short[i])! > 1 ? toNodeName(stripImageSuffix(f.source)) : short[i],
-  }));
+  const used = new Set<string>();
+  return cases.map((c, i) => {
+    let name = counts.get(short[i])! > 1 ? toNodeName(stripImageSuffix(c.source)) : short[i];
+    for (let k = 2; used.has(name); k++) name = `${toNodeName(stripImageSuffix(c.source))}_${k}`;
+    used.add(name);
+    return { ...c, name };
+  });
 }

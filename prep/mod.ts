@@ -9,6 +9,43 @@ export { voxelCount } from "./volume.ts";
 export { type LoadedImage, readNifti } from "./read_nifti.ts";
 export { formatOf, type Reader, READERS, readImage } from "./read_image.ts";
 export { writeNifti, type WriteNiftiOptions } from "./write_nifti.ts";
+export {
+  metaImageDataFile,
+  type MetaImageHeader,
+  parseMetaImageHeader,
+  readMetaImage,
+} from "./read_metaimage.ts";
+export { writeMetaImage, type WriteMetaImageOptions } from "./write_metaimage.ts";
+export {
+  type DicomDataSet,
+  type DicomSliceInfo,
+  isDicomPart10,
+  parseDicom,
+  sliceInfo,
+} from "./dicom_parse.ts";
+export {
+  decodePixels,
+  type PixelArray,
+  type PixelEncoding,
+  TRANSFER_SYNTAXES,
+} from "./dicom_codecs.ts";
+export {
+  type DicomFileInfo,
+  type DicomSeriesGroup,
+  groupDicomSeries,
+  type SeriesGeometry,
+  SLICE_GAP_TOLERANCE,
+  sortSlices,
+} from "./dicom_series.ts";
+export { type ReadDicomOptions, readDicomSeries } from "./read_dicom.ts";
+export {
+  type DicomElement,
+  newUid,
+  WRITE_SYNTAXES,
+  writeDicomFile,
+  type WriteDicomOptions,
+  writeDicomSeries,
+} from "./write_dicom.ts";
 export { gunzip, isGzip } from "./decompress.ts";
 export { axisOrientation, orientationCode, orientToRas } from "./orient.ts";
 export {
@@ -33,16 +70,36 @@ export {
   type Triple,
 } from "./recipe.ts";
 export { makePhantom, orientedAffine, type PhantomOptions } from "./phantom.ts";
-export { discoverCases, type DiscoverOptions, type SourceCase } from "./discover.ts";
+export {
+  discoverCases,
+  discoverInputs,
+  type DiscoverOptions,
+  type Discovery,
+  findImages,
+  type FindImagesOptions,
+  type SkippedFile,
+  type SourceCase,
+  uniqueNames,
+} from "./discover.ts";
+export {
+  DATALIST_ADAPTER,
+  type DatasetAdapter,
+  datasetAdapter,
+  DATASETS,
+  detectDataset,
+} from "./datasets.ts";
+export { parseRecipe, readRecipeFile } from "./recipe_file.ts";
 export {
   type CaseJob,
   type CaseOutcome,
   processCase,
+  sourceDigest,
   type StorageOptions,
 } from "./process_case.ts";
 export {
   type CaseReport,
   type PrepEvent,
+  type PrepItem,
   type PrepSummary,
   runPrep,
   type RunPrepOptions,

@@ -1,3 +1,4 @@
+import { basename } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { readImage } from "./read_image.ts";
 import { applyRecipe, type Recipe } from "./recipe.ts";
@@ -22,8 +23,12 @@ export interface StorageOptions {
 
 /** One case to preprocess: plain data, so it can be posted to a worker. */
 export interface CaseJob {
-  /** Path of the source file. */
+  /** The image as the user knows it (its file, or a DICOM series folder). */
   path: string;
+  /** Every file the image is read from, in reader order. */
+  files: string[];
+  /** Reader name (`nifti`, `metaimage`, `dicom`). */
+  format: string;
   /** Source path relative to the dataset root (recorded in the cache). */
   source: string;
   /** Empty folder to write the case's Zarr array into, published by the caller. */
@@ -44,7 +49,7 @@ export interface CaseOutcome {
   status: "written" | "unchanged";
   /** The case fingerprint. */
   fingerprint: string;
-  /** Source file size. */
+  /** Bytes of the source files. */
   bytesIn: number;
   /** Bytes written to the staging folder (0 when unchanged). */
   bytesOut: number;
@@ -58,17 +63,25 @@ export interface CaseOutcome {
  * the message names the reason (the caller adds the file name).
  */
 export async function processCase(job: CaseJob): Promise<CaseOutcome> {
-  const bytes = await Deno.readFile(job.path);
-  const stat = await Deno.stat(job.path);
+  const files = await Promise.all(job.files.map(async (path) => {
+    try {
+      return await Deno.readFile(path);
+    } catch (e) {
+      throw new Deno.errors.NotFound(`Cannot read ${path}: ${(e as Error).message}`);
+    }
+  }));
+  const stats = await Promise.all(job.files.map((p) => Deno.stat(p)));
+  const bytesIn = files.reduce((a, f) => a + f.length, 0);
+  const mtime = Math.max(...stats.map((s) => s.mtime?.getTime() ?? 0)) || null;
   // The digest runs off this thread: start it, decode meanwhile, then compare.
-  const hashing = sha256Hex(bytes);
+  const hashing = sourceDigest(files, job.files);
   if (job.knownFingerprint) {
     const known = await caseFingerprint(job.settingsHash, await hashing);
     if (known === job.knownFingerprint) {
-      return { status: "unchanged", fingerprint: known, bytesIn: bytes.length, bytesOut: 0 };
+      return { status: "unchanged", fingerprint: known, bytesIn, bytesOut: 0 };
     }
   }
-  const image = await readImage(bytes, job.path);
+  const image = await readImage(job.format, files, job.files);
   const sourceSha256 = await hashing;
   const fingerprint = await caseFingerprint(job.settingsHash, sourceSha256);
   const original = image.sourceGeometry;
@@ -85,8 +98,9 @@ export async function processCase(job: CaseJob): Promise<CaseOutcome> {
     affine: v.affine,
     spacing: columnNorms(v.affine),
     source: job.source,
-    source_bytes: bytes.length,
-    source_mtime_ms: stat.mtime?.getTime() ?? null,
+    source_bytes: bytesIn,
+    source_files: files.length,
+    source_mtime_ms: mtime,
     source_sha256: sourceSha256,
     recipe: job.recipe,
     fingerprint,
@@ -117,5 +131,20 @@ export async function processCase(job: CaseJob): Promise<CaseOutcome> {
     level: job.storage.level,
     attributes,
   });
-  return { status: "written", fingerprint, bytesIn: bytes.length, bytesOut, shape: v.shape };
+  return { status: "written", fingerprint, bytesIn, bytesOut, shape: v.shape };
+}
+
+/**
+ * The source's identity: the sha256 of its file when it has one; for several files
+ * (a DICOM series, `.mhd` + data), the sha256 of `sha256sum`-style lines
+ * (`<hex>  <file name>`), so renaming, adding or changing any file changes it.
+ */
+export async function sourceDigest(
+  files: readonly Uint8Array[],
+  paths: readonly string[],
+): Promise<string> {
+  const hashes = await Promise.all(files.map((f) => sha256Hex(f)));
+  if (hashes.length === 1) return hashes[0];
+  const lines = hashes.map((h, i) => `${h}  ${basename(paths[i])}\n`).join("");
+  return await sha256Hex(new TextEncoder().encode(lines));
 }

@@ -1,20 +1,46 @@
 import type { LoadedImage } from "./read_nifti.ts";
 
-/** A reader turns the bytes of one file into an image in Hounsfield units. */
-export type Reader = (bytes: Uint8Array) => LoadedImage | Promise<LoadedImage>;
+/**
+ * A reader turns the bytes of one image's files into an image in Hounsfield units. Most
+ * formats have one file; a `.mhd` has its header then its data file; a DICOM series has
+ * one file per slice. `paths` name the files in messages.
+ */
+export type Reader = (
+  files: readonly Uint8Array[],
+  paths: readonly string[],
+) => LoadedImage | Promise<LoadedImage>;
 
 /**
- * Readers by format name, loaded lazily so that a run only imports what its files need
- * (later formats, DICOM and MetaImage, register here).
+ * Readers by format name, loaded lazily so that a run only imports (and, for DICOM, only
+ * instantiates the WebAssembly decoders) what its files need.
  */
-export const READERS: Map<string, () => Promise<Reader>> = new Map([
-  ["nifti", () => import("./read_nifti.ts").then((m) => m.readNifti)],
+export const READERS: Map<string, () => Promise<Reader>> = new Map<
+  string,
+  () => Promise<Reader>
+>([
+  ["nifti", () => import("./read_nifti.ts").then((m) => (files) => m.readNifti(files[0]))],
+  [
+    "metaimage",
+    () => import("./read_metaimage.ts").then((m) => (files) => m.readMetaImage(files[0], files[1])),
+  ],
+  [
+    "dicom",
+    () =>
+      import("./read_dicom.ts").then((m) => (files, paths) => m.readDicomSeries(files, { paths })),
+  ],
 ]);
 
-/** File-name suffixes of each format. */
-const SUFFIXES: [string, string][] = [[".nii.gz", "nifti"], [".nii", "nifti"]];
+/** File-name suffixes of each single-file format (DICOM files are also found by content). */
+const SUFFIXES: [string, string][] = [
+  [".nii.gz", "nifti"],
+  [".nii", "nifti"],
+  [".mha", "metaimage"],
+  [".mhd", "metaimage"],
+  [".dcm", "dicom"],
+  [".dicom", "dicom"],
+];
 
-/** The format of a file from its name, or `undefined` when no reader handles it. */
+/** The format of a file from its name, or `undefined` when the name says nothing. */
 export function formatOf(path: string): string | undefined {
   const lower = path.toLowerCase();
   return SUFFIXES.find(([s]) => lower.endsWith(s))?.[1];
@@ -27,10 +53,17 @@ export function stripImageSuffix(name: string): string {
   return hit ? name.slice(0, name.length - hit[0].length) : name;
 }
 
-/** Reads an image file with the reader of its format. */
-export async function readImage(bytes: Uint8Array, path: string): Promise<LoadedImage> {
-  const format = formatOf(path);
-  const load = format ? READERS.get(format) : undefined;
-  if (!load) throw new TypeError(`No reader for this file type (known: .nii, .nii.gz)`);
-  return await (await load())(bytes);
+/** Reads an image from its files' bytes with the reader of `format`. */
+export async function readImage(
+  format: string,
+  files: readonly Uint8Array[],
+  paths: readonly string[],
+): Promise<LoadedImage> {
+  const load = READERS.get(format);
+  if (!load) {
+    throw new TypeError(
+      `No reader for format "${format}" (known: ${[...READERS.keys()].join(", ")})`,
+    );
+  }
+  return await (await load())(files, paths);
 }

@@ -3,6 +3,7 @@ import { gunzip, isGzip } from "./decompress.ts";
 import { invert4 } from "./_affine.ts";
 import type { Mat4, Shape3, Volume, VoxelArray } from "./volume.ts";
 import { voxelCount } from "./volume.ts";
+import { countNonFinite, decodeVoxels } from "./_voxels.ts";
 
 /** What a reader returns: the image in Hounsfield units and facts about the source. */
 export interface LoadedImage {
@@ -106,72 +107,6 @@ function spatialShape(dims: number[]): Shape3 {
     throw new RangeError(`Image is 2-D (shape ${shape.join("x")}); a 3-D CT volume is needed`);
   }
   return shape;
-}
-
-/**
- * The voxels in file order: a view of the file's buffer when they are native integers or
- * float32 without rescaling, otherwise a float32 copy with byte order fixed and
- * `scl_slope`/`scl_inter` applied.
- */
-function decodeVoxels(
-  buffer: ArrayBuffer,
-  offset: number,
-  n: number,
-  dtype: string,
-  littleEndian: boolean,
-  scale: { scl_slope: number; scl_inter: number },
-): VoxelArray {
-  // nibabel: a zero or non-finite slope means "no scaling"; a bad intercept counts as 0.
-  const valid = Number.isFinite(scale.scl_slope) && scale.scl_slope !== 0;
-  const slope = valid ? scale.scl_slope : 1;
-  const inter = valid && Number.isFinite(scale.scl_inter) ? scale.scl_inter : 0;
-  const rescale = slope !== 1 || inter !== 0;
-  if (littleEndian) {
-    const src = typedView(buffer, offset, n, dtype);
-    if (!rescale && dtype !== "float64") return src;
-    const out = new Float32Array(n);
-    if (!rescale) out.set(src);
-    else for (let i = 0; i < n; i++) out[i] = src[i] * slope + inter;
-    return out;
-  }
-  const view = new DataView(buffer, offset);
-  const get: (i: number) => number = {
-    uint8: (i: number) => view.getUint8(i),
-    int8: (i: number) => view.getInt8(i),
-    int16: (i: number) => view.getInt16(2 * i, false),
-    uint16: (i: number) => view.getUint16(2 * i, false),
-    int32: (i: number) => view.getInt32(4 * i, false),
-    uint32: (i: number) => view.getUint32(4 * i, false),
-    float32: (i: number) => view.getFloat32(4 * i, false),
-    float64: (i: number) => view.getFloat64(8 * i, false),
-  }[dtype]!;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = get(i) * slope + inter;
-  return out;
-}
-
-function typedView(buffer: ArrayBuffer, offset: number, n: number, dtype: string) {
-  const ctor = {
-    uint8: Uint8Array,
-    int8: Int8Array,
-    int16: Int16Array,
-    uint16: Uint16Array,
-    int32: Int32Array,
-    uint32: Uint32Array,
-    float32: Float32Array,
-    float64: Float64Array,
-  }[dtype]!;
-  if (offset % ctor.BYTES_PER_ELEMENT === 0) return new ctor(buffer, offset, n);
-  return new ctor(buffer.slice(offset, offset + n * ctor.BYTES_PER_ELEMENT));
-}
-
-function countNonFinite(data: Float32Array): number {
-  let bad = 0;
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i];
-    if (v - v !== 0) bad++;
-  }
-  return bad;
 }
 
 interface HeaderFields {

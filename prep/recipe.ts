@@ -39,6 +39,9 @@ const WINDOW: RecipeStep = {
  * - `voco-v2` (large-scale VoCo, resampled cache): RAS, 1.5 mm, window -175..250 -> 0..1,
  *   crop to `> 0`, pad to 64.
  * - `voco-v1` (CVPR VoCo 10k): int16, RAS, window, crop to `> 0.3`, resize to 384 x 384 x 96.
+ * - `chest` (large-scale VoCo, chest CT collections such as LIDC-IDRI, STOIC21,
+ *   TCIA-Covid19): RAS, 1.25 x 1.25 x 5 mm, window -1000..500 -> 0..1, crop to `> 0`,
+ *   pad to 64.
  */
 export const RECIPES: Readonly<Record<string, Recipe>> = {
   "voco-v2": {
@@ -61,6 +64,16 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
       { op: "resize", shape: [384, 384, 96] },
     ],
   },
+  "chest": {
+    name: "chest",
+    steps: [
+      { op: "orient", axcodes: "RAS" },
+      { op: "spacing", spacingMm: [1.25, 1.25, 5] },
+      { op: "window", windowHu: [-1000, 500], outputRange: [0, 1], clip: true },
+      { op: "cropForeground", threshold: 0, marginVoxels: 0 },
+      { op: "pad", minShape: [64, 64, 64] },
+    ],
+  },
 };
 
 /** Parameter overrides for a recipe, as the `prep` flags give them. */
@@ -77,12 +90,18 @@ export interface RecipeOverrides {
   resizeShape?: Triple;
 }
 
-/** Returns the named built-in recipe with overrides applied (a new object). */
-export function resolveRecipe(name: string, overrides: RecipeOverrides = {}): Recipe {
-  const base = RECIPES[name];
+/**
+ * Returns a recipe with overrides applied (a new object): a built-in one by name, or a
+ * recipe given as a plain object (as parsed from a recipe JSON file).
+ */
+export function resolveRecipe(recipe: string | Recipe, overrides: RecipeOverrides = {}): Recipe {
+  const base = typeof recipe === "string" ? RECIPES[recipe] : recipe;
+  const name = typeof recipe === "string" ? recipe : recipe.name;
   if (!base) {
     throw new RangeError(
-      `Unknown recipe "${name}"; choose one of ${Object.keys(RECIPES).join(", ")}`,
+      `Unknown recipe "${name}"; choose one of ${
+        Object.keys(RECIPES).join(", ")
+      } or a recipe JSON file`,
     );
   }
   const steps: RecipeStep[] = structuredClone(base.steps);

@@ -16,10 +16,10 @@ import {
 export interface RunPrepOptions {
   /** Cache root folder. */
   out: string;
-  /** Dataset group the cases go into. */
-  dataset: string;
-  /** Recipe applied to every case. */
-  recipe: Recipe;
+  /** Dataset group of the cases that do not name their own. */
+  dataset?: string;
+  /** Recipe of the cases that do not carry their own. */
+  recipe?: Recipe;
   /** Storage options. */
   storage: StorageOptions;
   /**
@@ -33,10 +33,20 @@ export interface RunPrepOptions {
   signal?: AbortSignal;
 }
 
+/** A case to prep, optionally with its own dataset group and recipe. */
+export interface PrepItem extends SourceCase {
+  /** Dataset group (default: the run's). */
+  dataset?: string;
+  /** Recipe (default: the run's). */
+  recipe?: Recipe;
+}
+
 /** Result of one case in a run. */
 export interface CaseReport {
   /** The case. */
   case: SourceCase;
+  /** The dataset group it went to. */
+  dataset: string;
   /** `written`, `unchanged` (already current in the cache) or `failed`. */
   status: "written" | "unchanged" | "failed";
   /** Reason of a failure. */
@@ -69,16 +79,28 @@ const WORKER_URL = new URL("./_prep_worker.ts", import.meta.url);
  * per case and never stop the run.
  */
 export async function runPrep(
-  cases: readonly SourceCase[],
+  cases: readonly PrepItem[],
   options: RunPrepOptions,
 ): Promise<PrepSummary> {
   const t0 = performance.now();
-  const { out, dataset } = options;
+  const { out } = options;
+  const plan = cases.map((c) => {
+    const dataset = c.dataset ?? options.dataset;
+    const recipe = c.recipe ?? options.recipe;
+    if (!dataset || !recipe) throw new TypeError(`Case ${c.path} has no dataset or recipe`);
+    return { dataset, recipe };
+  });
   await initCache(out);
   await cleanStaging(out);
-  await ensureDataset(out, dataset);
+  for (const d of new Set(plan.map((p) => p.dataset))) await ensureDataset(out, d);
   const staging = await createStagingRun(out);
-  const settings = await settingsHash({ recipe: options.recipe, storage: options.storage });
+  const settingsByRecipe = new Map<string, string>();
+  for (const { recipe } of plan) {
+    const key = JSON.stringify(recipe);
+    if (!settingsByRecipe.has(key)) {
+      settingsByRecipe.set(key, await settingsHash({ recipe, storage: options.storage }));
+    }
+  }
   const nWorkers = Math.max(
     1,
     Math.min(options.workers ?? navigator.hardwareConcurrency ?? 1, cases.length || 1),
@@ -90,14 +112,17 @@ export async function runPrep(
 
   const runOne = (worker: Worker, index: number): Promise<CaseReport> => {
     const c = cases[index];
+    const { dataset, recipe } = plan[index];
     return (async () => {
       const job: CaseJob = {
         path: c.path,
+        files: c.files,
+        format: c.format,
         source: c.source,
         stagingDir: join(staging, `${index}-${c.name}`),
-        recipe: options.recipe,
+        recipe,
         storage: options.storage,
-        settingsHash: settings,
+        settingsHash: settingsByRecipe.get(JSON.stringify(recipe))!,
         knownFingerprint: await cachedFingerprint(out, dataset, c.name),
       };
       emit({ type: "case-start", case: c });
@@ -113,7 +138,7 @@ export async function runPrep(
       });
       if (!reply.ok) {
         await Deno.remove(job.stagingDir, { recursive: true }).catch(() => {});
-        return { case: c, status: "failed", error: reply.error, seconds: reply.seconds };
+        return { case: c, dataset, status: "failed", error: reply.error, seconds: reply.seconds };
       }
       const outcome = reply.outcome!;
       if (outcome.status === "written") {
@@ -122,13 +147,14 @@ export async function runPrep(
         } catch (e) {
           return {
             case: c,
+            dataset,
             status: "failed",
             error: `publishing failed: ${(e as Error).message}`,
             seconds: reply.seconds,
           };
         }
       }
-      return { case: c, status: outcome.status, seconds: reply.seconds, outcome };
+      return { case: c, dataset, status: outcome.status, seconds: reply.seconds, outcome };
     })();
   };
 

@@ -1,5 +1,6 @@
 import { gzipSync } from "node:zlib";
 import type { Volume, VoxelArray } from "./volume.ts";
+import { copyToFileOrder } from "./_voxels.ts";
 
 /** Options of {@linkcode writeNifti}. */
 export interface WriteNiftiOptions {
@@ -87,17 +88,11 @@ export function writeNifti(
     float64: Float64Array,
   }[dtype];
   const out = new Ctor(buf, voxOffset, n);
-  const src = volume.data;
   const round = dtype !== "float32" && dtype !== "float64";
-  let i = 0;
-  for (let z = 0; z < nz; z++) {
-    for (let y = 0; y < ny; y++) {
-      for (let x = 0; x < nx; x++, i++) {
-        const v = (src[(x * ny + y) * nz + z] - inter) / slope;
-        out[i] = round ? Math.round(v) : v;
-      }
-    }
-  }
+  copyToFileOrder(volume.data, volume.shape, out, (v) => {
+    const x = (v - inter) / slope;
+    return round ? Math.round(x) : x;
+  });
   const bytes = new Uint8Array(buf);
   return options.gzip ?? true ? new Uint8Array(gzipSync(bytes, { level: 1 })) : bytes;
 }

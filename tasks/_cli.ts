@@ -16,7 +16,7 @@ export class UsageError extends Error {
 export function parse(
   args: string[],
   options: NonNullable<ParseArgsConfig["options"]>,
-): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
   const fixed: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -29,7 +29,7 @@ export function parse(
   try {
     const r = parseArgs({ args: fixed, options, allowPositionals: true, strict: true });
     return {
-      values: r.values as Record<string, string | boolean | undefined>,
+      values: r.values as Record<string, string | boolean | string[] | undefined>,
       positionals: r.positionals,
     };
   } catch (e) {

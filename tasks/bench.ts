@@ -96,6 +96,8 @@ async function benchPrep(args: string[]): Promise<void> {
     t = performance.now();
     await processCase({
       path: file,
+      files: [file],
+      format: "nifti",
       source: "clinical.nii.gz",
       stagingDir: dir,
       recipe,

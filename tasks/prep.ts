@@ -1,8 +1,10 @@
 // `deno task prep`: datasets -> Zarr cache.
 import { basename, dirname, resolve } from "node:path";
-import { discoverCases } from "../prep/discover.ts";
-import { resolveRecipe } from "../prep/recipe.ts";
-import { runPrep } from "../prep/run_prep.ts";
+import { discoverInputs, type Discovery, type SkippedFile } from "../prep/discover.ts";
+import { type Recipe, type RecipeOverrides, RECIPES, resolveRecipe } from "../prep/recipe.ts";
+import { readRecipeFile } from "../prep/recipe_file.ts";
+import { DATALIST_ADAPTER, datasetAdapter, DATASETS, detectDataset } from "../prep/datasets.ts";
+import { type PrepItem, runPrep } from "../prep/run_prep.ts";
 import type { StorageOptions } from "../prep/process_case.ts";
 import type { StorageDtype } from "../cache/quantize.ts";
 import { type Compressor, DEFAULT_CHUNK, DEFAULT_COMPRESSOR, toNodeName } from "../cache/format.ts";
@@ -21,18 +23,28 @@ const HELP = `deno task prep: preprocess CT volumes into a resampled Zarr v3 cac
 
 Usage:
   deno task prep <file|folder|datalist.json>... --out <cache> [options]
+  deno task prep --dataset [NAME=]PATH[:RECIPE]... --out <cache> [options]
 
 Inputs:
-  file            one .nii / .nii.gz image
-  folder          scanned recursively for images
+  file            one image: .nii, .nii.gz, .mha, .mhd (+ its .raw/.zraw)
+  folder          scanned recursively: NIfTI, MetaImage and DICOM (one case per CT series;
+                  other modalities, localizers and files without pixels are skipped)
   datalist.json   Decathlon/VoCo datalist ({"training": [{"image": "rel/path"}], ...});
                   paths are relative to --base-dir or to the JSON's folder
+  --dataset SPEC  a dataset in its public layout, its own group in the cache; repeatable.
+                  NAME is an adapter (see --list-datasets) or, when it is not one, the
+                  group name; without a known NAME the layout is detected. :RECIPE picks
+                  a recipe (name or .json) for this dataset only.
 
 Options:
   --out DIR             cache folder (created; reruns update it incrementally)
-  --dataset-name NAME   group of the cache the cases go into (default: the input's name)
-  --recipe NAME         voco-v2 (default: RAS, 1.5 mm, window -175..250, crop > 0, pad 64)
+  --dataset-name NAME   group of the positional inputs' cases (default: the input's name)
+  --list-datasets       print the dataset adapters and the layout each expects
+  --recipe NAME|FILE    voco-v2 (default: RAS, 1.5 mm, window -175..250, crop > 0, pad 64)
                         voco-v1 (RAS, window, crop > 0.3, resize 384x384x96)
+                        chest   (RAS, 1.25x1.25x5 mm, window -1000..500, crop > 0, pad 64)
+                        or a JSON file: {"name": "n", "extends": "voco-v2", "spacing": 2}
+                        or {"name": "n", "steps": [{"op": "orient", "axcodes": "RAS"}, ...]}
   --spacing S|SX,SY,SZ  target spacing in mm (recipes with a spacing step)
   --window LO,HI        intensity window in HU
   --crop-threshold T    foreground threshold of the crop step
@@ -50,9 +62,11 @@ Options:
 
 Examples:
   deno task prep /data/BTCV/imagesTr --out cache --dataset-name btcv
+  deno task prep --dataset btcv=/data/BTCV --dataset luna16=/data/Luna16 --out cache
+  deno task prep --dataset lidc=/data/LIDC-IDRI:chest --dataset /data/TotalSegmentator --out cache
   deno task prep dataset_btcv.json --base-dir /data/BTCV --out cache --workers 2
-  deno task prep ct.nii.gz --out cache --recipe voco-v1 --dtype float32
-  deno task prep /data/Covid19 --out cache --spacing 1.5,1.5,2 --window -1000,500
+  deno task prep /data/dicom/patient1 --out cache --recipe voco-v1 --dtype float32
+  deno task prep /data/Covid19 --out cache --recipe my_recipe.json
 
 Exit code: 0 when every case is in the cache, 1 when any case failed, 2 on bad usage.
 `;
@@ -60,7 +74,9 @@ Exit code: 0 when every case is in the cache, 1 when any case failed, 2 on bad u
 async function main(args: string[]): Promise<number> {
   const { values: v, positionals } = parse(args, {
     out: { type: "string" },
+    dataset: { type: "string", multiple: true },
     "dataset-name": { type: "string" },
+    "list-datasets": { type: "boolean", default: false },
     recipe: { type: "string", default: "voco-v2" },
     spacing: { type: "string" },
     window: { type: "string" },
@@ -80,7 +96,14 @@ async function main(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (positionals.length === 0) throw new UsageError("No input given");
+  if (v["list-datasets"]) {
+    console.log(listDatasets());
+    return 0;
+  }
+  const specs = (v.dataset as string[] | undefined) ?? [];
+  if (positionals.length === 0 && specs.length === 0) {
+    throw new UsageError("No input given (files, folders, datalists or --dataset)");
+  }
   if (!v.out) throw new UsageError("--out <cache folder> is required");
   const dtype = v.dtype as StorageDtype;
   if (!["uint16", "uint8", "float32"].includes(dtype)) {
@@ -98,19 +121,14 @@ async function main(args: string[]): Promise<number> {
   if (threshold !== undefined && !Number.isFinite(threshold)) {
     throw new UsageError(`--crop-threshold takes a number, got "${v["crop-threshold"]}"`);
   }
-  let recipe;
-  try {
-    recipe = resolveRecipe(String(v.recipe), {
-      spacingMm: triple("--spacing", v.spacing as string | undefined),
-      windowHu: pair("--window", v.window as string | undefined),
-      cropThreshold: threshold,
-      minShape: triple("--min-size", v["min-size"] as string | undefined),
-      resizeShape: triple("--resize", v.resize as string | undefined),
-    });
-  } catch (e) {
-    if (e instanceof RangeError) throw new UsageError(e.message);
-    throw e;
-  }
+  const overrides: RecipeOverrides = {
+    spacingMm: triple("--spacing", v.spacing as string | undefined),
+    windowHu: pair("--window", v.window as string | undefined),
+    cropThreshold: threshold,
+    minShape: triple("--min-size", v["min-size"] as string | undefined),
+    resizeShape: triple("--resize", v.resize as string | undefined),
+  };
+  const recipe = recipeFor(String(v.recipe), overrides);
   const storage: StorageOptions = {
     dtype,
     compressor,
@@ -118,18 +136,76 @@ async function main(args: string[]): Promise<number> {
     chunk: posInt("--chunk", v.chunk as string)!,
   };
   const workers = posInt("--workers", v.workers as string | undefined);
-  const dataset = toNodeName(String(v["dataset-name"] ?? defaultDatasetName(positionals[0])));
-  const cases = await discoverCases(positionals, { baseDir: v["base-dir"] as string | undefined });
-  if (cases.length === 0) {
-    console.error(`No images (.nii, .nii.gz) found in ${positionals.join(", ")}`);
+
+  // Each input becomes a group of cases with its dataset name and recipe.
+  const items: PrepItem[] = [];
+  const skipped: SkippedFile[] = [];
+  const groups: { dataset: string; recipe: Recipe; cases: number; what: string }[] = [];
+  const add = (dataset: string, r: Recipe, found: Discovery, what: string) => {
+    if (groups.some((g) => g.dataset === dataset)) {
+      throw new UsageError(
+        `Dataset group "${dataset}" is given twice; name them apart (NAME=PATH)`,
+      );
+    }
+    items.push(...found.cases.map((c) => ({ ...c, dataset, recipe: r })));
+    skipped.push(...found.skipped);
+    groups.push({ dataset, recipe: r, cases: found.cases.length, what });
+  };
+  if (positionals.length > 0) {
+    const dataset = toNodeName(String(v["dataset-name"] ?? defaultDatasetName(positionals[0])));
+    const found = await discoverInputs(positionals, {
+      baseDir: v["base-dir"] as string | undefined,
+    });
+    add(dataset, recipe, found, positionals.join(", "));
+  }
+  for (const spec of specs) {
+    const d = parseDatasetSpec(spec);
+    try {
+      await Deno.stat(d.path);
+    } catch {
+      throw new UsageError(`--dataset ${spec}: ${d.path} does not exist`);
+    }
+    let adapter = d.name ? datasetAdapter(d.name) : undefined;
+    if (!adapter) {
+      adapter = await detectDataset(d.path);
+      console.error(
+        `prep: ${d.path}: detected ${adapter.name} (${adapter.title})` +
+          (d.name ? `, cached as group "${d.name}"` : ""),
+      );
+    }
+    const group = toNodeName(
+      d.name ??
+        (adapter.name === "generic" || adapter.name === "datalist"
+          ? defaultDatasetName(d.path)
+          : adapter.name),
+    );
+    const r = d.recipe ? recipeFor(d.recipe, overrides) : recipe;
+    add(group, r, await adapter.find(d.path), `${d.path} as ${adapter.name}`);
+  }
+  for (const g of groups) {
+    if (g.cases === 0) console.error(`prep: no images found in ${g.what}`);
+  }
+  if (items.length === 0) {
+    console.error(
+      `No images (.nii, .nii.gz, .mha, .mhd, DICOM) found in ${
+        groups.map((g) => g.what).join("; ")
+      }`,
+    );
     return 1;
   }
   const out = resolve(String(v.out));
-  console.error(
-    `prep: ${cases.length} case(s) -> ${out} [${dataset}], recipe ${recipe.name}, ` +
-      `${dtype}, ${compressor}`,
-  );
-  const progress = new Progress(cases.length, Boolean(v.quiet));
+  for (const g of groups) {
+    console.error(
+      `prep: ${g.cases} case(s) from ${g.what} -> ${out} [${g.dataset}], recipe ${g.recipe.name}`,
+    );
+  }
+  if (skipped.length > 0) {
+    console.error(
+      `prep: ${skipped.length} file(s) skipped (not CT images), e.g. ` +
+        skipped.slice(0, 3).map((f) => `${f.path}: ${f.reason}`).join("; "),
+    );
+  }
+  const progress = new Progress(items.length, Boolean(v.quiet));
   const abort = new AbortController();
   const onSigint = () => {
     abort.abort();
@@ -138,10 +214,8 @@ async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onSigint);
   let summary;
   try {
-    summary = await runPrep(cases, {
+    summary = await runPrep(items, {
       out,
-      dataset,
-      recipe,
       storage,
       workers,
       signal: abort.signal,
@@ -154,7 +228,7 @@ async function main(args: string[]): Promise<number> {
               ? `FAILED ${r.case.path}: ${r.error}`
               : Deno.stderr.isTerminal()
               ? undefined
-              : `${r.status} ${r.case.name} (${r.seconds.toFixed(2)}s)`,
+              : `${r.status} ${r.dataset}/${r.case.name} (${r.seconds.toFixed(2)}s)`,
           );
         }
       },
@@ -172,28 +246,79 @@ async function main(args: string[]): Promise<number> {
     (a, r) => a + 4 * (r.outcome?.shape ?? [0, 0, 0]).reduce((x, y) => x * y, 1),
     0,
   );
-  const notRun = cases.length - summary.reports.length;
+  const notRun = items.length - summary.reports.length;
+  const perGroup = groups.length > 1
+    ? groups.map((g) => {
+      const rs = summary.reports.filter((r) => r.dataset === g.dataset);
+      const n = (s: string) => rs.filter((r) => r.status === s).length;
+      return `  ${g.dataset.padEnd(10)} ${g.cases} case(s), recipe ${g.recipe.name}: ` +
+        `${n("written")} written, ${n("unchanged")} unchanged, ${n("failed")} failed`;
+    })
+    : [];
   console.log(
     [
-      `prep summary (${out}, dataset ${dataset}, recipe ${recipe.name})`,
-      `  cases      ${cases.length}: ${count("written")} written, ${
+      `prep summary (${out}, ${groups.map((g) => `${g.dataset}: ${g.recipe.name}`).join(", ")})`,
+      `  cases      ${items.length}: ${count("written")} written, ${
         count("unchanged")
       } unchanged, ` +
       `${failed.length} failed${notRun ? `, ${notRun} not run (interrupted)` : ""}`,
+      ...perGroup,
       `  time       ${formatSeconds(summary.seconds)} wall, ` +
       `${
         (summary.reports.reduce((a, r) => a + r.seconds, 0) / Math.max(1, summary.reports.length))
           .toFixed(2)
       }s per case`,
-      `  read       ${formatBytes(bytesIn)} of source files`,
+      `  read       ${formatBytes(bytesIn)} of source files` +
+      (skipped.length ? `; ${skipped.length} non-image file(s) skipped` : ""),
       written.length
         ? `  written    ${formatBytes(bytesOut)} for ${formatBytes(f32)} of float32 voxels ` +
           `(${(f32 / Math.max(1, bytesOut)).toFixed(1)}x smaller than MONAI's PersistentDataset)`
         : `  written    nothing new`,
-      ...failed.map((r) => `  FAILED     ${r.case.path}: ${r.error}`),
+      ...failed.map((r) => `  FAILED     ${r.dataset}/${r.case.name} (${r.case.path}): ${r.error}`),
     ].join("\n"),
   );
   return failed.length > 0 || notRun > 0 ? 1 : 0;
+}
+
+/** Resolves `--recipe` (a built-in name or a JSON file) with the flag overrides. */
+function recipeFor(spec: string, overrides: RecipeOverrides): Recipe {
+  try {
+    const base = spec.toLowerCase().endsWith(".json") ? readRecipeFile(spec) : spec;
+    return resolveRecipe(base, overrides);
+  } catch (e) {
+    if (e instanceof RangeError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/** Splits `[NAME=]PATH[:RECIPE]`. */
+function parseDatasetSpec(spec: string): { name?: string; path: string; recipe?: string } {
+  let rest = spec;
+  let name: string | undefined;
+  const eq = rest.indexOf("=");
+  if (eq > 0 && !rest.slice(0, eq).includes("/")) {
+    name = rest.slice(0, eq);
+    rest = rest.slice(eq + 1);
+  }
+  let recipe: string | undefined;
+  const colon = rest.lastIndexOf(":");
+  if (colon > 0) {
+    const tail = rest.slice(colon + 1);
+    if (tail in RECIPES || tail.toLowerCase().endsWith(".json")) {
+      recipe = tail;
+      rest = rest.slice(0, colon);
+    }
+  }
+  if (!rest) throw new UsageError(`--dataset "${spec}" has no path`);
+  return { name, path: rest, recipe };
+}
+
+function listDatasets(): string {
+  const all = [...DATASETS, DATALIST_ADAPTER];
+  return [
+    "Dataset adapters (--dataset NAME=PATH; the layout is detected when NAME is omitted):",
+    ...all.flatMap((d) => [`  ${d.name.padEnd(17)}${d.title}`, `  ${"".padEnd(17)}${d.layout}`]),
+  ].join("\n");
 }
 
 function defaultDatasetName(input: string): string {

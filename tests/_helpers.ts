@@ -82,3 +82,21 @@ export function permuteAxes(
 export function fileOrder(v: Volume<VoxelArray>): Volume<Float32Array> {
   return permuteAxes(v, [2, 1, 0], [false, false, false]);
 }
+
+/** Runs a task's `main(args)` with console output captured: its exit code and text. */
+export async function runTask(
+  main: (args: string[]) => Promise<number>,
+  args: string[],
+): Promise<{ code: number; text: string }> {
+  const lines: string[] = [];
+  const log = console.log, err = console.error;
+  console.log = (...a: unknown[]) => lines.push(a.join(" "));
+  console.error = (...a: unknown[]) => lines.push(a.join(" "));
+  try {
+    const code = await main(args);
+    return { code, text: lines.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = err;
+  }
+}

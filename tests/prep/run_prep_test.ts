@@ -9,7 +9,7 @@ import { listCases } from "../../cache/cache_dir.ts";
 import { readCase } from "../../cache/read_case.ts";
 import { main as prepMain } from "../../tasks/prep.ts";
 import { HAVE_SHARED, SHARED } from "../_shared.ts";
-import { assert, assertEquals, tempDir } from "../_helpers.ts";
+import { assert, assertEquals, runTask, tempDir } from "../_helpers.ts";
 
 const STORAGE = { dtype: "uint16", compressor: "blosc-zstd", level: 3, chunk: 64 } as const;
 
@@ -147,19 +147,8 @@ Deno.test("bad inputs fail only their own case, named with the reason, and never
   new DataView(zero.buffer).setFloat32(280, 0, true); // srow_x[0]
   await Deno.writeFile(`${inp}/zero_spacing.nii`, zero);
   const out = `${dir.path}/cache`;
-  const lines: string[] = [];
-  const log = console.log, err = console.error;
-  console.log = (...a: unknown[]) => lines.push(a.join(" "));
-  console.error = (...a: unknown[]) => lines.push(a.join(" "));
-  let code: number;
-  try {
-    code = await prepMain([inp, "--out", out, "--quiet", "--workers", "2"]);
-  } finally {
-    console.log = log;
-    console.error = err;
-  }
+  const { code, text } = await runTask(prepMain, [inp, "--out", out, "--quiet", "--workers", "2"]);
   assertEquals(code, 1);
-  const text = lines.join("\n");
   for (
     const [file, reason] of [
       ["not_nifti.nii.gz", /Not a NIfTI/],

@@ -1,0 +1,152 @@
+import dicomParser from "dicom-parser";
+import type { DicomDataSet, DicomSliceInfo } from "./dicom_parse.ts";
+import { decodeRle } from "./_rle.ts";
+
+/** Decoded pixels of one frame, typed by bits allocated and pixel representation. */
+export type PixelArray =
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array;
+
+/** How the pixels of a transfer syntax are decoded. */
+export type PixelEncoding =
+  | "native"
+  | "native-big-endian"
+  | "rle"
+  | "jpeg2000"
+  | "jpeg-lossless"
+  | "jpeg-ls";
+
+/** Transfer syntaxes this reader decodes, by UID. */
+export const TRANSFER_SYNTAXES: ReadonlyMap<string, { name: string; encoding: PixelEncoding }> =
+  new Map([
+    ["1.2.840.10008.1.2", { name: "implicit VR little endian", encoding: "native" }],
+    ["1.2.840.10008.1.2.1", { name: "explicit VR little endian", encoding: "native" }],
+    ["1.2.840.10008.1.2.1.99", { name: "deflated explicit VR little endian", encoding: "native" }],
+    ["1.2.840.10008.1.2.2", {
+      name: "explicit VR big endian",
+      encoding: "native-big-endian",
+    }],
+    ["1.2.840.10008.1.2.5", { name: "RLE lossless", encoding: "rle" }],
+    ["1.2.840.10008.1.2.4.57", { name: "JPEG lossless (process 14)", encoding: "jpeg-lossless" }],
+    ["1.2.840.10008.1.2.4.70", { name: "JPEG lossless SV1", encoding: "jpeg-lossless" }],
+    ["1.2.840.10008.1.2.4.80", { name: "JPEG-LS lossless", encoding: "jpeg-ls" }],
+    ["1.2.840.10008.1.2.4.81", { name: "JPEG-LS near-lossless", encoding: "jpeg-ls" }],
+    ["1.2.840.10008.1.2.4.90", { name: "JPEG 2000 lossless", encoding: "jpeg2000" }],
+    ["1.2.840.10008.1.2.4.91", { name: "JPEG 2000", encoding: "jpeg2000" }],
+  ]);
+
+/** The part of an Emscripten codec decoder that we use (openjpeg and charls share it). */
+interface WasmDecoder {
+  getEncodedBuffer(length: number): Uint8Array;
+  decode(): void;
+  getFrameInfo(): { width: number; height: number; bitsPerSample: number };
+  getDecodedBuffer(): Uint8Array;
+  delete(): void;
+}
+type WasmCodec = Record<string, new () => WasmDecoder>;
+type Factory = (module: Record<string, unknown>) => Promise<WasmCodec>;
+
+// Decoders are WebAssembly builds loaded once per worker, only when a file needs them.
+// Each factory gets its own options object: Emscripten uses it as the module itself.
+const quiet = () => ({ print: () => {}, printErr: () => {} });
+let openjpeg: Promise<WasmCodec> | undefined;
+let charls: Promise<WasmCodec> | undefined;
+const loadOpenJpeg = () =>
+  openjpeg ??= import("@cornerstonejs/codec-openjpeg/decodewasmjs").then((m) =>
+    (m.default as Factory)(quiet())
+  );
+const loadCharls = () =>
+  charls ??= import("@cornerstonejs/codec-charls/decodewasmjs").then((m) =>
+    (m.default as Factory)(quiet())
+  );
+
+function runWasm(codec: WasmCodec, className: string, frame: Uint8Array, info: DicomSliceInfo) {
+  const decoder = new codec[className]();
+  try {
+    decoder.getEncodedBuffer(frame.length).set(frame);
+    decoder.decode();
+    const fi = decoder.getFrameInfo();
+    if (fi.width !== info.columns || fi.height !== info.rows) {
+      throw new SyntaxError(
+        `Compressed frame is ${fi.width}x${fi.height}, header says ${info.columns}x${info.rows}`,
+      );
+    }
+    return decoder.getDecodedBuffer().slice();
+  } finally {
+    decoder.delete();
+  }
+}
+
+function typed(bytes: Uint8Array, info: DicomSliceInfo, bigEndian = false): PixelArray {
+  const n = info.rows * info.columns;
+  const signed = info.pixelRepresentation === 1;
+  const size = info.bitsAllocated / 8;
+  if (bytes.length < n * size) {
+    throw new RangeError(`Pixel data has ${bytes.length} bytes, ${n * size} expected`);
+  }
+  // Copy: the source may be unaligned, and the result must own its buffer.
+  const own = bytes.slice(0, n * size);
+  if (bigEndian && size > 1) {
+    for (let i = 0; i < own.length; i += size) own.subarray(i, i + size).reverse();
+  }
+  switch (info.bitsAllocated) {
+    case 8:
+      return signed ? new Int8Array(own.buffer) : own;
+    case 16:
+      return signed ? new Int16Array(own.buffer) : new Uint16Array(own.buffer);
+    case 32:
+      return signed ? new Int32Array(own.buffer) : new Uint32Array(own.buffer);
+  }
+  throw new RangeError(`Bits allocated ${info.bitsAllocated} is not supported (8, 16 or 32)`);
+}
+
+/**
+ * Decodes the pixels of a single-frame, single-sample DICOM image in any transfer syntax
+ * of {@linkcode TRANSFER_SYNTAXES}. Raw stored values are returned (no rescale). Throws
+ * a `RangeError` naming the transfer syntax when it is not supported.
+ */
+export async function decodePixels(ds: DicomDataSet, info: DicomSliceInfo): Promise<PixelArray> {
+  const syntax = TRANSFER_SYNTAXES.get(info.transferSyntax);
+  if (!syntax) {
+    throw new RangeError(
+      `Transfer syntax ${info.transferSyntax} is not supported (supported: ` +
+        [...TRANSFER_SYNTAXES.values()].map((s) => s.name).join(", ") + ")",
+    );
+  }
+  if (info.samplesPerPixel !== 1) {
+    throw new RangeError(`${info.samplesPerPixel} samples per pixel: not a greyscale CT image`);
+  }
+  const element = ds.elements.x7fe00010;
+  if (!element) throw new SyntaxError("No pixel data element (7FE0,0010)");
+  if (syntax.encoding === "native" || syntax.encoding === "native-big-endian") {
+    const bytes = ds.byteArray.subarray(element.dataOffset, element.dataOffset + element.length);
+    return typed(bytes, info, syntax.encoding === "native-big-endian");
+  }
+  if (!element.encapsulatedPixelData || !element.fragments?.length) {
+    throw new SyntaxError(`Pixel data of a ${syntax.name} file is not encapsulated`);
+  }
+  const frame = dicomParser.readEncapsulatedPixelDataFromFragments(
+    ds,
+    element,
+    0,
+    element.fragments.length,
+  );
+  const bytesPerSample = info.bitsAllocated / 8;
+  switch (syntax.encoding) {
+    case "rle":
+      return typed(decodeRle(frame, info.rows * info.columns, bytesPerSample), info);
+    case "jpeg2000":
+      return typed(runWasm(await loadOpenJpeg(), "J2KDecoder", frame, info), info);
+    case "jpeg-ls":
+      return typed(runWasm(await loadCharls(), "JpegLSDecoder", frame, info), info);
+    case "jpeg-lossless": {
+      const { Decoder } = await import("jpeg-lossless-decoder-js");
+      const out = new Decoder().decompress(frame.buffer, frame.byteOffset, frame.length);
+      return typed(new Uint8Array(out), info);
+    }
+  }
+}

@@ -1,0 +1,144 @@
+import dicomParser from "dicom-parser";
+import { inflateRawSync } from "node:zlib";
+
+/** A parsed DICOM data set (dicom-parser's `DataSet`). */
+export type DicomDataSet = ReturnType<typeof dicomParser.parseDicom>;
+
+/** The facts about one DICOM file that series grouping and volume assembly need. */
+export interface DicomSliceInfo {
+  /** Transfer syntax UID (0002,0010); implicit VR little endian when the file has no meta. */
+  transferSyntax: string;
+  /** SOP class UID (0008,0016). */
+  sopClass: string;
+  /** SOP instance UID (0008,0018). */
+  sopInstance: string;
+  /** Modality (0008,0060), e.g. `CT`. */
+  modality: string;
+  /** Image type values (0008,0008), e.g. `["ORIGINAL", "PRIMARY", "AXIAL"]`. */
+  imageType: string[];
+  /** Series instance UID (0020,000E). */
+  seriesUid: string;
+  /** Series number (0020,0011), when present. */
+  seriesNumber?: number;
+  /** Series description (0008,103E). */
+  seriesDescription: string;
+  /** Instance number (0020,0013), when present. */
+  instanceNumber?: number;
+  /** Rows (0028,0010). */
+  rows: number;
+  /** Columns (0028,0011). */
+  columns: number;
+  /** Number of frames (0028,0008), 1 when absent. */
+  frames: number;
+  /** Samples per pixel (0028,0002). */
+  samplesPerPixel: number;
+  /** Bits allocated (0028,0100). */
+  bitsAllocated: number;
+  /** Bits stored (0028,0101). */
+  bitsStored: number;
+  /** Pixel representation (0028,0103): 0 unsigned, 1 two's complement. */
+  pixelRepresentation: number;
+  /** Image position (patient), LPS mm (0020,0032). */
+  position?: [number, number, number];
+  /** Image orientation (patient): row then column direction cosines, LPS (0020,0037). */
+  orientation?: [number, number, number, number, number, number];
+  /** Pixel spacing: row spacing then column spacing, mm (0028,0030). */
+  pixelSpacing?: [number, number];
+  /** Rescale slope (0028,1053), 1 when absent. */
+  slope: number;
+  /** Rescale intercept (0028,1052), 0 when absent. */
+  intercept: number;
+}
+
+/** Transfer syntax of files without a Part 10 header (raw data sets). */
+export const IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2";
+
+const deflatedSyntax = new WeakMap<DicomDataSet, string>();
+
+/** Whether the bytes carry the Part 10 `DICM` magic at offset 128. */
+export function isDicomPart10(bytes: Uint8Array): boolean {
+  return bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 &&
+    bytes[130] === 0x43 && bytes[131] === 0x4d;
+}
+
+/**
+ * Parses a DICOM file with dicom-parser. Part 10 files are parsed by their transfer
+ * syntax (deflated data sets are inflated with native zlib); files without the Part 10
+ * header are read as implicit VR little endian, as old exports are. `untilTag` stops
+ * before that element (`x7fe00010` to read headers only). Throws a `SyntaxError` naming
+ * the reason.
+ */
+export function parseDicom(bytes: Uint8Array, untilTag?: string): DicomDataSet {
+  const options: Parameters<typeof dicomParser.parseDicom>[1] = {
+    untilTag,
+    // dicom-parser 1.8 parses the stream its inflater returns from offset 0, not from the
+    // end of the meta header (its own zlib path reads the preamble as elements), so return
+    // the inflated data set alone: element offsets then refer to that array, consistently.
+    inflater: ((arr: Uint8Array, position: number) => {
+      const inflated = inflateRawSync(arr.subarray(position));
+      return new Uint8Array(inflated.buffer, inflated.byteOffset, inflated.byteLength);
+    }) as unknown as (arr: Uint8Array, position: number) => void,
+  };
+  if (!isDicomPart10(bytes)) options.TransferSyntaxUID = IMPLICIT_VR_LITTLE_ENDIAN;
+  try {
+    const ds = dicomParser.parseDicom(bytes, options);
+    if (ds.byteArray !== bytes) {
+      // Inflated: the merged meta elements point into the original bytes; keep the syntax.
+      const meta = dicomParser.readPart10Header(bytes);
+      deflatedSyntax.set(ds, meta.string("x00020010")?.trim() ?? "");
+    }
+    return ds;
+  } catch (e) {
+    // dicom-parser throws strings, and wraps data-set errors as {exception, dataSet}.
+    const inner = (e as { exception?: unknown })?.exception ?? e;
+    const reason = inner instanceof Error ? inner.message : String(inner);
+    throw new SyntaxError(`Not a readable DICOM file: ${reason}`);
+  }
+}
+
+function numbers(ds: DicomDataSet, tag: string, n: number): number[] | undefined {
+  const text = ds.string(tag);
+  if (text === undefined) return undefined;
+  const parts = text.split("\\").map((s) => Number(s.trim()));
+  if (parts.length !== n || parts.some((x) => !Number.isFinite(x))) {
+    throw new SyntaxError(`DICOM element (${tag.slice(1, 5)},${tag.slice(5)}) is "${text}"`);
+  }
+  return parts;
+}
+
+function optionalInt(ds: DicomDataSet, tag: string): number | undefined {
+  const s = ds.string(tag);
+  if (s === undefined || s.trim() === "") return undefined;
+  const v = Number(s);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+/** Extracts the slice facts of a parsed data set (see {@linkcode DicomSliceInfo}). */
+export function sliceInfo(ds: DicomDataSet): DicomSliceInfo {
+  const slope = ds.floatString("x00281053");
+  const intercept = ds.floatString("x00281052");
+  return {
+    transferSyntax: deflatedSyntax.get(ds) ?? (ds.string("x00020010")?.trim() ||
+      IMPLICIT_VR_LITTLE_ENDIAN),
+    sopClass: ds.string("x00080016") ?? "",
+    sopInstance: ds.string("x00080018") ?? "",
+    modality: (ds.string("x00080060") ?? "").toUpperCase(),
+    imageType: (ds.string("x00080008") ?? "").split("\\").map((s) => s.trim().toUpperCase()),
+    seriesUid: ds.string("x0020000e") ?? "",
+    seriesNumber: optionalInt(ds, "x00200011"),
+    seriesDescription: ds.string("x0008103e") ?? "",
+    instanceNumber: optionalInt(ds, "x00200013"),
+    rows: ds.uint16("x00280010") ?? 0,
+    columns: ds.uint16("x00280011") ?? 0,
+    frames: optionalInt(ds, "x00280008") ?? 1,
+    samplesPerPixel: ds.uint16("x00280002") ?? 1,
+    bitsAllocated: ds.uint16("x00280100") ?? 0,
+    bitsStored: ds.uint16("x00280101") ?? ds.uint16("x00280100") ?? 0,
+    pixelRepresentation: ds.uint16("x00280103") ?? 0,
+    position: numbers(ds, "x00200032", 3) as DicomSliceInfo["position"],
+    orientation: numbers(ds, "x00200037", 6) as DicomSliceInfo["orientation"],
+    pixelSpacing: numbers(ds, "x00280030", 2) as DicomSliceInfo["pixelSpacing"],
+    slope: slope !== undefined && Number.isFinite(slope) && slope !== 0 ? slope : 1,
+    intercept: intercept !== undefined && Number.isFinite(intercept) ? intercept : 0,
+  };
+}

@@ -1,0 +1,94 @@
+import { type DicomDataSet, parseDicom, sliceInfo } from "./dicom_parse.ts";
+import { decodePixels } from "./dicom_codecs.ts";
+import { skipReason, sortSlices } from "./dicom_series.ts";
+import type { LoadedImage } from "./read_nifti.ts";
+import type { Mat4, Shape3 } from "./volume.ts";
+
+/** Options of {@linkcode readDicomSeries}. */
+export interface ReadDicomOptions {
+  /** Paths of the files, in the same order as the bytes (used in messages). */
+  paths?: readonly string[];
+  /**
+   * Relative tolerance on slice gaps.
+   * @default {0.05}
+   */
+  gapTolerance?: number;
+}
+
+/**
+ * Reads one DICOM CT series (the bytes of its files, any order) into a volume in
+ * Hounsfield units: slices sorted along the normal, the affine from the positions and
+ * orientation (LPS converted to RAS), each slice's RescaleSlope/Intercept applied.
+ * Localizer images mixed into the series are skipped. The volume is C order over
+ * [slice, row, column]; it is int16 when every slice rescales to integers that fit,
+ * float32 otherwise. Rejections throw with the file and the reason.
+ */
+export async function readDicomSeries(
+  files: readonly Uint8Array[],
+  options: ReadDicomOptions = {},
+): Promise<LoadedImage> {
+  const paths = options.paths ?? files.map((_, i) => `file ${i}`);
+  const parsed: { path: string; ds: DicomDataSet; info: ReturnType<typeof sliceInfo> }[] = [];
+  for (let i = 0; i < files.length; i++) {
+    let ds: DicomDataSet, info;
+    try {
+      ds = parseDicom(files[i]);
+      info = sliceInfo(ds);
+    } catch (e) {
+      throw new SyntaxError(`${paths[i]}: ${(e as Error).message}`);
+    }
+    const reason = skipReason({ path: paths[i], info, hasPixels: Boolean(ds.elements.x7fe00010) });
+    if (reason === "localizer (scout) image") continue;
+    if (reason) throw new RangeError(`${paths[i]}: ${reason}`);
+    parsed.push({ path: paths[i], ds, info });
+  }
+  const geometry = sortSlices(parsed, options.gapTolerance);
+  const { rows, columns } = parsed[0].info;
+  const n = parsed.length;
+  const plane = rows * columns;
+  const integral = parsed.every((p) => p.info.slope === 1 && Number.isInteger(p.info.intercept));
+  let out: Int16Array | Float32Array = integral
+    ? new Int16Array(n * plane)
+    : new Float32Array(n * plane);
+  let sourceDtype = "";
+  for (let k = 0; k < n; k++) {
+    const p = parsed[geometry.order[k]];
+    let pixels;
+    try {
+      pixels = await decodePixels(p.ds, p.info);
+    } catch (e) {
+      if (e instanceof Error) e.message = `${p.path}: ${e.message}`;
+      throw e;
+    }
+    sourceDtype ||= pixels.constructor.name.replace("Array", "").toLowerCase();
+    const { slope, intercept } = p.info;
+    const base = k * plane;
+    if (out instanceof Int16Array) {
+      let overflow = false;
+      for (let i = 0; i < plane; i++) {
+        const v = pixels[i] + intercept;
+        if (v < -32768 || v > 32767) overflow = true;
+        out[base + i] = v;
+      }
+      if (overflow) {
+        // Rare (e.g. uint16 data with a large intercept): redo everything in float32.
+        const f = new Float32Array(n * plane);
+        for (let i = 0; i < base; i++) f[i] = out[i];
+        for (let i = 0; i < plane; i++) f[base + i] = pixels[i] + intercept;
+        out = f;
+      }
+    } else {
+      for (let i = 0; i < plane; i++) out[base + i] = pixels[i] * slope + intercept;
+    }
+  }
+  const shape: Shape3 = [n, rows, columns];
+  const a = geometry.affine;
+  // Reported as ITK/nibabel would: axes (column, row, slice), the affine's columns reversed.
+  const fileAffine: Mat4 = a.map((r) => [r[2], r[1], r[0], r[3]]);
+  return {
+    volume: { data: out, shape, affine: a },
+    format: "dicom",
+    sourceDtype,
+    sourceGeometry: { shape: [columns, rows, n], affine: fileAffine },
+  };
+}

@@ -1,0 +1,212 @@
+// DICOM series: every transfer syntax, geometry, rejections, discovery and MONAI parity.
+import { join } from "node:path";
+import { FileSystemStore } from "@zarrita/storage";
+import { makePhantom } from "../../prep/phantom.ts";
+import { readDicomSeries } from "../../prep/read_dicom.ts";
+import {
+  newUid,
+  WRITE_SYNTAXES,
+  writeDicomFile,
+  writeDicomSeries,
+} from "../../prep/write_dicom.ts";
+import { orientToRas } from "../../prep/orient.ts";
+import { discoverInputs } from "../../prep/discover.ts";
+import { runPrep } from "../../prep/run_prep.ts";
+import { resolveRecipe } from "../../prep/recipe.ts";
+import { readCase } from "../../cache/read_case.ts";
+import { listCases } from "../../cache/cache_dir.ts";
+import { main as prepMain } from "../../tasks/prep.ts";
+import type { Volume, VoxelArray } from "../../prep/volume.ts";
+import { HAVE_SHARED, loadGolden, maxAbsDiff, SHARED } from "../_shared.ts";
+import { assert, assertClose, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
+
+const phantom = (orientation = "LPS") =>
+  makePhantom({ shape: [40, 36, 12], spacingMm: [2, 2.5, 3], orientation });
+
+/** Both volumes in RAS: same shape, same affine, same values. */
+function assertSameImage(a: Volume<VoxelArray>, b: Volume<VoxelArray>) {
+  const ra = orientToRas(a), rb = orientToRas(b);
+  assertEquals(ra.shape, rb.shape);
+  assertClose(ra.affine, rb.affine, 1e-4);
+  const d = maxAbsDiff(ra.data, rb.data);
+  assert(d === 0, `max abs difference ${d}`);
+}
+
+for (const syntax of Object.keys(WRITE_SYNTAXES) as (keyof typeof WRITE_SYNTAXES)[]) {
+  Deno.test(`readDicomSeries() decodes ${syntax} series, signed and unsigned, exactly`, async () => {
+    const v = phantom();
+    for (const pixels of ["signed", "unsigned"] as const) {
+      const files = await writeDicomSeries(v, { syntax, pixels });
+      const img = await readDicomSeries(files.map((f) => f.bytes));
+      assertEquals(img.format, "dicom");
+      assertEquals(img.sourceDtype, pixels === "signed" ? "int16" : "uint16");
+      assertSameImage(img.volume, v);
+    }
+  });
+}
+
+Deno.test("readDicomSeries() sorts shuffled slices and places sagittal slices (PIR)", async () => {
+  const v = phantom("PIR");
+  const files = (await writeDicomSeries(v)).map((f) => f.bytes);
+  const shuffled = [5, 0, 11, 3, 8, 1, 10, 2, 7, 4, 9, 6].map((i) => files[i]);
+  assertSameImage((await readDicomSeries(shuffled)).volume, v);
+});
+
+Deno.test("readDicomSeries() applies RescaleSlope in float32", async () => {
+  const v = phantom();
+  const files = await writeDicomSeries(v, {
+    extraElements: [{ tag: 0x00281053, vr: "DS", value: "0.5" }],
+  });
+  const img = await readDicomSeries(files.map((f) => f.bytes));
+  assert(img.volume.data instanceof Float32Array);
+  assertSameImage(img.volume, { ...v, data: v.data.map((x) => Math.round(x) * 0.5) });
+});
+
+Deno.test("readDicomSeries() skips a localizer mixed into the series", async () => {
+  const v = phantom();
+  const seriesUid = newUid();
+  const files = (await writeDicomSeries(v, { seriesUid })).map((f) => f.bytes);
+  const scout = await writeDicomSeries(phantom("PIR"), {
+    seriesUid,
+    imageType: "ORIGINAL\\PRIMARY\\LOCALIZER",
+  });
+  const img = await readDicomSeries([scout[0].bytes, ...files]);
+  assertSameImage(img.volume, v);
+});
+
+Deno.test("readDicomSeries() rejects bad series, naming the files and the reason", async () => {
+  const v = phantom();
+  const files = (await writeDicomSeries(v)).map((f) => f.bytes);
+  const paths = files.map((_, i) => `IM${i}.dcm`);
+  const read = (f: Uint8Array[], p = paths) => readDicomSeries(f, { paths: p });
+  // A missing slice: the gap names the two files around it.
+  const missing = files.filter((_, i) => i !== 6);
+  const e1 = await assertRejects(
+    () => read(missing, paths.filter((_, i) => i !== 6)),
+    /Non-uniform slice gap: 6 mm between IM\d+\.dcm and IM\d+\.dcm.*other gaps are 3 mm.*missing/,
+  );
+  assert(e1 instanceof RangeError);
+  await assertRejects(
+    () => read([...files, files[4]], [...paths, "copy.dcm"]),
+    /Duplicated slice.*copy\.dcm/,
+  );
+  const other = (await writeDicomSeries(phantom("PIR"))).map((f) => f.bytes);
+  await assertRejects(
+    () => read([...files, other[0]], [...paths, "odd.dcm"]),
+    /Mixed orientations: .* odd\.dcm has/,
+  );
+  const multi = await writeDicomSeries(v, {
+    extraElements: [{ tag: 0x00280008, vr: "IS", value: "2" }],
+  });
+  await assertRejects(() => read(multi.map((f) => f.bytes)), /multi-frame/);
+  await assertRejects(() => read([files[0]]), /Only 1 slice/);
+  await assertRejects(() => read([files[0], new TextEncoder().encode("hello")]), /file 1|IM1/);
+  const pet = await writeDicomSeries(v, { modality: "PT" });
+  await assertRejects(() => read(pet.map((f) => f.bytes)), /modality PT, not CT/);
+});
+
+Deno.test("readDicomSeries() names an unsupported transfer syntax", async () => {
+  const v = phantom();
+  const files = await writeDicomSeries(v);
+  const lossy = files.map((f, k) => {
+    const el = [
+      { tag: 0x00080016, vr: "UI", value: "1.2.840.10008.5.1.4.1.1.2" },
+      { tag: 0x00080060, vr: "CS", value: "CT" },
+      { tag: 0x00200032, vr: "DS", value: `0\\0\\${3 * k}` },
+      { tag: 0x00200037, vr: "DS", value: "1\\0\\0\\0\\1\\0" },
+      { tag: 0x00280002, vr: "US", value: [1] },
+      { tag: 0x00280010, vr: "US", value: [36] },
+      { tag: 0x00280011, vr: "US", value: [40] },
+      { tag: 0x00280030, vr: "DS", value: "2\\2" },
+      { tag: 0x00280100, vr: "US", value: [8] },
+      { tag: 0x7fe00010, vr: "OW", value: f.bytes.subarray(0, 16) },
+    ];
+    return writeDicomFile(el, "1.2.840.10008.1.2.4.50", "1.2.840.10008.5.1.4.1.1.2", newUid());
+  });
+  await assertRejects(
+    () => readDicomSeries(lossy),
+    /Transfer syntax 1\.2\.840\.10008\.1\.2\.4\.50 is not supported/,
+  );
+});
+
+Deno.test("discovery takes one case per CT series and skips other modalities, scouts and junk", async () => {
+  await using dir = await tempDir();
+  const root = join(dir.path, "patient1");
+  const write = async (sub: string, files: { name: string; bytes: Uint8Array }[]) => {
+    await Deno.mkdir(join(root, sub), { recursive: true });
+    for (const f of files) await Deno.writeFile(join(root, sub, f.name), f.bytes);
+  };
+  const studyUid = newUid();
+  await write("ct_a", await writeDicomSeries(phantom(), { studyUid, seriesNumber: 2 }));
+  // Two series in one folder, files without the .dcm suffix.
+  await write(
+    "mixed",
+    (await writeDicomSeries(phantom("RAS"), { seriesNumber: 3, fileName: (i) => `A${i}` }))
+      .concat(await writeDicomSeries(phantom(), { seriesNumber: 4, fileName: (i) => `B${i}` })),
+  );
+  await write("seg", await writeDicomSeries(phantom(), { modality: "SEG" }));
+  await write(
+    "scout",
+    (await writeDicomSeries(phantom(), { imageType: "ORIGINAL\\PRIMARY\\LOCALIZER" })).slice(0, 2),
+  );
+  await Deno.writeTextFile(join(root, "notes.txt"), "not an image");
+  await Deno.writeTextFile(join(root, "README"), "not DICOM either");
+  const found = await discoverInputs([root]);
+  assertEquals(found.cases.map((c) => [c.name, c.format, c.files.length]), [
+    ["ct_a", "dicom", 12],
+    ["mixed_series3", "dicom", 12],
+    ["mixed_series4", "dicom", 12],
+  ]);
+  assertEquals(found.cases[0].source, "ct_a");
+  assert(found.cases[1].source.startsWith("mixed#2.25."), found.cases[1].source);
+  const reasons = found.skipped.map((s) => s.reason);
+  assertEquals(reasons.filter((r) => /modality SEG/.test(r)).length, 12);
+  assertEquals(reasons.filter((r) => /localizer/.test(r)).length, 2);
+  assertEquals(found.skipped.length, 14);
+});
+
+Deno.test("prep caches good series and reports a broken one by name and reason", async () => {
+  await using dir = await tempDir();
+  const inp = join(dir.path, "dicom");
+  for (const [sub, syntax] of [["good", "jpeg2000"], ["broken", "rle"]] as const) {
+    await Deno.mkdir(join(inp, sub), { recursive: true });
+    for (const f of await writeDicomSeries(phantom(), { syntax })) {
+      await Deno.writeFile(join(inp, sub, f.name), f.bytes);
+    }
+  }
+  await Deno.remove(join(inp, "broken", "IM0005.dcm"));
+  const out = join(dir.path, "cache");
+  const { code, text } = await runTask(prepMain, [inp, "--out", out, "--quiet"]);
+  assertEquals(code, 1, text);
+  assert(/FAILED .*broken.*Non-uniform slice gap.*IM0004\.dcm and .*IM0006\.dcm/.test(text), text);
+  assertEquals((await listCases(out)).map((c) => c.name), ["good"]);
+  const a = (await readCase(new FileSystemStore(out), "/dicom/good")).attributes;
+  assertEquals(a.source, "good");
+  assertEquals((a as unknown as Record<string, unknown>).source_files, 12);
+});
+
+Deno.test({
+  name: "the shared JPEG 2000 DICOM series cached as float32 equals MONAI's voco-v2 output",
+  ignore: !HAVE_SHARED,
+  async fn() {
+    await using dir = await tempDir();
+    const out = join(dir.path, "cache");
+    const found = await discoverInputs([`${SHARED}data/ct/dicom_series`]);
+    assertEquals(found.cases.length, 1);
+    assertEquals(found.cases[0].files.length, 20);
+    const run = await runPrep(found.cases, {
+      out,
+      dataset: "dicom",
+      recipe: resolveRecipe("voco-v2"),
+      storage: { dtype: "float32", compressor: "blosc-zstd", level: 3, chunk: 64 },
+      workers: 1,
+    });
+    assertEquals(run.reports[0].status, "written", run.reports[0].error);
+    const c = await readCase(new FileSystemStore(out), "/dicom/dicom_series");
+    const g = await loadGolden("dicom_ct.voco-v2");
+    assertEquals(c.shape, g.shape);
+    assertClose(c.attributes.affine, g.affine, 1e-4);
+    const d = maxAbsDiff(c.data, g.data);
+    assert(d <= 1e-4, `max abs difference ${d}`);
+  },
+});
