@@ -138,7 +138,7 @@ export const DATALIST_ADAPTER: DatasetAdapter = {
 };
 
 /** Relative paths (with `/`) of the entries in the first `depth` levels of `root`. */
-async function sample(root: string, depth = 3, limit = 5000): Promise<string[]> {
+async function sample(root: string, depth = 4, limit = 5000): Promise<string[]> {
   const out: string[] = [];
   const walk = async (dir: string, prefix: string, level: number) => {
     if (level > depth || out.length >= limit) return;

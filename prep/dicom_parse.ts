@@ -69,31 +69,49 @@ export function isDicomPart10(bytes: Uint8Array): boolean {
  * the reason.
  */
 export function parseDicom(bytes: Uint8Array, untilTag?: string): DicomDataSet {
-  const options: Parameters<typeof dicomParser.parseDicom>[1] = {
-    untilTag,
-    // dicom-parser 1.8 parses the stream its inflater returns from offset 0, not from the
-    // end of the meta header (its own zlib path reads the preamble as elements), so return
-    // the inflated data set alone: element offsets then refer to that array, consistently.
-    inflater: ((arr: Uint8Array, position: number) => {
-      const inflated = inflateRawSync(arr.subarray(position));
-      return new Uint8Array(inflated.buffer, inflated.byteOffset, inflated.byteLength);
-    }) as unknown as (arr: Uint8Array, position: number) => void,
-  };
-  if (!isDicomPart10(bytes)) options.TransferSyntaxUID = IMPLICIT_VR_LITTLE_ENDIAN;
   try {
-    const ds = dicomParser.parseDicom(bytes, options);
-    if (ds.byteArray !== bytes) {
-      // Inflated: the merged meta elements point into the original bytes; keep the syntax.
-      const meta = dicomParser.readPart10Header(bytes);
-      deflatedSyntax.set(ds, meta.string("x00020010")?.trim() ?? "");
+    if (!isDicomPart10(bytes)) {
+      return dicomParser.parseDicom(bytes, {
+        untilTag,
+        TransferSyntaxUID: IMPLICIT_VR_LITTLE_ENDIAN,
+      });
     }
-    return ds;
+    // Deflated data sets are inflated here: dicom-parser 1.8 reads the bytes after the meta
+    // group as an element while looking for the group's end (random deflate output can
+    // make that fail), and its own inflation path restarts parsing at offset 0.
+    const metaEnd = metaGroupEnd(bytes);
+    if (metaEnd !== undefined) {
+      const meta = dicomParser.readPart10Header(bytes.subarray(0, metaEnd));
+      const syntax = meta.string("x00020010")?.trim() ?? "";
+      if (syntax === DEFLATED) {
+        const inflated = inflateRawSync(bytes.subarray(metaEnd));
+        const ds = dicomParser.parseDicom(
+          new Uint8Array(inflated.buffer, inflated.byteOffset, inflated.byteLength),
+          { untilTag, TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN },
+        );
+        deflatedSyntax.set(ds, syntax);
+        return ds;
+      }
+    }
+    return dicomParser.parseDicom(bytes, { untilTag });
   } catch (e) {
     // dicom-parser throws strings, and wraps data-set errors as {exception, dataSet}.
     const inner = (e as { exception?: unknown })?.exception ?? e;
     const reason = inner instanceof Error ? inner.message : String(inner);
     throw new SyntaxError(`Not a readable DICOM file: ${reason}`);
   }
+}
+
+const DEFLATED = "1.2.840.10008.1.2.1.99";
+const EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1";
+
+/** End of the file meta group from its (0002,0000) group length, when present. */
+function metaGroupEnd(bytes: Uint8Array): number | undefined {
+  if (bytes.length < 144) return undefined;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const isGroupLength = v.getUint16(132, true) === 2 && v.getUint16(134, true) === 0 &&
+    bytes[136] === 0x55 && bytes[137] === 0x4c; // "UL"
+  return isGroupLength ? 144 + v.getUint32(140, true) : undefined;
 }
 
 function numbers(ds: DicomDataSet, tag: string, n: number): number[] | undefined {
