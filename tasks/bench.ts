@@ -9,20 +9,25 @@ import { runPrep } from "../prep/run_prep.ts";
 import { discoverCases } from "../prep/discover.ts";
 import { processCase } from "../prep/process_case.ts";
 import { settingsHash } from "../prep/fingerprint.ts";
+import { writeMetaImage } from "../prep/write_metaimage.ts";
+import { writeDicomSeries } from "../prep/write_dicom.ts";
+import type { StorageOptions } from "../prep/process_case.ts";
 import { formatBytes } from "./_cli.ts";
 
 const HELP = `deno task bench: benchmarks (not timed unit tests)
 
 Usage:
-  deno task bench prep [--copies N] [--workers 1,2]
+  deno task bench prep [--copies N] [--workers 1,2] [--skip-formats]
 
 prep: builds (once, in .tmp/bench/) a clinical-size CT (512x512x270 int16, 0.7x0.7x1.25 mm,
 .nii.gz) by upsampling ../shared/data/ct/example_ct.nii.gz (or a phantom when absent), then
 times one case in-process stage by stage and whole runs with 1..N workers, and reports
-seconds per volume and peak RSS.
+seconds per volume and peak RSS. Then the same volume as .mhd + .raw and as DICOM series
+(uncompressed, and JPEG 2000 lossless), one case each in-process, against the .nii.gz.
 
 Example:
   deno task bench prep --copies 4 --workers 1,2
+  deno task bench prep --copies 0 --workers 1      # formats only, plus one 1-worker run
 `;
 
 const BENCH_DIR = new URL("../.tmp/bench/", import.meta.url).pathname;
@@ -124,7 +129,7 @@ async function benchPrep(args: string[]): Promise<void> {
     await Deno.link(file, p).catch(() => Deno.copyFile(file, p));
   }
   const cases = await discoverCases([inputs]);
-  for (const w of workerCounts) {
+  for (const w of copies > 0 ? workerCounts : []) {
     const out = await Deno.makeTempDir({ prefix: "voco-bench-cache-" });
     const s = await runPrep(cases, { out, dataset: "bench", recipe, storage, workers: w });
     const failed = s.reports.filter((r) => r.status === "failed");
@@ -134,6 +139,87 @@ async function benchPrep(args: string[]): Promise<void> {
         `${(s.seconds / copies).toFixed(2)} s per volume, peak RSS ${formatBytes(peakRss())}`,
     );
     await Deno.remove(out, { recursive: true });
+  }
+  if (!args.includes("--skip-formats")) await benchFormats(file, recipe, storage);
+}
+
+/** The clinical volume as .mhd and as DICOM series, written once next to the .nii.gz. */
+async function formatCopies(file: string): Promise<{ label: string; path: string }[]> {
+  const mhd = join(BENCH_DIR, "formats", "clinical.mhd");
+  const raw = join(BENCH_DIR, "formats", "dicom_explicit");
+  const j2k = join(BENCH_DIR, "formats", "dicom_jpeg2000");
+  const done = await Deno.stat(join(BENCH_DIR, "formats", "complete")).then(
+    () => true,
+    () => false,
+  );
+  if (!done) {
+    console.error(
+      "bench: writing the volume as .mhd and DICOM series (once; JPEG 2000 is slow) ...",
+    );
+    await Deno.mkdir(join(BENCH_DIR, "formats"), { recursive: true });
+    // Writers take axis 0 as the file's x; the reader's view is [k, j, i].
+    const { volume } = readNifti(await Deno.readFile(file));
+    const [nk, nj, ni] = volume.shape;
+    const data = new Int16Array(volume.data.length);
+    let o = 0;
+    for (let i = 0; i < ni; i++) {
+      for (let j = 0; j < nj; j++) {
+        for (let k = 0; k < nk; k++) data[o++] = volume.data[(k * nj + j) * ni + i];
+      }
+    }
+    const v = {
+      data,
+      shape: [ni, nj, nk] as [number, number, number],
+      affine: volume.affine.map((r) => [r[2], r[1], r[0], r[3]]),
+    };
+    const { header, data: bytes } = writeMetaImage(v, { dataFile: "clinical.raw" });
+    await Deno.writeFile(mhd, header);
+    await Deno.writeFile(join(BENCH_DIR, "formats", "clinical.raw"), bytes!);
+    for (const [dir, syntax] of [[raw, "explicit"], [j2k, "jpeg2000"]] as const) {
+      await Deno.mkdir(dir, { recursive: true });
+      for (const f of await writeDicomSeries(v, { syntax, pixels: "unsigned" })) {
+        await Deno.writeFile(join(dir, f.name), f.bytes);
+      }
+    }
+    await Deno.writeTextFile(join(BENCH_DIR, "formats", "complete"), "");
+  }
+  return [
+    { label: ".nii.gz", path: file },
+    { label: ".mhd + .raw", path: mhd },
+    { label: "DICOM, explicit VR LE", path: raw },
+    { label: "DICOM, JPEG 2000 lossless", path: j2k },
+  ];
+}
+
+async function benchFormats(
+  file: string,
+  recipe: ReturnType<typeof resolveRecipe>,
+  storage: StorageOptions,
+): Promise<void> {
+  const copies = await formatCopies(file);
+  const settings = await settingsHash({ recipe, storage });
+  console.log(`  one case per format, in-process, best of 2 (read, hash, recipe, write):`);
+  let reference = 0;
+  for (const { label, path } of copies) {
+    const [c] = await discoverCases([path]);
+    const bytes = (await Promise.all(c.files.map((f) => Deno.stat(f)))).reduce(
+      (a, s) => a + s.size,
+      0,
+    );
+    const times: number[] = [];
+    for (let rep = 0; rep < 2; rep++) {
+      const dir = await Deno.makeTempDir({ prefix: "voco-bench-" });
+      const t = performance.now();
+      await processCase({ ...c, stagingDir: dir, recipe, storage, settingsHash: settings });
+      times.push((performance.now() - t) / 1000);
+      await Deno.remove(dir, { recursive: true });
+    }
+    const best = Math.min(...times);
+    reference ||= best;
+    console.log(
+      `    ${label.padEnd(27)} ${best.toFixed(2)} s  (${(best / reference).toFixed(2)}x .nii.gz; ` +
+        `${c.files.length} file(s), ${formatBytes(bytes)})`,
+    );
   }
 }
 

@@ -2,6 +2,9 @@
 import { join } from "node:path";
 import { makePhantom } from "../prep/phantom.ts";
 import { writeNifti } from "../prep/write_nifti.ts";
+import { writeMetaImage } from "../prep/write_metaimage.ts";
+import { writeDicomSeries } from "../prep/write_dicom.ts";
+import type { Volume } from "../prep/volume.ts";
 import { main as prep } from "./prep.ts";
 
 const HELP = `deno task demo: generate CT-like phantoms and prep them into a Zarr cache
@@ -9,8 +12,9 @@ const HELP = `deno task demo: generate CT-like phantoms and prep them into a Zar
 Usage:
   deno task demo [--out DIR] [--keep]
 
-Writes six synthetic CT volumes (.nii.gz, varied sizes, spacings and orientations) to a
-temporary folder, runs "deno task prep" on them and prints where the cache is.
+Writes six synthetic CT volumes (varied sizes, spacings and orientations, in every format
+prep reads: .nii.gz, a DICOM series (JPEG 2000), .mha, .mhd + .zraw) to a temporary
+folder, runs "deno task prep" on them and prints where the cache is.
 
 Options:
   --out DIR   where to put the phantoms and the cache (default: a new temporary folder)
@@ -22,13 +26,32 @@ Example:
 `;
 
 const PHANTOMS = [
-  { shape: [160, 160, 90], spacingMm: [2.2, 2.2, 3], orientation: "RAS" },
-  { shape: [192, 192, 72], spacingMm: [1.8, 1.8, 4], orientation: "LPS" },
-  { shape: [128, 128, 128], spacingMm: [2.5, 2.5, 2.5], orientation: "LAS" },
-  { shape: [96, 144, 144], spacingMm: [3, 2.4, 2.4], orientation: "SPL" },
-  { shape: [176, 150, 60], spacingMm: [2, 2.4, 5], orientation: "RPI" },
-  { shape: [140, 140, 110], spacingMm: [2.6, 2.6, 2], orientation: "LPI" },
+  { shape: [160, 160, 90], spacingMm: [2.2, 2.2, 3], orientation: "RAS", format: "nifti" },
+  { shape: [192, 192, 72], spacingMm: [1.8, 1.8, 4], orientation: "LPS", format: "dicom" },
+  { shape: [128, 128, 128], spacingMm: [2.5, 2.5, 2.5], orientation: "LAS", format: "mha" },
+  { shape: [96, 144, 144], spacingMm: [3, 2.4, 2.4], orientation: "SPL", format: "nifti" },
+  { shape: [176, 150, 60], spacingMm: [2, 2.4, 5], orientation: "RPI", format: "mhd" },
+  { shape: [140, 140, 110], spacingMm: [2.6, 2.6, 2], orientation: "LPI", format: "nifti" },
 ] as const;
+
+/** Writes one phantom in its demo format. */
+async function writePhantom(dir: string, name: string, v: Volume<Float32Array>, format: string) {
+  if (format === "dicom") {
+    const series = join(dir, `${name}_dicom`);
+    await Deno.mkdir(series, { recursive: true });
+    for (const f of await writeDicomSeries(v, { syntax: "jpeg2000", pixels: "unsigned" })) {
+      await Deno.writeFile(join(series, f.name), f.bytes);
+    }
+  } else if (format === "mha") {
+    await Deno.writeFile(join(dir, `${name}.mha`), writeMetaImage(v).header);
+  } else if (format === "mhd") {
+    const { header, data } = writeMetaImage(v, { dataFile: `${name}.zraw`, compressed: true });
+    await Deno.writeFile(join(dir, `${name}.mhd`), header);
+    await Deno.writeFile(join(dir, `${name}.zraw`), data!);
+  } else {
+    await Deno.writeFile(join(dir, `${name}.nii.gz`), writeNifti(v));
+  }
+}
 
 async function main(args: string[]): Promise<number> {
   if (args.includes("-h") || args.includes("--help")) {
@@ -43,7 +66,9 @@ async function main(args: string[]): Promise<number> {
   }
   const inputs = join(root, "phantoms");
   await Deno.mkdir(inputs, { recursive: true });
-  console.error(`demo: writing ${PHANTOMS.length} synthetic CT volumes to ${inputs}`);
+  console.error(
+    `demo: writing ${PHANTOMS.length} synthetic CT volumes (NIfTI, DICOM, MetaImage) to ${inputs}`,
+  );
   for (const [n, p] of PHANTOMS.entries()) {
     const v = makePhantom({
       shape: [...p.shape],
@@ -51,7 +76,7 @@ async function main(args: string[]): Promise<number> {
       orientation: p.orientation,
       seed: n + 1,
     });
-    await Deno.writeFile(join(inputs, `phantom${n + 1}_${p.orientation}.nii.gz`), writeNifti(v));
+    await writePhantom(inputs, `phantom${n + 1}_${p.orientation}`, v, p.format);
   }
   const cache = join(root, "cache");
   const code = await prep([inputs, "--out", cache, "--dataset-name", "phantoms"]);
