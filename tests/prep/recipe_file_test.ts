@@ -98,14 +98,9 @@ Deno.test("prep --recipe FILE applies and records a custom recipe; a bad file is
     JSON.stringify({ name: "iso3", extends: "voco-v2", spacing: 3, minSize: 32 }),
   );
   const out = join(dir.path, "cache");
-  const ok = await runTask(prepMain, [
-    join(dir.path, "ct.nii.gz"),
-    "--out",
-    out,
-    "--recipe",
-    join(dir.path, "iso3.json"),
-    "--quiet",
-  ]);
+  const prepWith = (recipe: string) =>
+    runTask(prepMain, [join(dir.path, "ct.nii.gz"), "--out", out, "--recipe", recipe, "--quiet"]);
+  const ok = await prepWith(join(dir.path, "iso3.json"));
   assertEquals(ok.code, 0, ok.text);
   const c = await readCase(new FileSystemStore(out), `/${dir.path.split("/").pop()}/ct`);
   assertEquals(
@@ -119,13 +114,8 @@ Deno.test("prep --recipe FILE applies and records a custom recipe; a bad file is
     join(dir.path, "bad.json"),
     JSON.stringify({ name: "b", extends: "voco-v2", sigma: 1 }),
   );
-  const bad = await runTask(prepMain, [
-    join(dir.path, "ct.nii.gz"),
-    "--out",
-    out,
-    "--recipe",
-    join(dir.path, "bad.json"),
-  ]).catch((e) => ({ code: -1, text: (e as Error).message }));
+  const bad = await prepWith(join(dir.path, "bad.json"))
+    .catch((e) => ({ code: -1, text: (e as Error).message }));
   assertEquals(bad.code, -1);
   assert(/bad\.json: recipe: unknown key "sigma"/.test(bad.text), bad.text);
 });
