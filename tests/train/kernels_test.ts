@@ -1,0 +1,122 @@
+// Custom kernels against stock tfjs ops on the cpu backend: values and gradients.
+import * as tf from "@tensorflow/tfjs-core";
+import { useBackend } from "../../train/backend.ts";
+import { conv3dSame } from "../../train/kernels/conv3d.ts";
+import { windowSoftmax } from "../../train/kernels/window_softmax.ts";
+import { attentionMask, windowAndShift, windowIndex } from "../../train/swin/_windows.ts";
+import { assert } from "../_helpers.ts";
+
+/** Runs `f` on the cpu backend and returns plain arrays of its tensors. */
+async function onCpu(f: () => tf.Tensor[]): Promise<Float32Array[]> {
+  await useBackend("cpu");
+  return tf.tidy(f).map((t) => t.dataSync() as Float32Array);
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+function seeded(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  });
+}
+
+for (const backend of ["cpu", "wasm"] as const) {
+  Deno.test(`conv3dSame() equals stock conv3d, values and both gradients (${backend})`, async () => {
+    const cases: [number[], number, number][] = [
+      [[2, 5, 6, 7, 3], 3, 4],
+      [[1, 4, 4, 4, 2], 1, 3],
+      [[1, 6, 5, 4, 2], 5, 2],
+    ];
+    for (const [shape, k, cout] of cases) {
+      const cin = shape[4];
+      const xd = seeded(shape.reduce((a, b) => a * b, 1), 1);
+      const wd = seeded(k * k * k * cin * cout, 2);
+      const dyd = seeded(shape.slice(0, 4).reduce((a, b) => a * b, 1) * cout, 3);
+      const wShape = [k, k, k, cin, cout];
+      const yShape = [...shape.slice(0, 4), cout];
+      const run = (conv: (x: tf.Tensor5D, w: tf.Tensor5D) => tf.Tensor5D) => () => {
+        const x = tf.tensor(xd, shape), w = tf.tensor(wd, wShape), dy = tf.tensor(dyd, yShape);
+        const y = conv(x as tf.Tensor5D, w as tf.Tensor5D);
+        const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf.mul(conv(a as tf.Tensor5D, b as tf.Tensor5D), dy)
+        )([x, w]);
+        return [y, dx, dw];
+      };
+      const ref = await onCpu(run((x, w) => tf.conv3d(x, w, 1, "same")));
+      await useBackend(backend);
+      const got = tf.tidy(run(conv3dSame)).map((t) => t.dataSync());
+      ["y", "dx", "dw"].forEach((name, i) => {
+        const d = maxDiff(got[i], ref[i]);
+        assert(d < 1e-4, `${name} of kernel ${k}: max diff ${d}`);
+      });
+    }
+  });
+}
+
+Deno.test("windowSoftmax() equals softmax(scores + bias + mask), gradients included", async () => {
+  const [bw, heads, n, windows] = [6, 2, 8, 3];
+  const sd = seeded(bw * heads * n * n, 4),
+    bd = seeded(heads * n * n, 5),
+    gd = seeded(bw * heads * n * n, 6);
+  const mask = Float32Array.from(seeded(windows * n * n, 7), (v) => (v > 0.3 ? -100 : 0));
+  const maskT = () => tf.tile(tf.tensor4d(mask, [windows, 1, n, n]), [bw / windows, 1, 1, 1]);
+  const run = (fused: boolean) => () => {
+    const s = tf.tensor4d(sd, [bw, heads, n, n]), b = tf.tensor3d(bd, [heads, n, n]);
+    const g = tf.tensor4d(gd, [bw, heads, n, n]);
+    const f = (a: tf.Tensor, c: tf.Tensor) =>
+      fused
+        ? windowSoftmax(a as tf.Tensor4D, c as tf.Tensor3D, mask)
+        : tf.softmax(tf.add(tf.add(a, c), maskT()));
+    const [ds, db] = tf.grads((a: tf.Tensor, c: tf.Tensor) => tf.mul(f(a, c), g))([s, b]);
+    return [f(s, b), ds, db];
+  };
+  const ref = await onCpu(run(false));
+  const got = await onCpu(run(true));
+  ["probs", "dScores", "dBias"].forEach((name, i) => {
+    const d = maxDiff(got[i], ref[i]);
+    assert(d < 1e-5, `${name}: max diff ${d}`);
+  });
+});
+
+Deno.test("windowIndex() gathers equal MONAI's pad, roll and window partition, and invert them", () => {
+  const dims = [5, 9, 8], b = 2, c = 1;
+  const { window, shift } = windowAndShift(dims, 4, 2);
+  const idx = windowIndex(b, dims, window, shift);
+  const [dp, hp, wp] = idx.padded;
+  assert(dp === 8 && hp === 12 && wp === 8, `${idx.padded}`);
+  const n = b * dims[0] * dims[1] * dims[2];
+  // Reference: pad with zeros (value -1 marks padding), roll by -shift, partition.
+  const value = (bb: number, z: number, y: number, x: number) =>
+    z < dims[0] && y < dims[1] && x < dims[2]
+      ? ((bb * dims[0] + z) * dims[1] + y) * dims[2] + x
+      : n;
+  let t = 0;
+  for (let bb = 0; bb < b; bb++) {
+    for (let i0 = 0; i0 < dp / window[0]; i0++) {
+      for (let i1 = 0; i1 < hp / window[1]; i1++) {
+        for (let i2 = 0; i2 < wp / window[2]; i2++) {
+          for (let j0 = 0; j0 < window[0]; j0++) {
+            for (let j1 = 0; j1 < window[1]; j1++) {
+              for (let j2 = 0; j2 < window[2]; j2++, t++) {
+                const z = (i0 * window[0] + j0 + shift[0]) % dp;
+                const y = (i1 * window[1] + j1 + shift[1]) % hp;
+                const x = (i2 * window[2] + j2 + shift[2]) % wp;
+                assert(idx.forward[t] === value(bb, z, y, x), `token ${t}`);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  for (let v = 0; v < n * c; v++) assert(idx.forward[idx.inverse[v]] === v, `voxel ${v}`);
+  const mask = attentionMask(idx.padded, window, shift);
+  assert(mask.every((m) => m === 0 || m === -100));
+  assert(mask.some((m) => m === -100));
+});

@@ -1,0 +1,89 @@
+// TensorFlow.js set-up: gradients, and the backend chosen by name, loaded on demand.
+import * as tf from "@tensorflow/tfjs-core";
+
+/** Backends `--backend` accepts. */
+export type BackendName = "auto" | "cpu" | "wasm" | "webgpu" | "tensorflow" | "tensorflow-gpu";
+
+/** Backend names, for help texts and validation. */
+export const BACKENDS: readonly BackendName[] = [
+  "auto",
+  "cpu",
+  "wasm",
+  "webgpu",
+  "tensorflow",
+  "tensorflow-gpu",
+];
+
+let loaded: Promise<void> | undefined;
+
+/**
+ * Loads tfjs with its gradients. tfjs-core's npm bundle registers no gradient functions
+ * (they ship as extension-less ES modules that Deno cannot import one by one); the
+ * `@tensorflow/tfjs` bundle registers all of them, plus the cpu backend, in tfjs' global
+ * registry, which tfjs-core shares.
+ */
+function loadTf(): Promise<void> {
+  return loaded ??= (async () => {
+    await import("@tensorflow/tfjs");
+    // Production mode: no per-op debug checks, and no advertisement for tfjs-node on
+    // the cpu backend's first use.
+    tf.env().set("PROD", true);
+  })();
+}
+
+const INSTALL_HINT = (pkg: string) =>
+  `Backend needs ${pkg}, which is not installed: it downloads libtensorflow when installed, ` +
+  `so install it on a machine with internet with ` +
+  `"deno install --allow-scripts=npm:${pkg} npm:${pkg}@4.22.0" (Linux x86-64).`;
+
+async function tryBackend(name: Exclude<BackendName, "auto">): Promise<boolean> {
+  switch (name) {
+    case "cpu":
+      break;
+    case "wasm":
+      await import("@tensorflow/tfjs-backend-wasm");
+      break;
+    case "webgpu": {
+      const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+      if (!gpu || !(await gpu.requestAdapter())) return false;
+      await import("@tensorflow/tfjs-backend-webgpu");
+      break;
+    }
+    case "tensorflow":
+    case "tensorflow-gpu": {
+      const pkg = name === "tensorflow" ? "@tensorflow/tfjs-node" : "@tensorflow/tfjs-node-gpu";
+      try {
+        // Optional and not in deno.json: resolved only when asked for.
+        const spec = `npm:${pkg}@4.22.0`;
+        await import(spec);
+      } catch (e) {
+        throw new Error(`${INSTALL_HINT(pkg)} (${(e as Error).message.split("\n")[0]})`);
+      }
+      break;
+    }
+  }
+  const backend = name === "tensorflow-gpu" ? "tensorflow" : name;
+  return await tf.setBackend(backend);
+}
+
+/**
+ * Makes `name` the tfjs backend, loading it on demand, and returns the backend in use.
+ * `auto` picks the fastest that works here: webgpu when an adapter exists, else wasm,
+ * else cpu. Throws with an install hint for the tfjs-node backends when missing.
+ */
+export async function useBackend(name: BackendName = "auto"): Promise<string> {
+  if (!BACKENDS.includes(name)) {
+    throw new RangeError(`Unknown backend "${name}"; one of ${BACKENDS.join(", ")}`);
+  }
+  await loadTf();
+  if (name === "auto") {
+    for (const candidate of ["webgpu", "wasm", "cpu"] as const) {
+      try {
+        if (await tryBackend(candidate)) return tf.getBackend();
+      } catch { /* try the next one */ }
+    }
+    throw new Error("No tfjs backend could be initialised");
+  }
+  if (!(await tryBackend(name))) throw new Error(`Backend ${name} is not available here`);
+  return tf.getBackend();
+}

@@ -1,0 +1,105 @@
+// Building blocks in channels-last layout (NDHWC), named and parameterised as MONAI's.
+import * as tf from "@tensorflow/tfjs-core";
+import type { Params } from "./params.ts";
+import { conv3dSame } from "../kernels/conv3d.ts";
+
+/** PyTorch's default epsilon of LayerNorm, InstanceNorm and BatchNorm. */
+export const NORM_EPS = 1e-5;
+
+function param(p: Params, name: string): tf.Variable {
+  const v = p.get(name);
+  if (!v) throw new RangeError(`Missing parameter ${name}`);
+  return v;
+}
+
+/** `torch.nn.Linear` over the last axis (weights stored `[in, out]`). */
+export function linear(x: tf.Tensor, p: Params, name: string, bias = true): tf.Tensor {
+  const w = param(p, `${name}.weight`);
+  const shape = x.shape as number[];
+  const flat = tf.reshape(x, [-1, shape[shape.length - 1]]);
+  let y = tf.matMul(flat, w);
+  if (bias) y = tf.add(y, param(p, `${name}.bias`));
+  return tf.reshape(y, [...shape.slice(0, -1), w.shape[1] as number]);
+}
+
+/** Normalises over the last axis; with `name`, MONAI's affine `LayerNorm` weights apply. */
+export function layerNorm(x: tf.Tensor, p?: Params, name?: string): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  let y = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, NORM_EPS)));
+  if (p && name) y = tf.add(tf.mul(y, param(p, `${name}.weight`)), param(p, `${name}.bias`));
+  return y;
+}
+
+/**
+ * Mean over the three spatial axes of NDHWC, keeping dims, summed in two levels (rows of a
+ * slice, then slices): a single float32 sum over 64³ voxels, as the wasm backend does it,
+ * loses about 1e-4 of relative precision; this stays within 1e-6.
+ */
+export function spatialMean(x: tf.Tensor5D): tf.Tensor5D {
+  return tf.mean(tf.mean(x, [2, 3], true), 1, true);
+}
+
+/** `InstanceNorm3d(affine=False)`: per sample and channel over the three spatial axes. */
+export function instanceNorm(x: tf.Tensor5D): tf.Tensor5D {
+  const centred = tf.sub(x, spatialMean(x));
+  const variance = spatialMean(tf.square(centred) as tf.Tensor5D);
+  return tf.div(centred, tf.sqrt(tf.add(variance, NORM_EPS)));
+}
+
+/** `BatchNorm1d(affine=False, track_running_stats=False)`: batch statistics, always. */
+export function batchNorm(x: tf.Tensor2D): tf.Tensor2D {
+  const { mean, variance } = tf.moments(x, 0, true);
+  return tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, NORM_EPS)));
+}
+
+/** Exact GELU, `0.5 x (1 + erf(x / sqrt 2))`, as `torch.nn.GELU()`. */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+}
+
+/** `LeakyReLU(0.01)`, MONAI's default activation of its residual blocks. */
+export function leakyRelu(x: tf.Tensor): tf.Tensor {
+  return tf.leakyRelu(x, 0.01);
+}
+
+/**
+ * A 3-D convolution with MONAI's 'same' padding for odd kernels, no bias: the stock kernel
+ * on the cpu backend (the reference, and faster there), the row-block matMul kernel
+ * elsewhere (stock conv3d is slow on wasm and its input gradient wrong there).
+ */
+export function conv3d(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
+  const w = param(p, `${name}.weight`) as tf.Tensor5D;
+  return tf.getBackend() === "cpu" ? tf.conv3d(x, w, 1, "same") : conv3dSame(x, w);
+}
+
+/**
+ * MONAI `UnetResBlock` (kernel 3, stride 1, instance norm, LeakyReLU): conv, norm, act,
+ * conv, norm, plus the input (through a 1x1x1 conv and norm when channels change), act.
+ */
+export function resBlock(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
+  return tf.tidy(() => {
+    let out = leakyRelu(instanceNorm(conv3d(x, p, `${name}.layer.conv1.conv`))) as tf.Tensor5D;
+    out = instanceNorm(conv3d(out, p, `${name}.layer.conv2.conv`));
+    const residual = p.has(`${name}.layer.conv3.conv.weight`)
+      ? instanceNorm(conv3d(x, p, `${name}.layer.conv3.conv`))
+      : x;
+    return leakyRelu(tf.add(out, residual)) as tf.Tensor5D;
+  });
+}
+
+/** Dropout that is the identity unless training with a positive rate. */
+export function dropout(x: tf.Tensor, rate: number, training: boolean): tf.Tensor {
+  return training && rate > 0 ? tf.dropout(x, rate) : x;
+}
+
+/**
+ * Stochastic depth on a residual branch (`[B, ...]`): each sample's branch is kept with
+ * probability 1 - rate and scaled by 1 / (1 - rate), as MONAI's `DropPath`.
+ */
+export function dropPath(x: tf.Tensor, rate: number, training: boolean): tf.Tensor {
+  if (!training || rate <= 0) return x;
+  const keep = tf.floor(
+    tf.add(tf.randomUniform([x.shape[0], ...x.shape.slice(1).map(() => 1)]), 1 - rate),
+  );
+  return tf.mul(tf.div(x, 1 - rate), keep);
+}

@@ -1,0 +1,190 @@
+// MONAI's SwinTransformer (use_v2=True) in channels-last layout: patch embedding, four
+// stages of shifted-window blocks each preceded by a residual conv block, patch merging,
+// and the per-stage layer norm of the outputs.
+import * as tf from "@tensorflow/tfjs-core";
+import type { SwinConfig } from "./config.ts";
+import type { Params } from "./params.ts";
+import { dropout, dropPath, gelu, layerNorm, linear, resBlock } from "./layers.ts";
+import { windowSoftmax } from "../kernels/window_softmax.ts";
+import { attentionMask, relativePositionIndex, windowAndShift, windowIndex } from "./_windows.ts";
+
+/** Options of a forward pass. */
+export interface ForwardOptions {
+  /** Training mode (dropout and drop path active). @default {false} */
+  training?: boolean;
+}
+
+const relIndexCache = new Map<number, Int32Array>();
+
+/** Attention scores per chunk of windows: bounds the `[windows, heads, n, n]` memory. */
+const SCORES_PER_CHUNK = 1 << 24;
+
+/**
+ * `WindowAttention` on `[windows * B, N, C]` with an optional `[windows, N, N]` shift
+ * mask. Windows are processed in chunks, so the score tensors stay small (the wasm heap
+ * cannot hold the full `[250, 3, 343, 343]` of a 64³ batch several times over).
+ */
+function windowAttention(
+  x: tf.Tensor3D,
+  p: Params,
+  name: string,
+  heads: number,
+  windowSize: number,
+  mask: Float32Array | undefined,
+  c: SwinConfig,
+  training: boolean,
+): tf.Tensor3D {
+  const [bw, n, ch] = x.shape;
+  const hd = ch / heads;
+  const qkv = tf.transpose(tf.reshape(linear(x, p, `${name}.qkv`), [bw, n, 3 * heads, hd]), [
+    0,
+    2,
+    1,
+    3,
+  ]);
+  const [q, k, v] = tf.split(qkv, 3, 1);
+  // MONAI takes the first n x n entries of the full window's index, also for smaller windows.
+  let full = relIndexCache.get(windowSize);
+  if (!full) relIndexCache.set(windowSize, full = relativePositionIndex(windowSize));
+  const m = windowSize ** 3;
+  const idx = new Int32Array(n * n);
+  for (let i = 0; i < n; i++) idx.set(full.subarray(i * m, i * m + n), i * n);
+  const bias = tf.transpose(
+    tf.reshape(
+      tf.gather(p.get(`${name}.relative_position_bias_table`)!, tf.tensor1d(idx, "int32")),
+      [n, n, heads],
+    ),
+    [2, 0, 1],
+  );
+  const qs = tf.mul(q, hd ** -0.5);
+  const chunk = Math.max(1, Math.floor(SCORES_PER_CHUNK / (heads * n * n)));
+  const parts: tf.Tensor[] = [];
+  for (let w0 = 0; w0 < bw; w0 += chunk) {
+    const size = Math.min(chunk, bw - w0);
+    parts.push(tf.tidy(() => {
+      const part = (t: tf.Tensor) => tf.slice(t, [w0, 0, 0, 0], [size, heads, n, hd]);
+      const scores = tf.matMul(part(qs), part(k), false, true) as tf.Tensor4D;
+      const probs = windowSoftmax(scores, bias as tf.Tensor3D, mask, w0);
+      return tf.matMul(probs, part(v));
+    }));
+  }
+  const attended = parts.length === 1 ? parts[0] : tf.concat(parts, 0);
+  const out = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [bw, n, ch]);
+  return dropout(linear(out, p, `${name}.proj`), c.dropRate, training) as tf.Tensor3D;
+}
+
+/** One stage of Swin blocks (no downsampling) on `[B, D, H, W, C]`. */
+function swinStage(
+  x: tf.Tensor5D,
+  p: Params,
+  stage: number,
+  c: SwinConfig,
+  dropRates: number[],
+  training: boolean,
+): tf.Tensor5D {
+  const [b, d, h, w, ch] = x.shape;
+  const heads = c.numHeads[stage];
+  const half = Math.floor(c.windowSize / 2);
+  for (let blk = 0; blk < c.depths[stage]; blk++) {
+    const name = `swinViT.layers${stage + 1}.0.blocks.${blk}`;
+    const { window, shift } = windowAndShift([d, h, w], c.windowSize, blk % 2 ? half : 0);
+    const index = windowIndex(b, [d, h, w], window, shift);
+    const shifted = shift.some((s) => s > 0);
+    const mask = shifted ? attentionMask(index.padded, window, shift) : undefined;
+    const rate = dropRates.shift() ?? 0;
+    const input = x;
+    x = tf.tidy(() => {
+      // Part 1: norm, pad/roll/partition (one gather), attention, and back (one gather).
+      const flat = tf.reshape(layerNorm(input, p, `${name}.norm1`), [b * d * h * w, ch]);
+      const rows = tf.concat([flat, tf.zeros([1, ch])], 0);
+      const windows = tf.reshape(
+        tf.gather(rows, tf.tensor1d(index.forward, "int32")),
+        [b * index.windows, index.tokens, ch],
+      ) as tf.Tensor3D;
+      const attended = windowAttention(
+        windows,
+        p,
+        `${name}.attn`,
+        heads,
+        c.windowSize,
+        mask,
+        c,
+        training,
+      );
+      const back = tf.reshape(
+        tf.gather(tf.reshape(attended, [-1, ch]), tf.tensor1d(index.inverse, "int32")),
+        [b, d, h, w, ch],
+      );
+      const mid = tf.add(input, dropPath(back, rate, training));
+      // Part 2: MLP.
+      let y = linear(layerNorm(mid, p, `${name}.norm2`), p, `${name}.mlp.linear1`);
+      y = dropout(gelu(y), c.dropRate, training);
+      y = dropout(linear(y, p, `${name}.mlp.linear2`), c.dropRate, training);
+      return tf.add(mid, dropPath(y, rate, training)) as tf.Tensor5D;
+    });
+  }
+  return x;
+}
+
+/**
+ * MONAI's v0.9 `PatchMerging` (the `"merging"` mode SwinUNETR uses): it concatenates eight
+ * strided sub-grids, two of them repeated (x2 = x5, x3 = x6) exactly as MONAI does, then
+ * LayerNorm and a Linear 8C -> 2C.
+ */
+function patchMerging(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
+  let [, d, h, w] = x.shape;
+  if (d % 2 || h % 2 || w % 2) {
+    x = tf.pad(x, [[0, 0], [0, d % 2], [0, h % 2], [0, w % 2], [0, 0]]);
+    [, d, h, w] = x.shape;
+  }
+  const [b, , , , ch] = x.shape;
+  const sub = (i: number, j: number, k: number) =>
+    tf.stridedSlice(x, [0, i, j, k, 0], [b, d, h, w, ch], [1, 2, 2, 2, 1]);
+  const parts = [
+    sub(0, 0, 0),
+    sub(1, 0, 0),
+    sub(0, 1, 0),
+    sub(0, 0, 1),
+    sub(1, 0, 1),
+    sub(0, 1, 0),
+    sub(0, 0, 1),
+    sub(1, 1, 1),
+  ];
+  const cat = tf.concat(parts, -1);
+  return linear(layerNorm(cat, p, `${name}.norm`), p, `${name}.reduction`, false) as tf.Tensor5D;
+}
+
+/**
+ * The Swin transformer of SwinUNETR-v2 on `[B, D, H, W, C_in]`: returns the five hidden
+ * states MONAI returns with `normalize=True` (each layer-normalised over channels),
+ * `[B, D/2^(s+1), …, feature * 2^s]` for s = 0..4.
+ */
+export function swinTransformer(
+  input: tf.Tensor5D,
+  p: Params,
+  c: SwinConfig,
+  options: ForwardOptions = {},
+): tf.Tensor5D[] {
+  const training = options.training ?? false;
+  const total = c.depths.reduce((a, b) => a + b, 0);
+  const dropRates = Array.from(
+    { length: total },
+    (_, i) => total > 1 ? c.dropPathRate * i / (total - 1) : 0,
+  );
+  let x = tf.conv3d(
+    input,
+    p.get("swinViT.patch_embed.proj.weight") as tf.Variable<tf.Rank.R5>,
+    c.patchSize,
+    "valid",
+  );
+  x = tf.add(x, p.get("swinViT.patch_embed.proj.bias")!);
+  x = dropout(x, c.dropRate, training) as tf.Tensor5D;
+  const outs: tf.Tensor5D[] = [layerNorm(x) as tf.Tensor5D];
+  for (let s = 0; s < 4; s++) {
+    x = resBlock(x, p, `swinViT.layers${s + 1}c.0`);
+    x = swinStage(x, p, s, c, dropRates, training);
+    x = patchMerging(x, p, `swinViT.layers${s + 1}.0.downsample`);
+    outs.push(layerNorm(x) as tf.Tensor5D);
+  }
+  return outs;
+}

@@ -1,0 +1,74 @@
+import { readSafetensors, writeSafetensors } from "../safetensors.ts";
+import { type SwinConfig, swinConfig } from "./config.ts";
+import { type Params, paramSpecs, toTorch, toVariable } from "./params.ts";
+import { relativePositionIndex } from "./_windows.ts";
+
+/**
+ * Loads MONAI/PyTorch weights (a safetensors file of SwinUNETR-v2 `swinViT.*`,
+ * `encoder1..4`, `encoder10` and VoCo `head.*` keys) into parameters, transposing Linear
+ * and Conv3d layouts. The feature size is read from the patch embedding; other keys (a
+ * decoder, `relative_position_index` buffers) are ignored. Throws a `RangeError` naming
+ * any missing key or shape mismatch.
+ */
+export function importWeights(
+  bytes: Uint8Array,
+  overrides: Partial<SwinConfig> = {},
+): { params: Params; config: SwinConfig; ignored: string[] } {
+  const { tensors } = readSafetensors(bytes);
+  const embed = tensors.get("swinViT.patch_embed.proj.weight");
+  if (!embed) throw new RangeError("Not SwinUNETR weights: no swinViT.patch_embed.proj.weight");
+  const head1 = tensors.get("head.layer1.0.weight");
+  const head = [1, 2, 3].map((i) => tensors.get(`head.layer${i}.0.weight`)?.shape[0]);
+  const config = swinConfig(embed.shape[0], {
+    inChannels: embed.shape[1],
+    ...(head1 && head.every((h) => h) ? { headDims: head as [number, number, number] } : {}),
+    ...overrides,
+  });
+  const params: Params = new Map();
+  const specs = paramSpecs(config);
+  for (const spec of specs) {
+    const t = tensors.get(spec.name);
+    if (!t) throw new RangeError(`Missing weight ${spec.name}`);
+    if (t.shape.join() !== spec.torchShape.join()) {
+      throw new RangeError(
+        `Weight ${spec.name} has shape [${t.shape}], expected [${spec.torchShape}]`,
+      );
+    }
+    params.set(spec.name, toVariable(spec, t.data));
+  }
+  const known = new Set(specs.map((s) => s.name));
+  const ignored = [...tensors.keys()].filter((k) => !known.has(k));
+  return { params, config, ignored };
+}
+
+/**
+ * Writes parameters as a safetensors file in MONAI's layout and names, with the
+ * `relative_position_index` buffers MONAI's `state_dict` holds (int64), so that
+ * `SwinUNETR(..., use_v2=True).load_state_dict(...)` takes the `swinViT.*` and
+ * `encoder*` keys with strict matching.
+ */
+export async function exportWeights(
+  params: Params,
+  config: SwinConfig,
+  metadata: Record<string, string> = {},
+): Promise<Uint8Array> {
+  const index = relativePositionIndex(config.windowSize);
+  const n = config.windowSize ** 3;
+  const entries: [string, { shape: number[]; data: ArrayLike<number>; dtype?: "F32" | "I64" }][] =
+    [];
+  for (const spec of paramSpecs(config)) {
+    const v = params.get(spec.name);
+    if (!v) throw new RangeError(`Missing parameter ${spec.name}`);
+    entries.push([spec.name, {
+      shape: spec.torchShape,
+      data: toTorch(spec, (await v.data()) as Float32Array),
+    }]);
+    if (spec.kind === "table") {
+      entries.push([
+        spec.name.replace("relative_position_bias_table", "relative_position_index"),
+        { shape: [n, n], data: index, dtype: "I64" },
+      ]);
+    }
+  }
+  return writeSafetensors(entries, { format: "pt", ...metadata });
+}
