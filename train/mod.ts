@@ -1,10 +1,36 @@
 /**
- * VoCo pre-training (SwinUNETR-v2 backbone, VoCo losses, EMA teacher, MONAI export).
- * Not available yet: `deno task pretrain` says so. This module is where the model, the
- * sampler over the cache and the training loop will be exported from.
+ * VoCo pre-training: the SwinUNETR-v2 backbone and VoCo head in TensorFlow.js with MONAI's
+ * parameter names, safetensors import/export, backends and custom kernels. The sampler
+ * over the cache, the VoCo losses and the training loop (`deno task pretrain`) are to come.
  *
  * @module
  */
 
 /** Whether `deno task pretrain` can train yet. */
 export const PRETRAIN_AVAILABLE = false;
+
+export { type BackendName, BACKENDS, useBackend } from "./backend.ts";
+export {
+  type NamedTensor,
+  readSafetensors,
+  type SafetensorsDtype,
+  writeSafetensors,
+} from "./safetensors.ts";
+export { featureLength, type SwinConfig, swinConfig } from "./swin/config.ts";
+export {
+  fromTorch,
+  initParams,
+  type ParamKind,
+  type Params,
+  type ParamSpec,
+  paramSpecs,
+  tfjsShape,
+  toTorch,
+  toVariable,
+} from "./swin/params.ts";
+export { exportWeights, importWeights } from "./swin/weights.ts";
+export { type ForwardOptions, swinTransformer } from "./swin/swin_transformer.ts";
+export { projectionHead, vocoForward, type VocoOutputs } from "./swin/voco_model.ts";
+export { compareWithReference, type OutputDiff } from "./swin/check.ts";
+export { conv3dSame } from "./kernels/conv3d.ts";
+export { windowSoftmax } from "./kernels/window_softmax.ts";

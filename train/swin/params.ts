@@ -157,10 +157,7 @@ export function initParams(c: SwinConfig, seed = 0): Params {
       const bound = 1 / Math.sqrt(fanIn);
       for (let i = 0; i < n; i++) data[i] = (2 * rand() - 1) * bound;
     }
-    params.set(
-      spec.name,
-      tf.variable(tf.tensor(fromTorch(spec, data), tfjsShape(spec)), true, spec.name),
-    );
+    params.set(spec.name, toVariable(spec, data));
   }
   return params;
 }

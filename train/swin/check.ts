@@ -1,0 +1,70 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { readSafetensors } from "../safetensors.ts";
+import { importWeights } from "./weights.ts";
+import { vocoForward } from "./voco_model.ts";
+
+/** One output compared with its reference. */
+export interface OutputDiff {
+  /** Output name as in the reference file (`hidden_states_out.0`, `features`, …). */
+  name: string;
+  /** Shape (PyTorch layout, NCDHW for volumes). */
+  shape: number[];
+  /** Largest absolute difference. */
+  maxAbs: number;
+  /** Largest absolute difference over the largest absolute reference value. */
+  maxRel: number;
+}
+
+/**
+ * Loads MONAI weights, runs the reference inputs (`input`, NCDHW) through the VoCo
+ * backbone and head in eval mode on the current backend, and compares every stored output
+ * (`hidden_states_out.0..4` NCDHW, `features`, `projection`). Returns one row per output
+ * present in the reference file, and the forward time.
+ */
+export function compareWithReference(
+  weights: Uint8Array,
+  io: Uint8Array,
+): { rows: OutputDiff[]; seconds: number } {
+  const { params, config } = importWeights(weights);
+  const ref = readSafetensors(io).tensors;
+  const input = ref.get("input");
+  if (!input || input.shape.length !== 5) throw new RangeError("The IO file has no 5-D `input`");
+  tf.engine().startScope();
+  try {
+    {
+      const shape = input.shape as [number, number, number, number, number];
+      const x = tf.transpose(tf.tensor5d(input.data, shape), [0, 2, 3, 4, 1]);
+      const t0 = performance.now();
+      const out = vocoForward(x, params, config);
+      const ours = new Map<string, tf.Tensor>([
+        ...out.hidden.map((h, i) =>
+          [`hidden_states_out.${i}`, tf.transpose(h, [0, 4, 1, 2, 3])] as [string, tf.Tensor]
+        ),
+        ["features", out.features],
+        ["projection", out.projection],
+      ]);
+      const values = new Map([...ours].map(([k, t]) => [k, t.dataSync()]));
+      const seconds = (performance.now() - t0) / 1000;
+      const rows: OutputDiff[] = [];
+      for (const [name, r] of ref) {
+        const a = values.get(name);
+        if (!a) continue;
+        if (a.length !== r.data.length) {
+          throw new RangeError(
+            `Output ${name}: ${a.length} values, reference has ${r.data.length}`,
+          );
+        }
+        let maxAbs = 0, refMax = 0;
+        for (let i = 0; i < a.length; i++) {
+          maxAbs = Math.max(maxAbs, Math.abs(a[i] - r.data[i]));
+          refMax = Math.max(refMax, Math.abs(r.data[i]));
+        }
+        rows.push({ name, shape: r.shape, maxAbs, maxRel: maxAbs / (refMax || 1) });
+      }
+      return { rows, seconds };
+    }
+  } finally {
+    tf.engine().endScope();
+    for (const v of params.values()) v.dispose();
+  }
+}
