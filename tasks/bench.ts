@@ -13,11 +13,17 @@ import { writeMetaImage } from "../prep/write_metaimage.ts";
 import { writeDicomSeries } from "../prep/write_dicom.ts";
 import type { StorageOptions } from "../prep/process_case.ts";
 import { formatBytes } from "./_cli.ts";
+import { benchModel } from "./_bench_model.ts";
 
 const HELP = `deno task bench: benchmarks (not timed unit tests)
 
 Usage:
   deno task bench prep [--copies N] [--workers 1,2] [--skip-formats]
+  deno task bench model [--backend wasm] [--size 64] [--batch 2] [--feature 12] [--steps 2]
+
+model: the VoCo backbone (Swin transformer + five encoders) and head with random weights:
+forward time per block and for the whole model, then training steps (forward, backward,
+AdamW), the tensor count after each step, and peak RSS.
 
 prep: builds (once, in .tmp/bench/) a clinical-size CT (512x512x270 int16, 0.7x0.7x1.25 mm,
 .nii.gz) by upsampling ../shared/data/ct/example_ct.nii.gz (or a phantom when absent), then
@@ -28,6 +34,7 @@ seconds per volume and peak RSS. Then the same volume as .mhd + .raw and as DICO
 Example:
   deno task bench prep --copies 4 --workers 1,2
   deno task bench prep --copies 0 --workers 1      # formats only, plus one 1-worker run
+  deno task bench model --backend wasm
 `;
 
 const BENCH_DIR = new URL("../.tmp/bench/", import.meta.url).pathname;
@@ -226,6 +233,7 @@ async function benchFormats(
 if (import.meta.main) {
   const [what, ...rest] = Deno.args;
   if (what === "prep") await benchPrep(rest);
+  else if (what === "model") await benchModel(rest);
   else {
     console.log(HELP);
     Deno.exit(what === "-h" || what === "--help" ? 0 : 2);

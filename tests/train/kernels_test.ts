@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { useBackend } from "../../train/backend.ts";
 import { conv3dSame } from "../../train/kernels/conv3d.ts";
 import { windowSoftmax } from "../../train/kernels/window_softmax.ts";
+import { gatherRows } from "../../train/kernels/gather_rows.ts";
 import { attentionMask, windowAndShift, windowIndex } from "../../train/swin/_windows.ts";
 import { assert } from "../_helpers.ts";
 
@@ -119,4 +120,21 @@ Deno.test("windowIndex() gathers equal MONAI's pad, roll and window partition, a
   const mask = attentionMask(idx.padded, window, shift);
   assert(mask.every((m) => m === 0 || m === -100));
   assert(mask.some((m) => m === -100));
+});
+
+Deno.test("gatherRows() equals tf.gather, and its gradient scatter-adds (wasm lacks one)", async () => {
+  const xd = seeded(7 * 3, 8), gd = seeded(9 * 3, 9);
+  const index = Int32Array.from([0, 6, 2, 2, 5, 0, 1, 6, 3]);
+  const run = (ours: boolean) => () => {
+    const x = tf.tensor2d(xd, [7, 3]), g = tf.tensor2d(gd, [9, 3]);
+    const f = (a: tf.Tensor) =>
+      ours ? gatherRows(a as tf.Tensor2D, index) : tf.gather(a, tf.tensor1d(index, "int32"));
+    return [f(x), tf.grad((a: tf.Tensor) => tf.mul(f(a), g))(x)];
+  };
+  const ref = await onCpu(run(false));
+  const got = await onCpu(run(true));
+  assert(maxDiff(got[0], ref[0]) === 0 && maxDiff(got[1], ref[1]) < 1e-6);
+  await useBackend("wasm");
+  const wasm = tf.tidy(run(true)).map((t) => t.dataSync());
+  assert(maxDiff(wasm[1], ref[1]) < 1e-6, "gradient on wasm");
 });

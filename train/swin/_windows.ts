@@ -141,3 +141,36 @@ export function relativePositionIndex(window: number): Int32Array {
   }
   return out;
 }
+
+/**
+ * Gather rows of MONAI's v0.9 `PatchMerging` for a `[b, d, h, w, C]` grid flattened to
+ * rows (plus one zero row at the end for the padding of odd sizes): for each output voxel
+ * of the halved grid, the 8 sub-grid voxels in MONAI's concatenation order, which repeats
+ * two of them: (0,0,0), (1,0,0), (0,1,0), (0,0,1), (1,0,1), (0,1,0), (0,0,1), (1,1,1).
+ * Gathering these and reshaping to `[b, d/2, h/2, w/2, 8C]` is the concatenation.
+ */
+export function mergeIndex(batch: number, dims: readonly number[]): Int32Array {
+  const [d, h, w] = dims;
+  const [od, oh, ow] = dims.map((n) => Math.ceil(n / 2));
+  const zeroRow = batch * d * h * w;
+  const offsets = [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [0, 1, 0], [0, 0, 1], [
+    1,
+    1,
+    1,
+  ]];
+  const out = new Int32Array(batch * od * oh * ow * 8);
+  let t = 0;
+  for (let b = 0; b < batch; b++) {
+    for (let z = 0; z < od; z++) {
+      for (let y = 0; y < oh; y++) {
+        for (let x = 0; x < ow; x++) {
+          for (const [dz, dy, dx] of offsets) {
+            const zz = 2 * z + dz, yy = 2 * y + dy, xx = 2 * x + dx;
+            out[t++] = zz < d && yy < h && xx < w ? ((b * d + zz) * h + yy) * w + xx : zeroRow;
+          }
+        }
+      }
+    }
+  }
+  return out;
+}

@@ -6,7 +6,14 @@ import type { SwinConfig } from "./config.ts";
 import type { Params } from "./params.ts";
 import { dropout, dropPath, gelu, layerNorm, linear, resBlock } from "./layers.ts";
 import { windowSoftmax } from "../kernels/window_softmax.ts";
-import { attentionMask, relativePositionIndex, windowAndShift, windowIndex } from "./_windows.ts";
+import { gatherRows } from "../kernels/gather_rows.ts";
+import {
+  attentionMask,
+  mergeIndex,
+  relativePositionIndex,
+  windowAndShift,
+  windowIndex,
+} from "./_windows.ts";
 
 /** Options of a forward pass. */
 export interface ForwardOptions {
@@ -51,7 +58,7 @@ function windowAttention(
   for (let i = 0; i < n; i++) idx.set(full.subarray(i * m, i * m + n), i * n);
   const bias = tf.transpose(
     tf.reshape(
-      tf.gather(p.get(`${name}.relative_position_bias_table`)!, tf.tensor1d(idx, "int32")),
+      gatherRows(p.get(`${name}.relative_position_bias_table`)! as tf.Tensor2D, idx),
       [n, n, heads],
     ),
     [2, 0, 1],
@@ -98,7 +105,7 @@ function swinStage(
       const flat = tf.reshape(layerNorm(input, p, `${name}.norm1`), [b * d * h * w, ch]);
       const rows = tf.concat([flat, tf.zeros([1, ch])], 0);
       const windows = tf.reshape(
-        tf.gather(rows, tf.tensor1d(index.forward, "int32")),
+        gatherRows(rows as tf.Tensor2D, index.forward),
         [b * index.windows, index.tokens, ch],
       ) as tf.Tensor3D;
       const attended = windowAttention(
@@ -112,7 +119,7 @@ function swinStage(
         training,
       );
       const back = tf.reshape(
-        tf.gather(tf.reshape(attended, [-1, ch]), tf.tensor1d(index.inverse, "int32")),
+        gatherRows(tf.reshape(attended, [-1, ch]) as tf.Tensor2D, index.inverse),
         [b, d, h, w, ch],
       );
       const mid = tf.add(input, dropPath(back, rate, training));
@@ -132,25 +139,12 @@ function swinStage(
  * LayerNorm and a Linear 8C -> 2C.
  */
 function patchMerging(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
-  let [, d, h, w] = x.shape;
-  if (d % 2 || h % 2 || w % 2) {
-    x = tf.pad(x, [[0, 0], [0, d % 2], [0, h % 2], [0, w % 2], [0, 0]]);
-    [, d, h, w] = x.shape;
-  }
-  const [b, , , , ch] = x.shape;
-  const sub = (i: number, j: number, k: number) =>
-    tf.stridedSlice(x, [0, i, j, k, 0], [b, d, h, w, ch], [1, 2, 2, 2, 1]);
-  const parts = [
-    sub(0, 0, 0),
-    sub(1, 0, 0),
-    sub(0, 1, 0),
-    sub(0, 0, 1),
-    sub(1, 0, 1),
-    sub(0, 1, 0),
-    sub(0, 0, 1),
-    sub(1, 1, 1),
-  ];
-  const cat = tf.concat(parts, -1);
+  // One gather instead of strided slices: tfjs has no gradient for StridedSlice.
+  const [b, d, h, w, ch] = x.shape;
+  const rows = tf.concat([tf.reshape(x, [b * d * h * w, ch]), tf.zeros([1, ch])], 0);
+  const picked = gatherRows(rows as tf.Tensor2D, mergeIndex(b, [d, h, w]));
+  const out = [d, h, w].map((n) => Math.ceil(n / 2));
+  const cat = tf.reshape(picked, [b, out[0], out[1], out[2], 8 * ch]);
   return linear(layerNorm(cat, p, `${name}.norm`), p, `${name}.reduction`, false) as tf.Tensor5D;
 }
 

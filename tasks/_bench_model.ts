@@ -1,0 +1,86 @@
+// `deno task bench model`: forward and training-step time of the VoCo backbone.
+import * as tf from "@tensorflow/tfjs-core";
+import { type BackendName, useBackend } from "../train/backend.ts";
+import { swinConfig } from "../train/swin/config.ts";
+import { initParams } from "../train/swin/params.ts";
+import { resBlock } from "../train/swin/layers.ts";
+import { swinTransformer } from "../train/swin/swin_transformer.ts";
+import { vocoForward } from "../train/swin/voco_model.ts";
+import { formatBytes } from "./_cli.ts";
+
+function peakRss(): number {
+  const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
+  return m ? Number(m[1]) * 1024 : Deno.memoryUsage().rss;
+}
+
+async function timed(f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
+  const t = performance.now();
+  const out = tf.tidy(f);
+  for (const o of [out].flat()) await o.data();
+  tf.dispose(out);
+  return (performance.now() - t) / 1000;
+}
+
+/** Runs the model benchmark with `--backend B --size N --batch N --feature N --steps N`. */
+export async function benchModel(args: string[]): Promise<void> {
+  const opt = (flag: string, fallback: string) => {
+    const i = args.indexOf(flag);
+    return i >= 0 ? args[i + 1] : fallback;
+  };
+  const backend = await useBackend(opt("--backend", "wasm") as BackendName);
+  const size = Number(opt("--size", "64")), batch = Number(opt("--batch", "2"));
+  const feature = Number(opt("--feature", "12")), steps = Number(opt("--steps", "2"));
+  const config = swinConfig(feature);
+  const params = initParams(config, 0);
+  const x = tf.randomNormal([batch, size, size, size, 1], 0, 1, "float32", 1) as tf.Tensor5D;
+  console.log(
+    `model benchmark: backend ${backend}, VoCo backbone fs ${feature} + head, ` +
+      `${batch} x ${size}³ crops`,
+  );
+  const hidden = tf.tidy(() => swinTransformer(x, params, config));
+  const blocks: [string, () => tf.Tensor | tf.Tensor[]][] = [
+    ["swin transformer (embed, 4 stages)", () => swinTransformer(x, params, config)],
+    ["encoder1 (input)", () => resBlock(x, params, "encoder1")],
+    ["encoder2 (h0)", () => resBlock(hidden[0], params, "encoder2")],
+    ["encoder3 (h1)", () => resBlock(hidden[1], params, "encoder3")],
+    ["encoder4 (h2)", () => resBlock(hidden[2], params, "encoder4")],
+    ["encoder10 (h4)", () => resBlock(hidden[4], params, "encoder10")],
+  ];
+  console.log("  forward, per block:");
+  for (const [label, f] of blocks) {
+    console.log(`    ${label.padEnd(36)} ${(await timed(f)).toFixed(2)} s`);
+  }
+  tf.dispose(hidden);
+  const forward = await timed(() => vocoForward(x, params, config).projection);
+  console.log(`  forward, whole model               ${forward.toFixed(2)} s`);
+  // Training step: forward, backward of a scalar loss, AdamW (Adam + decoupled decay).
+  const optimizer = tf.train.adam(1e-4);
+  const vars = [...params.values()];
+  const before = tf.memory().numTensors;
+  for (let s = 0; s < steps; s++) {
+    const t = performance.now();
+    try {
+      tf.tidy(() => {
+        const { grads } = tf.variableGrads(() => {
+          const { projection } = vocoForward(x, params, config, { training: true });
+          return tf.mean(tf.square(projection)) as tf.Scalar;
+        }, vars);
+        optimizer.applyGradients(grads as tf.NamedTensorMap as Record<string, tf.Variable>);
+        for (const v of vars) v.assign(tf.mul(v, 1 - 1e-4 * 1e-5));
+      });
+      await vars[0].data();
+    } catch (e) {
+      console.log(`  training step ${s + 1} FAILED: ${(e as Error).message.split("\n")[0]}`);
+      break;
+    }
+    console.log(
+      `  training step ${s + 1} (fwd + bwd + AdamW)  ${
+        ((performance.now() - t) / 1000).toFixed(2)
+      } s, ` +
+        `tensors ${tf.memory().numTensors - before >= 0 ? "+" : ""}${
+          tf.memory().numTensors - before
+        }`,
+    );
+  }
+  console.log(`  peak RSS                            ${formatBytes(peakRss())}`);
+}
