@@ -68,8 +68,10 @@ async function tryBackend(name: Exclude<BackendName, "auto">): Promise<boolean> 
 
 /**
  * Makes `name` the tfjs backend, loading it on demand, and returns the backend in use.
- * `auto` picks the fastest that works here: webgpu when an adapter exists, else wasm,
- * else cpu. Throws with an install hint for the tfjs-node backends when missing.
+ * `auto` picks the fastest that runs the model here: wasm, else cpu (webgpu is left out
+ * until the custom kernels have GPU versions: they read tensors synchronously, which
+ * tfjs-webgpu cannot do under Deno). Throws with an install hint for the tfjs-node
+ * backends when missing.
  */
 export async function useBackend(name: BackendName = "auto"): Promise<string> {
   if (!BACKENDS.includes(name)) {
@@ -77,7 +79,7 @@ export async function useBackend(name: BackendName = "auto"): Promise<string> {
   }
   await loadTf();
   if (name === "auto") {
-    for (const candidate of ["webgpu", "wasm", "cpu"] as const) {
+    for (const candidate of ["wasm", "cpu"] as const) {
       try {
         if (await tryBackend(candidate)) return tf.getBackend();
       } catch { /* try the next one */ }

@@ -138,3 +138,28 @@ Deno.test("gatherRows() equals tf.gather, and its gradient scatter-adds (wasm la
   const wasm = tf.tidy(run(true)).map((t) => t.dataSync());
   assert(maxDiff(wasm[1], ref[1]) < 1e-6, "gradient on wasm");
 });
+
+const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
+
+Deno.test({
+  name: "on webgpu the custom kernels refuse with a message that names the way out",
+  ignore: !adapter,
+  async fn() {
+    await useBackend("webgpu");
+    try {
+      const x = tf.ones([1, 4, 4, 4, 1]) as tf.Tensor5D,
+        w = tf.ones([3, 3, 3, 1, 1]) as tf.Tensor5D;
+      let message = "no error";
+      try {
+        conv3dSame(x, w);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      assert(/webgpu backend cannot do under Deno yet; use --backend wasm/.test(message), message);
+      tf.dispose([x, w]);
+    } finally {
+      await useBackend("cpu");
+    }
+  },
+});

@@ -9,6 +9,7 @@
 // dW = colᵀ · dY (transposed explicitly: transposed matMuls are slow on wasm) and
 // dX = col2im(dY · Wᵀ).
 import * as tf from "@tensorflow/tfjs-core";
+import { readSync } from "./_read.ts";
 
 /** Column-matrix floats per chunk (64 MiB). */
 const CHUNK_FLOATS = 1 << 24;
@@ -99,7 +100,7 @@ export function conv3dSame(x: tf.Tensor5D, w: tf.Tensor5D): tf.Tensor5D {
     const g: Geometry = { b, d, h, w: wd, cin, k };
     const kk = k ** 3 * cin, voxels = b * d * h * wd;
     const per = Math.max(1, Math.floor(CHUNK_FLOATS / kk));
-    const xs = xIn.dataSync() as Float32Array;
+    const xs = readSync(xIn);
     const w2 = tf.reshape(wIn, [kk, cout]);
     const out = new Float32Array(voxels * cout);
     const col = new Float32Array(Math.min(per, voxels) * kk);
@@ -107,7 +108,7 @@ export function conv3dSame(x: tf.Tensor5D, w: tf.Tensor5D): tf.Tensor5D {
       const e = Math.min(voxels, s + per), n = e - s;
       im2col(xs, g, s, e, col);
       const y = tf.tidy(() => tf.matMul(tf.tensor2d(col.subarray(0, n * kk), [n, kk]), w2));
-      out.set(y.dataSync() as Float32Array, s * cout);
+      out.set(readSync(y), s * cout);
       y.dispose();
     }
     w2.dispose();
@@ -116,8 +117,8 @@ export function conv3dSame(x: tf.Tensor5D, w: tf.Tensor5D): tf.Tensor5D {
       value: tf.tensor5d(out, [b, d, h, wd, cout]),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xv, wv] = saved;
-        const xsv = xv.dataSync() as Float32Array;
-        const dys = dy.dataSync() as Float32Array;
+        const xsv = readSync(xv);
+        const dys = readSync(dy);
         const wT = tf.transpose(tf.reshape(wv, [kk, cout])); // [cout, kk]
         const dx = new Float32Array(voxels * cin);
         let dw = tf.zeros([kk, cout]);
@@ -133,7 +134,7 @@ export function conv3dSame(x: tf.Tensor5D, w: tf.Tensor5D): tf.Tensor5D {
           dw.dispose();
           dw = next;
           const dcolT = tf.matMul(dyChunk, wT);
-          const dcol = dcolT.dataSync() as Float32Array; // [n, kk]
+          const dcol = readSync(dcolT); // [n, kk]
           col2imAdd(dcol, g, s, e, dx);
           tf.dispose([dyChunk, colT, dcolT]);
         }

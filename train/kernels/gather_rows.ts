@@ -1,6 +1,7 @@
 // Row gather with a scatter-add gradient written over typed arrays: tfjs' own gather
 // gradient needs UnsortedSegmentSum, which the wasm backend does not implement.
 import * as tf from "@tensorflow/tfjs-core";
+import { readSync } from "./_read.ts";
 
 /** `out[t] = x[index[t]]` for a 2-D `x`; the gradient adds each `dy[t]` into row `index[t]`. */
 export function gatherRows(x: tf.Tensor2D, index: Int32Array): tf.Tensor2D {
@@ -11,7 +12,7 @@ export function gatherRows(x: tf.Tensor2D, index: Int32Array): tf.Tensor2D {
     return {
       value,
       gradFunc: (dy: tf.Tensor) => {
-        const g = dy.dataSync() as Float32Array;
+        const g = readSync(dy);
         const dx = new Float32Array(rows * cols);
         for (let t = 0; t < index.length; t++) {
           const o = index[t] * cols, s = t * cols;

@@ -6,6 +6,7 @@
 // for one 64³ batch, against well under a second for this loop. The gradient is the
 // softmax's, `dS = P * (dP - sum(dP * P))`, with the bias gradient summed over windows.
 import * as tf from "@tensorflow/tfjs-core";
+import { readSync } from "./_read.ts";
 
 /**
  * `softmax(scores + bias + mask)` over the last axis: scores `[W * B, heads, n, n]`, bias
@@ -23,8 +24,8 @@ export function windowSoftmax(
   const windows = mask ? mask.length / (n * n) : 1;
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [sc, bi, save] = args as [tf.Tensor4D, tf.Tensor3D, tf.GradSaveFunc];
-    const s = sc.dataSync() as Float32Array;
-    const b = bi.dataSync() as Float32Array;
+    const s = readSync(sc);
+    const b = readSync(bi);
     const out = new Float32Array(s.length);
     const row = new Float32Array(n);
     for (let w = 0; w < bw; w++) {
@@ -56,8 +57,8 @@ export function windowSoftmax(
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const p = saved[0].dataSync() as Float32Array;
-        const g = dy.dataSync() as Float32Array;
+        const p = readSync(saved[0]);
+        const g = readSync(dy);
         const ds = new Float32Array(p.length);
         const db = new Float32Array(heads * n * n);
         for (let w = 0; w < bw; w++) {
