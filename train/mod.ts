@@ -33,4 +33,5 @@ export { type ForwardOptions, swinTransformer } from "./swin/swin_transformer.ts
 export { projectionHead, vocoForward, type VocoOutputs } from "./swin/voco_model.ts";
 export { compareWithReference, type OutputDiff } from "./swin/check.ts";
 export { conv3dSame } from "./kernels/conv3d.ts";
-export { windowSoftmax } from "./kernels/window_softmax.ts";
+export { windowAttentionCore } from "./kernels/window_attention.ts";
+export { gatherRows } from "./kernels/gather_rows.ts";

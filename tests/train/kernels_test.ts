@@ -2,7 +2,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { useBackend } from "../../train/backend.ts";
 import { conv3dSame } from "../../train/kernels/conv3d.ts";
-import { windowSoftmax } from "../../train/kernels/window_softmax.ts";
+import { windowAttentionCore } from "../../train/kernels/window_attention.ts";
 import { gatherRows } from "../../train/kernels/gather_rows.ts";
 import { attentionMask, windowAndShift, windowIndex } from "../../train/swin/_windows.ts";
 import { assert } from "../_helpers.ts";
@@ -60,28 +60,41 @@ for (const backend of ["cpu", "wasm"] as const) {
   });
 }
 
-Deno.test("windowSoftmax() equals softmax(scores + bias + mask), gradients included", async () => {
-  const [bw, heads, n, windows] = [6, 2, 8, 3];
-  const sd = seeded(bw * heads * n * n, 4),
-    bd = seeded(heads * n * n, 5),
-    gd = seeded(bw * heads * n * n, 6);
-  const mask = Float32Array.from(seeded(windows * n * n, 7), (v) => (v > 0.3 ? -100 : 0));
+Deno.test("windowAttentionCore() equals softmax(q kT s + bias + mask) v, gradients included", async () => {
+  const [bw, heads, n, d, windows] = [6, 2, 8, 4, 3];
+  const qd = seeded(bw * heads * n * d, 4), kd = seeded(bw * heads * n * d, 5);
+  const vd = seeded(bw * heads * n * d, 6), bd = seeded(heads * n * n, 7);
+  const gd = seeded(bw * heads * n * d, 8);
+  const mask = Float32Array.from(seeded(windows * n * n, 9), (v) => (v > 0.3 ? -100 : 0));
   const maskT = () => tf.tile(tf.tensor4d(mask, [windows, 1, n, n]), [bw / windows, 1, 1, 1]);
   const run = (fused: boolean) => () => {
-    const s = tf.tensor4d(sd, [bw, heads, n, n]), b = tf.tensor3d(bd, [heads, n, n]);
-    const g = tf.tensor4d(gd, [bw, heads, n, n]);
-    const f = (a: tf.Tensor, c: tf.Tensor) =>
+    const shape: [number, number, number, number] = [bw, heads, n, d];
+    const [q, k, v] = [qd, kd, vd].map((x) => tf.tensor4d(x, shape));
+    const b = tf.tensor3d(bd, [heads, n, n]), g = tf.tensor4d(gd, shape);
+    const f = (a: tf.Tensor, c: tf.Tensor, e: tf.Tensor, h: tf.Tensor) =>
       fused
-        ? windowSoftmax(a as tf.Tensor4D, c as tf.Tensor3D, mask)
-        : tf.softmax(tf.add(tf.add(a, c), maskT()));
-    const [ds, db] = tf.grads((a: tf.Tensor, c: tf.Tensor) => tf.mul(f(a, c), g))([s, b]);
-    return [f(s, b), ds, db];
+        ? windowAttentionCore(
+          a as tf.Tensor4D,
+          c as tf.Tensor4D,
+          e as tf.Tensor4D,
+          h as tf.Tensor3D,
+          0.5,
+          mask,
+        )
+        : tf.matMul(
+          tf.softmax(tf.add(tf.add(tf.mul(tf.matMul(a, c, false, true), 0.5), h), maskT())),
+          e,
+        );
+    const grads = tf.grads((a: tf.Tensor, c: tf.Tensor, e: tf.Tensor, h: tf.Tensor) =>
+      tf.mul(f(a, c, e, h), g)
+    )([q, k, v, b]);
+    return [f(q, k, v, b), ...grads];
   };
   const ref = await onCpu(run(false));
   const got = await onCpu(run(true));
-  ["probs", "dScores", "dBias"].forEach((name, i) => {
-    const d = maxDiff(got[i], ref[i]);
-    assert(d < 1e-5, `${name}: max diff ${d}`);
+  ["out", "dq", "dk", "dv", "dBias"].forEach((name, i) => {
+    const diff = maxDiff(got[i], ref[i]);
+    assert(diff < 1e-5, `${name}: max diff ${diff}`);
   });
 });
 

@@ -5,7 +5,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { SwinConfig } from "./config.ts";
 import type { Params } from "./params.ts";
 import { dropout, dropPath, gelu, layerNorm, linear, resBlock } from "./layers.ts";
-import { windowSoftmax } from "../kernels/window_softmax.ts";
+import { windowAttentionCore } from "../kernels/window_attention.ts";
 import { gatherRows } from "../kernels/gather_rows.ts";
 import {
   attentionMask,
@@ -23,13 +23,9 @@ export interface ForwardOptions {
 
 const relIndexCache = new Map<number, Int32Array>();
 
-/** Attention scores per chunk of windows: bounds the `[windows, heads, n, n]` memory. */
-const SCORES_PER_CHUNK = 1 << 24;
-
 /**
  * `WindowAttention` on `[windows * B, N, C]` with an optional `[windows, N, N]` shift
- * mask. Windows are processed in chunks, so the score tensors stay small (the wasm heap
- * cannot hold the full `[250, 3, 343, 343]` of a 64³ batch several times over).
+ * mask; the attention itself is one fused kernel (no `[windows, heads, N, N]` tensor).
  */
 function windowAttention(
   x: tf.Tensor3D,
@@ -63,19 +59,14 @@ function windowAttention(
     ),
     [2, 0, 1],
   );
-  const qs = tf.mul(q, hd ** -0.5);
-  const chunk = Math.max(1, Math.floor(SCORES_PER_CHUNK / (heads * n * n)));
-  const parts: tf.Tensor[] = [];
-  for (let w0 = 0; w0 < bw; w0 += chunk) {
-    const size = Math.min(chunk, bw - w0);
-    parts.push(tf.tidy(() => {
-      const part = (t: tf.Tensor) => tf.slice(t, [w0, 0, 0, 0], [size, heads, n, hd]);
-      const scores = tf.matMul(part(qs), part(k), false, true) as tf.Tensor4D;
-      const probs = windowSoftmax(scores, bias as tf.Tensor3D, mask, w0);
-      return tf.matMul(probs, part(v));
-    }));
-  }
-  const attended = parts.length === 1 ? parts[0] : tf.concat(parts, 0);
+  const attended = windowAttentionCore(
+    q as tf.Tensor4D,
+    k as tf.Tensor4D,
+    v as tf.Tensor4D,
+    bias as tf.Tensor3D,
+    hd ** -0.5,
+    mask,
+  );
   const out = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [bw, n, ch]);
   return dropout(linear(out, p, `${name}.proj`), c.dropRate, training) as tf.Tensor3D;
 }
