@@ -39,35 +39,38 @@ export function windowAttentionCore(
 ): tf.Tensor4D {
   const [bw, heads, n, d] = q.shape;
   const windows = mask ? mask.length / (n * n) : 1;
+  const maskOr0 = mask ?? new Float32Array(n * n); // no branch in the inner loops
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [qt, kt, vt, bt] = args as tf.Tensor[];
     const qs = readSync(qt), ks = readSync(kt), vs = readSync(vt), bs = readSync(bt);
     const out = new Float32Array(qs.length);
     const lse = new Float32Array(bw * heads * n);
-    const p = new Float64Array(n);
+    const p = new Float64Array(n), qi = new Float64Array(d), acc = new Float64Array(d);
     for (let w = 0; w < bw; w++) {
-      const mBase = mask ? (w % windows) * n * n : 0;
+      const mBase = (w % windows) * n * n;
       for (let h = 0; h < heads; h++) {
         const base = (w * heads + h) * n; // row index of (w, h, 0)
         for (let i = 0; i < n; i++) {
           const qo = (base + i) * d, bo = (h * n + i) * n, mo = mBase + i * n;
+          for (let c = 0; c < d; c++) qi[c] = qs[qo + c] * scale;
           let max = -Infinity;
           for (let j = 0; j < n; j++) {
             const ko = (base + j) * d;
-            let dot = 0;
-            for (let c = 0; c < d; c++) dot += qs[qo + c] * ks[ko + c];
-            const s = dot * scale + bs[bo + j] + (mask ? mask[mo + j] : 0);
+            let s = bs[bo + j] + maskOr0[mo + j];
+            for (let c = 0; c < d; c++) s += qi[c] * ks[ko + c];
             p[j] = s;
             if (s > max) max = s;
           }
+          // One pass: exponentials, their sum and the weighted sum of v.
+          acc.fill(0);
           let sum = 0;
-          for (let j = 0; j < n; j++) sum += p[j] = expNonPositive(p[j] - max);
-          lse[base + i] = max + Math.log(sum);
-          const inv = 1 / sum;
           for (let j = 0; j < n; j++) {
-            const pj = p[j] * inv, vo = (base + j) * d;
-            for (let c = 0; c < d; c++) out[qo + c] += pj * vs[vo + c];
+            const e = expNonPositive(p[j] - max), vo = (base + j) * d;
+            sum += e;
+            for (let c = 0; c < d; c++) acc[c] += e * vs[vo + c];
           }
+          lse[base + i] = max + Math.log(sum);
+          for (let c = 0; c < d; c++) out[qo + c] = acc[c] / sum;
         }
       }
     }
@@ -77,34 +80,38 @@ export function windowAttentionCore(
         const g = readSync(dy);
         const dq = new Float32Array(qs.length), dk = new Float32Array(ks.length);
         const dv = new Float32Array(vs.length), db = new Float32Array(heads * n * n);
+        const qi = new Float64Array(d), gi = new Float64Array(d), dqi = new Float64Array(d);
         for (let w = 0; w < bw; w++) {
-          const mBase = mask ? (w % windows) * n * n : 0;
+          const mBase = (w % windows) * n * n;
           for (let h = 0; h < heads; h++) {
             const base = (w * heads + h) * n;
             for (let i = 0; i < n; i++) {
               const qo = (base + i) * d, bo = (h * n + i) * n, mo = mBase + i * n;
               let di = 0; // dO_i · O_i = sum_j dP_ij P_ij
-              for (let c = 0; c < d; c++) di += g[qo + c] * out[qo + c];
+              for (let c = 0; c < d; c++) {
+                qi[c] = qs[qo + c] * scale;
+                gi[c] = g[qo + c];
+                di += gi[c] * out[qo + c];
+              }
+              dqi.fill(0);
               const l = lse[base + i];
               for (let j = 0; j < n; j++) {
                 const ko = (base + j) * d;
-                let dot = 0, dp = 0;
+                let s = bs[bo + j] + maskOr0[mo + j] - l, dp = 0;
                 for (let c = 0; c < d; c++) {
-                  dot += qs[qo + c] * ks[ko + c];
-                  dp += g[qo + c] * vs[ko + c];
+                  s += qi[c] * ks[ko + c];
+                  dp += gi[c] * vs[ko + c];
                 }
-                const pij = expNonPositive(
-                  Math.min(0, dot * scale + bs[bo + j] + (mask ? mask[mo + j] : 0) - l),
-                );
+                const pij = expNonPositive(Math.min(0, s));
                 const ds = pij * (dp - di);
                 db[bo + j] += ds;
-                const dss = ds * scale;
                 for (let c = 0; c < d; c++) {
-                  dq[qo + c] += dss * ks[ko + c];
-                  dk[ko + c] += dss * qs[qo + c];
-                  dv[ko + c] += pij * g[qo + c];
+                  dqi[c] += ds * ks[ko + c];
+                  dk[ko + c] += ds * qi[c];
+                  dv[ko + c] += pij * gi[c];
                 }
               }
+              for (let c = 0; c < d; c++) dq[qo + c] = dqi[c] * scale;
             }
           }
         }
