@@ -169,3 +169,42 @@ Deno.test({
     assert(/webgpu backend cannot do under Deno yet; use --backend wasm/.test(message), message);
   },
 });
+
+Deno.test("windowAttentionCore() with a query mask skips padding rows exactly", async () => {
+  const [bw, heads, n, d] = [4, 2, 8, 4];
+  const shape: [number, number, number, number] = [bw, heads, n, d];
+  const queries = Uint8Array.from({ length: bw * n }, (_, t) => (t % 3 === 1 ? 0 : 1));
+  // The caller drops padding rows, so their output gradient is zero.
+  const gd = seeded(bw * heads * n * d, 10).map((v, i) => {
+    const w = Math.floor(i / (heads * n * d)), tok = Math.floor(i / d) % n;
+    return queries[w * n + tok] ? v : 0;
+  });
+  const run = (withQueries: boolean) => () => {
+    const [q, k, v] = [11, 12, 13].map((s) => tf.tensor4d(seeded(bw * heads * n * d, s), shape));
+    const b = tf.tensor3d(seeded(heads * n * n, 14), [heads, n, n]), g = tf.tensor4d(gd, shape);
+    const f = (a: tf.Tensor, c: tf.Tensor, e: tf.Tensor, h: tf.Tensor) =>
+      windowAttentionCore(
+        a as tf.Tensor4D,
+        c as tf.Tensor4D,
+        e as tf.Tensor4D,
+        h as tf.Tensor3D,
+        0.5,
+        undefined,
+        withQueries ? queries : undefined,
+      );
+    const grads = tf.grads((a: tf.Tensor, c: tf.Tensor, e: tf.Tensor, h: tf.Tensor) =>
+      tf.mul(f(a, c, e, h), g)
+    )([q, k, v, b]);
+    const out = f(q, k, v, b);
+    return [tf.mul(out, tf.cast(tf.notEqual(g, 0), "float32")), ...grads, out];
+  };
+  const full = await onCpu(run(false));
+  const skipped = await onCpu(run(true));
+  for (let i = 0; i < 5; i++) assert(maxDiff(skipped[i], full[i]) < 1e-6, `output ${i}`);
+  // The padding rows were not computed at all.
+  const raw = skipped[5];
+  raw.forEach((v, i) => {
+    const w = Math.floor(i / (heads * n * d)), tok = Math.floor(i / d) % n;
+    assert(queries[w * n + tok] ? v !== 0 : v === 0, `row value ${v} at ${i}`);
+  });
+});

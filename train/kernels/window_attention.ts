@@ -27,7 +27,10 @@ function expNonPositive(x: number): number {
 /**
  * `softmax(q kᵀ · scale + bias + mask) v` per window and head: q, k, v `[W·B, heads, n, d]`,
  * bias `[heads, n, n]` (differentiable), mask `[W, n, n]` (constant; window w of every batch
- * element uses mask w) or none. Returns `[W·B, heads, n, d]`.
+ * element uses mask w) or none. `queries` (`[W·B · n]`, optional) marks the query tokens
+ * whose output is wanted: rows marked 0 (padding, which the caller drops) are left zero
+ * and skipped, forward and backward; as keys every token still counts, as in MONAI.
+ * Returns `[W·B, heads, n, d]`.
  */
 export function windowAttentionCore(
   q: tf.Tensor4D,
@@ -36,6 +39,7 @@ export function windowAttentionCore(
   bias: tf.Tensor3D,
   scale: number,
   mask?: Float32Array,
+  queries?: Uint8Array,
 ): tf.Tensor4D {
   const [bw, heads, n, d] = q.shape;
   const windows = mask ? mask.length / (n * n) : 1;
@@ -51,6 +55,7 @@ export function windowAttentionCore(
       for (let h = 0; h < heads; h++) {
         const base = (w * heads + h) * n; // row index of (w, h, 0)
         for (let i = 0; i < n; i++) {
+          if (queries && !queries[w * n + i]) continue;
           const qo = (base + i) * d, bo = (h * n + i) * n, mo = mBase + i * n;
           for (let c = 0; c < d; c++) qi[c] = qs[qo + c] * scale;
           let max = -Infinity;
@@ -86,6 +91,7 @@ export function windowAttentionCore(
           for (let h = 0; h < heads; h++) {
             const base = (w * heads + h) * n;
             for (let i = 0; i < n; i++) {
+              if (queries && !queries[w * n + i]) continue;
               const qo = (base + i) * d, bo = (h * n + i) * n, mo = mBase + i * n;
               let di = 0; // dO_i · O_i = sum_j dP_ij P_ij
               for (let c = 0; c < d; c++) {

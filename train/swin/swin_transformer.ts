@@ -34,6 +34,7 @@ function windowAttention(
   heads: number,
   windowSize: number,
   mask: Float32Array | undefined,
+  queries: Uint8Array,
   c: SwinConfig,
   training: boolean,
 ): tf.Tensor3D {
@@ -66,6 +67,7 @@ function windowAttention(
     bias as tf.Tensor3D,
     hd ** -0.5,
     mask,
+    queries,
   );
   const out = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [bw, n, ch]);
   return dropout(linear(out, p, `${name}.proj`), c.dropRate, training) as tf.Tensor3D;
@@ -89,6 +91,9 @@ function swinStage(
     const index = windowIndex(b, [d, h, w], window, shift);
     const shifted = shift.some((s) => s > 0);
     const mask = shifted ? attentionMask(index.padded, window, shift) : undefined;
+    // Tokens that came from the volume (not padding): only their outputs are gathered back.
+    const zeroRow = b * d * h * w;
+    const queries = Uint8Array.from(index.forward, (r) => (r === zeroRow ? 0 : 1));
     const rate = dropRates.shift() ?? 0;
     const input = x;
     x = tf.tidy(() => {
@@ -106,6 +111,7 @@ function swinStage(
         heads,
         c.windowSize,
         mask,
+        queries,
         c,
         training,
       );
