@@ -63,16 +63,24 @@ export interface CaseOutcome {
  * the message names the reason (the caller adds the file name).
  */
 export async function processCase(job: CaseJob): Promise<CaseOutcome> {
-  const files = await Promise.all(job.files.map(async (path) => {
-    try {
-      return await Deno.readFile(path);
-    } catch (e) {
-      throw new Deno.errors.NotFound(`Cannot read ${path}: ${(e as Error).message}`);
-    }
-  }));
-  const stats = await Promise.all(job.files.map((p) => Deno.stat(p)));
+  // A DICOM series can have thousands of files: read them 32 at a time.
+  const files: Uint8Array[] = [];
+  let mtime = 0;
+  for (let i = 0; i < job.files.length; i += 32) {
+    const batch = job.files.slice(i, i + 32);
+    files.push(
+      ...await Promise.all(batch.map(async (path) => {
+        try {
+          const [bytes, stat] = await Promise.all([Deno.readFile(path), Deno.stat(path)]);
+          mtime = Math.max(mtime, stat.mtime?.getTime() ?? 0);
+          return bytes;
+        } catch (e) {
+          throw new Deno.errors.NotFound(`Cannot read ${path}: ${(e as Error).message}`);
+        }
+      })),
+    );
+  }
   const bytesIn = files.reduce((a, f) => a + f.length, 0);
-  const mtime = Math.max(...stats.map((s) => s.mtime?.getTime() ?? 0)) || null;
   // The digest runs off this thread: start it, decode meanwhile, then compare.
   const hashing = sourceDigest(files, job.files);
   if (job.knownFingerprint) {
@@ -100,7 +108,7 @@ export async function processCase(job: CaseJob): Promise<CaseOutcome> {
     source: job.source,
     source_bytes: bytesIn,
     source_files: files.length,
-    source_mtime_ms: mtime,
+    source_mtime_ms: mtime || null,
     source_sha256: sourceSha256,
     recipe: job.recipe,
     fingerprint,
