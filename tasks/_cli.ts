@@ -160,3 +160,23 @@ export class Progress {
     Deno.stderr.writeSync(this.#enc.encode(s));
   }
 }
+
+/**
+ * Runs a task's `main(args)` as the program: exits with its code; a {@linkcode UsageError}
+ * prints the help hint and exits 2, any other error prints its message and exits 1.
+ */
+export async function runMain(
+  name: string,
+  main: (args: string[]) => Promise<number>,
+): Promise<never> {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`${name}: ${e.message}\nRun "deno task ${name} --help" for usage.`);
+      Deno.exit(2);
+    }
+    console.error(`${name}: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { listCases } from "../cache/cache_dir.ts";
 import { readCase, readCaseAttributes } from "../cache/read_case.ts";
-import { formatBytes } from "./_cli.ts";
+import { formatBytes, runMain } from "./_cli.ts";
 
 const HELP = `deno task cache: inspect a VoCo Zarr cache
 
@@ -77,11 +77,4 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(`cache: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain("cache", main);

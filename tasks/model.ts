@@ -1,7 +1,7 @@
 // `deno task model`: check the tfjs SwinUNETR-v2 against MONAI reference outputs.
 import { type BackendName, BACKENDS, useBackend } from "../train/backend.ts";
 import { compareWithReference } from "../train/swin/check.ts";
-import { parse, UsageError } from "./_cli.ts";
+import { parse, runMain, UsageError } from "./_cli.ts";
 
 const HELP = `deno task model: the SwinUNETR-v2 VoCo backbone in TensorFlow.js
 
@@ -77,17 +77,6 @@ async function main(args: string[]): Promise<number> {
   return bad.length > 0 || rows.length === 0 ? 1 : 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`model: ${e.message}\nRun "deno task model --help" for usage.`);
-      Deno.exit(2);
-    }
-    console.error(`model: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain("model", main);
 
 export { main };

@@ -15,6 +15,7 @@ import {
   parse,
   posInt,
   Progress,
+  runMain,
   triple,
   UsageError,
 } from "./_cli.ts";
@@ -330,17 +331,6 @@ function defaultDatasetName(input: string): string {
   return basename(dirname(abs));
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`prep: ${e.message}\nRun "deno task prep --help" for usage.`);
-      Deno.exit(2);
-    }
-    console.error(`prep: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain("prep", main);
 
 export { main };

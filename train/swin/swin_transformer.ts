@@ -21,7 +21,37 @@ export interface ForwardOptions {
   training?: boolean;
 }
 
-const relIndexCache = new Map<number, Int32Array>();
+// Index arrays depend only on shapes; a training run reuses a few shapes for every step,
+// so each is computed once (they cost about 0.5 s per 64³ step otherwise).
+const shapeCache = new Map<string, unknown>();
+function cached<T>(key: string, make: () => T): T {
+  let v = shapeCache.get(key) as T | undefined;
+  if (v === undefined) shapeCache.set(key, v = make());
+  return v;
+}
+
+/** MONAI's bias index for n tokens: the first n x n entries of the full window's index. */
+function biasIndex(windowSize: number, n: number): Int32Array {
+  return cached(`bias:${windowSize}:${n}`, () => {
+    const full = relativePositionIndex(windowSize);
+    const m = windowSize ** 3;
+    const idx = new Int32Array(n * n);
+    for (let i = 0; i < n; i++) idx.set(full.subarray(i * m, i * m + n), i * n);
+    return idx;
+  });
+}
+
+/** The gathers, shift mask and real-token marks of one block's windows. */
+function blockWindows(b: number, dims: number[], window: number[], shift: number[]) {
+  return cached(`win:${b}:${dims}:${window}:${shift}`, () => {
+    const index = windowIndex(b, dims, window, shift);
+    const mask = shift.some((s) => s > 0) ? attentionMask(index.padded, window, shift) : undefined;
+    // Tokens that came from the volume (not padding): only their outputs are gathered back.
+    const zeroRow = b * dims[0] * dims[1] * dims[2];
+    const queries = Uint8Array.from(index.forward, (r) => (r === zeroRow ? 0 : 1));
+    return { index, mask, queries };
+  });
+}
 
 /**
  * `WindowAttention` on `[windows * B, N, C]` with an optional `[windows, N, N]` shift
@@ -47,12 +77,7 @@ function windowAttention(
     3,
   ]);
   const [q, k, v] = tf.split(qkv, 3, 1);
-  // MONAI takes the first n x n entries of the full window's index, also for smaller windows.
-  let full = relIndexCache.get(windowSize);
-  if (!full) relIndexCache.set(windowSize, full = relativePositionIndex(windowSize));
-  const m = windowSize ** 3;
-  const idx = new Int32Array(n * n);
-  for (let i = 0; i < n; i++) idx.set(full.subarray(i * m, i * m + n), i * n);
+  const idx = biasIndex(windowSize, n);
   const bias = tf.transpose(
     tf.reshape(
       gatherRows(p.get(`${name}.relative_position_bias_table`)! as tf.Tensor2D, idx),
@@ -88,12 +113,7 @@ function swinStage(
   for (let blk = 0; blk < c.depths[stage]; blk++) {
     const name = `swinViT.layers${stage + 1}.0.blocks.${blk}`;
     const { window, shift } = windowAndShift([d, h, w], c.windowSize, blk % 2 ? half : 0);
-    const index = windowIndex(b, [d, h, w], window, shift);
-    const shifted = shift.some((s) => s > 0);
-    const mask = shifted ? attentionMask(index.padded, window, shift) : undefined;
-    // Tokens that came from the volume (not padding): only their outputs are gathered back.
-    const zeroRow = b * d * h * w;
-    const queries = Uint8Array.from(index.forward, (r) => (r === zeroRow ? 0 : 1));
+    const { index, mask, queries } = blockWindows(b, [d, h, w], window, shift);
     const rate = dropRates.shift() ?? 0;
     const input = x;
     x = tf.tidy(() => {
@@ -139,7 +159,10 @@ function patchMerging(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
   // One gather instead of strided slices: tfjs has no gradient for StridedSlice.
   const [b, d, h, w, ch] = x.shape;
   const rows = tf.concat([tf.reshape(x, [b * d * h * w, ch]), tf.zeros([1, ch])], 0);
-  const picked = gatherRows(rows as tf.Tensor2D, mergeIndex(b, [d, h, w]));
+  const picked = gatherRows(
+    rows as tf.Tensor2D,
+    cached(`merge:${b}:${d},${h},${w}`, () => mergeIndex(b, [d, h, w])),
+  );
   const out = [d, h, w].map((n) => Math.ceil(n / 2));
   const cat = tf.reshape(picked, [b, out[0], out[1], out[2], 8 * ch]);
   return linear(layerNorm(cat, p, `${name}.norm`), p, `${name}.reduction`, false) as tf.Tensor5D;
