@@ -1,134 +1,197 @@
-// The core of shifted-window attention, softmax(q kᵀ · scale + bias + mask) v, fused over
-// typed arrays with a recomputing backward pass (as flash attention does): no
-// [windows, heads, n, n] tensor is ever materialised, which is what made the stock ops
-// slow (batched matMul falls back to a naive loop on wasm, broadcast adds are slow on cpu)
-// and too big for the wasm heap. The forward keeps one log-sum-exp per query row; the
-// backward recomputes each probability from it.
+// Shifted-window attention, softmax(q kᵀ · scale + bias + mask) v per window and head,
+// fused in a WebAssembly SIMD kernel (`_attention_wat.ts`) with a recomputing backward pass
+// (as flash attention does): no [windows, heads, n, n] tensor is ever materialised, which is
+// what made the stock ops slow (batched matMul falls back to a naive loop on wasm,
+// broadcast adds are slow on cpu) and too big for the wasm heap. The kernel reads q, k and
+// v straight from the qkv projection and writes heads side by side, so the model needs no
+// transposes around it. The forward keeps each query row's maximum and 1 / sum; the
+// backward recomputes the probabilities from them.
 import * as tf from "@tensorflow/tfjs-core";
 import { readSync } from "./_read.ts";
+import { ATTENTION_WAT } from "./_attention_wat.ts";
+import { Arena, compileWat } from "./_wasm.ts";
 
-const POW2 = Float64Array.from({ length: 1076 }, (_, i) => 2 ** -i);
+const instance = await compileWat("attention.wat", ATTENTION_WAT);
+const arena = new Arena(instance);
+type Ptr = number;
+const forwardKernel = instance.exports.forward as (
+  q: Ptr,
+  k: Ptr,
+  v: Ptr,
+  bias: Ptr,
+  mask: Ptr,
+  queries: Ptr,
+  out: Ptr,
+  stats: Ptr,
+  scratch: Ptr,
+  n: number,
+  d: number,
+  ld: number,
+  ldo: number,
+  scale: number,
+) => void;
+const backwardKernel = instance.exports.backward as (
+  q: Ptr,
+  k: Ptr,
+  v: Ptr,
+  bias: Ptr,
+  mask: Ptr,
+  queries: Ptr,
+  stats: Ptr,
+  g: Ptr,
+  dq: Ptr,
+  dk: Ptr,
+  dv: Ptr,
+  dbias: Ptr,
+  scratch: Ptr,
+  n: number,
+  d: number,
+  ld: number,
+  ldo: number,
+  scale: number,
+) => void;
 
-/**
- * e^x for x <= 0 (softmax arguments after subtracting the row maximum), to within 2e-8
- * relative: e^x = 2^-m · e^(r) with r in (-ln 2, 0], a 10-term Taylor polynomial for
- * e^r. About five times faster than Math.exp, which dominated this kernel.
- */
-function expNonPositive(x: number): number {
-  const y = -x * Math.LOG2E;
-  if (y >= 1075) return 0;
-  const m = Math.floor(y);
-  const r = (m - y) * Math.LN2; // in (-ln 2, 0]
-  const e = 1 + r * (1 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r *
-                          (1 / 720 + r * (1 / 5040 + r * (1 / 40320 + r * (1 / 362880)))))))));
-  return e * POW2[m];
+/** Copies the inputs every pass needs into the kernel's memory; returns their offsets. */
+function stage(
+  qkv: Float32Array,
+  bias: Float32Array,
+  mask: Float32Array | undefined,
+  queries: Uint8Array | undefined,
+  bw: number,
+  n: number,
+) {
+  const at = {
+    qkv: arena.alloc(qkv.length * 4),
+    bias: arena.alloc(bias.length * 4),
+    mask: arena.alloc((mask?.length ?? n * n) * 4),
+    queries: arena.alloc(bw * n),
+  };
+  return {
+    at,
+    fill() {
+      arena.f32(at.qkv, qkv.length).set(qkv);
+      arena.f32(at.bias, bias.length).set(bias);
+      if (mask) arena.f32(at.mask, mask.length).set(mask);
+      const qs = arena.u8(at.queries, bw * n);
+      if (queries) qs.set(queries);
+      else qs.fill(1);
+    },
+  };
 }
 
 /**
- * `softmax(q kᵀ · scale + bias + mask) v` per window and head: q, k, v `[W·B, heads, n, d]`,
- * bias `[heads, n, n]` (differentiable), mask `[W, n, n]` (constant; window w of every batch
- * element uses mask w) or none. `queries` (`[W·B · n]`, optional) marks the query tokens
- * whose output is wanted: rows marked 0 (padding, which the caller drops) are left zero
- * and skipped, forward and backward; as keys every token still counts, as in MONAI.
- * Returns `[W·B, heads, n, d]`.
+ * `softmax(q kᵀ · scale + bias + mask) v` per window and head. `qkv` is the qkv projection
+ * `[W·B, n, 3·C]` (channel `s·C + h·d + c` is component s of head h, as MONAI reshapes it),
+ * bias `[heads, n, n]` (differentiable), mask `[W, n, n]` (constant; window w of every
+ * batch element uses mask w) or none. `queries` (`[W·B · n]`, optional) marks the query
+ * tokens whose output is wanted: rows marked 0 (padding, which the caller drops) are left
+ * zero and skipped, forward and backward; as keys every token still counts, as in MONAI.
+ * Returns `[W·B, n, C]`, heads side by side.
  */
 export function windowAttentionCore(
-  q: tf.Tensor4D,
-  k: tf.Tensor4D,
-  v: tf.Tensor4D,
+  qkv: tf.Tensor3D,
   bias: tf.Tensor3D,
+  heads: number,
   scale: number,
   mask?: Float32Array,
   queries?: Uint8Array,
-): tf.Tensor4D {
-  const [bw, heads, n, d] = q.shape;
+): tf.Tensor3D {
+  const [bw, n, c3] = qkv.shape;
+  const ch = c3 / 3, d = ch / heads;
+  if (!Number.isInteger(d) || d * heads * 3 !== c3) {
+    throw new Error(`qkv has ${c3} channels, not 3 x ${heads} heads x an integer head size`);
+  }
   const windows = mask ? mask.length / (n * n) : 1;
-  const maskOr0 = mask ?? new Float32Array(n * n); // no branch in the inner loops
+  const n4 = (n + 3) & ~3;
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [qt, kt, vt, bt] = args as tf.Tensor[];
-    const qs = readSync(qt), ks = readSync(kt), vs = readSync(vt), bs = readSync(bt);
-    const out = new Float32Array(qs.length);
-    const lse = new Float32Array(bw * heads * n);
-    const p = new Float64Array(n), qi = new Float64Array(d), acc = new Float64Array(d);
+    const [qkvT, biasT] = args as tf.Tensor[];
+    const qkvs = readSync(qkvT), bs = readSync(biasT);
+    const stats = new Float32Array(bw * heads * n * 2);
+    const out = new Float32Array(bw * n * ch);
+    arena.reset();
+    const input = stage(qkvs, bs, mask, queries, bw, n);
+    const at = {
+      out: arena.alloc(out.length * 4),
+      stats: arena.alloc(stats.length * 4),
+      scratch: arena.alloc((2 * d * n4 + n4) * 4),
+    };
+    arena.commit();
+    input.fill();
+    const { qkv: pq, bias: pb, mask: pm, queries: pqs } = input.at;
     for (let w = 0; w < bw; w++) {
-      const mBase = (w % windows) * n * n;
+      const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
       for (let h = 0; h < heads; h++) {
-        const base = (w * heads + h) * n; // row index of (w, h, 0)
-        for (let i = 0; i < n; i++) {
-          if (queries && !queries[w * n + i]) continue;
-          const qo = (base + i) * d, bo = (h * n + i) * n, mo = mBase + i * n;
-          for (let c = 0; c < d; c++) qi[c] = qs[qo + c] * scale;
-          let max = -Infinity;
-          for (let j = 0; j < n; j++) {
-            const ko = (base + j) * d;
-            let s = bs[bo + j] + maskOr0[mo + j];
-            for (let c = 0; c < d; c++) s += qi[c] * ks[ko + c];
-            p[j] = s;
-            if (s > max) max = s;
-          }
-          // One pass: exponentials, their sum and the weighted sum of v.
-          acc.fill(0);
-          let sum = 0;
-          for (let j = 0; j < n; j++) {
-            const e = expNonPositive(p[j] - max), vo = (base + j) * d;
-            sum += e;
-            for (let c = 0; c < d; c++) acc[c] += e * vs[vo + c];
-          }
-          lse[base + i] = max + Math.log(sum);
-          for (let c = 0; c < d; c++) out[qo + c] = acc[c] / sum;
-        }
+        const q = pq + row + h * d * 4;
+        forwardKernel(
+          q,
+          q + ch * 4,
+          q + 2 * ch * 4,
+          pb + h * n * n * 4,
+          maskAt,
+          pqs + w * n,
+          at.out + (w * n * ch + h * d) * 4,
+          at.stats + (w * heads + h) * n * 8,
+          at.scratch,
+          n,
+          d,
+          c3,
+          ch,
+          scale,
+        );
       }
     }
+    out.set(arena.f32(at.out, out.length));
+    stats.set(arena.f32(at.stats, stats.length));
     return {
-      value: tf.tensor4d(out, [bw, heads, n, d]),
+      value: tf.tensor3d(out, [bw, n, ch]),
       gradFunc: (dy: tf.Tensor) => {
         const g = readSync(dy);
-        const dq = new Float32Array(qs.length), dk = new Float32Array(ks.length);
-        const dv = new Float32Array(vs.length), db = new Float32Array(heads * n * n);
-        const qi = new Float64Array(d), gi = new Float64Array(d), dqi = new Float64Array(d);
+        arena.reset();
+        const input = stage(qkvs, bs, mask, queries, bw, n);
+        const at = {
+          stats: arena.alloc(stats.length * 4),
+          g: arena.alloc(g.length * 4),
+          dqkv: arena.alloc(qkvs.length * 4),
+          dbias: arena.alloc(bs.length * 4),
+          scratch: arena.alloc((4 * d * n4 + 2 * n4) * 4),
+        };
+        arena.commit();
+        input.fill();
+        arena.f32(at.stats, stats.length).set(stats);
+        arena.f32(at.g, g.length).set(g);
+        const { qkv: pq, bias: pb, mask: pm, queries: pqs } = input.at;
         for (let w = 0; w < bw; w++) {
-          const mBase = (w % windows) * n * n;
+          const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
           for (let h = 0; h < heads; h++) {
-            const base = (w * heads + h) * n;
-            for (let i = 0; i < n; i++) {
-              if (queries && !queries[w * n + i]) continue;
-              const qo = (base + i) * d, bo = (h * n + i) * n, mo = mBase + i * n;
-              let di = 0; // dO_i · O_i = sum_j dP_ij P_ij
-              for (let c = 0; c < d; c++) {
-                qi[c] = qs[qo + c] * scale;
-                gi[c] = g[qo + c];
-                di += gi[c] * out[qo + c];
-              }
-              dqi.fill(0);
-              const l = lse[base + i];
-              for (let j = 0; j < n; j++) {
-                const ko = (base + j) * d;
-                let s = bs[bo + j] + maskOr0[mo + j] - l, dp = 0;
-                for (let c = 0; c < d; c++) {
-                  s += qi[c] * ks[ko + c];
-                  dp += gi[c] * vs[ko + c];
-                }
-                const pij = expNonPositive(Math.min(0, s));
-                const ds = pij * (dp - di);
-                db[bo + j] += ds;
-                for (let c = 0; c < d; c++) {
-                  dqi[c] += ds * ks[ko + c];
-                  dk[ko + c] += ds * qi[c];
-                  dv[ko + c] += pij * gi[c];
-                }
-              }
-              for (let c = 0; c < d; c++) dq[qo + c] = dqi[c] * scale;
-            }
+            const o = row + h * d * 4, q = pq + o, dq = at.dqkv + o;
+            backwardKernel(
+              q,
+              q + ch * 4,
+              q + 2 * ch * 4,
+              pb + h * n * n * 4,
+              maskAt,
+              pqs + w * n,
+              at.stats + (w * heads + h) * n * 8,
+              at.g + (w * n * ch + h * d) * 4,
+              dq,
+              dq + ch * 4,
+              dq + 2 * ch * 4,
+              at.dbias + h * n * n * 4,
+              at.scratch,
+              n,
+              d,
+              c3,
+              ch,
+              scale,
+            );
           }
         }
         return [
-          tf.tensor4d(dq, [bw, heads, n, d]),
-          tf.tensor4d(dk, [bw, heads, n, d]),
-          tf.tensor4d(dv, [bw, heads, n, d]),
-          tf.tensor3d(db, [heads, n, n]),
+          tf.tensor3d(arena.f32(at.dqkv, qkvs.length).slice(), [bw, n, c3]),
+          tf.tensor3d(arena.f32(at.dbias, bs.length).slice(), [heads, n, n]),
         ];
       },
     };
   });
-  return f(q, k, v, bias) as tf.Tensor4D;
+  return f(qkv, bias) as tf.Tensor3D;
 }

@@ -68,15 +68,7 @@ function windowAttention(
   c: SwinConfig,
   training: boolean,
 ): tf.Tensor3D {
-  const [bw, n, ch] = x.shape;
-  const hd = ch / heads;
-  const qkv = tf.transpose(tf.reshape(linear(x, p, `${name}.qkv`), [bw, n, 3 * heads, hd]), [
-    0,
-    2,
-    1,
-    3,
-  ]);
-  const [q, k, v] = tf.split(qkv, 3, 1);
+  const [, n, ch] = x.shape;
   const idx = biasIndex(windowSize, n);
   const bias = tf.transpose(
     tf.reshape(
@@ -85,16 +77,14 @@ function windowAttention(
     ),
     [2, 0, 1],
   );
-  const attended = windowAttentionCore(
-    q as tf.Tensor4D,
-    k as tf.Tensor4D,
-    v as tf.Tensor4D,
+  const out = windowAttentionCore(
+    linear(x, p, `${name}.qkv`) as tf.Tensor3D,
     bias as tf.Tensor3D,
-    hd ** -0.5,
+    heads,
+    (ch / heads) ** -0.5,
     mask,
     queries,
   );
-  const out = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [bw, n, ch]);
   return dropout(linear(out, p, `${name}.proj`), c.dropRate, training) as tf.Tensor3D;
 }
 
