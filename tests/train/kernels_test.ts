@@ -33,6 +33,9 @@ for (const backend of ["cpu", "wasm"] as const) {
       [[2, 5, 6, 7, 3], 3, 4],
       [[1, 4, 4, 4, 2], 1, 3],
       [[1, 6, 5, 4, 2], 5, 2],
+      // rows of 8-voxel blocks plus a remainder, 1 input channel, 12 outputs
+      [[1, 3, 4, 19, 5], 3, 12],
+      [[2, 4, 3, 8, 1], 3, 8],
     ];
     for (const [shape, k, cout] of cases) {
       const cin = shape[4];

@@ -1,89 +1,84 @@
-// 3-D convolution, stride 1, 'same' zero padding, as chunked im2col + the backend's 2-D
-// matMul, with a hand-written gradient (tf.customGrad).
+// 3-D convolution, stride 1, 'same' zero padding, as WebAssembly SIMD kernels
+// (`_conv_wat.ts`) with a hand-written gradient (tf.customGrad).
 //
 // Measured here (2 x 64³ x 12 -> 12): tfjs' stock conv3d takes 5 s forward on cpu and 15 s
-// on wasm, where its input gradient is also wrong; 27 shifted row-block matMuls take 9 s
-// on wasm, spent in slices and adds. Building the column matrix in one typed-array pass
-// (a few tens of MB at a time) and handing it to the backend's 2-D matMul (11-17 GFLOP/s
-// on wasm) is an order of magnitude faster. The gradient reuses the layout:
-// dW = colᵀ · dY (transposed explicitly: transposed matMuls are slow on wasm) and
-// dX = col2im(dY · Wᵀ).
+// on wasm, where its input gradient is also wrong. im2col + the backend's 2-D matMul took
+// 1.0 s forward and 3.8 s with both gradients, mostly building and transposing the column
+// matrix; the direct kernels need no column matrix at all. The input gradient is the same
+// convolution applied to the output gradient with flipped, transposed weights.
 import * as tf from "@tensorflow/tfjs-core";
 import { readSync } from "./_read.ts";
+import { CONV_WAT } from "./_conv_wat.ts";
+import { Arena, compileWat } from "./_wasm.ts";
 
-/** Column-matrix floats per chunk (64 MiB). */
-const CHUNK_FLOATS = 1 << 24;
+const instance = await compileWat("conv.wat", CONV_WAT);
+const arena = new Arena(instance);
+type Kernel = (
+  x: number,
+  w: number,
+  y: number,
+  b: number,
+  d: number,
+  h: number,
+  wd: number,
+  cin: number,
+  cop: number,
+  k: number,
+) => void;
+const forwardKernel = instance.exports.forward as Kernel;
+const weightGradKernel = instance.exports.weightGrad as Kernel;
 
-interface Geometry {
-  b: number;
-  d: number;
-  h: number;
-  w: number;
-  cin: number;
-  k: number;
+const ceil4 = (n: number) => (n + 3) & ~3;
+
+/** Copies `[B, D, H, W, C]` values into the interior of a zero `[B, D+2r, H+2r, W+2r, C]`. */
+function padInto(src: Float32Array, dst: Float32Array, shape: number[], r: number): void {
+  const [b, d, h, w, c] = shape;
+  const hp = h + 2 * r, wp = w + 2 * r, dp = d + 2 * r, run = w * c;
+  for (let i = 0; i < b; i++) {
+    for (let z = 0; z < d; z++) {
+      for (let y = 0; y < h; y++) {
+        const from = ((i * d + z) * h + y) * run;
+        dst.set(src.subarray(from, from + run), (((i * dp + z + r) * hp + y + r) * wp + r) * c);
+      }
+    }
+  }
 }
 
-/**
- * The column matrix of voxels [start, end): row v holds, tap by tap (dz, dy, dx) and then
- * channel, the input around v (zeros outside): `[n, k³ C_in]`.
- */
-function im2col(
+/** Copies `[rows, from]`-strided values to `[rows, to]` (to <= from), dropping the rest. */
+function narrow(src: Float32Array, rows: number, from: number, to: number): Float32Array {
+  if (from === to) return src.slice();
+  const out = new Float32Array(rows * to);
+  for (let i = 0; i < rows; i++) out.set(src.subarray(i * from, i * from + to), i * to);
+  return out;
+}
+
+/** Weights `[k³, cin, cout]` as `[k³, cin, cop]`, zero columns added. */
+function widen(w: Float32Array, taps: number, cin: number, cout: number, cop: number) {
+  const out = new Float32Array(taps * cin * cop);
+  for (let i = 0; i < taps * cin; i++) out.set(w.subarray(i * cout, (i + 1) * cout), i * cop);
+  return out;
+}
+
+/** Runs the forward kernel: x `[B, D, H, W, cin]`, w `[k³, cin, cout]` → `[B, D, H, W, cout]`. */
+function convolve(
   xs: Float32Array,
-  g: Geometry,
-  start: number,
-  end: number,
-  out: Float32Array,
-): void {
-  const { d, h, w, k, cin } = g;
-  const r = (k - 1) / 2, kk = k ** 3 * cin, run = k * cin;
-  for (let v = start; v < end; v++) {
-    const x = v % w, y = Math.floor(v / w) % h, z = Math.floor(v / (w * h)) % d;
-    const b = Math.floor(v / (w * h * d));
-    const row = v - start;
-    let col = 0; // column of the first value of the current (dz, dy) run
-    for (let dz = -r; dz <= r; dz++) {
-      const zz = z + dz;
-      for (let dy = -r; dy <= r; dy++, col += run) {
-        const yy = y + dy;
-        const rowInside = zz >= 0 && zz < d && yy >= 0 && yy < h;
-        const base = ((b * d + zz) * h + yy) * w; // voxel index of (zz, yy, 0)
-        for (let dx = -r; dx <= r; dx++) {
-          const xx = x + dx;
-          const inside = rowInside && xx >= 0 && xx < w;
-          const src = (base + xx) * cin;
-          const c0 = col + (dx + r) * cin;
-          const o = row * kk + c0;
-          if (inside) { for (let c = 0; c < cin; c++) out[o + c] = xs[src + c]; }
-          else for (let c = 0; c < cin; c++) out[o + c] = 0;
-        }
-      }
-    }
-  }
-}
-
-/** Adds the column-matrix gradient `[n, k³ C_in]` of voxels [start, end) into dx (col2im). */
-function col2imAdd(dcol: Float32Array, g: Geometry, start: number, end: number, dx: Float32Array) {
-  const { d, h, w, k, cin } = g;
-  const r = (k - 1) / 2, kk = k ** 3 * cin;
-  for (let v = start; v < end; v++) {
-    const x = v % w, y = Math.floor(v / w) % h, z = Math.floor(v / (w * h)) % d;
-    const b = Math.floor(v / (w * h * d));
-    let o = (v - start) * kk;
-    for (let dz = -r; dz <= r; dz++) {
-      const zz = z + dz;
-      for (let dy = -r; dy <= r; dy++) {
-        const yy = y + dy;
-        const rowInside = zz >= 0 && zz < d && yy >= 0 && yy < h;
-        const base = ((b * d + zz) * h + yy) * w;
-        for (let dx_ = -r; dx_ <= r; dx_++, o += cin) {
-          const xx = x + dx_;
-          if (!rowInside || xx < 0 || xx >= w) continue;
-          const dst = (base + xx) * cin;
-          for (let c = 0; c < cin; c++) dx[dst + c] += dcol[o + c];
-        }
-      }
-    }
-  }
+  ws: Float32Array,
+  shape: number[],
+  k: number,
+  cout: number,
+): Float32Array {
+  const [b, d, h, wd, cin] = shape, r = (k - 1) / 2, cop = ceil4(cout), voxels = b * d * h * wd;
+  arena.reset();
+  const at = {
+    x: arena.alloc(b * (d + 2 * r) * (h + 2 * r) * (wd + 2 * r) * cin * 4),
+    w: arena.alloc(k ** 3 * cin * cop * 4),
+    y: arena.alloc(voxels * cop * 4),
+  };
+  arena.commit();
+  padInto(xs, arena.f32(at.x, (at.w - at.x) / 4), shape, r);
+  arena.f32(at.w, k ** 3 * cin * cop).set(widen(ws, k ** 3, cin, cout, cop));
+  forwardKernel(at.x, at.w, at.y, b, d, h, wd, cin, cop, k);
+  return narrow(arena.f32(at.y, voxels * cop), voxels, cop, cout);
 }
 
 /**
@@ -97,51 +92,39 @@ export function conv3dSame(x: tf.Tensor5D, w: tf.Tensor5D): tf.Tensor5D {
     const [b, d, h, wd, cin] = xIn.shape;
     const [k, , , , cout] = wIn.shape;
     if (k % 2 !== 1) throw new RangeError(`conv3dSame needs an odd kernel, got ${k}`);
-    const g: Geometry = { b, d, h, w: wd, cin, k };
-    const kk = k ** 3 * cin, voxels = b * d * h * wd;
-    const per = Math.max(1, Math.floor(CHUNK_FLOATS / kk));
-    const xs = readSync(xIn);
-    const w2 = tf.reshape(wIn, [kk, cout]);
-    const out = new Float32Array(voxels * cout);
-    const col = new Float32Array(Math.min(per, voxels) * kk);
-    for (let s = 0; s < voxels; s += per) {
-      const e = Math.min(voxels, s + per), n = e - s;
-      im2col(xs, g, s, e, col);
-      const y = tf.tidy(() => tf.matMul(tf.tensor2d(col.subarray(0, n * kk), [n, kk]), w2));
-      out.set(readSync(y), s * cout);
-      y.dispose();
-    }
-    w2.dispose();
+    const out = convolve(readSync(xIn), readSync(wIn), xIn.shape, k, cout);
     save([xIn, wIn]);
     return {
       value: tf.tensor5d(out, [b, d, h, wd, cout]),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xv, wv] = saved;
-        const xsv = readSync(xv);
-        const dys = readSync(dy);
-        const wT = tf.transpose(tf.reshape(wv, [kk, cout])); // [cout, kk]
-        const dx = new Float32Array(voxels * cin);
-        let dw = tf.zeros([kk, cout]);
-        const buf = new Float32Array(Math.min(per, voxels) * kk);
-        for (let s = 0; s < voxels; s += per) {
-          const e = Math.min(voxels, s + per), n = e - s;
-          const dyChunk = tf.tensor2d(dys.subarray(s * cout, e * cout), [n, cout]);
-          im2col(xsv, g, s, e, buf);
-          // The backend's transpose beats strided writes in JS (measured: 3.7 s against
-          // 4.8 s for the 64³ step).
-          const colT = tf.tidy(() => tf.transpose(tf.tensor2d(buf.subarray(0, n * kk), [n, kk])));
-          const next = tf.tidy(() => tf.add(dw, tf.matMul(colT, dyChunk)));
-          dw.dispose();
-          dw = next;
-          const dcolT = tf.matMul(dyChunk, wT);
-          const dcol = readSync(dcolT); // [n, kk]
-          col2imAdd(dcol, g, s, e, dx);
-          tf.dispose([dyChunk, colT, dcolT]);
+        const xs = readSync(xv), ws = readSync(wv), dys = readSync(dy);
+        const taps = k ** 3, voxels = b * d * h * wd;
+        // dx = conv(dy, w flipped in space, in and out channels swapped).
+        const wt = new Float32Array(taps * cout * cin);
+        for (let t = 0; t < taps; t++) {
+          const from = (taps - 1 - t) * cin * cout, to = t * cout * cin;
+          for (let i = 0; i < cin; i++) {
+            for (let o = 0; o < cout; o++) wt[to + o * cin + i] = ws[from + i * cout + o];
+          }
         }
-        wT.dispose();
-        const dwOut = tf.reshape(dw, [k, k, k, cin, cout]);
-        dw.dispose();
-        return [tf.tensor5d(dx, [b, d, h, wd, cin]), dwOut];
+        const dx = convolve(dys, wt, [b, d, h, wd, cout], k, cin);
+        // dw[tap, ci, co] = sum_v xp[v + tap, ci] dy[v, co].
+        const r = (k - 1) / 2, cop = ceil4(cout);
+        arena.reset();
+        const at = {
+          x: arena.alloc(b * (d + 2 * r) * (h + 2 * r) * (wd + 2 * r) * cin * 4),
+          dy: arena.alloc(voxels * cop * 4),
+          dw: arena.alloc(taps * cin * cop * 4),
+        };
+        arena.commit();
+        padInto(xs, arena.f32(at.x, (at.dy - at.x) / 4), xv.shape, r);
+        arena.f32(at.dy, voxels * cop).set(
+          cop === cout ? dys : widen(dys, voxels, 1, cout, cop),
+        );
+        weightGradKernel(at.x, at.dw, at.dy, b, d, h, wd, cin, cop, k);
+        const dw = narrow(arena.f32(at.dw, taps * cin * cop), taps * cin, cop, cout);
+        return [tf.tensor5d(dx, [b, d, h, wd, cin]), tf.tensor5d(dw, [k, k, k, cin, cout])];
       },
     };
   });

@@ -63,13 +63,14 @@ export function leakyRelu(x: tf.Tensor): tf.Tensor {
 }
 
 /**
- * A 3-D convolution with MONAI's 'same' padding for odd kernels, no bias: the stock kernel
- * on the cpu backend (the reference, and faster there), the row-block matMul kernel
- * elsewhere (stock conv3d is slow on wasm and its input gradient wrong there).
+ * A 3-D convolution with MONAI's 'same' padding for odd kernels, no bias: our WebAssembly
+ * kernel on the CPU backends (stock conv3d is 5-20x slower there, and its input gradient
+ * wrong on wasm), the stock kernel on the native and GPU backends.
  */
 export function conv3d(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
   const w = param(p, `${name}.weight`) as tf.Tensor5D;
-  return tf.getBackend() === "cpu" ? tf.conv3d(x, w, 1, "same") : conv3dSame(x, w);
+  const backend = tf.getBackend();
+  return backend === "cpu" || backend === "wasm" ? conv3dSame(x, w) : tf.conv3d(x, w, 1, "same");
 }
 
 /**
