@@ -3,7 +3,9 @@ import * as tf from "@tensorflow/tfjs-core";
 import { useBackend } from "../../train/backend.ts";
 import { conv3dSame } from "../../train/kernels/conv3d.ts";
 import { windowAttentionCore } from "../../train/kernels/window_attention.ts";
-import { gatherRows } from "../../train/kernels/gather_rows.ts";
+import { gatherBias, gatherRows } from "../../train/kernels/gather_rows.ts";
+import { layerNormLastAxis } from "../../train/kernels/layer_norm.ts";
+import { dense } from "../../train/kernels/dense.ts";
 import { attentionMask, windowAndShift, windowIndex } from "../../train/swin/_windows.ts";
 import { assert } from "../_helpers.ts";
 
@@ -225,4 +227,91 @@ Deno.test("windowAttentionCore() with a query mask skips padding rows exactly", 
   skipped[3].forEach((v, i) => {
     assert(queries[Math.floor(i / (heads * d))] ? v !== 0 : v === 0, `row value ${v} at ${i}`);
   });
+});
+
+for (const backend of ["cpu", "wasm"] as const) {
+  Deno.test(`dense() equals matMul + bias, values and every gradient (${backend})`, async () => {
+    for (const withBias of [true, false]) {
+      const run = (fused: boolean) => () => {
+        const x = tf.tensor2d(seeded(37 * 12, 21), [37, 12]);
+        const w = tf.tensor2d(seeded(12 * 20, 22), [12, 20]);
+        const b = tf.tensor1d(seeded(20, 23));
+        const g = tf.tensor2d(seeded(37 * 20, 24), [37, 20]);
+        const f = (a: tf.Tensor, c: tf.Tensor, e?: tf.Tensor) =>
+          fused
+            ? dense(a as tf.Tensor2D, c as tf.Tensor2D, e as tf.Tensor1D | undefined)
+            : e
+            ? tf.add(tf.matMul(a, c), e)
+            : tf.matMul(a, c);
+        const grads = withBias
+          ? tf.grads((a: tf.Tensor, c: tf.Tensor, e: tf.Tensor) => tf.mul(f(a, c, e), g))([x, w, b])
+          : tf.grads((a: tf.Tensor, c: tf.Tensor) => tf.mul(f(a, c), g))([x, w]);
+        return [f(x, w, withBias ? b : undefined), ...grads];
+      };
+      const ref = await onCpu(run(false));
+      await useBackend(backend);
+      const got = tf.tidy(run(true)).map((t) => t.dataSync());
+      ref.forEach((r, i) => {
+        const d = maxDiff(got[i], r);
+        assert(d < 1e-5, `output ${i} (bias ${withBias}): max diff ${d}`);
+      });
+    }
+  });
+}
+
+Deno.test("layerNormLastAxis() equals the stock composition, values and every gradient", async () => {
+  for (const affine of [true, false]) {
+    for (const backend of ["cpu", "wasm"] as const) {
+      const run = (fused: boolean) => () => {
+        const x = tf.tensor3d(seeded(5 * 7 * 12, 31).map((v, i) => v * 3 + (i % 5)), [5, 7, 12]);
+        const w = tf.tensor1d(seeded(12, 32)), b = tf.tensor1d(seeded(12, 33));
+        const g = tf.tensor3d(seeded(5 * 7 * 12, 34), [5, 7, 12]);
+        const stock = (a: tf.Tensor) => {
+          const { mean, variance } = tf.moments(a, -1, true);
+          return tf.div(tf.sub(a, mean), tf.sqrt(tf.add(variance, 1e-5)));
+        };
+        if (!affine) {
+          const f = (a: tf.Tensor) => fused ? layerNormLastAxis(a, 1e-5) : stock(a);
+          return [f(x), tf.grad((a: tf.Tensor) => tf.mul(f(a), g))(x)];
+        }
+        const f = (a: tf.Tensor, c: tf.Tensor, e: tf.Tensor) =>
+          fused
+            ? layerNormLastAxis(a, 1e-5, c as tf.Tensor1D, e as tf.Tensor1D)
+            : tf.add(tf.mul(stock(a), c), e);
+        const grads = tf.grads((a: tf.Tensor, c: tf.Tensor, e: tf.Tensor) => tf.mul(f(a, c, e), g))(
+          [x, w, b],
+        );
+        return [f(x, w, b), ...grads];
+      };
+      const ref = await onCpu(run(false));
+      await useBackend(backend);
+      const got = tf.tidy(run(true)).map((t) => t.dataSync());
+      ref.forEach((r, i) => {
+        const d = maxDiff(got[i], r);
+        assert(d < 2e-5, `output ${i} (affine ${affine}, ${backend}): max diff ${d}`);
+      });
+    }
+  }
+});
+
+Deno.test("gatherBias() equals gather then transpose, and its gradient scatter-adds", async () => {
+  const [entries, heads, n] = [10, 3, 4];
+  const index = Int32Array.from({ length: n * n }, (_, t) => (t * 7) % entries);
+  const run = (fused: boolean) => () => {
+    const table = tf.tensor2d(seeded(entries * heads, 41), [entries, heads]);
+    const g = tf.tensor3d(seeded(heads * n * n, 42), [heads, n, n]);
+    const f = (t: tf.Tensor) =>
+      fused
+        ? gatherBias(t as tf.Tensor2D, index, n)
+        : tf.transpose(tf.reshape(tf.gather(t, tf.tensor1d(index, "int32")), [n, n, heads]), [
+          2,
+          0,
+          1,
+        ]);
+    return [f(table), tf.grad((t: tf.Tensor) => tf.mul(f(t), g))(table)];
+  };
+  const ref = await onCpu(run(false));
+  const got = await onCpu(run(true));
+  assert(maxDiff(got[0], ref[0]) === 0, "values");
+  assert(maxDiff(got[1], ref[1]) < 1e-6, "gradient");
 });

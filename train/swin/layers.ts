@@ -2,6 +2,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { Params } from "./params.ts";
 import { conv3dSame } from "../kernels/conv3d.ts";
+import { dense } from "../kernels/dense.ts";
+import { layerNormLastAxis } from "../kernels/layer_norm.ts";
 
 /** PyTorch's default epsilon of LayerNorm, InstanceNorm and BatchNorm. */
 export const NORM_EPS = 1e-5;
@@ -16,18 +18,25 @@ function param(p: Params, name: string): tf.Variable {
 export function linear(x: tf.Tensor, p: Params, name: string, bias = true): tf.Tensor {
   const w = param(p, `${name}.weight`);
   const shape = x.shape as number[];
-  const flat = tf.reshape(x, [-1, shape[shape.length - 1]]);
-  let y = tf.matMul(flat, w);
-  if (bias) y = tf.add(y, param(p, `${name}.bias`));
+  const flat = tf.reshape(x, [-1, shape[shape.length - 1]]) as tf.Tensor2D;
+  const y = dense(
+    flat,
+    w as tf.Tensor2D,
+    bias ? param(p, `${name}.bias`) as tf.Tensor1D : undefined,
+  );
   return tf.reshape(y, [...shape.slice(0, -1), w.shape[1] as number]);
 }
 
 /** Normalises over the last axis; with `name`, MONAI's affine `LayerNorm` weights apply. */
 export function layerNorm(x: tf.Tensor, p?: Params, name?: string): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  let y = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, NORM_EPS)));
-  if (p && name) y = tf.add(tf.mul(y, param(p, `${name}.weight`)), param(p, `${name}.bias`));
-  return y;
+  return p && name
+    ? layerNormLastAxis(
+      x,
+      NORM_EPS,
+      param(p, `${name}.weight`) as tf.Tensor1D,
+      param(p, `${name}.bias`) as tf.Tensor1D,
+    )
+    : layerNormLastAxis(x, NORM_EPS);
 }
 
 /**

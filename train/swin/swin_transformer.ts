@@ -6,7 +6,7 @@ import type { SwinConfig } from "./config.ts";
 import type { Params } from "./params.ts";
 import { dropout, dropPath, gelu, layerNorm, linear, resBlock } from "./layers.ts";
 import { windowAttentionCore } from "../kernels/window_attention.ts";
-import { gatherRows } from "../kernels/gather_rows.ts";
+import { gatherBias, gatherRows } from "../kernels/gather_rows.ts";
 import {
   attentionMask,
   mergeIndex,
@@ -69,17 +69,14 @@ function windowAttention(
   training: boolean,
 ): tf.Tensor3D {
   const [, n, ch] = x.shape;
-  const idx = biasIndex(windowSize, n);
-  const bias = tf.transpose(
-    tf.reshape(
-      gatherRows(p.get(`${name}.relative_position_bias_table`)! as tf.Tensor2D, idx),
-      [n, n, heads],
-    ),
-    [2, 0, 1],
+  const bias = gatherBias(
+    p.get(`${name}.relative_position_bias_table`)! as tf.Tensor2D,
+    biasIndex(windowSize, n),
+    n,
   );
   const out = windowAttentionCore(
     linear(x, p, `${name}.qkv`) as tf.Tensor3D,
-    bias as tf.Tensor3D,
+    bias,
     heads,
     (ch / heads) ** -0.5,
     mask,
