@@ -47,8 +47,24 @@ export async function benchModel(args: string[]): Promise<void> {
     ["encoder10 (h4)", () => resBlock(hidden[4], params, "encoder10")],
   ];
   console.log("  forward, per block:");
+  // Stages of the Swin transformer, timed from one stage's output to the next.
+  let mark = performance.now();
+  const stages: [string, number][] = [];
+  tf.tidy(() =>
+    swinTransformer(x, params, config, {
+      trace: (label, out) => {
+        out.dataSync();
+        const now = performance.now();
+        stages.push([label, (now - mark) / 1000]);
+        mark = now;
+      },
+    })
+  );
   for (const [label, f] of blocks) {
     console.log(`    ${label.padEnd(36)} ${(await timed(f)).toFixed(2)} s`);
+    if (label.startsWith("swin")) {
+      for (const [stage, t] of stages) console.log(`      ${stage.padEnd(34)} ${t.toFixed(2)} s`);
+    }
   }
   tf.dispose(hidden);
   const forward = await timed(() => vocoForward(x, params, config).projection);

@@ -5,6 +5,7 @@ import { conv3dSame } from "../../train/kernels/conv3d.ts";
 import { windowAttentionCore } from "../../train/kernels/window_attention.ts";
 import { gatherBias, gatherRows } from "../../train/kernels/gather_rows.ts";
 import { layerNormLastAxis } from "../../train/kernels/layer_norm.ts";
+import { instanceNormChannelsLast } from "../../train/kernels/instance_norm.ts";
 import { dense } from "../../train/kernels/dense.ts";
 import { attentionMask, windowAndShift, windowIndex } from "../../train/swin/_windows.ts";
 import { assert } from "../_helpers.ts";
@@ -314,4 +315,28 @@ Deno.test("gatherBias() equals gather then transpose, and its gradient scatter-a
   const got = await onCpu(run(true));
   assert(maxDiff(got[0], ref[0]) === 0, "values");
   assert(maxDiff(got[1], ref[1]) < 1e-6, "gradient");
+});
+
+Deno.test("instanceNormChannelsLast() equals the stock composition, value and gradient", async () => {
+  const shape: [number, number, number, number, number] = [2, 3, 4, 5, 6];
+  const size = shape.reduce((a, b) => a * b, 1);
+  for (const backend of ["cpu", "wasm"] as const) {
+    const run = (fused: boolean) => () => {
+      const x = tf.tensor5d(seeded(size, 51).map((v, i) => v * 4 + (i % 6)), shape);
+      const g = tf.tensor5d(seeded(size, 52), shape);
+      const f = (a: tf.Tensor) => {
+        if (fused) return instanceNormChannelsLast(a as tf.Tensor5D, 1e-5);
+        const { mean, variance } = tf.moments(a, [1, 2, 3], true);
+        return tf.div(tf.sub(a, mean), tf.sqrt(tf.add(variance, 1e-5)));
+      };
+      return [f(x), tf.grad((a: tf.Tensor) => tf.mul(f(a), g))(x)];
+    };
+    const ref = await onCpu(run(false));
+    await useBackend(backend);
+    const got = tf.tidy(run(true)).map((t) => t.dataSync());
+    ref.forEach((r, i) => {
+      const d = maxDiff(got[i], r);
+      assert(d < 2e-5, `output ${i} (${backend}): max diff ${d}`);
+    });
+  }
 });

@@ -4,6 +4,7 @@ import type { Params } from "./params.ts";
 import { conv3dSame } from "../kernels/conv3d.ts";
 import { dense } from "../kernels/dense.ts";
 import { layerNormLastAxis } from "../kernels/layer_norm.ts";
+import { instanceNormChannelsLast } from "../kernels/instance_norm.ts";
 
 /** PyTorch's default epsilon of LayerNorm, InstanceNorm and BatchNorm. */
 export const NORM_EPS = 1e-5;
@@ -50,9 +51,7 @@ export function spatialMean(x: tf.Tensor5D): tf.Tensor5D {
 
 /** `InstanceNorm3d(affine=False)`: per sample and channel over the three spatial axes. */
 export function instanceNorm(x: tf.Tensor5D): tf.Tensor5D {
-  const centred = tf.sub(x, spatialMean(x));
-  const variance = spatialMean(tf.square(centred) as tf.Tensor5D);
-  return tf.div(centred, tf.sqrt(tf.add(variance, NORM_EPS)));
+  return instanceNormChannelsLast(x, NORM_EPS);
 }
 
 /** `BatchNorm1d(affine=False, track_running_stats=False)`: batch statistics, always. */

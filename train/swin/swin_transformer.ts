@@ -19,6 +19,11 @@ import {
 export interface ForwardOptions {
   /** Training mode (dropout and drop path active). @default {false} */
   training?: boolean;
+  /**
+   * Called after the patch embedding and after each stage with a label and the stage's
+   * output (for per-stage timing; reading the tensor there waits for the backend).
+   */
+  trace?: (label: string, x: tf.Tensor) => void;
 }
 
 // Index arrays depend only on shapes; a training run reuses a few shapes for every step,
@@ -181,11 +186,13 @@ export function swinTransformer(
   x = tf.add(x, p.get("swinViT.patch_embed.proj.bias")!);
   x = dropout(x, c.dropRate, training) as tf.Tensor5D;
   const outs: tf.Tensor5D[] = [layerNorm(x) as tf.Tensor5D];
+  options.trace?.("patch embedding", outs[0]);
   for (let s = 0; s < 4; s++) {
     x = resBlock(x, p, `swinViT.layers${s + 1}c.0`);
     x = swinStage(x, p, s, c, dropRates, training);
     x = patchMerging(x, p, `swinViT.layers${s + 1}.0.downsample`);
     outs.push(layerNorm(x) as tf.Tensor5D);
+    options.trace?.(`stage ${s + 1} (res, ${c.depths[s]} blocks, merge)`, outs[s + 1]);
   }
   return outs;
 }
