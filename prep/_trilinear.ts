@@ -57,24 +57,48 @@ export function sampleSeparable(
   const oa = outStrides[outer], ob = outStrides[middle], oc = outStrides[inner];
   const na = outShape[outer], nb = outShape[middle], nc = outShape[inner];
   const out = new Float32Array(outShape[0] * outShape[1] * outShape[2]);
-  const c0 = C.lo, c1 = C.hi, wc = C.w;
   for (let x = 0; x < na; x++) {
     const ax0 = A.lo[x], ax1 = A.hi[x], wx = A.w[x], vx = 1 - wx;
     for (let y = 0; y < nb; y++) {
       const by0 = B.lo[y], by1 = B.hi[y], wy = B.w[y], vy = 1 - wy;
       const b00 = ax0 + by0, b01 = ax0 + by1, b10 = ax1 + by0, b11 = ax1 + by1;
       const w00 = vx * vy, w01 = vx * wy, w10 = wx * vy, w11 = wx * wy;
-      let o = x * oa + y * ob;
-      for (let z = 0; z < nc; z++, o += oc) {
-        const k0 = c0[z], k1 = c1[z], c = wc[z], d = 1 - c;
-        out[o] = w00 * (d * data[b00 + k0] + c * data[b00 + k1]) +
-          w01 * (d * data[b01 + k0] + c * data[b01 + k1]) +
-          w10 * (d * data[b10 + k0] + c * data[b10 + k1]) +
-          w11 * (d * data[b11 + k0] + c * data[b11 + k1]);
-      }
+      sampleRow(data, out, x * oa + y * ob, oc, nc, C, b00, b01, b10, b11, w00, w01, w10, w11);
     }
   }
   return out;
+}
+
+/**
+ * One output row of {@linkcode sampleSeparable}: bilinear weights of the four input rows
+ * fixed, linear along the row. A function of its own so that V8 optimises it as a whole:
+ * as an inner loop it was compiled on-stack and, every few calls, recompiled into code
+ * that ran 8x slower (1.2 s instead of 0.15 s for a 512² x 270 volume).
+ */
+function sampleRow(
+  data: ArrayLike<number>,
+  out: Float32Array,
+  o: number,
+  oc: number,
+  nc: number,
+  axis: { lo: Int32Array; hi: Int32Array; w: Float32Array },
+  b00: number,
+  b01: number,
+  b10: number,
+  b11: number,
+  w00: number,
+  w01: number,
+  w10: number,
+  w11: number,
+): void {
+  const c0 = axis.lo, c1 = axis.hi, wc = axis.w;
+  for (let z = 0; z < nc; z++, o += oc) {
+    const k0 = c0[z], k1 = c1[z], c = wc[z], d = 1 - c;
+    out[o] = w00 * (d * data[b00 + k0] + c * data[b00 + k1]) +
+      w01 * (d * data[b01 + k0] + c * data[b01 + k1]) +
+      w10 * (d * data[b10 + k0] + c * data[b10 + k1]) +
+      w11 * (d * data[b11 + k0] + c * data[b11 + k1]);
+  }
 }
 
 /**

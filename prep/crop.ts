@@ -36,16 +36,11 @@ export function foregroundBox(
   const [nx, ny, nz] = volume.shape;
   const d = volume.data;
   const lo = [nx, ny, nz], hi = [-1, -1, -1];
-  let o = 0;
+  const run = new Int32Array(2);
   for (let x = 0; x < nx; x++) {
     for (let y = 0; y < ny; y++) {
-      let first = -1, last = -1;
-      for (let z = 0; z < nz; z++, o++) {
-        if (d[o] > t) {
-          if (first < 0) first = z;
-          last = z;
-        }
-      }
+      foregroundRun(d, (x * ny + y) * nz, nz, t, run);
+      const [first, last] = run;
       if (first >= 0) {
         if (x < lo[0]) lo[0] = x;
         hi[0] = x;
@@ -61,6 +56,23 @@ export function foregroundBox(
     start: [0, 1, 2].map((a) => Math.max(0, lo[a] - margin)) as Box["start"],
     end: [0, 1, 2].map((a) => Math.min(volume.shape[a], hi[a] + 1 + margin)) as Box["end"],
   };
+}
+
+/**
+ * First and last index above `t` of the row `d[o .. o + n)`, -1 when none. A function of
+ * its own so that V8 optimises it as a whole (as an inner loop, its on-stack recompilation
+ * cost up to 0.3 s on some calls).
+ */
+function foregroundRun(d: ArrayLike<number>, o: number, n: number, t: number, run: Int32Array) {
+  let first = -1, last = -1;
+  for (let z = 0; z < n; z++) {
+    if (d[o + z] > t) {
+      if (first < 0) first = z;
+      last = z;
+    }
+  }
+  run[0] = first;
+  run[1] = last;
 }
 
 /** Extracts a box of voxels; the affine keeps every voxel at its world position. */

@@ -54,9 +54,9 @@ const DTYPES: Record<number, { name: string; bytes: number }> = {
  */
 export function readNifti(bytes: Uint8Array): LoadedImage {
   const raw = isGzip(bytes) ? gunzip(bytes) : bytes;
-  const buffer = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength
-    ? raw.buffer as ArrayBuffer
-    : raw.slice().buffer;
+  // The parser wants an ArrayBuffer that starts at the header; gunzip's may run past the
+  // data (zlib's output chunk), which is fine as long as sizes are checked against raw.
+  const buffer = raw.byteOffset === 0 ? raw.buffer as ArrayBuffer : raw.slice().buffer;
   if (!nifti.isNIFTI(buffer)) {
     throw new SyntaxError("Not a NIfTI-1/NIfTI-2 file (no valid header magic)");
   }
@@ -69,10 +69,10 @@ export function readNifti(bytes: Uint8Array): LoadedImage {
   const n = voxelCount(shape);
   const offset = Math.max(Number(header.vox_offset), 0);
   const need = n * dtype.bytes;
-  if (offset + need > buffer.byteLength) {
+  if (offset + need > raw.byteLength) {
     throw new RangeError(
       `Header promises ${need} bytes of voxels at offset ${offset} (shape ${shape.join("x")}, ` +
-        `${dtype.name}) but the data holds only ${buffer.byteLength} bytes`,
+        `${dtype.name}) but the data holds only ${raw.byteLength} bytes`,
     );
   }
   const data = decodeVoxels(buffer, offset, n, dtype.name, header.littleEndian, header);
