@@ -60,7 +60,7 @@ async function main(args: string[]): Promise<number> {
   const io = await read("--io", String(v.io));
   const backend = await useBackend(backendName);
   console.error(`model check: backend ${backend}, running the reference input ...`);
-  const { rows, seconds } = compareWithReference(weights, io);
+  const { rows, seconds } = await compareWithReference(weights, io);
   const bad = rows.filter((r) => !(r.maxAbs <= tolerance));
   console.log(
     [

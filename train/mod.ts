@@ -33,5 +33,9 @@ export { type ForwardOptions, swinTransformer } from "./swin/swin_transformer.ts
 export { projectionHead, vocoForward, type VocoOutputs } from "./swin/voco_model.ts";
 export { compareWithReference, type OutputDiff } from "./swin/check.ts";
 export { conv3dSame } from "./kernels/conv3d.ts";
-export { windowAttentionCore } from "./kernels/window_attention.ts";
-export { gatherRows } from "./kernels/gather_rows.ts";
+export { STOCK_ATTENTION_LIMITS, windowAttentionCore } from "./kernels/window_attention.ts";
+export { gatherBias, gatherRows } from "./kernels/gather_rows.ts";
+export { dense } from "./kernels/dense.ts";
+export { layerNormLastAxis } from "./kernels/layer_norm.ts";
+export { instanceNormChannelsLast } from "./kernels/instance_norm.ts";
+export { typedArrayKernels, useStockOps } from "./kernels/dispatch.ts";

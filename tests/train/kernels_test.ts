@@ -2,13 +2,18 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { useBackend } from "../../train/backend.ts";
 import { conv3dSame } from "../../train/kernels/conv3d.ts";
-import { windowAttentionCore } from "../../train/kernels/window_attention.ts";
+import {
+  STOCK_ATTENTION_LIMITS,
+  windowAttentionCore,
+} from "../../train/kernels/window_attention.ts";
 import { gatherBias, gatherRows } from "../../train/kernels/gather_rows.ts";
 import { layerNormLastAxis } from "../../train/kernels/layer_norm.ts";
 import { instanceNormChannelsLast } from "../../train/kernels/instance_norm.ts";
 import { dense } from "../../train/kernels/dense.ts";
 import { attentionMask, windowAndShift, windowIndex } from "../../train/swin/_windows.ts";
 import { assert } from "../_helpers.ts";
+import { useStockOps } from "../../train/kernels/dispatch.ts";
+import { KERNEL_CASES, SMALL_SCORE_CHUNK } from "./_kernel_cases.ts";
 
 /** Runs `f` on the cpu backend and returns plain arrays of its tensors. */
 async function onCpu(f: () => tf.Tensor[]): Promise<Float32Array[]> {
@@ -179,7 +184,38 @@ Deno.test("gatherRows() equals tf.gather, and its gradient scatter-adds (wasm la
   assert(maxDiff(wasm[1], ref[1]) < 1e-6, "gradient on wasm");
 });
 
-Deno.test("on webgpu the custom kernels refuse with a message that names the way out", async () => {
+const KERNELS = {
+  windowAttentionCore,
+  conv3dSame,
+  instanceNormChannelsLast,
+  layerNormLastAxis,
+  gatherRows,
+  gatherBias,
+  dense,
+};
+
+Deno.test("every kernel's stock-op fallback equals the kernel, values and gradients", async () => {
+  await useBackend("cpu");
+  const cases = KERNEL_CASES(KERNELS);
+  const kernel = cases.map(([, f]) => tf.tidy(f).map((t) => t.dataSync()));
+  const saved = STOCK_ATTENTION_LIMITS.scoreFloats;
+  STOCK_ATTENTION_LIMITS.scoreFloats = SMALL_SCORE_CHUNK; // three chunks of windows
+  useStockOps(true);
+  try {
+    cases.forEach(([name, f], c) => {
+      const stock = tf.tidy(f).map((t) => t.dataSync());
+      stock.forEach((v, i) => {
+        const d = maxDiff(v, kernel[c][i]) / Math.max(1, ...kernel[c][i].map(Math.abs));
+        assert(d < 2e-6, `${name}, output ${i}: max relative diff ${d}`);
+      });
+    });
+  } finally {
+    useStockOps(false);
+    STOCK_ATTENTION_LIMITS.scoreFloats = saved;
+  }
+});
+
+Deno.test("on webgpu every kernel (its stock fallback) equals the cpu kernel", async () => {
   // In a child process, adapter lookup included: Deno's WebGPU teardown can abort the
   // process at exit, which must not take the test runner down.
   const probe = new URL("./_webgpu_probe.ts", import.meta.url).pathname;
@@ -188,12 +224,16 @@ Deno.test("on webgpu the custom kernels refuse with a message that names the way
     stdout: "piped",
     stderr: "null",
   }).output();
-  const message = new TextDecoder().decode(stdout);
-  if (message.startsWith("no adapter")) {
+  const text = new TextDecoder().decode(stdout).trim();
+  if (text.startsWith("no adapter")) {
     console.log("  skipped: this machine has no WebGPU adapter");
     return;
   }
-  assert(/webgpu backend cannot do under Deno yet; use --backend wasm/.test(message), message);
+  const diffs = JSON.parse(text.split("\n").pop()!) as Record<string, number>;
+  assert(Object.keys(diffs).length === Object.keys(KERNELS).length, text);
+  for (const [name, d] of Object.entries(diffs)) {
+    assert(d < 1e-5, `${name}: max relative diff ${d}`);
+  }
 });
 
 Deno.test("windowAttentionCore() with a query mask skips padding rows exactly", async () => {

@@ -76,7 +76,10 @@ Deno.test({
   async fn() {
     await useBackend("cpu");
     const before = tf.memory().numTensors;
-    const { rows } = compareWithReference(await Deno.readFile(WEIGHTS), await Deno.readFile(IO));
+    const { rows } = await compareWithReference(
+      await Deno.readFile(WEIGHTS),
+      await Deno.readFile(IO),
+    );
     assertEquals(rows.length, 7);
     for (const r of rows) assert(r.maxAbs <= 1e-4, `${r.name}: max abs difference ${r.maxAbs}`);
     assertEquals(tf.memory().numTensors, before, "no tensor leaked");

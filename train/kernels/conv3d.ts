@@ -7,7 +7,7 @@
 // matrix; the direct kernels need no column matrix at all. The input gradient is the same
 // convolution applied to the output gradient with flipped, transposed weights.
 import * as tf from "@tensorflow/tfjs-core";
-import { readSync } from "./_read.ts";
+import { readSync, typedArrayKernels } from "./dispatch.ts";
 import { CONV_WAT } from "./_conv_wat.ts";
 import { Arena, compileWat } from "./_wasm.ts";
 
@@ -84,9 +84,10 @@ function convolve(
 /**
  * `y = conv3d(x, w)` for x `[B, D, H, W, C_in]`, w `[k, k, k, C_in, C_out]` (odd k),
  * stride 1, 'same' padding, no bias; equal to `tf.conv3d(x, w, 1, "same")`, with the
- * gradients of both inputs.
+ * gradients of both inputs. Stock `tf.conv3d` off the CPU backends.
  */
 export function conv3dSame(x: tf.Tensor5D, w: tf.Tensor5D): tf.Tensor5D {
+  if (!typedArrayKernels()) return tf.conv3d(x, w, 1, "same");
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xIn, wIn, save] = args as [tf.Tensor5D, tf.Tensor5D, tf.GradSaveFunc];
     const [b, d, h, wd, cin] = xIn.shape;

@@ -3,9 +3,16 @@
 // against 7 ms after an explicit transpose), and its bias gradient is a Sum over rows
 // (18 ms against 1 ms as ones(1, N)·dy).
 import * as tf from "@tensorflow/tfjs-core";
+import { typedArrayKernels } from "./dispatch.ts";
 
-/** `x·w (+ b)` for x `[N, in]`, w `[in, out]`, b `[out]`, differentiable in all three. */
+/**
+ * `x·w (+ b)` for x `[N, in]`, w `[in, out]`, b `[out]`, differentiable in all three (the
+ * stock ops and gradients off the CPU backends).
+ */
 export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
+  if (!typedArrayKernels()) {
+    return (b ? tf.add(tf.matMul(x, w), b) : tf.matMul(x, w)) as tf.Tensor2D;
+  }
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xIn, wIn, bIn] = args as tf.Tensor[];
     const save = args[args.length - 1] as tf.GradSaveFunc;

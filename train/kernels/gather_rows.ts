@@ -2,10 +2,14 @@
 // element by element (40-65 ms for the 1e5-row gathers of each Swin block) and its
 // gradient needs UnsortedSegmentSum, which the wasm backend does not implement.
 import * as tf from "@tensorflow/tfjs-core";
-import { readSync } from "./_read.ts";
+import { readSync, typedArrayKernels } from "./dispatch.ts";
 
-/** `out[t] = x[index[t]]` for a 2-D `x`; the gradient adds each `dy[t]` into row `index[t]`. */
+/**
+ * `out[t] = x[index[t]]` for a 2-D `x`; the gradient adds each `dy[t]` into row `index[t]`
+ * (stock `tf.gather` off the CPU backends).
+ */
 export function gatherRows(x: tf.Tensor2D, index: Int32Array): tf.Tensor2D {
+  if (!typedArrayKernels()) return tf.gather(x, tf.tensor1d(index, "int32"));
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xIn = args[0] as tf.Tensor2D;
     const [rows, cols] = xIn.shape;
@@ -37,6 +41,11 @@ export function gatherRows(x: tf.Tensor2D, index: Int32Array): tf.Tensor2D {
  * the gradient scatter-adds back into the table.
  */
 export function gatherBias(table: tf.Tensor2D, index: Int32Array, n: number): tf.Tensor3D {
+  if (!typedArrayKernels()) {
+    const [, heads] = table.shape;
+    const rows = tf.gather(table, tf.tensor1d(index, "int32"));
+    return tf.transpose(tf.reshape(rows, [n, n, heads]), [2, 0, 1]);
+  }
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const tIn = args[0] as tf.Tensor2D;
     const [entries, heads] = tIn.shape;

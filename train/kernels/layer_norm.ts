@@ -3,11 +3,12 @@
 // its per-channel weight and bias were Sums over all other axes, 60-90 ms each on wasm for
 // a 2 x 32³ x 12 activation; here a whole call is a few ms. Statistics in float64.
 import * as tf from "@tensorflow/tfjs-core";
-import { readSync } from "./_read.ts";
+import { readSync, typedArrayKernels } from "./dispatch.ts";
 
 /**
  * `(x - mean) / sqrt(var + eps)` over the last axis (biased variance, as PyTorch), then
- * `· weight + bias` when given (`[C]` each). Differentiable in x, weight and bias.
+ * `· weight + bias` when given (`[C]` each). Differentiable in x, weight and bias. Off the
+ * CPU backends, the same composed from stock ops.
  */
 export function layerNormLastAxis(
   x: tf.Tensor,
@@ -18,6 +19,11 @@ export function layerNormLastAxis(
   const shape = x.shape;
   const c = shape[shape.length - 1];
   const affine = weight !== undefined && bias !== undefined;
+  if (!typedArrayKernels()) {
+    const { mean, variance } = tf.moments(x, -1, true);
+    const y = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps)));
+    return affine ? tf.add(tf.mul(y, weight), bias) : y;
+  }
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xs = readSync(args[0] as tf.Tensor);
     const ws = affine ? readSync(args[1] as tf.Tensor) : undefined;

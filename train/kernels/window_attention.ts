@@ -7,7 +7,7 @@
 // transposes around it. The forward keeps each query row's maximum and 1 / sum; the
 // backward recomputes the probabilities from them.
 import * as tf from "@tensorflow/tfjs-core";
-import { readSync } from "./_read.ts";
+import { readSync, typedArrayKernels } from "./dispatch.ts";
 import { ATTENTION_WAT } from "./_attention_wat.ts";
 import { Arena, compileWat } from "./_wasm.ts";
 
@@ -86,7 +86,8 @@ function stage(
  * batch element uses mask w) or none. `queries` (`[W·B · n]`, optional) marks the query
  * tokens whose output is wanted: rows marked 0 (padding, which the caller drops) are left
  * zero and skipped, forward and backward; as keys every token still counts, as in MONAI.
- * Returns `[W·B, n, C]`, heads side by side.
+ * Returns `[W·B, n, C]`, heads side by side. Off the CPU backends, the same from stock ops
+ * (batched matMul and softmax, every query row computed).
  */
 export function windowAttentionCore(
   qkv: tf.Tensor3D,
@@ -102,6 +103,7 @@ export function windowAttentionCore(
     throw new Error(`qkv has ${c3} channels, not 3 x ${heads} heads x an integer head size`);
   }
   const windows = mask ? mask.length / (n * n) : 1;
+  if (!typedArrayKernels()) return attentionStock(qkv, bias, heads, scale, mask);
   const n4 = (n + 3) & ~3;
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [qkvT, biasT] = args as tf.Tensor[];
@@ -194,4 +196,49 @@ export function windowAttentionCore(
     };
   });
   return f(qkv, bias) as tf.Tensor3D;
+}
+
+/**
+ * Limits of the stock-op fallback: score values per chunk of windows (64 MiB; WebGPU caps
+ * a buffer binding at 128 MiB). Mutable, so tests can force several chunks on small inputs.
+ */
+export const STOCK_ATTENTION_LIMITS = { scoreFloats: 1 << 24 };
+
+/**
+ * {@linkcode windowAttentionCore} composed from stock ops, for the GPU and native backends,
+ * in chunks of windows so that no score tensor outgrows a WebGPU buffer binding (tfjs'
+ * webgpu backend returned wrong values, not an error, for a 353 MB one).
+ */
+function attentionStock(
+  qkv: tf.Tensor3D,
+  bias: tf.Tensor3D,
+  heads: number,
+  scale: number,
+  mask?: Float32Array,
+): tf.Tensor3D {
+  const [bw, n, c3] = qkv.shape;
+  const d = c3 / 3 / heads;
+  const windows = mask ? mask.length / (n * n) : 1;
+  const per = Math.max(1, Math.floor(STOCK_ATTENTION_LIMITS.scoreFloats / (heads * n * n)));
+  const chunks: tf.Tensor[] = [];
+  for (let a = 0; a < bw; a += per) {
+    const m = Math.min(per, bw - a);
+    const part = bw <= per ? qkv : tf.slice(qkv, [a, 0, 0], [m, n, c3]);
+    const [q, k, v] = tf.unstack(
+      tf.transpose(tf.reshape(part, [m, n, 3, heads, d]), [2, 0, 3, 1, 4]),
+    );
+    let s = tf.add(tf.mul(tf.matMul(q, k, false, true), scale), bias);
+    if (mask) {
+      // Window a + i uses mask (a + i) mod W.
+      const rows = new Float32Array(m * n * n);
+      for (let i = 0; i < m; i++) {
+        const w = (a + i) % windows;
+        rows.set(mask.subarray(w * n * n, (w + 1) * n * n), i * n * n);
+      }
+      s = tf.add(s, tf.tensor4d(rows, [m, 1, n, n]));
+    }
+    const out = tf.matMul(tf.softmax(s), v); // [m, heads, n, d]
+    chunks.push(tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [m, n, c3 / 3]));
+  }
+  return (chunks.length === 1 ? chunks[0] : tf.concat(chunks, 0)) as tf.Tensor3D;
 }

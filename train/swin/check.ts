@@ -21,10 +21,10 @@ export interface OutputDiff {
  * (`hidden_states_out.0..4` NCDHW, `features`, `projection`). Returns one row per output
  * present in the reference file, and the forward time.
  */
-export function compareWithReference(
+export async function compareWithReference(
   weights: Uint8Array,
   io: Uint8Array,
-): { rows: OutputDiff[]; seconds: number } {
+): Promise<{ rows: OutputDiff[]; seconds: number }> {
   const { params, config } = importWeights(weights);
   const ref = readSafetensors(io).tensors;
   const input = ref.get("input");
@@ -43,7 +43,10 @@ export function compareWithReference(
         ["features", out.features],
         ["projection", out.projection],
       ]);
-      const values = new Map([...ours].map(([k, t]) => [k, t.dataSync()]));
+      // Read asynchronously: GPU backends cannot read synchronously under Deno.
+      const values = new Map(
+        await Promise.all([...ours].map(async ([k, t]) => [k, await t.data()] as const)),
+      );
       const seconds = (performance.now() - t0) / 1000;
       const rows: OutputDiff[] = [];
       for (const [name, r] of ref) {

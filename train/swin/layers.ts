@@ -77,8 +77,7 @@ export function leakyRelu(x: tf.Tensor): tf.Tensor {
  */
 export function conv3d(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
   const w = param(p, `${name}.weight`) as tf.Tensor5D;
-  const backend = tf.getBackend();
-  return backend === "cpu" || backend === "wasm" ? conv3dSame(x, w) : tf.conv3d(x, w, 1, "same");
+  return conv3dSame(x, w);
 }
 
 /**

@@ -1,0 +1,95 @@
+// Small cases of every kernel, values and gradients, shared by the stock-fallback test on
+// cpu and the webgpu probe. Kernels are passed in so the probe imports them only once.
+import * as tf from "@tensorflow/tfjs-core";
+import type { windowAttentionCore } from "../../train/kernels/window_attention.ts";
+import type { conv3dSame } from "../../train/kernels/conv3d.ts";
+import type { instanceNormChannelsLast } from "../../train/kernels/instance_norm.ts";
+import type { layerNormLastAxis } from "../../train/kernels/layer_norm.ts";
+import type { gatherBias, gatherRows } from "../../train/kernels/gather_rows.ts";
+import type { dense } from "../../train/kernels/dense.ts";
+
+/** The kernels under test. */
+export interface Kernels {
+  windowAttentionCore: typeof windowAttentionCore;
+  conv3dSame: typeof conv3dSame;
+  instanceNormChannelsLast: typeof instanceNormChannelsLast;
+  layerNormLastAxis: typeof layerNormLastAxis;
+  gatherRows: typeof gatherRows;
+  gatherBias: typeof gatherBias;
+  dense: typeof dense;
+}
+
+/** A score budget of two 49-token windows of two heads. */
+export const SMALL_SCORE_CHUNK = 2 * 2 * 49 * 49;
+
+/** Deterministic values in [-1, 1). */
+export function seeded(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  });
+}
+
+/** Output and input gradients of `f` at `inputs` against a seeded output gradient. */
+function withGrads(f: (...x: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[]): tf.Tensor[] {
+  const y = f(...inputs);
+  const g = tf.tensor(seeded(y.size, 99), y.shape);
+  return [y, ...tf.grads((...x: tf.Tensor[]) => tf.mul(f(...x), g))(inputs)];
+}
+
+/**
+ * Named cases: each returns the kernel's output and its gradients. Callers set
+ * `STOCK_ATTENTION_LIMITS.scoreFloats` to {@linkcode SMALL_SCORE_CHUNK} so that the
+ * attention's stock fallback runs in three chunks of two windows.
+ */
+export function KERNEL_CASES(k: Kernels): [string, () => tf.Tensor[]][] {
+  const [bw, n, heads, d, windows] = [6, 49, 2, 4, 3];
+  const mask = Float32Array.from(seeded(windows * n * n, 9), (v) => (v > 0.3 ? -100 : 0));
+  const qkv = () => tf.tensor3d(seeded(bw * n * 3 * heads * d, 1), [bw, n, 3 * heads * d]);
+  const bias = () => tf.tensor3d(seeded(heads * n * n, 2), [heads, n, n]);
+  const vol = (c: number, seed: number) =>
+    tf.tensor5d(seeded(2 * 6 * 5 * 9 * c, seed).map((v, i) => v * 3 + (i % 4)), [2, 6, 5, 9, c]);
+  const index = Int32Array.from({ length: 200 }, (_, i) => (i * 7) % 90);
+  return [
+    ["windowAttentionCore", () =>
+      withGrads(
+        (a, b) => k.windowAttentionCore(a as tf.Tensor3D, b as tf.Tensor3D, heads, 0.5, mask),
+        [qkv(), bias()],
+      )],
+    ["conv3dSame", () =>
+      withGrads((a, b) => k.conv3dSame(a as tf.Tensor5D, b as tf.Tensor5D), [
+        vol(5, 3),
+        tf.tensor5d(seeded(27 * 5 * 8, 4), [3, 3, 3, 5, 8]),
+      ])],
+    [
+      "instanceNormChannelsLast",
+      () => withGrads((a) => k.instanceNormChannelsLast(a as tf.Tensor5D, 1e-5), [vol(6, 5)]),
+    ],
+    ["layerNormLastAxis", () =>
+      withGrads(
+        (a, w, b) => k.layerNormLastAxis(a, 1e-5, w as tf.Tensor1D, b as tf.Tensor1D),
+        [vol(12, 6), tf.tensor1d(seeded(12, 7)), tf.tensor1d(seeded(12, 8))],
+      )],
+    ["gatherRows", () =>
+      withGrads((a) => k.gatherRows(a as tf.Tensor2D, index), [
+        tf.tensor2d(seeded(90 * 12, 10), [90, 12]),
+      ])],
+    [
+      "gatherBias",
+      () =>
+        withGrads((a) => k.gatherBias(a as tf.Tensor2D, index.subarray(0, 196), 14), [
+          tf.tensor2d(seeded(90 * 3, 11), [90, 3]),
+        ]),
+    ],
+    [
+      "dense",
+      () =>
+        withGrads((a, w, b) => k.dense(a as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D), [
+          tf.tensor2d(seeded(50 * 12, 12), [50, 12]),
+          tf.tensor2d(seeded(12 * 36, 13), [12, 36]),
+          tf.tensor1d(seeded(36, 14)),
+        ]),
+    ],
+  ];
+}
