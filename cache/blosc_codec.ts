@@ -3,7 +3,7 @@ import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 
 /** Configuration of the Zarr v3 `blosc` codec. */
 export interface BloscConfig {
-  /** Inner compressor; this implementation encodes `zstd` only. */
+  /** Inner compressor: `zstd` (native) or `lz4` (c-blosc via numcodecs' WebAssembly). */
   cname?: string;
   /** Compression level. @default {5} */
   clevel?: number;
@@ -32,7 +32,8 @@ const ZSTD_FORMAT = 4;
  * bytes. The writer emits one unsplit block per chunk; the reader handles any block
  * layout with zstd or no compression and hands other frames (lz4, bitshuffle, …) to
  * numcodecs. Output is decoded by c-blosc, so zarr-python reads it (a test checks this
- * with numcodecs).
+ * with numcodecs). Other inner compressors (`lz4`) are encoded by c-blosc itself, through
+ * numcodecs.
  */
 export class NativeBloscCodec {
   /** Codec kind, as zarrita's pipeline expects. */
@@ -60,11 +61,9 @@ export class NativeBloscCodec {
   }
 
   /** Compresses one chunk into a Blosc 1 frame. */
-  encode(bytes: Uint8Array): Uint8Array {
+  encode(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
     const { cname, clevel, shuffle } = this.#config;
-    if (cname !== "zstd") {
-      throw new TypeError(`Blosc encoding supports cname "zstd", not "${cname}"`);
-    }
+    if (cname !== "zstd") return numcodecsEncode(bytes, this.#config);
     if (shuffle === "bitshuffle") throw new TypeError("Blosc encoding does not support bitshuffle");
     const typesize = shuffle === "shuffle" ? this.#config.typesize : 1;
     const n = bytes.length;
@@ -177,6 +176,22 @@ export function unshuffleBytes(src: Uint8Array, typesize: number): Uint8Array {
   }
   out.set(src.subarray(n * typesize), n * typesize);
   return out;
+}
+
+async function numcodecsEncode(
+  bytes: Uint8Array,
+  config: Required<BloscConfig>,
+): Promise<Uint8Array> {
+  const { default: Blosc } = await import("numcodecs/blosc");
+  const shuffle = { noshuffle: 0, shuffle: 1, bitshuffle: 2 }[config.shuffle];
+  const codec = Blosc.fromConfig({
+    cname: config.cname,
+    clevel: config.clevel,
+    shuffle,
+    blocksize: config.blocksize,
+    id: "blosc",
+  } as never);
+  return await codec.encode(bytes) as Uint8Array;
 }
 
 async function numcodecsDecode(bytes: Uint8Array, config: BloscConfig): Promise<Uint8Array> {

@@ -22,12 +22,18 @@ export const STAGING_DIR = ".staging";
 export const DEFAULT_CHUNK = 64;
 
 /**
- * Chunk compressors the cache writer supports: Blosc (byte shuffle + zstd), plain zstd,
- * or none. All are standard Zarr v3 codecs.
+ * Chunk compressors the cache writer supports: Blosc (byte shuffle + zstd or lz4), plain
+ * zstd, or none. All are standard Zarr v3 codecs.
  */
-export type Compressor = "blosc-zstd" | "zstd" | "none";
+export type Compressor = "blosc-zstd" | "blosc-lz4" | "zstd" | "none";
 
-/** Default compressor (smallest cache at the same speed, measured in `bench prep`). */
+/** Every {@linkcode Compressor}. */
+export const COMPRESSORS: readonly Compressor[] = ["blosc-zstd", "blosc-lz4", "zstd", "none"];
+
+/**
+ * Default compressor: the smallest cache, writing and reading fastest but for `none`
+ * (`deno task bench cache` measures all of them).
+ */
 export const DEFAULT_COMPRESSOR: Compressor = "blosc-zstd";
 
 /** True when `name` is a valid dataset or case node name. */

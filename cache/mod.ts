@@ -6,6 +6,7 @@
 export {
   CACHE_FORMAT_VERSION,
   type Compressor,
+  COMPRESSORS,
   DEFAULT_CHUNK,
   DEFAULT_COMPRESSOR,
   isValidNodeName,

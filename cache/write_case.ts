@@ -22,7 +22,7 @@ export interface WriteCaseOptions {
    */
   compressor?: Compressor;
   /**
-   * zstd level.
+   * Compression level (zstd's, or Blosc's clevel for lz4).
    * @default {3}
    */
   level?: number;
@@ -78,11 +78,11 @@ export function chunkCodecs(
   const typesize = enc.dtype === "float32" ? 4 : enc.dtype === "uint16" ? 2 : 1;
   if (compressor === "zstd") {
     codecs.push({ name: "zstd", configuration: { level, checksum: false } });
-  } else if (compressor === "blosc-zstd") {
+  } else if (compressor === "blosc-zstd" || compressor === "blosc-lz4") {
     codecs.push({
       name: "blosc",
       configuration: {
-        cname: "zstd",
+        cname: compressor === "blosc-zstd" ? "zstd" : "lz4",
         clevel: level,
         shuffle: typesize > 1 ? "shuffle" : "noshuffle",
         typesize,

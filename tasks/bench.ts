@@ -14,16 +14,23 @@ import { writeDicomSeries } from "../prep/write_dicom.ts";
 import type { StorageOptions } from "../prep/process_case.ts";
 import { formatBytes } from "./_cli.ts";
 import { benchModel } from "./_bench_model.ts";
+import { benchCache } from "./_bench_cache.ts";
 
 const HELP = `deno task bench: benchmarks (not timed unit tests)
 
 Usage:
   deno task bench prep [--copies N] [--workers 1,2] [--skip-formats]
   deno task bench model [--backend wasm] [--size 64] [--batch 2] [--feature 12] [--steps 2]
+  deno task bench cache [--chunk 64] [--crops 20]
 
 model: the VoCo backbone (Swin transformer + five encoders) and head with random weights:
 forward time per block and for the whole model, then training steps (forward, backward,
 AdamW), the tensor count after each step, and peak RSS.
+
+cache: the clinical volume below, prepped with voco-v2 and stored as uint16 with each chunk
+compressor (blosc-zstd at levels 1/3/5, blosc-lz4, zstd, none): cache size (and how much
+smaller than float32, what MONAI's PersistentDataset stores), write and whole-volume read
+speed, and the time of a random 96³ crop read (what the pre-training sampler does).
 
 prep: builds (once, in .tmp/bench/) a clinical-size CT (512x512x270 int16, 0.7x0.7x1.25 mm,
 .nii.gz) by upsampling ../shared/data/ct/example_ct.nii.gz (or a phantom when absent), then
@@ -35,6 +42,7 @@ Example:
   deno task bench prep --copies 4 --workers 1,2
   deno task bench prep --copies 0 --workers 1      # formats only, plus one 1-worker run
   deno task bench model --backend wasm
+  deno task bench cache
 `;
 
 const BENCH_DIR = new URL("../.tmp/bench/", import.meta.url).pathname;
@@ -234,6 +242,7 @@ if (import.meta.main) {
   const [what, ...rest] = Deno.args;
   if (what === "prep") await benchPrep(rest);
   else if (what === "model") await benchModel(rest);
+  else if (what === "cache") await benchCache(await clinicalVolume(), rest);
   else {
     console.log(HELP);
     Deno.exit(what === "-h" || what === "--help" ? 0 : 2);

@@ -7,7 +7,13 @@ import { DATALIST_ADAPTER, datasetAdapter, DATASETS, detectDataset } from "../pr
 import { type PrepItem, runPrep } from "../prep/run_prep.ts";
 import type { StorageOptions } from "../prep/process_case.ts";
 import type { StorageDtype } from "../cache/quantize.ts";
-import { type Compressor, DEFAULT_CHUNK, DEFAULT_COMPRESSOR, toNodeName } from "../cache/format.ts";
+import {
+  type Compressor,
+  COMPRESSORS,
+  DEFAULT_CHUNK,
+  DEFAULT_COMPRESSOR,
+  toNodeName,
+} from "../cache/format.ts";
 import {
   formatBytes,
   formatSeconds,
@@ -53,7 +59,7 @@ Options:
   --resize X,Y,Z        output shape of the resize step
   --dtype T             uint16 (default: 1-HU steps, decoded with scale_factor/add_offset),
                         uint8, or float32 (exact)
-  --compressor C        blosc-zstd (default), zstd or none
+  --compressor C        blosc-zstd (default), blosc-lz4, zstd or none
   --level N             compression level (default 3)
   --chunk N             chunk edge in voxels (default ${DEFAULT_CHUNK})
   --workers N           parallel workers (default: number of cores)
@@ -111,8 +117,10 @@ async function main(args: string[]): Promise<number> {
     throw new UsageError(`--dtype must be uint16, uint8 or float32, got "${dtype}"`);
   }
   const compressor = v.compressor as Compressor;
-  if (!["blosc-zstd", "zstd", "none"].includes(compressor)) {
-    throw new UsageError(`--compressor must be blosc-zstd, zstd or none, got "${compressor}"`);
+  if (!COMPRESSORS.includes(compressor)) {
+    throw new UsageError(
+      `--compressor must be ${COMPRESSORS.join(", ")}, got "${compressor}"`,
+    );
   }
   const level = Number(v.level);
   if (!Number.isInteger(level) || level < 1 || level > 22) {

@@ -1,23 +1,12 @@
 // Small cases of every kernel, values and gradients, shared by the stock-fallback test on
-// cpu and the webgpu probe. Kernels are passed in so the probe imports them only once.
+// cpu and the webgpu probe.
 import * as tf from "@tensorflow/tfjs-core";
-import type { windowAttentionCore } from "../../train/kernels/window_attention.ts";
-import type { conv3dSame } from "../../train/kernels/conv3d.ts";
-import type { instanceNormChannelsLast } from "../../train/kernels/instance_norm.ts";
-import type { layerNormLastAxis } from "../../train/kernels/layer_norm.ts";
-import type { gatherBias, gatherRows } from "../../train/kernels/gather_rows.ts";
-import type { dense } from "../../train/kernels/dense.ts";
-
-/** The kernels under test. */
-export interface Kernels {
-  windowAttentionCore: typeof windowAttentionCore;
-  conv3dSame: typeof conv3dSame;
-  instanceNormChannelsLast: typeof instanceNormChannelsLast;
-  layerNormLastAxis: typeof layerNormLastAxis;
-  gatherRows: typeof gatherRows;
-  gatherBias: typeof gatherBias;
-  dense: typeof dense;
-}
+import { windowAttentionCore } from "../../train/kernels/window_attention.ts";
+import { conv3dSame } from "../../train/kernels/conv3d.ts";
+import { instanceNormChannelsLast } from "../../train/kernels/instance_norm.ts";
+import { layerNormLastAxis } from "../../train/kernels/layer_norm.ts";
+import { gatherBias, gatherRows } from "../../train/kernels/gather_rows.ts";
+import { dense } from "../../train/kernels/dense.ts";
 
 /** A score budget of two 49-token windows of two heads. */
 export const SMALL_SCORE_CHUNK = 2 * 2 * 49 * 49;
@@ -43,7 +32,7 @@ function withGrads(f: (...x: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[]): tf
  * `STOCK_ATTENTION_LIMITS.scoreFloats` to {@linkcode SMALL_SCORE_CHUNK} so that the
  * attention's stock fallback runs in three chunks of two windows.
  */
-export function KERNEL_CASES(k: Kernels): [string, () => tf.Tensor[]][] {
+export function kernelCases(): [string, () => tf.Tensor[]][] {
   const [bw, n, heads, d, windows] = [6, 49, 2, 4, 3];
   const mask = Float32Array.from(seeded(windows * n * n, 9), (v) => (v > 0.3 ? -100 : 0));
   const qkv = () => tf.tensor3d(seeded(bw * n * 3 * heads * d, 1), [bw, n, 3 * heads * d]);
@@ -54,38 +43,38 @@ export function KERNEL_CASES(k: Kernels): [string, () => tf.Tensor[]][] {
   return [
     ["windowAttentionCore", () =>
       withGrads(
-        (a, b) => k.windowAttentionCore(a as tf.Tensor3D, b as tf.Tensor3D, heads, 0.5, mask),
+        (a, b) => windowAttentionCore(a as tf.Tensor3D, b as tf.Tensor3D, heads, 0.5, mask),
         [qkv(), bias()],
       )],
     ["conv3dSame", () =>
-      withGrads((a, b) => k.conv3dSame(a as tf.Tensor5D, b as tf.Tensor5D), [
+      withGrads((a, b) => conv3dSame(a as tf.Tensor5D, b as tf.Tensor5D), [
         vol(5, 3),
         tf.tensor5d(seeded(27 * 5 * 8, 4), [3, 3, 3, 5, 8]),
       ])],
     [
       "instanceNormChannelsLast",
-      () => withGrads((a) => k.instanceNormChannelsLast(a as tf.Tensor5D, 1e-5), [vol(6, 5)]),
+      () => withGrads((a) => instanceNormChannelsLast(a as tf.Tensor5D, 1e-5), [vol(6, 5)]),
     ],
     ["layerNormLastAxis", () =>
       withGrads(
-        (a, w, b) => k.layerNormLastAxis(a, 1e-5, w as tf.Tensor1D, b as tf.Tensor1D),
+        (a, w, b) => layerNormLastAxis(a, 1e-5, w as tf.Tensor1D, b as tf.Tensor1D),
         [vol(12, 6), tf.tensor1d(seeded(12, 7)), tf.tensor1d(seeded(12, 8))],
       )],
     ["gatherRows", () =>
-      withGrads((a) => k.gatherRows(a as tf.Tensor2D, index), [
+      withGrads((a) => gatherRows(a as tf.Tensor2D, index), [
         tf.tensor2d(seeded(90 * 12, 10), [90, 12]),
       ])],
     [
       "gatherBias",
       () =>
-        withGrads((a) => k.gatherBias(a as tf.Tensor2D, index.subarray(0, 196), 14), [
+        withGrads((a) => gatherBias(a as tf.Tensor2D, index.subarray(0, 196), 14), [
           tf.tensor2d(seeded(90 * 3, 11), [90, 3]),
         ]),
     ],
     [
       "dense",
       () =>
-        withGrads((a, w, b) => k.dense(a as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D), [
+        withGrads((a, w, b) => dense(a as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D), [
           tf.tensor2d(seeded(50 * 12, 12), [50, 12]),
           tf.tensor2d(seeded(12 * 36, 13), [12, 36]),
           tf.tensor1d(seeded(36, 14)),

@@ -4,31 +4,15 @@
 // values and gradients. Prints "no adapter", or one JSON line of max differences.
 import * as tf from "@tensorflow/tfjs-core";
 import { useBackend } from "../../train/backend.ts";
-import {
-  STOCK_ATTENTION_LIMITS,
-  windowAttentionCore,
-} from "../../train/kernels/window_attention.ts";
-import { conv3dSame } from "../../train/kernels/conv3d.ts";
-import { instanceNormChannelsLast } from "../../train/kernels/instance_norm.ts";
-import { layerNormLastAxis } from "../../train/kernels/layer_norm.ts";
-import { gatherBias, gatherRows } from "../../train/kernels/gather_rows.ts";
-import { dense } from "../../train/kernels/dense.ts";
-import { KERNEL_CASES, SMALL_SCORE_CHUNK } from "./_kernel_cases.ts";
+import { STOCK_ATTENTION_LIMITS } from "../../train/kernels/window_attention.ts";
+import { kernelCases, SMALL_SCORE_CHUNK } from "./_kernel_cases.ts";
 
 const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
 if (!gpu || !(await gpu.requestAdapter().catch(() => null))) {
   console.log("no adapter");
   Deno.exit(0);
 }
-const ops = KERNEL_CASES({
-  windowAttentionCore,
-  conv3dSame,
-  instanceNormChannelsLast,
-  layerNormLastAxis,
-  gatherRows,
-  gatherBias,
-  dense,
-});
+const ops = kernelCases();
 STOCK_ATTENTION_LIMITS.scoreFloats = SMALL_SCORE_CHUNK;
 await useBackend("cpu");
 const ref = ops.map(([, f]) => tf.tidy(f).map((t) => t.dataSync() as Float32Array));

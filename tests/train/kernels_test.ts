@@ -13,7 +13,7 @@ import { dense } from "../../train/kernels/dense.ts";
 import { attentionMask, windowAndShift, windowIndex } from "../../train/swin/_windows.ts";
 import { assert } from "../_helpers.ts";
 import { useStockOps } from "../../train/kernels/dispatch.ts";
-import { KERNEL_CASES, SMALL_SCORE_CHUNK } from "./_kernel_cases.ts";
+import { kernelCases, seeded, SMALL_SCORE_CHUNK } from "./_kernel_cases.ts";
 
 /** Runs `f` on the cpu backend and returns plain arrays of its tensors. */
 async function onCpu(f: () => tf.Tensor[]): Promise<Float32Array[]> {
@@ -25,14 +25,6 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
-}
-
-function seeded(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  });
 }
 
 for (const backend of ["cpu", "wasm"] as const) {
@@ -184,19 +176,9 @@ Deno.test("gatherRows() equals tf.gather, and its gradient scatter-adds (wasm la
   assert(maxDiff(wasm[1], ref[1]) < 1e-6, "gradient on wasm");
 });
 
-const KERNELS = {
-  windowAttentionCore,
-  conv3dSame,
-  instanceNormChannelsLast,
-  layerNormLastAxis,
-  gatherRows,
-  gatherBias,
-  dense,
-};
-
 Deno.test("every kernel's stock-op fallback equals the kernel, values and gradients", async () => {
   await useBackend("cpu");
-  const cases = KERNEL_CASES(KERNELS);
+  const cases = kernelCases();
   const kernel = cases.map(([, f]) => tf.tidy(f).map((t) => t.dataSync()));
   const saved = STOCK_ATTENTION_LIMITS.scoreFloats;
   STOCK_ATTENTION_LIMITS.scoreFloats = SMALL_SCORE_CHUNK; // three chunks of windows
@@ -230,7 +212,7 @@ Deno.test("on webgpu every kernel (its stock fallback) equals the cpu kernel", a
     return;
   }
   const diffs = JSON.parse(text.split("\n").pop()!) as Record<string, number>;
-  assert(Object.keys(diffs).length === Object.keys(KERNELS).length, text);
+  assert(Object.keys(diffs).length === kernelCases().length, text);
   for (const [name, d] of Object.entries(diffs)) {
     assert(d < 1e-5, `${name}: max relative diff ${d}`);
   }

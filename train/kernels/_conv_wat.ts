@@ -15,6 +15,20 @@
 // its time building and transposing the column matrix.
 
 const V = 8;
+
+/**
+ * Start of the run of k·Ci inputs for (dz, dy): `$ip` at input voxel (b, z+dz, y+dy, x0),
+ * `$wq` at weight row (dz, dy, 0, 0, co), `$end` one past the run.
+ */
+const RUN_START = `
+              (local.set $ip (i32.add (local.get $x) (i32.shl (i32.mul (local.get $cin)
+                (i32.add (i32.mul (i32.add (i32.mul (i32.add (local.get $zb) (local.get $dz))
+                  (local.get $hp)) (i32.add (local.get $yy) (local.get $dy))) (local.get $wp))
+                  (local.get $x0))) (i32.const 2))))
+              (local.set $wq (i32.add (local.get $w) (i32.shl (i32.add (i32.mul (i32.mul
+                (i32.mul (i32.add (i32.mul (local.get $dz) (local.get $k)) (local.get $dy))
+                  (local.get $k)) (local.get $cin)) (local.get $cop)) (local.get $co)) (i32.const 2))))
+              (local.set $end (i32.add (local.get $ip) (local.get $run)))`;
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** Forward: the block of `v` voxels at x0, every group of 4 output channels. */
@@ -28,15 +42,7 @@ function forwardBlock(v: number): string {
           (loop $lz
             (local.set $dy (i32.const 0))
             (loop $ly
-              ;; input voxel (b, z+dz, y+dy, x0), weight row (dz, dy, 0, 0, co)
-              (local.set $ip (i32.add (local.get $x) (i32.shl (i32.mul (local.get $cin)
-                (i32.add (i32.mul (i32.add (i32.mul (i32.add (local.get $zb) (local.get $dz))
-                  (local.get $hp)) (i32.add (local.get $yy) (local.get $dy))) (local.get $wp))
-                  (local.get $x0))) (i32.const 2))))
-              (local.set $wq (i32.add (local.get $w) (i32.shl (i32.add (i32.mul (i32.mul
-                (i32.mul (i32.add (i32.mul (local.get $dz) (local.get $k)) (local.get $dy))
-                  (local.get $k)) (local.get $cin)) (local.get $cop)) (local.get $co)) (i32.const 2))))
-              (local.set $end (i32.add (local.get $ip) (local.get $run)))
+              ${RUN_START}
               (loop $lt
                 (local.set $wv (v128.load (local.get $wq)))
                 ${
@@ -84,14 +90,7 @@ function weightGradBlock(v: number): string {
           (loop $lz
             (local.set $dy (i32.const 0))
             (loop $ly
-              (local.set $ip (i32.add (local.get $x) (i32.shl (i32.mul (local.get $cin)
-                (i32.add (i32.mul (i32.add (i32.mul (i32.add (local.get $zb) (local.get $dz))
-                  (local.get $hp)) (i32.add (local.get $yy) (local.get $dy))) (local.get $wp))
-                  (local.get $x0))) (i32.const 2))))
-              (local.set $wq (i32.add (local.get $w) (i32.shl (i32.add (i32.mul (i32.mul
-                (i32.mul (i32.add (i32.mul (local.get $dz) (local.get $k)) (local.get $dy))
-                  (local.get $k)) (local.get $cin)) (local.get $cop)) (local.get $co)) (i32.const 2))))
-              (local.set $end (i32.add (local.get $ip) (local.get $run)))
+              ${RUN_START}
               (loop $lt
                 (v128.store (local.get $wq) (f32x4.add (v128.load (local.get $wq))
                   ${

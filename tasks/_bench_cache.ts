@@ -1,0 +1,89 @@
+// `deno task bench cache`: size, write and read speed of each chunk compressor on a real
+// preprocessed volume, to choose the cache's default by measuring all three together.
+import * as zarr from "zarrita";
+import { readNifti } from "../prep/read_nifti.ts";
+import { applyRecipe, resolveRecipe } from "../prep/recipe.ts";
+import { writeCase } from "../cache/write_case.ts";
+import { readCase } from "../cache/read_case.ts";
+import { storageEncoding } from "../cache/quantize.ts";
+import { type Compressor, DEFAULT_CHUNK } from "../cache/format.ts";
+import { registerCodecs } from "../cache/codecs.ts";
+import { formatBytes } from "./_cli.ts";
+
+/** Compressor settings compared: the compressor and its level. */
+const SETTINGS: [Compressor, number][] = [
+  ["blosc-zstd", 1],
+  ["blosc-zstd", 3],
+  ["blosc-zstd", 5],
+  ["blosc-lz4", 5],
+  ["zstd", 3],
+  ["none", 0],
+];
+
+function best(times: number[]): number {
+  return Math.min(...times) / 1000;
+}
+
+/**
+ * Runs the cache benchmark on `file` (a NIfTI CT) prepped with voco-v2 as uint16:
+ * `--chunk N`, `--crops N` (random 96³ crop reads per setting).
+ */
+export async function benchCache(file: string, args: string[]): Promise<void> {
+  const opt = (flag: string, fallback: string) => {
+    const i = args.indexOf(flag);
+    return i >= 0 ? args[i + 1] : fallback;
+  };
+  const chunk = Number(opt("--chunk", String(DEFAULT_CHUNK)));
+  const crops = Number(opt("--crops", "20"));
+  registerCodecs();
+  const recipe = resolveRecipe("voco-v2");
+  const { volume } = applyRecipe(readNifti(await Deno.readFile(file)).volume, recipe);
+  const encoding = storageEncoding("uint16", [0, 1], { windowWidthHu: 425 });
+  const voxels = volume.data.length, rawBytes = voxels * 2;
+  console.log(
+    `cache benchmark: ${volume.shape.join(" x ")} voxels (voco-v2), uint16 at 1 HU steps, ` +
+      `${chunk}³ chunks, in memory (codec time only); MB/s of uint16 data`,
+  );
+  console.log(
+    `  ${"compressor".padEnd(16)} ${"size".padStart(9)} ${"vs float32".padStart(10)} ` +
+      `${"write".padStart(9)} ${"read all".padStart(9)} ${"96³ crop".padStart(9)}`,
+  );
+  const edge = Math.min(96, ...volume.shape);
+  let seed = 11;
+  const rand = (n: number) => {
+    seed = (seed * 1664525 + 1013904223) >>> 0;
+    return seed % n;
+  };
+  for (const [compressor, level] of SETTINGS) {
+    const writes: number[] = [], reads: number[] = [];
+    let store = new Map<string, Uint8Array>();
+    for (let rep = 0; rep < 3; rep++) {
+      store = new Map();
+      let t = performance.now();
+      await writeCase(store, "/case", volume, { encoding, chunk, compressor, level });
+      writes.push(performance.now() - t);
+      t = performance.now();
+      await readCase(store, "/case");
+      reads.push(performance.now() - t);
+    }
+    let bytes = 0;
+    for (const [k, v] of store) if (!k.endsWith("zarr.json")) bytes += v.length;
+    const arr = await zarr.open.v3(new zarr.Location(store, "/case"), { kind: "array" });
+    const t = performance.now();
+    for (let c = 0; c < crops; c++) {
+      const sel = volume.shape.map((n) => {
+        const s = rand(n - edge + 1);
+        return zarr.slice(s, s + edge);
+      });
+      await zarr.get(arr, sel);
+    }
+    const crop = crops ? (performance.now() - t) / crops : 0;
+    const mbs = (ms: number) => `${(rawBytes / 1e6 / (ms / 1000)).toFixed(0)} MB/s`;
+    console.log(
+      `  ${`${compressor} ${compressor === "none" ? "" : level}`.padEnd(16)} ` +
+        `${formatBytes(bytes).padStart(9)} ${`${(voxels * 4 / bytes).toFixed(1)}x`.padStart(10)} ` +
+        `${mbs(best(writes) * 1000).padStart(9)} ${mbs(best(reads) * 1000).padStart(9)} ` +
+        `${`${crop.toFixed(0)} ms`.padStart(9)}`,
+    );
+  }
+}
