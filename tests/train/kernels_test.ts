@@ -88,6 +88,7 @@ Deno.test("windowAttentionCore() equals MONAI's softmax(q kT s + bias + mask) v,
     [6, 2, 7, 4, 3, 0.5],
     [2, 3, 27, 8, 0, 8 ** -0.5],
     [4, 1, 64, 4, 2, 2],
+    [2, 1, 10, 6, 0, 0.4], // a head size the kernel does not take: the stock fallback
   ];
   for (const [bw, heads, n, d, windows, scale] of cases) {
     const c3 = 3 * heads * d;

@@ -3,7 +3,8 @@
 // f32 rows `ld` floats apart (slices of the qkv activation), out and its gradient g are
 // rows `ldo` floats apart, the bias and mask are `[n, n]`. Keys are vectorised four at a
 // time: k and v are first transposed to `[d, n4]` (n4 = n rounded up to 4, zero padded) so
-// that each score row and each gradient row is a run of f32x4 multiply-adds. Padding keys
+// that each score row and each gradient row is a run of f32x4 multiply-adds, four channels
+// per pass (d must be a multiple of 4, as SwinUNETR's head sizes are). Padding keys
 // score -inf, so their probability is exactly 0. Handwritten because no npm package
 // offers fused attention for wasm and the stock tfjs ops are slow here (window_attention.ts).
 //
@@ -12,6 +13,18 @@
 // past their end (into the next row; those scores are then overwritten with -inf), and
 // bias gradient rows get +0 there, so the caller leaves 16 zeroed bytes after each buffer.
 const f4 = (v: string) => `(v128.const f32x4 ${v} ${v} ${v} ${v})`;
+
+/** Four copies of a statement for m = 0..3 (channels are handled four at a time). */
+const four = (f: (m: number) => string) => [0, 1, 2, 3].map(f).join("\n");
+
+/** Address of column m (`$e<m>` bytes further) at pointer local `p`. */
+const col = (p: string, m: number) =>
+  m ? `(i32.add (local.get ${p}) (local.get $e${m}))` : `(local.get ${p})`;
+
+/** WAT statements setting `$e1..$e3` to 1..3 column strides (`$end` bytes each). */
+const STRIDES = four((m) =>
+  m ? `(local.set $e${m} (i32.mul (local.get $end) (i32.const ${m})))` : ""
+);
 
 /**
  * WAT statements that set local `$e` to e^x per lane of local `$x` (x <= 0), clobbering
@@ -95,7 +108,9 @@ export const ATTENTION_WAT = String.raw`
   ;; Returns the row's maximum.
   (func $scores (param $q i32) (param $kt i32) (param $bias i32) (param $mask i32) (param $row i32)
       (param $n i32) (param $n4 i32) (param $d i32) (param $scale f32) (result f32)
-    (local $j i32) (local $end i32) (local $c i32) (local $col i32) (local $qc v128) (local $mx v128)
+    (local $j i32) (local $end i32) (local $c i32) (local $col i32) (local $mx v128) (local $pj i32)
+    (local $e1 i32) (local $e2 i32) (local $e3 i32)
+    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128)
     (local.set $end (i32.shl (local.get $n4) (i32.const 2)))
     (local.set $j (i32.const 0))
     (loop $l
@@ -103,19 +118,31 @@ export const ATTENTION_WAT = String.raw`
         (f32x4.add (v128.load (i32.add (local.get $bias) (local.get $j)))
                    (v128.load (i32.add (local.get $mask) (local.get $j)))))
       (br_if $l (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (local.get $end))))
+    ${STRIDES}
     (local.set $c (i32.const 0))
     (local.set $col (local.get $kt))
     (loop $cl
-      (local.set $qc (f32x4.splat (f32.mul (local.get $scale)
-        (f32.load (i32.add (local.get $q) (i32.shl (local.get $c) (i32.const 2)))))))
+      ${
+  four((m) =>
+    `(local.set $q${m} (f32x4.splat (f32.mul (local.get $scale)
+        (f32.load offset=${
+      4 * m
+    } (i32.add (local.get $q) (i32.shl (local.get $c) (i32.const 2)))))))`
+  )
+}
       (local.set $j (i32.const 0))
       (loop $l
+        (local.set $pj (i32.add (local.get $col) (local.get $j)))
         (v128.store (i32.add (local.get $row) (local.get $j))
           (f32x4.add (v128.load (i32.add (local.get $row) (local.get $j)))
-            (f32x4.mul (local.get $qc) (v128.load (i32.add (local.get $col) (local.get $j))))))
+            (f32x4.add
+              (f32x4.add (f32x4.mul (local.get $q0) (v128.load ${col("$pj", 0)}))
+                         (f32x4.mul (local.get $q1) (v128.load ${col("$pj", 1)})))
+              (f32x4.add (f32x4.mul (local.get $q2) (v128.load ${col("$pj", 2)}))
+                         (f32x4.mul (local.get $q3) (v128.load ${col("$pj", 3)}))))))
         (br_if $l (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (local.get $end))))
-      (local.set $col (i32.add (local.get $col) (local.get $end)))
-      (br_if $cl (i32.lt_u (local.tee $c (i32.add (local.get $c) (i32.const 1))) (local.get $d))))
+      (local.set $col (i32.add (local.get $col) (i32.shl (local.get $end) (i32.const 2))))
+      (br_if $cl (i32.lt_u (local.tee $c (i32.add (local.get $c) (i32.const 4))) (local.get $d))))
     (local.set $j (local.get $n))
     (block $done
       (loop $l
@@ -141,8 +168,11 @@ export const ATTENTION_WAT = String.raw`
     (local $i i32) (local $j i32) (local $c i32) (local $col i32) (local $qrow i32)
     (local $mx f32) (local $inv f32) (local $mxv v128) (local $acc v128) (local $e v128)
     (local $x v128) (local $keep v128) (local $m v128) (local $r v128)
+    (local $pj i32) (local $e1 i32) (local $e2 i32) (local $e3 i32)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
     (local.set $n4 (i32.and (i32.add (local.get $n) (i32.const 3)) (i32.const -4)))
     (local.set $end (i32.shl (local.get $n4) (i32.const 2)))
+    ${STRIDES}
     (local.set $kt (local.get $scratch))
     (local.set $vt (i32.add (local.get $kt) (i32.mul (local.get $end) (local.get $d))))
     (local.set $row (i32.add (local.get $vt) (i32.mul (local.get $end) (local.get $d))))
@@ -174,18 +204,27 @@ export const ATTENTION_WAT = String.raw`
           (local.set $c (i32.const 0))
           (local.set $col (local.get $vt))
           (loop $cl
-            (local.set $acc (v128.const f32x4 0 0 0 0))
+            ${four((m) => `(local.set $a${m} (v128.const f32x4 0 0 0 0))`)}
             (local.set $j (i32.const 0))
             (loop $l
-              (local.set $acc (f32x4.add (local.get $acc)
-                (f32x4.mul (v128.load (i32.add (local.get $row) (local.get $j)))
-                           (v128.load (i32.add (local.get $col) (local.get $j))))))
+              (local.set $pj (i32.add (local.get $col) (local.get $j)))
+              (local.set $e (v128.load (i32.add (local.get $row) (local.get $j))))
+              ${
+  four((m) =>
+    `(local.set $a${m} (f32x4.add (local.get $a${m})
+                (f32x4.mul (local.get $e) (v128.load ${col("$pj", m)}))))`
+  )
+}
               (br_if $l (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (local.get $end))))
-            (f32.store
+            ${
+  four((m) =>
+    `(f32.store offset=${4 * m}
               (i32.add (i32.add (local.get $out) (local.get $orow)) (i32.shl (local.get $c) (i32.const 2)))
-              (f32.mul (call $hsum (local.get $acc)) (local.get $inv)))
-            (local.set $col (i32.add (local.get $col) (local.get $end)))
-            (br_if $cl (i32.lt_u (local.tee $c (i32.add (local.get $c) (i32.const 1))) (local.get $d))))))
+              (f32.mul (call $hsum (local.get $a${m})) (local.get $inv)))`
+  )
+}
+            (local.set $col (i32.add (local.get $col) (i32.shl (local.get $end) (i32.const 2))))
+            (br_if $cl (i32.lt_u (local.tee $c (i32.add (local.get $c) (i32.const 4))) (local.get $d))))))
       (br_if $il (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n)))))
 
   ;; Backward for one (window, head), recomputing each probability from stats: writes
@@ -198,11 +237,15 @@ export const ATTENTION_WAT = String.raw`
     (local $grow i32) (local $n4 i32) (local $end i32) (local $cols i32) (local $kt i32) (local $vt i32)
     (local $dkt i32) (local $dvt i32) (local $row i32) (local $drow i32)
     (local $i i32) (local $j i32) (local $c i32) (local $off i32) (local $qrow i32) (local $brow i32)
-    (local $mxv v128) (local $invv v128) (local $p v128) (local $acc v128) (local $gc v128)
-    (local $qc v128) (local $delta v128) (local $ds v128)
+    (local $mxv v128) (local $invv v128) (local $p v128) (local $acc v128)
+    (local $delta v128) (local $ds v128)
     (local $e v128) (local $x v128) (local $keep v128) (local $m v128) (local $r v128)
+    (local $pj i32) (local $e1 i32) (local $e2 i32) (local $e3 i32)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128)
     (local.set $n4 (i32.and (i32.add (local.get $n) (i32.const 3)) (i32.const -4)))
     (local.set $end (i32.shl (local.get $n4) (i32.const 2)))
+    ${STRIDES}
     (local.set $cols (i32.mul (local.get $end) (local.get $d)))
     (local.set $kt (local.get $scratch))
     (local.set $vt (i32.add (local.get $kt) (local.get $cols)))
@@ -238,19 +281,33 @@ export const ATTENTION_WAT = String.raw`
           (local.set $c (i32.const 0))
           (local.set $off (i32.const 0))
           (loop $cl
-            (local.set $gc (v128.load32_splat (i32.add (i32.add (local.get $g) (local.get $grow))
-              (i32.shl (local.get $c) (i32.const 2)))))
+            ${
+  four((m) =>
+    `(local.set $a${m} (v128.load32_splat offset=${4 * m}
+              (i32.add (i32.add (local.get $g) (local.get $grow)) (i32.shl (local.get $c) (i32.const 2)))))`
+  )
+}
             (local.set $j (i32.const 0))
             (loop $l
+              (local.set $pj (i32.add (i32.add (local.get $vt) (local.get $off)) (local.get $j)))
               (v128.store (i32.add (local.get $drow) (local.get $j))
                 (f32x4.add (v128.load (i32.add (local.get $drow) (local.get $j)))
-                  (f32x4.mul (local.get $gc) (v128.load (i32.add (i32.add (local.get $vt) (local.get $off)) (local.get $j))))))
-              (v128.store (i32.add (i32.add (local.get $dvt) (local.get $off)) (local.get $j))
-                (f32x4.add (v128.load (i32.add (i32.add (local.get $dvt) (local.get $off)) (local.get $j)))
-                  (f32x4.mul (local.get $gc) (v128.load (i32.add (local.get $row) (local.get $j))))))
+                  (f32x4.add
+                    (f32x4.add (f32x4.mul (local.get $a0) (v128.load ${col("$pj", 0)}))
+                               (f32x4.mul (local.get $a1) (v128.load ${col("$pj", 1)})))
+                    (f32x4.add (f32x4.mul (local.get $a2) (v128.load ${col("$pj", 2)}))
+                               (f32x4.mul (local.get $a3) (v128.load ${col("$pj", 3)}))))))
+              (local.set $p (v128.load (i32.add (local.get $row) (local.get $j))))
+              (local.set $pj (i32.add (i32.add (local.get $dvt) (local.get $off)) (local.get $j)))
+              ${
+  four((m) =>
+    `(v128.store ${col("$pj", m)} (f32x4.add (v128.load ${col("$pj", m)})
+                (f32x4.mul (local.get $a${m}) (local.get $p))))`
+  )
+}
               (br_if $l (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (local.get $end))))
-            (local.set $off (i32.add (local.get $off) (local.get $end)))
-            (br_if $cl (i32.lt_u (local.tee $c (i32.add (local.get $c) (i32.const 1))) (local.get $d))))
+            (local.set $off (i32.add (local.get $off) (i32.shl (local.get $end) (i32.const 2))))
+            (br_if $cl (i32.lt_u (local.tee $c (i32.add (local.get $c) (i32.const 4))) (local.get $d))))
           ;; delta = sum_j p dp; ds = p (dp - delta), added to the bias gradient row.
           (local.set $acc (v128.const f32x4 0 0 0 0))
           (local.set $j (i32.const 0))
@@ -273,22 +330,40 @@ export const ATTENTION_WAT = String.raw`
           (local.set $c (i32.const 0))
           (local.set $off (i32.const 0))
           (loop $cl
-            (local.set $qc (f32x4.splat (f32.mul (local.get $scale)
-              (f32.load (i32.add (i32.add (local.get $q) (local.get $qrow)) (i32.shl (local.get $c) (i32.const 2)))))))
-            (local.set $acc (v128.const f32x4 0 0 0 0))
+            ${
+  four((m) =>
+    `(local.set $q${m} (f32x4.splat (f32.mul (local.get $scale) (f32.load offset=${4 * m}
+              (i32.add (i32.add (local.get $q) (local.get $qrow)) (i32.shl (local.get $c) (i32.const 2)))))))
+            (local.set $a${m} (v128.const f32x4 0 0 0 0))`
+  )
+}
             (local.set $j (i32.const 0))
             (loop $l
               (local.set $ds (v128.load (i32.add (local.get $drow) (local.get $j))))
-              (local.set $acc (f32x4.add (local.get $acc)
-                (f32x4.mul (local.get $ds) (v128.load (i32.add (i32.add (local.get $kt) (local.get $off)) (local.get $j))))))
-              (v128.store (i32.add (i32.add (local.get $dkt) (local.get $off)) (local.get $j))
-                (f32x4.add (v128.load (i32.add (i32.add (local.get $dkt) (local.get $off)) (local.get $j)))
-                  (f32x4.mul (local.get $ds) (local.get $qc))))
+              (local.set $pj (i32.add (i32.add (local.get $kt) (local.get $off)) (local.get $j)))
+              ${
+  four((m) =>
+    `(local.set $a${m} (f32x4.add (local.get $a${m})
+                (f32x4.mul (local.get $ds) (v128.load ${col("$pj", m)}))))`
+  )
+}
+              (local.set $pj (i32.add (i32.add (local.get $dkt) (local.get $off)) (local.get $j)))
+              ${
+  four((m) =>
+    `(v128.store ${col("$pj", m)} (f32x4.add (v128.load ${col("$pj", m)})
+                (f32x4.mul (local.get $ds) (local.get $q${m}))))`
+  )
+}
               (br_if $l (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (local.get $end))))
-            (f32.store (i32.add (i32.add (local.get $dq) (local.get $qrow)) (i32.shl (local.get $c) (i32.const 2)))
-              (f32.mul (local.get $scale) (call $hsum (local.get $acc))))
-            (local.set $off (i32.add (local.get $off) (local.get $end)))
-            (br_if $cl (i32.lt_u (local.tee $c (i32.add (local.get $c) (i32.const 1))) (local.get $d))))))
+            ${
+  four((m) =>
+    `(f32.store offset=${4 * m}
+              (i32.add (i32.add (local.get $dq) (local.get $qrow)) (i32.shl (local.get $c) (i32.const 2)))
+              (f32.mul (local.get $scale) (call $hsum (local.get $a${m}))))`
+  )
+}
+            (local.set $off (i32.add (local.get $off) (i32.shl (local.get $end) (i32.const 2))))
+            (br_if $cl (i32.lt_u (local.tee $c (i32.add (local.get $c) (i32.const 4))) (local.get $d))))))
       (br_if $il (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))
     (call $fromColumns (local.get $dkt) (local.get $dk) (local.get $n) (local.get $n4) (local.get $d) (local.get $ld))
     (call $fromColumns (local.get $dvt) (local.get $dv) (local.get $n) (local.get $n4) (local.get $d) (local.get $ld)))

@@ -103,7 +103,8 @@ export function windowAttentionCore(
     throw new Error(`qkv has ${c3} channels, not 3 x ${heads} heads x an integer head size`);
   }
   const windows = mask ? mask.length / (n * n) : 1;
-  if (!typedArrayKernels()) return attentionStock(qkv, bias, heads, scale, mask);
+  // The kernel takes head sizes in multiples of 4 (SwinUNETR's always are).
+  if (!typedArrayKernels() || d % 4 !== 0) return attentionStock(qkv, bias, heads, scale, mask);
   const n4 = (n + 3) & ~3;
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [qkvT, biasT] = args as tf.Tensor[];

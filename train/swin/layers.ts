@@ -65,9 +65,12 @@ export function gelu(x: tf.Tensor): tf.Tensor {
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
 }
 
-/** `LeakyReLU(0.01)`, MONAI's default activation of its residual blocks. */
+/**
+ * `LeakyReLU(0.01)`, MONAI's default activation of its residual blocks. Applied to a flat
+ * view: its gradient is a `where`, which tfjs-webgpu does not run at rank 5.
+ */
 export function leakyRelu(x: tf.Tensor): tf.Tensor {
-  return tf.leakyRelu(x, 0.01);
+  return tf.reshape(tf.leakyRelu(tf.reshape(x, [-1]), 0.01), x.shape);
 }
 
 /**
