@@ -6,6 +6,7 @@ Deno.test("mod.ts exports exactly the documented public API", () => {
   assertEquals(Object.keys(api).sort(), [
     "BACKENDS",
     "CACHE_FORMAT_VERSION",
+    "COMPRESSORS",
     "DATALIST_ADAPTER",
     "DATASETS",
     "DEFAULT_CHUNK",
