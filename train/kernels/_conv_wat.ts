@@ -31,6 +31,30 @@ const RUN_START = `
               (local.set $end (i32.add (local.get $ip) (local.get $run)))`;
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
+/** Address of voxel q of the block: local `base` plus `q` times a stride (`$s<q>`/`$t<q>`). */
+const at = (base: string, stride: "s" | "t", q: number) =>
+  q ? `(i32.add (local.get ${base}) (local.get $${stride}${q}))` : `(local.get ${base})`;
+
+/** `$op` at y (or dy) of voxel (o + x0), channel co. */
+const OUT_AT = `(local.set $op (i32.add (local.get $y) (i32.shl (i32.add (i32.mul
+            (i32.add (local.get $o) (local.get $x0)) (local.get $cop)) (local.get $co)) (i32.const 2))))`;
+
+/** Every (dz, dy) run of k·Ci inputs and weight rows, with `body` once per input value. */
+function tapRuns(body: string): string {
+  return `
+          (local.set $dz (i32.const 0))
+          (loop $lz
+            (local.set $dy (i32.const 0))
+            (loop $ly
+              ${RUN_START}
+              (loop $lt
+                ${body}
+                (local.set $wq (i32.add (local.get $wq) (local.get $cop4)))
+                (br_if $lt (i32.lt_u (local.tee $ip (i32.add (local.get $ip) (i32.const 4))) (local.get $end))))
+              (br_if $ly (i32.lt_u (local.tee $dy (i32.add (local.get $dy) (i32.const 1))) (local.get $k))))
+            (br_if $lz (i32.lt_u (local.tee $dz (i32.add (local.get $dz) (i32.const 1))) (local.get $k))))`;
+}
+
 /** Forward: the block of `v` voxels at x0, every group of 4 output channels. */
 function forwardBlock(v: number): string {
   const acc = range(v);
@@ -38,34 +62,19 @@ function forwardBlock(v: number): string {
         (local.set $co (i32.const 0))
         (loop $col
           ${acc.map((q) => `(local.set $a${q} (v128.const i32x4 0 0 0 0))`).join("\n          ")}
-          (local.set $dz (i32.const 0))
-          (loop $lz
-            (local.set $dy (i32.const 0))
-            (loop $ly
-              ${RUN_START}
-              (loop $lt
-                (local.set $wv (v128.load (local.get $wq)))
-                ${
-    acc.map((q) =>
-      `(local.set $a${q} (f32x4.add (local.get $a${q}) (f32x4.mul (local.get $wv)
-                  (v128.load32_splat ${
-        q ? `(i32.add (local.get $ip) (local.get $s${q}))` : "(local.get $ip)"
-      }))))`
-    ).join("\n                ")
-  }
-                (local.set $wq (i32.add (local.get $wq) (local.get $cop4)))
-                (br_if $lt (i32.lt_u (local.tee $ip (i32.add (local.get $ip) (i32.const 4))) (local.get $end))))
-              (br_if $ly (i32.lt_u (local.tee $dy (i32.add (local.get $dy) (i32.const 1))) (local.get $k))))
-            (br_if $lz (i32.lt_u (local.tee $dz (i32.add (local.get $dz) (i32.const 1))) (local.get $k))))
-          ;; y[o + x0 + q, co..co+3]
-          (local.set $op (i32.add (local.get $y) (i32.shl (i32.add (i32.mul
-            (i32.add (local.get $o) (local.get $x0)) (local.get $cop)) (local.get $co)) (i32.const 2))))
           ${
-    acc.map((q) =>
-      `(v128.store offset=0 ${
-        q ? `(i32.add (local.get $op) (local.get $t${q}))` : "(local.get $op)"
-      } (local.get $a${q}))`
-    ).join("\n          ")
+    tapRuns(`(local.set $wv (v128.load (local.get $wq)))
+                ${
+      acc.map((q) =>
+        `(local.set $a${q} (f32x4.add (local.get $a${q}) (f32x4.mul (local.get $wv)
+                  (v128.load32_splat ${at("$ip", "s", q)}))))`
+      ).join("\n                ")
+    }`)
+  }
+          ;; y[o + x0 + q, co..co+3]
+          ${OUT_AT}
+          ${
+    acc.map((q) => `(v128.store ${at("$op", "t", q)} (local.get $a${q}))`).join("\n          ")
   }
           (br_if $col (i32.lt_u (local.tee $co (i32.add (local.get $co) (i32.const 4))) (local.get $cop))))`;
 }
@@ -73,37 +82,21 @@ function forwardBlock(v: number): string {
 /** Weight gradient: the block of `v` voxels at x0 adds its products into dw. */
 function weightGradBlock(v: number): string {
   const g = range(v);
+  const products = g.map((q) =>
+    `(f32x4.mul (local.get $a${q}) (v128.load32_splat ${at("$ip", "s", q)}))`
+  ).reduce((sum, term) => `(f32x4.add ${sum}\n                  ${term})`);
   return `
         (local.set $co (i32.const 0))
         (loop $col
           ;; dy[o + x0 + q, co..co+3] in registers
-          (local.set $op (i32.add (local.get $y) (i32.shl (i32.add (i32.mul
-            (i32.add (local.get $o) (local.get $x0)) (local.get $cop)) (local.get $co)) (i32.const 2))))
+          ${OUT_AT}
           ${
-    g.map((q) =>
-      `(local.set $a${q} (v128.load ${
-        q ? `(i32.add (local.get $op) (local.get $t${q}))` : "(local.get $op)"
-      }))`
-    ).join("\n          ")
+    g.map((q) => `(local.set $a${q} (v128.load ${at("$op", "t", q)}))`).join("\n          ")
   }
-          (local.set $dz (i32.const 0))
-          (loop $lz
-            (local.set $dy (i32.const 0))
-            (loop $ly
-              ${RUN_START}
-              (loop $lt
-                (v128.store (local.get $wq) (f32x4.add (v128.load (local.get $wq))
-                  ${
-    g.map((q) =>
-      `(f32x4.mul (local.get $a${q}) (v128.load32_splat ${
-        q ? `(i32.add (local.get $ip) (local.get $s${q}))` : "(local.get $ip)"
-      }))`
-    ).reduce((sum, term) => `(f32x4.add ${sum}\n                  ${term})`)
-  }))
-                (local.set $wq (i32.add (local.get $wq) (local.get $cop4)))
-                (br_if $lt (i32.lt_u (local.tee $ip (i32.add (local.get $ip) (i32.const 4))) (local.get $end))))
-              (br_if $ly (i32.lt_u (local.tee $dy (i32.add (local.get $dy) (i32.const 1))) (local.get $k))))
-            (br_if $lz (i32.lt_u (local.tee $dz (i32.add (local.get $dz) (i32.const 1))) (local.get $k))))
+          ${
+    tapRuns(`(v128.store (local.get $wq) (f32x4.add (v128.load (local.get $wq))
+                  ${products}))`)
+  }
           (br_if $col (i32.lt_u (local.tee $co (i32.add (local.get $co) (i32.const 4))) (local.get $cop))))`;
 }
 
