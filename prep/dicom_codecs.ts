@@ -64,11 +64,17 @@ const loadCharls = () =>
     (m.default as Factory)(quiet())
   );
 
-function runWasm(codec: WasmCodec, className: string, frame: Uint8Array, info: DicomSliceInfo) {
+function runWasm(codec: WasmCodec, className: string, frame: Uint8Array, info: FrameInfo) {
   const decoder = new codec[className]();
   try {
     decoder.getEncodedBuffer(frame.length).set(frame);
-    decoder.decode();
+    try {
+      decoder.decode();
+    } catch (e) {
+      // Emscripten builds throw C++ exceptions as bare numbers: give them a message.
+      if (e instanceof Error) throw e;
+      throw new SyntaxError(`${className} could not decode the frame (corrupt or unsupported)`);
+    }
     const fi = decoder.getFrameInfo();
     if (fi.width !== info.columns || fi.height !== info.rows) {
       throw new SyntaxError(
@@ -81,7 +87,7 @@ function runWasm(codec: WasmCodec, className: string, frame: Uint8Array, info: D
   }
 }
 
-function typed(bytes: Uint8Array, info: DicomSliceInfo, bigEndian = false): PixelArray {
+function typed(bytes: Uint8Array, info: FrameInfo, bigEndian = false): PixelArray {
   const n = info.rows * info.columns;
   const signed = info.pixelRepresentation === 1;
   const size = info.bitsAllocated / 8;
@@ -104,12 +110,32 @@ function typed(bytes: Uint8Array, info: DicomSliceInfo, bigEndian = false): Pixe
   throw new RangeError(`Bits allocated ${info.bitsAllocated} is not supported (8, 16 or 32)`);
 }
 
+/** Encodings whose frames are compressed and decoded by a codec. */
+export type CompressedEncoding = Exclude<PixelEncoding, "native" | "native-big-endian">;
+
+/** The header fields a frame decoder needs: plain data, so it can be posted to a worker. */
+export type FrameInfo = Pick<
+  DicomSliceInfo,
+  "rows" | "columns" | "bitsAllocated" | "pixelRepresentation"
+>;
+
+/** One compressed frame, extracted from its file, with how to decode it. */
+export interface EncodedFrame {
+  /** The codec to run. */
+  encoding: CompressedEncoding;
+  /** The frame's bytes (fragments joined). */
+  bytes: Uint8Array;
+  /** Frame geometry and pixel type. */
+  info: FrameInfo;
+}
+
 /**
- * Decodes the pixels of a single-frame, single-sample DICOM image in any transfer syntax
- * of {@linkcode TRANSFER_SYNTAXES}. Raw stored values are returned (no rescale). Throws
- * a `RangeError` naming the transfer syntax when it is not supported.
+ * The pixels of a single-frame, single-sample DICOM image: native pixel data is returned
+ * as raw stored values (no rescale); compressed pixel data is returned as an
+ * {@linkcode EncodedFrame} for {@linkcode decodeFrame}, which may run in another thread.
+ * Throws a `RangeError` naming the transfer syntax when it is not supported.
  */
-export async function decodePixels(ds: DicomDataSet, info: DicomSliceInfo): Promise<PixelArray> {
+export function extractFrame(ds: DicomDataSet, info: DicomSliceInfo): PixelArray | EncodedFrame {
   const syntax = TRANSFER_SYNTAXES.get(info.transferSyntax);
   if (!syntax) {
     throw new RangeError(
@@ -129,24 +155,55 @@ export async function decodePixels(ds: DicomDataSet, info: DicomSliceInfo): Prom
   if (!element.encapsulatedPixelData || !element.fragments?.length) {
     throw new SyntaxError(`Pixel data of a ${syntax.name} file is not encapsulated`);
   }
-  const frame = dicomParser.readEncapsulatedPixelDataFromFragments(
+  const bytes = dicomParser.readEncapsulatedPixelDataFromFragments(
     ds,
     element,
     0,
     element.fragments.length,
   );
-  const bytesPerSample = info.bitsAllocated / 8;
-  switch (syntax.encoding) {
+  const { rows, columns, bitsAllocated, pixelRepresentation } = info;
+  return {
+    encoding: syntax.encoding,
+    bytes,
+    info: { rows, columns, bitsAllocated, pixelRepresentation },
+  };
+}
+
+/** Whether the transfer syntax `uid` is one this reader decodes with a codec. */
+export function isCompressedSyntax(uid: string): boolean {
+  const encoding = TRANSFER_SYNTAXES.get(uid)?.encoding;
+  return encoding !== undefined && encoding !== "native" && encoding !== "native-big-endian";
+}
+
+/** Whether {@linkcode extractFrame} returned a frame still to decode. */
+export function isEncodedFrame(x: PixelArray | EncodedFrame): x is EncodedFrame {
+  return !ArrayBuffer.isView(x);
+}
+
+/** Decodes one compressed frame to raw stored values. */
+export async function decodeFrame(frame: EncodedFrame): Promise<PixelArray> {
+  const { bytes, info } = frame;
+  switch (frame.encoding) {
     case "rle":
-      return typed(decodeRle(frame, info.rows * info.columns, bytesPerSample), info);
+      return typed(decodeRle(bytes, info.rows * info.columns, info.bitsAllocated / 8), info);
     case "jpeg2000":
-      return typed(runWasm(await loadOpenJpeg(), "J2KDecoder", frame, info), info);
+      return typed(runWasm(await loadOpenJpeg(), "J2KDecoder", bytes, info), info);
     case "jpeg-ls":
-      return typed(runWasm(await loadCharls(), "JpegLSDecoder", frame, info), info);
+      return typed(runWasm(await loadCharls(), "JpegLSDecoder", bytes, info), info);
     case "jpeg-lossless": {
       const { Decoder } = await import("jpeg-lossless-decoder-js");
-      const out = new Decoder().decompress(frame.buffer, frame.byteOffset, frame.length);
+      const out = new Decoder().decompress(bytes.buffer, bytes.byteOffset, bytes.length);
       return typed(new Uint8Array(out), info);
     }
   }
+}
+
+/**
+ * Decodes the pixels of a single-frame, single-sample DICOM image in any transfer syntax
+ * of {@linkcode TRANSFER_SYNTAXES}, in this thread. Raw stored values are returned (no
+ * rescale). Throws a `RangeError` naming the transfer syntax when it is not supported.
+ */
+export async function decodePixels(ds: DicomDataSet, info: DicomSliceInfo): Promise<PixelArray> {
+  const frame = extractFrame(ds, info);
+  return isEncodedFrame(frame) ? await decodeFrame(frame) : frame;
 }

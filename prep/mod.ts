@@ -7,7 +7,7 @@
 export type { Mat4, Shape3, Volume, VoxelArray } from "./volume.ts";
 export { voxelCount } from "./volume.ts";
 export { type LoadedImage, readNifti } from "./read_nifti.ts";
-export { formatOf, type Reader, READERS, readImage } from "./read_image.ts";
+export { formatOf, type Reader, type ReaderOptions, READERS, readImage } from "./read_image.ts";
 export { writeNifti, type WriteNiftiOptions } from "./write_nifti.ts";
 export {
   metaImageDataFile,
@@ -24,7 +24,14 @@ export {
   sliceInfo,
 } from "./dicom_parse.ts";
 export {
+  type CompressedEncoding,
+  decodeFrame,
   decodePixels,
+  type EncodedFrame,
+  extractFrame,
+  type FrameInfo,
+  isCompressedSyntax,
+  isEncodedFrame,
   type PixelArray,
   type PixelEncoding,
   TRANSFER_SYNTAXES,
@@ -38,6 +45,7 @@ export {
   sortSlices,
 } from "./dicom_series.ts";
 export { type ReadDicomOptions, readDicomSeries } from "./read_dicom.ts";
+export { FrameDecoderPool } from "./frame_pool.ts";
 export {
   type DicomElement,
   newUid,

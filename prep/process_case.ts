@@ -41,6 +41,12 @@ export interface CaseJob {
   settingsHash: string;
   /** Fingerprint of the case already in the cache, if any. */
   knownFingerprint?: string;
+  /**
+   * Threads that may decode compressed DICOM frames in parallel (cores left idle by the
+   * run's case workers).
+   * @default {1}
+   */
+  decodeThreads?: number;
 }
 
 /** What happened to one case. */
@@ -89,7 +95,9 @@ export async function processCase(job: CaseJob): Promise<CaseOutcome> {
       return { status: "unchanged", fingerprint: known, bytesIn, bytesOut: 0 };
     }
   }
-  const image = await readImage(job.format, files, job.files);
+  const image = await readImage(job.format, files, job.files, {
+    decodeThreads: job.decodeThreads,
+  });
   const sourceSha256 = await hashing;
   const fingerprint = await caseFingerprint(job.settingsHash, sourceSha256);
   const original = image.sourceGeometry;

@@ -1,5 +1,13 @@
 import { type DicomDataSet, parseDicom, sliceInfo } from "./dicom_parse.ts";
-import { decodePixels } from "./dicom_codecs.ts";
+import {
+  decodeFrame,
+  type EncodedFrame,
+  extractFrame,
+  isCompressedSyntax,
+  isEncodedFrame,
+  type PixelArray,
+} from "./dicom_codecs.ts";
+import { FrameDecoderPool } from "./frame_pool.ts";
 import { skipReason, sortSlices } from "./dicom_series.ts";
 import type { LoadedImage } from "./read_nifti.ts";
 import type { Mat4, Shape3 } from "./volume.ts";
@@ -13,7 +21,17 @@ export interface ReadDicomOptions {
    * @default {0.05}
    */
   gapTolerance?: number;
+  /**
+   * Threads that decode compressed frames (JPEG 2000, JPEG-LS, JPEG lossless, RLE). With
+   * more than 1, a pool of workers decodes the series' frames in parallel; native pixel
+   * data is always read in this thread.
+   * @default {1}
+   */
+  decodeThreads?: number;
 }
+
+/** Fewer compressed frames than this are decoded in this thread: a pool costs a start. */
+const POOL_MIN_FRAMES = 8;
 
 /**
  * Reads one DICOM CT series (the bytes of its files, any order) into a volume in
@@ -51,35 +69,69 @@ export async function readDicomSeries(
     ? new Int16Array(n * plane)
     : new Float32Array(n * plane);
   let sourceDtype = "";
-  for (let k = 0; k < n; k++) {
+  const extract = (k: number) => {
     const p = parsed[geometry.order[k]];
-    let pixels;
     try {
-      pixels = await decodePixels(p.ds, p.info);
+      return extractFrame(p.ds, p.info);
     } catch (e) {
       if (e instanceof Error) e.message = `${p.path}: ${e.message}`;
       throw e;
     }
-    sourceDtype ||= pixels.constructor.name.replace("Array", "").toLowerCase();
-    const { slope, intercept } = p.info;
-    const base = k * plane;
-    if (out instanceof Int16Array) {
-      let overflow = false;
-      for (let i = 0; i < plane; i++) {
-        const v = pixels[i] + intercept;
-        if (v < -32768 || v > 32767) overflow = true;
-        out[base + i] = v;
-      }
-      if (overflow) {
-        // Rare (e.g. uint16 data with a large intercept): redo everything in float32.
-        const f = new Float32Array(n * plane);
-        for (let i = 0; i < base; i++) f[i] = out[i];
-        for (let i = 0; i < plane; i++) f[base + i] = pixels[i] + intercept;
-        out = f;
-      }
-    } else {
-      for (let i = 0; i < plane; i++) out[base + i] = pixels[i] * slope + intercept;
+  };
+  const compressed = parsed.filter((p) => isCompressedSyntax(p.info.transferSyntax)).length;
+  const threads = Math.min(options.decodeThreads ?? 1, compressed);
+  const pool = threads > 1 && compressed >= POOL_MIN_FRAMES
+    ? new FrameDecoderPool(threads)
+    : undefined;
+  try {
+    // With a pool, every compressed frame is queued up front; native frames are still
+    // copied one at a time below, so the volume is never held twice.
+    const decoded: (Promise<PixelArray> | undefined)[] = [];
+    for (let k = 0; pool && k < n; k++) {
+      if (!isCompressedSyntax(parsed[geometry.order[k]].info.transferSyntax)) continue;
+      decoded[k] = pool.decode(extract(k) as EncodedFrame);
+      // Read in order below; until then a rejection must not count as unhandled.
+      decoded[k]!.catch(() => {});
     }
+    for (let k = 0; k < n; k++) {
+      const p = parsed[geometry.order[k]];
+      let pixels: PixelArray;
+      try {
+        if (decoded[k]) pixels = await decoded[k]!;
+        else {
+          const f = extract(k);
+          pixels = isEncodedFrame(f) ? await decodeFrame(f) : f;
+        }
+      } catch (e) {
+        if (e instanceof Error && !e.message.startsWith(p.path)) {
+          e.message = `${p.path}: ${e.message}`;
+        }
+        throw e;
+      }
+      decoded[k] = undefined;
+      sourceDtype ||= pixels.constructor.name.replace("Array", "").toLowerCase();
+      const { slope, intercept } = p.info;
+      const base = k * plane;
+      if (out instanceof Int16Array) {
+        let overflow = false;
+        for (let i = 0; i < plane; i++) {
+          const v = pixels[i] + intercept;
+          if (v < -32768 || v > 32767) overflow = true;
+          out[base + i] = v;
+        }
+        if (overflow) {
+          // Rare (e.g. uint16 data with a large intercept): redo everything in float32.
+          const f = new Float32Array(n * plane);
+          for (let i = 0; i < base; i++) f[i] = out[i];
+          for (let i = 0; i < plane; i++) f[base + i] = pixels[i] + intercept;
+          out = f;
+        }
+      } else {
+        for (let i = 0; i < plane; i++) out[base + i] = pixels[i] * slope + intercept;
+      }
+    }
+  } finally {
+    pool?.close();
   }
   const shape: Shape3 = [n, rows, columns];
   const a = geometry.affine;

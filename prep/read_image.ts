@@ -8,7 +8,17 @@ import type { LoadedImage } from "./read_nifti.ts";
 export type Reader = (
   files: readonly Uint8Array[],
   paths: readonly string[],
+  options?: ReaderOptions,
 ) => LoadedImage | Promise<LoadedImage>;
+
+/** Options every reader accepts (each uses those that apply to its format). */
+export interface ReaderOptions {
+  /**
+   * Threads that may decode compressed DICOM frames in parallel.
+   * @default {1}
+   */
+  decodeThreads?: number;
+}
 
 /**
  * Readers by format name, loaded lazily so that a run only imports (and, for DICOM, only
@@ -26,7 +36,9 @@ export const READERS: Map<string, () => Promise<Reader>> = new Map<
   [
     "dicom",
     () =>
-      import("./read_dicom.ts").then((m) => (files, paths) => m.readDicomSeries(files, { paths })),
+      import("./read_dicom.ts").then((m) => (files, paths, options) =>
+        m.readDicomSeries(files, { paths, decodeThreads: options?.decodeThreads })
+      ),
   ],
 ]);
 
@@ -58,6 +70,7 @@ export async function readImage(
   format: string,
   files: readonly Uint8Array[],
   paths: readonly string[],
+  options: ReaderOptions = {},
 ): Promise<LoadedImage> {
   const load = READERS.get(format);
   if (!load) {
@@ -65,5 +78,5 @@ export async function readImage(
       `No reader for format "${format}" (known: ${[...READERS.keys()].join(", ")})`,
     );
   }
-  return await (await load())(files, paths);
+  return await (await load())(files, paths, options);
 }

@@ -27,6 +27,11 @@ export interface RunPrepOptions {
    * @default {navigator.hardwareConcurrency}
    */
   workers?: number;
+  /**
+   * Threads each worker may use to decode a compressed DICOM series' frames in parallel.
+   * @default {the cores left over: floor(cores / workers), at least 1}
+   */
+  decodeThreads?: number;
   /** Called as cases start and finish (progress display). */
   onEvent?: (event: PrepEvent) => void;
   /** Stops dispatching new cases when aborted; running cases are abandoned. */
@@ -105,6 +110,8 @@ export async function runPrep(
     1,
     Math.min(options.workers ?? navigator.hardwareConcurrency ?? 1, cases.length || 1),
   );
+  const decodeThreads = options.decodeThreads ??
+    Math.max(1, Math.floor((navigator.hardwareConcurrency ?? 1) / nWorkers));
   const emit = options.onEvent ?? (() => {});
   emit({ type: "start", total: cases.length, workers: nWorkers });
   const reports: CaseReport[] = new Array(cases.length);
@@ -124,6 +131,7 @@ export async function runPrep(
         storage: options.storage,
         settingsHash: settingsByRecipe.get(JSON.stringify(recipe))!,
         knownFingerprint: await cachedFingerprint(out, dataset, c.name),
+        decodeThreads,
       };
       emit({ type: "case-start", case: c });
       const reply = await new Promise<

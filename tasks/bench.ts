@@ -36,7 +36,8 @@ prep: builds (once, in .tmp/bench/) a clinical-size CT (512x512x270 int16, 0.7x0
 .nii.gz) by upsampling ../shared/data/ct/example_ct.nii.gz (or a phantom when absent), then
 times one case in-process stage by stage and whole runs with 1..N workers, and reports
 seconds per volume and peak RSS. Then the same volume as .mhd + .raw and as DICOM series
-(uncompressed, and JPEG 2000 lossless), one case each in-process, against the .nii.gz.
+(uncompressed, and JPEG 2000 lossless, decoded in 1 thread and in one per core), one case
+each in-process, against the .nii.gz.
 
 Example:
   deno task bench prep --copies 4 --workers 1,2
@@ -159,7 +160,10 @@ async function benchPrep(args: string[]): Promise<void> {
 }
 
 /** The clinical volume as .mhd and as DICOM series, written once next to the .nii.gz. */
-async function formatCopies(file: string): Promise<{ label: string; path: string }[]> {
+async function formatCopies(
+  file: string,
+): Promise<{ label: string; path: string; decodeThreads?: number }[]> {
+  const cores = navigator.hardwareConcurrency ?? 1;
   const mhd = join(BENCH_DIR, "formats", "clinical.mhd");
   const raw = join(BENCH_DIR, "formats", "dicom_explicit");
   const j2k = join(BENCH_DIR, "formats", "dicom_jpeg2000");
@@ -203,6 +207,9 @@ async function formatCopies(file: string): Promise<{ label: string; path: string
     { label: ".mhd + .raw", path: mhd },
     { label: "DICOM, explicit VR LE", path: raw },
     { label: "DICOM, JPEG 2000 lossless", path: j2k },
+    ...(cores > 1
+      ? [{ label: `  same, ${cores} decode threads`, path: j2k, decodeThreads: cores }]
+      : []),
   ];
 }
 
@@ -215,7 +222,7 @@ async function benchFormats(
   const settings = await settingsHash({ recipe, storage });
   console.log(`  one case per format, in-process, best of 2 (read, hash, recipe, write):`);
   let reference = 0;
-  for (const { label, path } of copies) {
+  for (const { label, path, decodeThreads } of copies) {
     const [c] = await discoverCases([path]);
     const bytes = (await Promise.all(c.files.map((f) => Deno.stat(f)))).reduce(
       (a, s) => a + s.size,
@@ -225,7 +232,14 @@ async function benchFormats(
     for (let rep = 0; rep < 2; rep++) {
       const dir = await Deno.makeTempDir({ prefix: "voco-bench-" });
       const t = performance.now();
-      await processCase({ ...c, stagingDir: dir, recipe, storage, settingsHash: settings });
+      await processCase({
+        ...c,
+        stagingDir: dir,
+        recipe,
+        storage,
+        settingsHash: settings,
+        decodeThreads,
+      });
       times.push((performance.now() - t) / 1000);
       await Deno.remove(dir, { recursive: true });
     }

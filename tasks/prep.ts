@@ -63,6 +63,8 @@ Options:
   --level N             compression level (default 3)
   --chunk N             chunk edge in voxels (default ${DEFAULT_CHUNK})
   --workers N           parallel workers (default: number of cores)
+  --decode-threads N    threads per worker for compressed DICOM frames (JPEG 2000, ...)
+                        (default: cores / workers, so a single series uses every core)
   --base-dir DIR        folder datalist paths are relative to
   --quiet               no progress bar
   -h, --help            this help
@@ -95,6 +97,7 @@ async function main(args: string[]): Promise<number> {
     level: { type: "string", default: "3" },
     chunk: { type: "string", default: String(DEFAULT_CHUNK) },
     workers: { type: "string" },
+    "decode-threads": { type: "string" },
     "base-dir": { type: "string" },
     quiet: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
@@ -145,6 +148,7 @@ async function main(args: string[]): Promise<number> {
     chunk: posInt("--chunk", v.chunk as string)!,
   };
   const workers = posInt("--workers", v.workers as string | undefined);
+  const decodeThreads = posInt("--decode-threads", v["decode-threads"] as string | undefined);
 
   // Each input becomes a group of cases with its dataset name and recipe.
   const items: PrepItem[] = [];
@@ -227,6 +231,7 @@ async function main(args: string[]): Promise<number> {
       out,
       storage,
       workers,
+      decodeThreads,
       signal: abort.signal,
       onEvent: (e) => {
         if (e.type === "case-start") progress.working(e.case.name);

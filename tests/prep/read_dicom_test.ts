@@ -3,6 +3,9 @@ import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { makePhantom } from "../../prep/phantom.ts";
 import { readDicomSeries } from "../../prep/read_dicom.ts";
+import { decodeFrame, extractFrame, isEncodedFrame } from "../../prep/dicom_codecs.ts";
+import { parseDicom, sliceInfo } from "../../prep/dicom_parse.ts";
+import { FrameDecoderPool } from "../../prep/frame_pool.ts";
 import {
   newUid,
   WRITE_SYNTAXES,
@@ -37,10 +40,12 @@ for (const syntax of Object.keys(WRITE_SYNTAXES) as (keyof typeof WRITE_SYNTAXES
     const v = phantom();
     for (const pixels of ["signed", "unsigned"] as const) {
       const files = await writeDicomSeries(v, { syntax, pixels });
-      const img = await readDicomSeries(files.map((f) => f.bytes));
-      assertEquals(img.format, "dicom");
-      assertEquals(img.sourceDtype, pixels === "signed" ? "int16" : "uint16");
-      assertSameImage(img.volume, v);
+      for (const decodeThreads of [1, 3]) {
+        const img = await readDicomSeries(files.map((f) => f.bytes), { decodeThreads });
+        assertEquals(img.format, "dicom");
+        assertEquals(img.sourceDtype, pixels === "signed" ? "int16" : "uint16");
+        assertSameImage(img.volume, v);
+      }
     }
   });
 }
@@ -103,6 +108,55 @@ Deno.test("readDicomSeries() rejects bad series, naming the files and the reason
   await assertRejects(() => read([files[0], new TextEncoder().encode("hello")]), /file 1|IM1/);
   const pet = await writeDicomSeries(v, { modality: "PT" });
   await assertRejects(() => read(pet.map((f) => f.bytes)), /modality PT, not CT/);
+});
+
+Deno.test("a corrupt compressed frame fails the series, naming the file, in any thread", async () => {
+  const v = phantom();
+  const j2k = (await writeDicomSeries(v, { syntax: "jpeg2000" })).map((f) => f.bytes);
+  // Break the SIZ marker (FF51) that follows the codestream's start (FF4F) in IM0008.
+  const b = j2k[7];
+  const soc = b.findIndex((x, i) => x === 0xff && b[i + 1] === 0x4f && b[i + 2] === 0xff);
+  assert(soc > 0 && b[soc + 3] === 0x51, "no J2K codestream found");
+  b[soc + 3] = 0;
+  const jls = (await writeDicomSeries(v, { syntax: "jpeg-ls" })).map((f) => f.bytes);
+  // Garble the end of IM0006's JPEG-LS scan; CharLS throws a bare number for this.
+  const c = jls[5];
+  for (let i = c.length - Math.floor(c.length / 8); i < c.length - 20; i++) c[i] = (i * 7919) & 255;
+  for (const decodeThreads of [1, 3]) {
+    await assertRejects(
+      () => readDicomSeries(j2k, { decodeThreads, paths: j2k.map((_, k) => `IM${k + 1}.dcm`) }),
+      /IM8\.dcm: Compressed frame is 0x0, header says 40x36/,
+    );
+    await assertRejects(
+      () => readDicomSeries(jls, { decodeThreads, paths: jls.map((_, k) => `IM${k + 1}.dcm`) }),
+      /IM6\.dcm: JpegLSDecoder could not decode the frame/,
+    );
+  }
+});
+
+Deno.test("FrameDecoderPool decodes frames in workers and rejects what is pending at close", async () => {
+  const v = phantom();
+  const files = await writeDicomSeries(v, { syntax: "jpeg2000" });
+  const frames = files.map((f) => {
+    const ds = parseDicom(f.bytes);
+    const frame = extractFrame(ds, sliceInfo(ds));
+    assert(isEncodedFrame(frame));
+    return frame;
+  });
+  const pool = new FrameDecoderPool(2);
+  try {
+    assertEquals(pool.threads, 2);
+    const pixels = await Promise.all(frames.map((f) => pool.decode(f)));
+    for (let k = 0; k < frames.length; k++) {
+      assertEquals(pixels[k], await decodeFrame(frames[k]));
+    }
+    const late = frames.map((f) => pool.decode(f));
+    pool.close();
+    for (const p of late) await assertRejects(() => p, /closed/);
+    await assertRejects(() => pool.decode(frames[0]), /closed/);
+  } finally {
+    pool.close();
+  }
 });
 
 Deno.test("readDicomSeries() names an unsupported transfer syntax", async () => {
