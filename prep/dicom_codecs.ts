@@ -147,7 +147,7 @@ export function extractFrame(ds: DicomDataSet, info: DicomSliceInfo): PixelArray
     throw new RangeError(`${info.samplesPerPixel} samples per pixel: not a greyscale CT image`);
   }
   const element = ds.elements.x7fe00010;
-  if (!element) throw new SyntaxError("No pixel data element (7FE0,0010)");
+  if (!element) throw new SyntaxError("No pixel data element (7FE0,0010): truncated file?");
   if (syntax.encoding === "native" || syntax.encoding === "native-big-endian") {
     const bytes = ds.byteArray.subarray(element.dataOffset, element.dataOffset + element.length);
     return typed(bytes, info, syntax.encoding === "native-big-endian");

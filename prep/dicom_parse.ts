@@ -8,7 +8,7 @@ export type DicomDataSet = ReturnType<typeof dicomParser.parseDicom>;
 export interface DicomSliceInfo {
   /** Transfer syntax UID (0002,0010); implicit VR little endian when the file has no meta. */
   transferSyntax: string;
-  /** SOP class UID (0008,0016). */
+  /** SOP class UID (0008,0016), else the meta header's media storage SOP class (0002,0002). */
   sopClass: string;
   /** SOP instance UID (0008,0018). */
   sopInstance: string;
@@ -69,6 +69,7 @@ export function isDicomPart10(bytes: Uint8Array): boolean {
  * the reason.
  */
 export function parseDicom(bytes: Uint8Array, untilTag?: string): DicomDataSet {
+  if (bytes.length === 0) throw new SyntaxError("Not a readable DICOM file: it is empty (0 bytes)");
   try {
     if (!isDicomPart10(bytes)) {
       return dicomParser.parseDicom(bytes, {
@@ -138,7 +139,7 @@ export function sliceInfo(ds: DicomDataSet): DicomSliceInfo {
   return {
     transferSyntax: deflatedSyntax.get(ds) ?? (ds.string("x00020010")?.trim() ||
       IMPLICIT_VR_LITTLE_ENDIAN),
-    sopClass: ds.string("x00080016") ?? "",
+    sopClass: ds.string("x00080016") ?? ds.string("x00020002") ?? "",
     sopInstance: ds.string("x00080018") ?? "",
     modality: (ds.string("x00080060") ?? "").toUpperCase(),
     imageType: (ds.string("x00080008") ?? "").split("\\").map((s) => s.trim().toUpperCase()),

@@ -28,6 +28,28 @@ export interface DicomSeriesGroup {
   files: string[];
 }
 
+/** CT image storage SOP classes: plain, enhanced and legacy converted enhanced. */
+const CT_IMAGE_SOP_CLASSES = new Set([
+  "1.2.840.10008.5.1.4.1.1.2",
+  "1.2.840.10008.5.1.4.1.1.2.1",
+  "1.2.840.10008.5.1.4.1.1.2.2",
+]);
+
+/**
+ * Why a file is broken as a slice of a CT volume, or `undefined` when it is not: without
+ * pixel data, a CT image file (by its SOP class), as a truncated download leaves it, or
+ * a file with no SOP class at all (every DICOM object has one: the header is garbled).
+ * A broken file is bad input, not a skip: it stays with its series, which then fails.
+ */
+export function brokenReason(f: DicomFileInfo): string | undefined {
+  if (f.hasPixels) return undefined;
+  if (CT_IMAGE_SOP_CLASSES.has(f.info.sopClass)) {
+    return "a CT image without pixel data (truncated file?)";
+  }
+  if (!f.info.sopClass) return "no SOP class UID and no pixel data (corrupt header?)";
+  return undefined;
+}
+
 /** Why a file is not an image slice of a CT volume, or `undefined` when it is one. */
 export function skipReason(f: DicomFileInfo): string | undefined {
   if (!f.hasPixels) return "no pixel data (not an image)";
@@ -39,15 +61,23 @@ export function skipReason(f: DicomFileInfo): string | undefined {
 /**
  * Groups DICOM files by SeriesInstanceUID, keeping CT image files only: other modalities
  * (SEG, RTSTRUCT, SR, PT, MR…), files without pixels and localizer/scout images are
- * returned as skipped with the reason.
+ * returned as skipped with the reason, broken CT files (see {@linkcode brokenReason}) as
+ * broken.
  */
 export function groupDicomSeries(files: readonly DicomFileInfo[]): {
   series: DicomSeriesGroup[];
   skipped: { path: string; reason: string }[];
+  broken: { path: string; reason: string }[];
 } {
   const byUid = new Map<string, DicomSeriesGroup>();
   const skipped: { path: string; reason: string }[] = [];
+  const broken: { path: string; reason: string }[] = [];
   for (const f of files) {
+    const bad = brokenReason(f);
+    if (bad) {
+      broken.push({ path: f.path, reason: bad });
+      continue;
+    }
     const reason = skipReason(f);
     if (reason) {
       skipped.push({ path: f.path, reason });
@@ -70,7 +100,7 @@ export function groupDicomSeries(files: readonly DicomFileInfo[]): {
   const series = [...byUid.values()];
   for (const g of series) g.files.sort();
   series.sort((a, b) => (a.files[0] < b.files[0] ? -1 : 1));
-  return { series, skipped };
+  return { series, skipped, broken };
 }
 
 /** The geometry {@linkcode sortSlices} derives from a series. */

@@ -132,8 +132,11 @@ export interface FindImagesOptions {
  * or a single file): NIfTI (`.nii`, `.nii.gz`), MetaImage (`.mha`, `.mhd` with its data
  * file) and DICOM (`.dcm`, or any other file with the `DICM` magic), the DICOM files
  * grouped into one case per CT series (other modalities, files without pixels and
- * localizers are skipped with the reason). Cases are named for their file (without
- * suffix) or series folder; names may repeat (see {@linkcode discoverCases}).
+ * localizers are skipped with the reason). Files that claim a format but do not parse
+ * are kept as cases, so that they fail with the reason instead of vanishing: a broken
+ * `.mhd` header is its own case, an unreadable DICOM file joins the series of its folder.
+ * Cases are named for their file (without suffix) or series folder; names may repeat
+ * (see {@linkcode discoverCases}).
  */
 export async function findImages(
   root: string,
@@ -176,9 +179,8 @@ export async function findImages(
             c.files.push(data);
             dataFiles.add(data);
           }
-        } catch (e) {
-          skipped.push({ path: f, reason: `unreadable MetaImage header: ${(e as Error).message}` });
-          continue;
+        } catch {
+          // A broken header is a failed case, not a skip: the reader names the reason.
         }
       }
       cases.push(c);
@@ -255,22 +257,26 @@ async function dicomHeader(path: string): Promise<DicomFileInfo> {
 async function dicomCases(files: string[], base: string): Promise<Discovery> {
   const infos: DicomFileInfo[] = [];
   const skipped: SkippedFile[] = [];
+  // Files that look like DICOM (suffix or magic) but do not parse, or CT images without
+  // pixel data: corrupt or truncated.
+  const unreadable: string[] = [];
   const batch = 32;
   for (let i = 0; i < files.length; i += batch) {
     const results = await Promise.allSettled(files.slice(i, i + batch).map(dicomHeader));
     results.forEach((r, k) => {
       if (r.status === "fulfilled") infos.push(r.value);
-      else skipped.push({ path: files[i + k], reason: (r.reason as Error).message });
+      else unreadable.push(files[i + k]);
     });
   }
   const grouped = groupDicomSeries(infos);
+  unreadable.push(...grouped.broken.map((b) => b.path));
   skipped.push(...grouped.skipped);
   const folders = new Map<string, number>();
   for (const s of grouped.series) {
     const dir = dirname(s.files[0]);
     folders.set(dir, (folders.get(dir) ?? 0) + 1);
   }
-  const cases = grouped.series.map((s) => {
+  const cases: SourceCase[] = grouped.series.map((s) => {
     const dir = dirname(s.files[0]);
     const rel = relative(base, dir) || basename(dir);
     const shared = folders.get(dir)! > 1;
@@ -282,6 +288,26 @@ async function dicomCases(files: string[], base: string): Promise<Discovery> {
       name: shared ? `${basename(dir)}_series${s.number ?? s.uid.slice(-6)}` : basename(dir),
     };
   });
+  // An unreadable file is bad input, never a silent skip: it joins the one series of its
+  // folder (whose slice it most likely is), or else forms a case of its own; either way
+  // the case fails, naming the file and the parser's reason.
+  const byFolder = Map.groupBy(unreadable, (f) => dirname(f));
+  for (const [dir, bad] of byFolder) {
+    const series = cases.filter((c) => c.path === dir);
+    if (series.length === 1) {
+      series[0].files.push(...bad);
+      continue;
+    }
+    const rel = relative(base, dir) || basename(dir);
+    const name = series.length ? `${basename(dir)}_unreadable` : basename(dir);
+    cases.push({
+      path: dir,
+      files: bad,
+      format: "dicom",
+      source: series.length ? `${rel}#unreadable` : rel,
+      name,
+    });
+  }
   return { cases, skipped };
 }
 

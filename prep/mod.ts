@@ -37,10 +37,12 @@ export {
   TRANSFER_SYNTAXES,
 } from "./dicom_codecs.ts";
 export {
+  brokenReason,
   type DicomFileInfo,
   type DicomSeriesGroup,
   groupDicomSeries,
   type SeriesGeometry,
+  skipReason,
   SLICE_GAP_TOLERANCE,
   sortSlices,
 } from "./dicom_series.ts";

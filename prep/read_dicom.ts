@@ -8,7 +8,7 @@ import {
   type PixelArray,
 } from "./dicom_codecs.ts";
 import { FrameDecoderPool } from "./frame_pool.ts";
-import { skipReason, sortSlices } from "./dicom_series.ts";
+import { brokenReason, skipReason, sortSlices } from "./dicom_series.ts";
 import type { LoadedImage } from "./read_nifti.ts";
 import type { Mat4, Shape3 } from "./volume.ts";
 
@@ -55,7 +55,8 @@ export async function readDicomSeries(
     } catch (e) {
       throw new SyntaxError(`${paths[i]}: ${(e as Error).message}`);
     }
-    const reason = skipReason({ path: paths[i], info, hasPixels: Boolean(ds.elements.x7fe00010) });
+    const file = { path: paths[i], info, hasPixels: Boolean(ds.elements.x7fe00010) };
+    const reason = brokenReason(file) ?? skipReason(file);
     if (reason === "localizer (scout) image") continue;
     if (reason) throw new RangeError(`${paths[i]}: ${reason}`);
     parsed.push({ path: paths[i], ds, info });

@@ -219,6 +219,69 @@ Deno.test("discovery takes one case per CT series and skips other modalities, sc
   assertEquals(found.skipped.length, 14);
 });
 
+Deno.test("files that claim a format but do not parse fail their case, never vanish", async () => {
+  await using dir = await tempDir();
+  const inp = join(dir.path, "in");
+  const write = async (sub: string, files: { name: string; bytes: Uint8Array }[]) => {
+    await Deno.mkdir(join(inp, sub), { recursive: true });
+    for (const f of files) await Deno.writeFile(join(inp, sub, f.name), f.bytes);
+  };
+  await write("good", await writeDicomSeries(phantom()));
+  // A slice cut before its pixel data (7FE0,0010), as an interrupted download leaves it.
+  const trunc = await writeDicomSeries(phantom());
+  const b = trunc[4].bytes;
+  const at = b.findIndex((x, i) => x === 0xe0 && b[i + 1] === 0x7f && b[i + 2] === 0x10);
+  trunc[4] = { ...trunc[4], bytes: b.subarray(0, at) };
+  await write("truncated", trunc);
+  // A slice whose header is garbage after the DICM magic.
+  const garbled = await writeDicomSeries(phantom());
+  const g = garbled[2].bytes.slice(0, 600);
+  for (let i = 132; i < g.length; i++) g[i] = (i * 7919) & 255;
+  garbled[2] = { ...garbled[2], bytes: g };
+  await write("garbled", garbled);
+  // An empty .dcm next to two series, and one alone.
+  await write(
+    "two",
+    (await writeDicomSeries(phantom(), { seriesNumber: 1, fileName: (i) => `A${i}.dcm` }))
+      .concat(await writeDicomSeries(phantom(), { seriesNumber: 2, fileName: (i) => `B${i}.dcm` }))
+      .concat([{ name: "empty.dcm", bytes: new Uint8Array(0) }]),
+  );
+  await write("alone", [{ name: "empty.dcm", bytes: new Uint8Array(0) }]);
+  await Deno.writeTextFile(join(inp, "broken.mhd"), "NDims = 3\nDimSize = 4 4\n");
+  await write("seg", await writeDicomSeries(phantom(), { modality: "SEG" }));
+
+  const found = await discoverInputs([inp]);
+  assertEquals(found.cases.map((c) => [c.name, c.files.length]).sort(), [
+    ["alone", 1],
+    ["broken", 1],
+    ["garbled", 12],
+    ["good", 12],
+    ["truncated", 12],
+    ["two_series1", 12],
+    ["two_series2", 12],
+    ["two_unreadable", 1],
+  ]);
+  assertEquals(found.skipped.length, 12, "the SEG files are skipped, nothing else");
+
+  const out = join(dir.path, "cache");
+  const { code, text } = await runTask(prepMain, [inp, "--out", out, "--quiet"]);
+  assertEquals(code, 1, text);
+  for (
+    const re of [
+      /FAILED .*truncated.*IM0005\.dcm: a CT image without pixel data \(truncated file\?\)/,
+      /FAILED .*garbled.*IM0003\.dcm: (no SOP class UID|Not a readable DICOM file)/,
+      /FAILED .*two.*empty\.dcm: Not a readable DICOM file/,
+      /FAILED .*alone.*empty\.dcm: Not a readable DICOM file/,
+      /FAILED .*broken\.mhd: .*MetaImage/,
+    ]
+  ) assert(re.test(text), `${re} not in:\n${text}`);
+  assertEquals((await listCases(out)).map((c) => c.name).sort(), [
+    "good",
+    "two_series1",
+    "two_series2",
+  ]);
+});
+
 Deno.test("prep caches good series and reports a broken one by name and reason", async () => {
   await using dir = await tempDir();
   const inp = join(dir.path, "dicom");
