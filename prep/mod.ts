@@ -46,7 +46,7 @@ export {
   SLICE_GAP_TOLERANCE,
   sortSlices,
 } from "./dicom_series.ts";
-export { type ReadDicomOptions, readDicomSeries } from "./read_dicom.ts";
+export { DECODE_POOL_LIMITS, type ReadDicomOptions, readDicomSeries } from "./read_dicom.ts";
 export { FrameDecoderPool } from "./frame_pool.ts";
 export {
   type DicomElement,

@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { makePhantom } from "../../prep/phantom.ts";
-import { readDicomSeries } from "../../prep/read_dicom.ts";
+import { DECODE_POOL_LIMITS, readDicomSeries } from "../../prep/read_dicom.ts";
 import { decodeFrame, extractFrame, isEncodedFrame } from "../../prep/dicom_codecs.ts";
 import { parseDicom, sliceInfo } from "../../prep/dicom_parse.ts";
 import { FrameDecoderPool } from "../../prep/frame_pool.ts";
@@ -26,6 +26,17 @@ import { assert, assertClose, assertEquals, assertRejects, runTask, tempDir } fr
 const phantom = (orientation = "LPS") =>
   makePhantom({ shape: [40, 36, 12], spacingMm: [2, 2.5, 3], orientation });
 
+/** Runs `fn` with the decoder pool started for any series size (the phantoms are small). */
+async function withPool<T>(fn: () => Promise<T>): Promise<T> {
+  const saved = DECODE_POOL_LIMITS.minPixels;
+  DECODE_POOL_LIMITS.minPixels = 0;
+  try {
+    return await fn();
+  } finally {
+    DECODE_POOL_LIMITS.minPixels = saved;
+  }
+}
+
 /** Both volumes in RAS: same shape, same affine, same values. */
 function assertSameImage(a: Volume<VoxelArray>, b: Volume<VoxelArray>) {
   const ra = orientToRas(a), rb = orientToRas(b);
@@ -41,7 +52,9 @@ for (const syntax of Object.keys(WRITE_SYNTAXES) as (keyof typeof WRITE_SYNTAXES
     for (const pixels of ["signed", "unsigned"] as const) {
       const files = await writeDicomSeries(v, { syntax, pixels });
       for (const decodeThreads of [1, 3]) {
-        const img = await readDicomSeries(files.map((f) => f.bytes), { decodeThreads });
+        const img = await withPool(() =>
+          readDicomSeries(files.map((f) => f.bytes), { decodeThreads })
+        );
         assertEquals(img.format, "dicom");
         assertEquals(img.sourceDtype, pixels === "signed" ? "int16" : "uint16");
         assertSameImage(img.volume, v);
@@ -124,11 +137,17 @@ Deno.test("a corrupt compressed frame fails the series, naming the file, in any 
   for (let i = c.length - Math.floor(c.length / 8); i < c.length - 20; i++) c[i] = (i * 7919) & 255;
   for (const decodeThreads of [1, 3]) {
     await assertRejects(
-      () => readDicomSeries(j2k, { decodeThreads, paths: j2k.map((_, k) => `IM${k + 1}.dcm`) }),
+      () =>
+        withPool(() =>
+          readDicomSeries(j2k, { decodeThreads, paths: j2k.map((_, k) => `IM${k + 1}.dcm`) })
+        ),
       /IM8\.dcm: Compressed frame is 0x0, header says 40x36/,
     );
     await assertRejects(
-      () => readDicomSeries(jls, { decodeThreads, paths: jls.map((_, k) => `IM${k + 1}.dcm`) }),
+      () =>
+        withPool(() =>
+          readDicomSeries(jls, { decodeThreads, paths: jls.map((_, k) => `IM${k + 1}.dcm`) })
+        ),
       /IM6\.dcm: JpegLSDecoder could not decode the frame/,
     );
   }
