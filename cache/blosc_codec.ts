@@ -92,6 +92,7 @@ export class NativeBloscCodec {
 
   /** Decompresses one Blosc 1 frame. */
   async decode(bytes: Uint8Array): Promise<Uint8Array> {
+    checkHeader(bytes);
     const flags = bytes[2];
     const compressor = flags >> 5;
     if ((flags & FLAG_BITSHUFFLE) || (compressor !== ZSTD_FORMAT && !(flags & FLAG_MEMCPYED))) {
@@ -117,8 +118,11 @@ export class NativeBloscCodec {
       const streams = split && bsize % typesize === 0 ? typesize : 1;
       const ssize = bsize / streams;
       for (let s = 0; s < streams; s++) {
-        const csize = view.getInt32(p, true);
+        const csize = p >= HEADER && p + 4 <= bytes.length ? view.getInt32(p, true) : -1;
         p += 4;
+        if (csize < 0 || p + csize > bytes.length) {
+          throw new SyntaxError("Corrupt Blosc chunk: a block runs past the end of the chunk");
+        }
         const part = bytes.subarray(p, p + csize);
         p += csize;
         block.set(csize === ssize ? part : zstdDecompressSync(part), s * ssize);
@@ -126,6 +130,28 @@ export class NativeBloscCodec {
       out.set(shuffled ? unshuffleBytes(block, typesize) : block, start);
     }
     return out;
+  }
+}
+
+/**
+ * Rejects bytes that cannot be a Blosc 1 chunk: too short, an unknown format version, or
+ * a compressed size (header bytes 12..15) other than the chunk's length, as a damaged or
+ * truncated file gives. Without this, such bytes could decode to garbage values.
+ */
+function checkHeader(bytes: Uint8Array): void {
+  if (bytes.length < HEADER) {
+    throw new SyntaxError(`Corrupt Blosc chunk: ${bytes.length} bytes, shorter than a header`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const cbytes = view.getUint32(12, true);
+  if (bytes[0] < 1 || bytes[0] > 4 || bytes[3] === 0 || cbytes !== bytes.length) {
+    throw new SyntaxError(
+      `Corrupt Blosc chunk: its header gives format ${bytes[0]} and ${cbytes} bytes, ` +
+        `the chunk has ${bytes.length} bytes`,
+    );
+  }
+  if (view.getUint32(4, true) > 0 && view.getUint32(8, true) === 0) {
+    throw new SyntaxError("Corrupt Blosc chunk: block size 0");
   }
 }
 

@@ -11,6 +11,8 @@ export interface CacheEntry {
   name: string;
   /** Folder of the case's Zarr array. */
   dir: string;
+  /** Why the entry cannot be read (unreadable metadata); absent when it can. */
+  error?: string;
 }
 
 async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
@@ -45,10 +47,11 @@ export async function initCache(root: string): Promise<void> {
   });
 }
 
-/** Creates the group of a dataset when missing. */
+/** Creates the group of a dataset when missing, or rewrites its metadata when damaged. */
 export async function ensureDataset(root: string, dataset: string): Promise<void> {
   if (!isValidNodeName(dataset)) throw new RangeError(`Invalid dataset name "${dataset}"`);
-  if (await readJson(join(root, dataset, "zarr.json"))) return;
+  const meta = await readJson(join(root, dataset, "zarr.json")).catch(() => undefined);
+  if (meta?.node_type === "group") return;
   await zarr.create(zarr.root(new FileSystemStore(root)).resolve(dataset), {
     attributes: { dataset },
   });
@@ -60,7 +63,8 @@ export async function cachedFingerprint(
   dataset: string,
   name: string,
 ): Promise<string | undefined> {
-  const meta = await readJson(join(root, dataset, name, "zarr.json"));
+  // Unreadable metadata (a damaged copy) counts as no case: the run rebuilds it.
+  const meta = await readJson(join(root, dataset, name, "zarr.json")).catch(() => undefined);
   const attrs = meta?.attributes as Record<string, unknown> | undefined;
   return typeof attrs?.fingerprint === "string" ? attrs.fingerprint : undefined;
 }
@@ -130,20 +134,41 @@ export async function publishCase(
   if (replaced) await Deno.remove(old, { recursive: true });
 }
 
-/** Lists the cases of a cache, dataset by dataset, in name order. */
+/**
+ * Lists the cases of a cache, dataset by dataset, in name order. An entry whose metadata
+ * cannot be read is listed with `error` (a dataset group's with an empty `name`). Throws
+ * naming the folder when it does not exist or is not a cache (no Zarr group at its root).
+ */
 export async function listCases(root: string): Promise<CacheEntry[]> {
+  const rootMeta = await readJson(join(root, "zarr.json"));
+  if (rootMeta?.node_type !== "group") {
+    const exists = await Deno.stat(root).then(() => true, () => false);
+    throw new Deno.errors.NotFound(
+      exists
+        ? `${root} is not a VoCo cache (no Zarr group zarr.json at its root)`
+        : `Cache ${root} does not exist`,
+    );
+  }
   const out: CacheEntry[] = [];
   const datasets = (await Array.fromAsync(Deno.readDir(root)))
     .filter((e) => e.isDirectory && e.name !== STAGING_DIR).map((e) => e.name).sort();
+  // A damaged entry is listed with its error, so one bad file cannot hide the others.
+  const read = (path: string) =>
+    readJson(path).then(
+      (meta) => ({ meta, error: undefined }),
+      (e: Error) => ({ meta: undefined, error: e.message }),
+    );
   for (const dataset of datasets) {
-    const meta = await readJson(join(root, dataset, "zarr.json"));
-    if (meta?.node_type !== "group") continue;
+    const group = await read(join(root, dataset, "zarr.json"));
+    if (group.error) out.push({ dataset, name: "", dir: join(root, dataset), error: group.error });
+    if (group.meta?.node_type !== "group") continue;
     const names = (await Array.fromAsync(Deno.readDir(join(root, dataset))))
       .filter((e) => e.isDirectory).map((e) => e.name).sort();
     for (const name of names) {
       const dir = join(root, dataset, name);
-      const m = await readJson(join(dir, "zarr.json"));
-      if (m?.node_type === "array") out.push({ dataset, name, dir });
+      const { meta, error } = await read(join(dir, "zarr.json"));
+      if (error) out.push({ dataset, name, dir, error });
+      else if (meta?.node_type === "array") out.push({ dataset, name, dir });
     }
   }
   return out;

@@ -50,7 +50,17 @@ export async function readCase(
 ): Promise<Volume<Float32Array> & { attributes: CaseAttributes }> {
   registerCodecs();
   const arr = await zarr.open.v3(new zarr.Location(store, path), { kind: "array" });
-  const chunk = await zarr.get(arr);
+  let chunk;
+  try {
+    chunk = await zarr.get(arr);
+  } catch (e) {
+    // zarrita does not say which array failed: name the case.
+    if (e instanceof Error) {
+      const cause = e.cause instanceof Error ? `: ${e.cause.message}` : "";
+      e.message = `Case ${path}: ${e.message}${cause}`;
+    }
+    throw e;
+  }
   const attributes = arr.attrs as unknown as CaseAttributes;
   return {
     data: dequantize(chunk.data as ArrayLike<number>, {

@@ -60,21 +60,29 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const cases = await listCases(root);
-  let total = 0;
-  console.log(`${root}: ${cases.length} case(s)`);
+  let total = 0, broken = 0;
+  console.log(`${root}: ${cases.filter((c) => c.name).length} case(s)`);
   for (const c of cases) {
-    const a = await readCaseAttributes(store, `/${c.dataset}/${c.name}`);
-    const meta = JSON.parse(await Deno.readTextFile(join(c.dir, "zarr.json")));
-    const bytes = await dirBytes(c.dir);
-    total += bytes;
-    console.log(
-      `  ${c.dataset}/${c.name}  ${meta.shape.join("x")}  ${
-        a.spacing.map((s) => s.toFixed(2)).join("x")
-      } mm  ${meta.data_type}  ${formatBytes(bytes)}  ${a.recipe.name}  <- ${a.source}`,
-    );
+    const label = c.name ? `${c.dataset}/${c.name}` : `${c.dataset} (dataset group)`;
+    try {
+      if (c.error) throw new Error(c.error);
+      const a = await readCaseAttributes(store, `/${c.dataset}/${c.name}`);
+      const meta = JSON.parse(await Deno.readTextFile(join(c.dir, "zarr.json")));
+      const bytes = await dirBytes(c.dir);
+      total += bytes;
+      console.log(
+        `  ${label}  ${meta.shape.join("x")}  ${
+          a.spacing.map((s: number) => s.toFixed(2)).join("x")
+        } mm  ${meta.data_type}  ${formatBytes(bytes)}  ${a.recipe.name}  <- ${a.source}`,
+      );
+    } catch (e) {
+      broken++;
+      console.log(`  BROKEN ${label}: ${(e as Error).message}`);
+    }
   }
-  console.log(`total ${formatBytes(total)}`);
-  return 0;
+  console.log(`total ${formatBytes(total)}` + (broken ? `; ${broken} broken` : ""));
+  return broken ? 1 : 0;
 }
 
 if (import.meta.main) await runMain("cache", main);
+export { main };

@@ -1,0 +1,73 @@
+// A damaged cache: every entry that can be read is still listed, prep rebuilds what is
+// damaged, and a damaged chunk fails its read with the case and the reason.
+import { join } from "node:path";
+import { FileSystemStore } from "@zarrita/storage";
+import { makePhantom } from "../../prep/phantom.ts";
+import { writeNifti } from "../../prep/write_nifti.ts";
+import { listCases } from "../../cache/cache_dir.ts";
+import { readCase } from "../../cache/read_case.ts";
+import { main as cacheMain } from "../../tasks/cache.ts";
+import { main as prepMain } from "../../tasks/prep.ts";
+import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
+
+async function preppedCache(dir: string): Promise<{ inputs: string; out: string }> {
+  const inputs = join(dir, "in"), out = join(dir, "cache");
+  await Deno.mkdir(inputs);
+  for (const name of ["a", "b"]) {
+    await Deno.writeFile(
+      join(inputs, `${name}.nii.gz`),
+      writeNifti(makePhantom({ shape: [40, 36, 30] })),
+    );
+  }
+  const { code, text } = await runTask(prepMain, [
+    inputs,
+    "--out",
+    out,
+    "--quiet",
+    "--dataset-name",
+    "ds",
+  ]);
+  assertEquals(code, 0, text);
+  return { inputs, out };
+}
+
+Deno.test("listCases() names a folder that is no cache, or missing", async () => {
+  await using dir = await tempDir();
+  await assertRejects(() => listCases(dir.path), /is not a VoCo cache \(no Zarr group/);
+  await assertRejects(() => listCases(join(dir.path, "nope")), /Cache .*nope does not exist/);
+});
+
+Deno.test("damaged metadata: inspect lists the rest and exits 1; prep rebuilds it", async () => {
+  await using dir = await tempDir();
+  const { inputs, out } = await preppedCache(dir.path);
+  await Deno.writeTextFile(join(out, "ds", "a", "zarr.json"), "{trunc");
+  const listed = await listCases(out);
+  assertEquals(listed.map((c) => [c.name, Boolean(c.error)]), [["a", true], ["b", false]]);
+  const inspect = await runTask(cacheMain, ["inspect", out]);
+  assertEquals(inspect.code, 1, inspect.text);
+  assert(/BROKEN ds\/a: Unreadable Zarr metadata .*zarr\.json/.test(inspect.text), inspect.text);
+  assert(/ {2}ds\/b {2}\d+x\d+x\d+ {2}/.test(inspect.text), inspect.text);
+
+  // The dataset group's metadata damaged too: prep rewrites it and rebuilds case a only.
+  await Deno.writeTextFile(join(out, "ds", "zarr.json"), "");
+  const again = await runTask(prepMain, [inputs, "--out", out, "--dataset-name", "ds"]);
+  assertEquals(again.code, 0, again.text);
+  assert(/1 written, 1 unchanged, 0 failed/.test(again.text), again.text);
+  const clean = await runTask(cacheMain, ["inspect", out]);
+  assertEquals(clean.code, 0, clean.text);
+  assert(!clean.text.includes("BROKEN"), clean.text);
+});
+
+Deno.test("a truncated chunk fails the read, naming the case and the reason", async () => {
+  await using dir = await tempDir();
+  const { out } = await preppedCache(dir.path);
+  const chunk = join(out, "ds", "b", "c", "0", "0", "0");
+  const bytes = await Deno.readFile(chunk);
+  await Deno.writeFile(chunk, bytes.subarray(0, bytes.length >> 1));
+  const store = new FileSystemStore(out);
+  await readCase(store, "/ds/a");
+  await assertRejects(
+    () => readCase(store, "/ds/b"),
+    /Case \/ds\/b: .*Corrupt Blosc chunk: its header gives format 2 and \d+ bytes, the chunk has \d+ bytes/,
+  );
+});
