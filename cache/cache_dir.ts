@@ -29,6 +29,8 @@ async function readJson(path: string): Promise<Record<string, unknown> | undefin
  * holds other files, so a typo in `--out` cannot scatter a cache into a home folder.
  */
 export async function initCache(root: string): Promise<void> {
+  const info = await Deno.stat(root).catch(() => undefined);
+  if (info && !info.isDirectory) throw new TypeError(`${root} is a file, not a cache folder`);
   await Deno.mkdir(root, { recursive: true });
   const meta = await readJson(join(root, "zarr.json"));
   if (meta) {

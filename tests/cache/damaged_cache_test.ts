@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { makePhantom } from "../../prep/phantom.ts";
 import { writeNifti } from "../../prep/write_nifti.ts";
-import { listCases } from "../../cache/cache_dir.ts";
+import { initCache, listCases } from "../../cache/cache_dir.ts";
 import { readCase } from "../../cache/read_case.ts";
 import { main as cacheMain } from "../../tasks/cache.ts";
 import { main as prepMain } from "../../tasks/prep.ts";
@@ -31,8 +31,14 @@ async function preppedCache(dir: string): Promise<{ inputs: string; out: string 
   return { inputs, out };
 }
 
-Deno.test("listCases() names a folder that is no cache, or missing", async () => {
+Deno.test("listCases() and initCache() name a folder that is no cache, missing, or a file", async () => {
   await using dir = await tempDir();
+  await Deno.writeTextFile(join(dir.path, "file"), "x");
+  await assertRejects(
+    () => initCache(join(dir.path, "file")),
+    /file is a file, not a cache folder/,
+  );
+  await assertRejects(() => initCache(dir.path), /is not empty and not a cache \(found "file"\)/);
   await assertRejects(() => listCases(dir.path), /is not a VoCo cache \(no Zarr group/);
   await assertRejects(() => listCases(join(dir.path, "nope")), /Cache .*nope does not exist/);
 });
