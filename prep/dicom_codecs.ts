@@ -99,15 +99,43 @@ function typed(bytes: Uint8Array, info: FrameInfo, bigEndian = false): PixelArra
   if (bigEndian && size > 1) {
     for (let i = 0; i < own.length; i += size) own.subarray(i, i + size).reverse();
   }
+  let pixels: PixelArray;
   switch (info.bitsAllocated) {
     case 8:
-      return signed ? new Int8Array(own.buffer) : own;
+      pixels = signed ? new Int8Array(own.buffer) : own;
+      break;
     case 16:
-      return signed ? new Int16Array(own.buffer) : new Uint16Array(own.buffer);
+      pixels = signed ? new Int16Array(own.buffer) : new Uint16Array(own.buffer);
+      break;
     case 32:
-      return signed ? new Int32Array(own.buffer) : new Uint32Array(own.buffer);
+      pixels = signed ? new Int32Array(own.buffer) : new Uint32Array(own.buffer);
+      break;
+    default:
+      throw new RangeError(`Bits allocated ${info.bitsAllocated} is not supported (8, 16 or 32)`);
   }
-  throw new RangeError(`Bits allocated ${info.bitsAllocated} is not supported (8, 16 or 32)`);
+  applyBitsStored(pixels, info);
+  return pixels;
+}
+
+/**
+ * Makes the bits above Bits Stored carry no value, in place, as DICOM PS3.5 §8.1.1 asks
+ * ("receiving applications may not assume anything about the contents of unused bits"):
+ * unsigned values are masked, signed ones sign-extended from their high bit. This clears
+ * overlay bits that old scanners left in the pixel words, and reads 12-bit signed data
+ * that a writer (or a codec blind to the sign: JPEG-LS, some JPEG 2000 encoders) did not
+ * sign-extend. A no-op for data that follows the standard. pydicom (3.0 on), GDCM and
+ * dcm2niix do the same.
+ */
+export function applyBitsStored(pixels: PixelArray, info: FrameInfo): void {
+  const stored = info.bitsStored, allocated = info.bitsAllocated;
+  if (!(stored > 0 && stored < allocated)) return;
+  if (info.pixelRepresentation === 1) {
+    const shift = 32 - stored;
+    for (let i = 0; i < pixels.length; i++) pixels[i] = (pixels[i] << shift) >> shift;
+  } else {
+    const mask = 2 ** stored - 1;
+    for (let i = 0; i < pixels.length; i++) pixels[i] = pixels[i] & mask;
+  }
 }
 
 /** Encodings whose frames are compressed and decoded by a codec. */
@@ -116,7 +144,7 @@ export type CompressedEncoding = Exclude<PixelEncoding, "native" | "native-big-e
 /** The header fields a frame decoder needs: plain data, so it can be posted to a worker. */
 export type FrameInfo = Pick<
   DicomSliceInfo,
-  "rows" | "columns" | "bitsAllocated" | "pixelRepresentation"
+  "rows" | "columns" | "bitsAllocated" | "bitsStored" | "pixelRepresentation"
 >;
 
 /** One compressed frame, extracted from its file, with how to decode it. */
@@ -161,11 +189,11 @@ export function extractFrame(ds: DicomDataSet, info: DicomSliceInfo): PixelArray
     0,
     element.fragments.length,
   );
-  const { rows, columns, bitsAllocated, pixelRepresentation } = info;
+  const { rows, columns, bitsAllocated, bitsStored, pixelRepresentation } = info;
   return {
     encoding: syntax.encoding,
     bytes,
-    info: { rows, columns, bitsAllocated, pixelRepresentation },
+    info: { rows, columns, bitsAllocated, bitsStored, pixelRepresentation },
   };
 }
 

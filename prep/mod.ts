@@ -24,6 +24,7 @@ export {
   sliceInfo,
 } from "./dicom_parse.ts";
 export {
+  applyBitsStored,
   type CompressedEncoding,
   decodeFrame,
   decodePixels,

@@ -23,6 +23,7 @@ Deno.test("mod.ts exports exactly the documented public API", () => {
     "STOCK_ATTENTION_LIMITS",
     "TRANSFER_SYNTAXES",
     "WRITE_SYNTAXES",
+    "applyBitsStored",
     "applyRecipe",
     "axisOrientation",
     "brokenReason",

@@ -3,7 +3,12 @@ import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { makePhantom } from "../../prep/phantom.ts";
 import { DECODE_POOL_LIMITS, readDicomSeries } from "../../prep/read_dicom.ts";
-import { decodeFrame, extractFrame, isEncodedFrame } from "../../prep/dicom_codecs.ts";
+import {
+  applyBitsStored,
+  decodeFrame,
+  extractFrame,
+  isEncodedFrame,
+} from "../../prep/dicom_codecs.ts";
 import { parseDicom, sliceInfo } from "../../prep/dicom_parse.ts";
 import { FrameDecoderPool } from "../../prep/frame_pool.ts";
 import {
@@ -121,6 +126,47 @@ Deno.test("readDicomSeries() rejects bad series, naming the files and the reason
   await assertRejects(() => read([files[0], new TextEncoder().encode("hello")]), /file 1|IM1/);
   const pet = await writeDicomSeries(v, { modality: "PT" });
   await assertRejects(() => read(pet.map((f) => f.bytes)), /modality PT, not CT/);
+});
+
+Deno.test("applyBitsStored() masks unsigned and sign-extends signed values (PS3.5 8.1.1)", () => {
+  const info = { rows: 1, columns: 4, bitsAllocated: 16, bitsStored: 12 };
+  const u = new Uint16Array([0xf123, 0x0fff, 0x8000, 5]);
+  applyBitsStored(u, { ...info, pixelRepresentation: 0 });
+  assertEquals([...u], [0x123, 0xfff, 0, 5]);
+  // -1000 as 12-bit two's complement without sign extension (0x0c18), and with garbage.
+  const s = new Int16Array([0x0c18, 0x7c18, -1000, 2047]);
+  applyBitsStored(s, { ...info, pixelRepresentation: 1 });
+  assertEquals([...s], [-1000, -1000, -1000, 2047]);
+  const full = new Int16Array([-30000]);
+  applyBitsStored(full, { ...info, bitsStored: 16, pixelRepresentation: 1 });
+  assertEquals([...full], [-30000]);
+});
+
+Deno.test("readDicomSeries() ignores the unused high bits of 12-bit pixels", async () => {
+  const v = phantom();
+  for (const pixels of ["signed", "unsigned"] as const) {
+    const files = await writeDicomSeries(v, {
+      pixels,
+      extraElements: [
+        { tag: 0x00280101, vr: "US", value: [12] },
+        { tag: 0x00280102, vr: "US", value: [11] },
+      ],
+    });
+    // Native pixel data ends the file: put garbage (overlay bits) above bit 11, and for
+    // signed data drop the sign extension too.
+    const bytes = files.map((f) => {
+      const b = f.bytes.slice();
+      const n = v.data.length / v.shape[2];
+      const words = new DataView(b.buffer, b.length - 2 * n);
+      for (let i = 0; i < n; i++) {
+        const w = words.getUint16(2 * i, true);
+        words.setUint16(2 * i, (w & 0x0fff) | (i % 3 === 0 ? 0xa000 : 0), true);
+      }
+      return b;
+    });
+    const img = await readDicomSeries(bytes);
+    assertSameImage(img.volume, v);
+  }
 });
 
 Deno.test("a corrupt compressed frame fails the series, naming the file, in any thread", async () => {
