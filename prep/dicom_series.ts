@@ -50,11 +50,24 @@ export function brokenReason(f: DicomFileInfo): string | undefined {
   return undefined;
 }
 
-/** Why a file is not an image slice of a CT volume, or `undefined` when it is one. */
+/**
+ * Why a file is not an image slice of a CT volume, or `undefined` when it is one: no
+ * pixel data, another modality, a localizer, a colour image (a dose screenshot), or an
+ * image of another SOP class without a place in space (a secondary capture such as a
+ * scanner's patient-protocol page, which carries modality CT).
+ */
 export function skipReason(f: DicomFileInfo): string | undefined {
+  const i = f.info;
   if (!f.hasPixels) return "no pixel data (not an image)";
-  if (f.info.modality !== "CT") return `modality ${f.info.modality || "missing"}, not CT`;
-  if (f.info.imageType.includes("LOCALIZER")) return "localizer (scout) image";
+  if (i.modality !== "CT") return `modality ${i.modality || "missing"}, not CT`;
+  if (i.imageType.includes("LOCALIZER")) return "localizer (scout) image";
+  if (i.samplesPerPixel !== 1) {
+    return `colour image (${i.samplesPerPixel} samples per pixel), not a CT slice`;
+  }
+  if (!CT_IMAGE_SOP_CLASSES.has(i.sopClass) && (!i.position || !i.orientation)) {
+    return `SOP class ${i.sopClass || "missing"} without ImagePositionPatient/` +
+      `ImageOrientationPatient (a secondary capture), not a CT slice`;
+  }
   return undefined;
 }
 

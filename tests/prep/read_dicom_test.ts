@@ -284,6 +284,44 @@ Deno.test("discovery takes one case per CT series and skips other modalities, sc
   assertEquals(found.skipped.length, 14);
 });
 
+Deno.test("prep skips a study's screenshots: protocol pages and colour dose reports", async () => {
+  await using dir = await tempDir();
+  const study = join(dir.path, "study");
+  await Deno.mkdir(join(study, "ct"), { recursive: true });
+  for (const f of await writeDicomSeries(phantom())) {
+    await Deno.writeFile(join(study, "ct", f.name), f.bytes);
+  }
+  const page = (samples: number) => {
+    const sc = "1.2.840.10008.5.1.4.1.1.7";
+    return writeDicomFile(
+      [
+        { tag: 0x00080008, vr: "CS", value: "DERIVED\\SECONDARY\\OTHER" },
+        { tag: 0x00080016, vr: "UI", value: sc },
+        { tag: 0x00080060, vr: "CS", value: "CT" },
+        { tag: 0x0020000e, vr: "UI", value: newUid() },
+        { tag: 0x00280002, vr: "US", value: [samples] },
+        { tag: 0x00280010, vr: "US", value: [4] },
+        { tag: 0x00280011, vr: "US", value: [4] },
+        { tag: 0x00280100, vr: "US", value: [8] },
+        { tag: 0x7fe00010, vr: "OB", value: new Uint8Array(16 * samples) },
+      ],
+      "1.2.840.10008.1.2.1",
+      sc,
+      newUid(),
+    );
+  };
+  await Deno.writeFile(join(study, "protocol.dcm"), page(1));
+  await Deno.writeFile(join(study, "dose.dcm"), page(3));
+  const found = await discoverInputs([study]);
+  assertEquals(found.cases.map((c) => c.name), ["ct"]);
+  assertEquals(found.skipped.map((s) => s.reason.split(" (")[0].split(" without")[0]).sort(), [
+    "SOP class 1.2.840.10008.5.1.4.1.1.7",
+    "colour image",
+  ]);
+  const { code, text } = await runTask(prepMain, [study, "--out", join(dir.path, "c"), "--quiet"]);
+  assertEquals(code, 0, text);
+});
+
 Deno.test("files that claim a format but do not parse fail their case, never vanish", async () => {
   await using dir = await tempDir();
   const inp = join(dir.path, "in");
