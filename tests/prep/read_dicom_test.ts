@@ -31,6 +31,14 @@ import { assert, assertClose, assertEquals, assertRejects, runTask, tempDir } fr
 const phantom = (orientation = "LPS") =>
   makePhantom({ shape: [40, 36, 12], spacingMm: [2, 2.5, 3], orientation });
 
+type NamedBytes = { name: string; bytes: Uint8Array };
+
+/** Writes files into `dir`, created as needed. */
+async function writeFiles(dir: string, files: readonly NamedBytes[]): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  for (const f of files) await Deno.writeFile(join(dir, f.name), f.bytes);
+}
+
 /** Runs `fn` with the decoder pool started for any series size (the phantoms are small). */
 async function withPool<T>(fn: () => Promise<T>): Promise<T> {
   const saved = DECODE_POOL_LIMITS.minPixels;
@@ -251,10 +259,7 @@ Deno.test("readDicomSeries() names an unsupported transfer syntax", async () => 
 Deno.test("discovery takes one case per CT series and skips other modalities, scouts and junk", async () => {
   await using dir = await tempDir();
   const root = join(dir.path, "patient1");
-  const write = async (sub: string, files: { name: string; bytes: Uint8Array }[]) => {
-    await Deno.mkdir(join(root, sub), { recursive: true });
-    for (const f of files) await Deno.writeFile(join(root, sub, f.name), f.bytes);
-  };
+  const write = (sub: string, files: NamedBytes[]) => writeFiles(join(root, sub), files);
   const studyUid = newUid();
   await write("ct_a", await writeDicomSeries(phantom(), { studyUid, seriesNumber: 2 }));
   // Two series in one folder, files without the .dcm suffix.
@@ -287,10 +292,7 @@ Deno.test("discovery takes one case per CT series and skips other modalities, sc
 Deno.test("prep skips a study's screenshots: protocol pages and colour dose reports", async () => {
   await using dir = await tempDir();
   const study = join(dir.path, "study");
-  await Deno.mkdir(join(study, "ct"), { recursive: true });
-  for (const f of await writeDicomSeries(phantom())) {
-    await Deno.writeFile(join(study, "ct", f.name), f.bytes);
-  }
+  await writeFiles(join(study, "ct"), await writeDicomSeries(phantom()));
   const page = (samples: number) => {
     const sc = "1.2.840.10008.5.1.4.1.1.7";
     return writeDicomFile(
@@ -325,10 +327,7 @@ Deno.test("prep skips a study's screenshots: protocol pages and colour dose repo
 Deno.test("files that claim a format but do not parse fail their case, never vanish", async () => {
   await using dir = await tempDir();
   const inp = join(dir.path, "in");
-  const write = async (sub: string, files: { name: string; bytes: Uint8Array }[]) => {
-    await Deno.mkdir(join(inp, sub), { recursive: true });
-    for (const f of files) await Deno.writeFile(join(inp, sub, f.name), f.bytes);
-  };
+  const write = (sub: string, files: NamedBytes[]) => writeFiles(join(inp, sub), files);
   await write("good", await writeDicomSeries(phantom()));
   // A slice cut before its pixel data (7FE0,0010), as an interrupted download leaves it.
   const trunc = await writeDicomSeries(phantom());
@@ -389,10 +388,7 @@ Deno.test("prep caches good series and reports a broken one by name and reason",
   await using dir = await tempDir();
   const inp = join(dir.path, "dicom");
   for (const [sub, syntax] of [["good", "jpeg2000"], ["broken", "rle"]] as const) {
-    await Deno.mkdir(join(inp, sub), { recursive: true });
-    for (const f of await writeDicomSeries(phantom(), { syntax })) {
-      await Deno.writeFile(join(inp, sub, f.name), f.bytes);
-    }
+    await writeFiles(join(inp, sub), await writeDicomSeries(phantom(), { syntax }));
   }
   await Deno.remove(join(inp, "broken", "IM0005.dcm"));
   const out = join(dir.path, "cache");
