@@ -28,6 +28,8 @@ export {
 export { chunkCodecs, type WritableStore, writeCase, type WriteCaseOptions } from "./write_case.ts";
 export {
   type CaseAttributes,
+  type OpenCase,
+  openCase,
   type ReadableStore,
   readCase,
   readCaseAttributes,

@@ -40,6 +40,94 @@ export async function readCaseAttributes(
   return arr.attrs as unknown as CaseAttributes;
 }
 
+/** A cached case opened once for many reads (its metadata parsed, its codecs ready). */
+export interface OpenCase {
+  /** The case's path in the store, e.g. `/btcv/img0001`. */
+  path: `/${string}`;
+  /** Array shape, in the cache's axis order (RAS voxel order). */
+  shape: Shape3;
+  /** The case's attributes. */
+  attributes: CaseAttributes;
+  /** The whole case as a float32 volume (quantised values decoded). */
+  read(): Promise<Volume<Float32Array>>;
+  /**
+   * The box of `size` voxels starting at voxel `start` as a float32 volume, its affine
+   * moved to the box's first voxel; only the chunks the box touches are read. Throws a
+   * `RangeError` naming the case when the box leaves the array.
+   */
+  readCrop(start: Shape3, size: Shape3): Promise<Volume<Float32Array>>;
+}
+
+/**
+ * Opens a cached case for reading: the whole volume or crops of it (what a pre-training
+ * sampler does, many times per case).
+ *
+ * @example
+ * ```ts
+ * const c = await openCase(new FileSystemStore("cache"), "/btcv/img0001");
+ * const crop = await c.readCrop([0, 0, 0], [96, 96, 96]);
+ * ```
+ */
+export async function openCase(store: ReadableStore, path: `/${string}`): Promise<OpenCase> {
+  registerCodecs();
+  const arr = await zarr.open.v3(new zarr.Location(store, path), { kind: "array" });
+  const attributes = arr.attrs as unknown as CaseAttributes;
+  const shape = arr.shape as Shape3;
+  // An array written without our attributes (a foreign Zarr array) gets voxel coordinates.
+  const affine: Mat4 = attributes.affine ??
+    [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]];
+  const get = async (selection: (zarr.Slice | null)[] | null) => {
+    try {
+      return await zarr.get(arr, selection);
+    } catch (e) {
+      // zarrita does not say which array failed: name the case.
+      if (e instanceof Error) {
+        const cause = e.cause instanceof Error ? `: ${e.cause.message}` : "";
+        e.message = `Case ${path}: ${e.message}${cause}`;
+      }
+      throw e;
+    }
+  };
+  const decode = (data: unknown) =>
+    dequantize(data as ArrayLike<number>, {
+      scaleFactor: attributes.scale_factor,
+      addOffset: attributes.add_offset,
+    });
+  return {
+    path,
+    shape,
+    attributes,
+    async read() {
+      const chunk = await get(null);
+      return { data: decode(chunk.data), shape, affine };
+    },
+    async readCrop(start, size) {
+      for (let a = 0; a < 3; a++) {
+        if (
+          !Number.isInteger(start[a]) || !Number.isInteger(size[a]) || start[a] < 0 ||
+          size[a] < 1 || start[a] + size[a] > shape[a]
+        ) {
+          throw new RangeError(
+            `Case ${path}: crop at [${start}] of size [${size}] leaves the array ` +
+              `(shape [${shape}])`,
+          );
+        }
+      }
+      const chunk = await get(start.map((s, a) => zarr.slice(s, s + size[a])));
+      // The crop's first voxel is voxel `start` of the case.
+      const moved = affine.map((row, r) =>
+        r === 3 ? [...row] : [
+          row[0],
+          row[1],
+          row[2],
+          row[3] + row[0] * start[0] + row[1] * start[1] + row[2] * start[2],
+        ]
+      ) as Mat4;
+      return { data: decode(chunk.data), shape: [...size] as Shape3, affine: moved };
+    },
+  };
+}
+
 /**
  * Reads a cached case as a float32 volume in RAS (quantised values decoded with the
  * stored `scale_factor`/`add_offset`).
@@ -48,27 +136,6 @@ export async function readCase(
   store: ReadableStore,
   path: `/${string}`,
 ): Promise<Volume<Float32Array> & { attributes: CaseAttributes }> {
-  registerCodecs();
-  const arr = await zarr.open.v3(new zarr.Location(store, path), { kind: "array" });
-  let chunk;
-  try {
-    chunk = await zarr.get(arr);
-  } catch (e) {
-    // zarrita does not say which array failed: name the case.
-    if (e instanceof Error) {
-      const cause = e.cause instanceof Error ? `: ${e.cause.message}` : "";
-      e.message = `Case ${path}: ${e.message}${cause}`;
-    }
-    throw e;
-  }
-  const attributes = arr.attrs as unknown as CaseAttributes;
-  return {
-    data: dequantize(chunk.data as ArrayLike<number>, {
-      scaleFactor: attributes.scale_factor,
-      addOffset: attributes.add_offset,
-    }),
-    shape: arr.shape as Shape3,
-    affine: attributes.affine,
-    attributes,
-  };
+  const c = await openCase(store, path);
+  return { ...await c.read(), attributes: c.attributes };
 }

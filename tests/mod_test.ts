@@ -69,6 +69,7 @@ Deno.test("mod.ts exports exactly the documented public API", () => {
     "makePhantom",
     "metaImageDataFile",
     "newUid",
+    "openCase",
     "orientToRas",
     "orientationCode",
     "orientedAffine",

@@ -2,12 +2,12 @@ import Blosc from "numcodecs/blosc";
 import { NativeBloscCodec, shuffleBytes, unshuffleBytes } from "../../cache/blosc_codec.ts";
 import { NativeZstdCodec } from "../../cache/zstd_codec.ts";
 import { writeCase } from "../../cache/write_case.ts";
-import { readCase } from "../../cache/read_case.ts";
+import { openCase, readCase } from "../../cache/read_case.ts";
 import { storageEncoding } from "../../cache/quantize.ts";
 import { COMPRESSORS } from "../../cache/format.ts";
 import { makePhantom } from "../../prep/phantom.ts";
 import { scaleIntensityRange } from "../../prep/window.ts";
-import { assert, assertEquals } from "../_helpers.ts";
+import { assert, assertEquals, assertRejects } from "../_helpers.ts";
 
 function sample(n: number): Uint8Array {
   const u = new Uint16Array(n);
@@ -83,6 +83,36 @@ Deno.test("writeCase() and readCase() round-trip within half a quantisation step
       if (dtype === "uint16") assertEquals(meta.attributes.scale_factor, 1 / 425);
     }
   }
+});
+
+Deno.test("openCase().readCrop() reads a box of the case with its moved affine", async () => {
+  const v = scaleIntensityRange(makePhantom({ shape: [40, 30, 20] }), { windowHu: [-175, 250] });
+  const affine = [[0, 0, 1.5, -10], [0, -2, 0, 20], [1.25, 0, 0, 5], [0, 0, 0, 1]];
+  const store = new Map<string, Uint8Array>();
+  const encoding = storageEncoding("uint16", [0, 1], { windowWidthHu: 425 });
+  await writeCase(store, "/case", v, { encoding, chunk: 16, attributes: { affine } });
+  const c = await openCase(store, "/case");
+  assertEquals(c.shape, [40, 30, 20]);
+  const whole = await c.read();
+  const start = [7, 13, 2] as [number, number, number], size = [20, 17, 18] as typeof start;
+  const crop = await c.readCrop(start, size);
+  assertEquals(crop.shape, size);
+  for (let x = 0; x < size[0]; x++) {
+    for (let y = 0; y < size[1]; y++) {
+      for (let z = 0; z < size[2]; z++) {
+        const a = crop.data[(x * size[1] + y) * size[2] + z];
+        const b = whole.data[((x + start[0]) * 30 + y + start[1]) * 20 + z + start[2]];
+        if (a !== b) throw new Error(`voxel ${[x, y, z]}: ${a} != ${b}`);
+      }
+    }
+  }
+  // The crop's voxel 0 is the case's voxel `start`, in world coordinates.
+  assertEquals(crop.affine.map((r) => r[3]), [-10 + 1.5 * 2, 20 - 2 * 13, 5 + 1.25 * 7, 1]);
+  await assertRejects(
+    () => c.readCrop([30, 0, 0], [16, 16, 16]),
+    /Case \/case: crop at \[30,0,0\]/,
+  );
+  await assertRejects(() => c.readCrop([0, 0, 0], [0, 16, 16]), /leaves the array/);
 });
 
 Deno.test("blosc-lz4 chunks are c-blosc frames (lz4, shuffled) that c-blosc decodes", async () => {
