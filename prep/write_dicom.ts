@@ -24,6 +24,7 @@ export const WRITE_SYNTAXES = {
   "jpeg-lossless": "1.2.840.10008.1.2.4.70",
   "jpeg-ls": "1.2.840.10008.1.2.4.80",
   "jpeg2000": "1.2.840.10008.1.2.4.90",
+  "htj2k": "1.2.840.10008.1.2.4.201",
 } as const;
 
 /** Options of {@linkcode writeDicomSeries}. */
@@ -71,9 +72,18 @@ interface WasmEncoder {
   delete(): void;
 }
 type EncoderCodec = Record<string, new () => WasmEncoder>;
-async function wasmEncoder(which: "jpeg2000" | "jpeg-ls"): Promise<EncoderCodec> {
+/** The WebAssembly encoder class of each syntax encoded by a codec. */
+const ENCODERS = {
+  "jpeg2000": "J2KEncoder",
+  "htj2k": "HTJ2KEncoder",
+  "jpeg-ls": "JpegLSEncoder",
+} as const;
+
+async function wasmEncoder(which: keyof typeof ENCODERS): Promise<EncoderCodec> {
   const m = which === "jpeg2000"
     ? await import("@cornerstonejs/codec-openjpeg/wasmjs")
+    : which === "htj2k"
+    ? await import("@cornerstonejs/codec-openjph/wasmjs")
     : await import("@cornerstonejs/codec-charls/wasmjs");
   const factory = m.default as (o: Record<string, unknown>) => Promise<EncoderCodec>;
   return await factory({ print: () => {}, printErr: () => {} });
@@ -105,8 +115,8 @@ export async function writeDicomSeries(
   if (Math.abs(dot) > 1e-6) throw new RangeError("Axes 0 and 1 must be orthogonal to form slices");
   const seriesUid = options.seriesUid ?? newUid();
   const studyUid = options.studyUid ?? newUid();
-  const codec = syntaxName === "jpeg2000" || syntaxName === "jpeg-ls"
-    ? await wasmEncoder(syntaxName)
+  const codec = syntaxName in ENCODERS
+    ? await wasmEncoder(syntaxName as keyof typeof ENCODERS)
     : undefined;
   const ds = (x: number) => Number(x.toFixed(6)).toString();
   const files: { name: string; bytes: Uint8Array }[] = [];
@@ -132,7 +142,7 @@ export async function writeDicomSeries(
         value: encapsulate(encodeJpegLossless(raw, nr, nc, 16)),
       };
     } else if (codec) {
-      const enc = new codec[syntaxName === "jpeg2000" ? "J2KEncoder" : "JpegLSEncoder"]();
+      const enc = new codec[ENCODERS[syntaxName as keyof typeof ENCODERS]]();
       try {
         enc.getDecodedBuffer({
           width: nc,
@@ -140,6 +150,7 @@ export async function writeDicomSeries(
           bitsPerSample: 16,
           componentCount: 1,
           isSigned: signed,
+          isUsingColorTransform: false,
         }).set(le);
         enc.encode();
         pixelData = { tag: 0x7fe00010, vr: "OB", value: encapsulate(enc.getEncodedBuffer()) };

@@ -36,8 +36,8 @@ prep: builds (once, in .tmp/bench/) a clinical-size CT (512x512x270 int16, 0.7x0
 .nii.gz) by upsampling ../shared/data/ct/example_ct.nii.gz (or a phantom when absent), then
 times one case in-process stage by stage and whole runs with 1..N workers, and reports
 seconds per volume and peak RSS. Then the same volume as .mhd + .raw and as DICOM series
-(uncompressed, and JPEG 2000 lossless, decoded in 1 thread and in one per core), one case
-each in-process, against the .nii.gz.
+(uncompressed, JPEG 2000 lossless and HTJ2K lossless, the compressed ones decoded in 1
+thread and in one per core), one case each in-process, against the .nii.gz.
 
 Example:
   deno task bench prep --copies 4 --workers 1,2
@@ -164,18 +164,22 @@ async function formatCopies(
   file: string,
 ): Promise<{ label: string; path: string; decodeThreads?: number }[]> {
   const cores = navigator.hardwareConcurrency ?? 1;
-  const mhd = join(BENCH_DIR, "formats", "clinical.mhd");
-  const raw = join(BENCH_DIR, "formats", "dicom_explicit");
-  const j2k = join(BENCH_DIR, "formats", "dicom_jpeg2000");
-  const done = await Deno.stat(join(BENCH_DIR, "formats", "complete")).then(
-    () => true,
-    () => false,
-  );
-  if (!done) {
-    console.error(
-      "bench: writing the volume as .mhd and DICOM series (once; JPEG 2000 is slow) ...",
-    );
-    await Deno.mkdir(join(BENCH_DIR, "formats"), { recursive: true });
+  const dir = join(BENCH_DIR, "formats");
+  const mhd = join(dir, "clinical.mhd");
+  const series = [
+    ["explicit", "DICOM, explicit VR LE"],
+    ["jpeg2000", "DICOM, JPEG 2000 lossless"],
+    ["htj2k", "DICOM, HTJ2K lossless"],
+  ] as const;
+  // Each copy is written once, marked complete when whole (JPEG 2000 takes a minute).
+  const missing = [];
+  for (const name of ["mhd", ...series.map(([s]) => s)]) {
+    const done = await Deno.stat(join(dir, `${name}.complete`)).then(() => true, () => false);
+    if (!done) missing.push(name);
+  }
+  if (missing.length) {
+    console.error(`bench: writing the volume as ${missing.join(", ")} (once) ...`);
+    await Deno.mkdir(dir, { recursive: true });
     // Writers take axis 0 as the file's x; the reader's view is [k, j, i].
     const { volume } = readNifti(await Deno.readFile(file));
     const [nk, nj, ni] = volume.shape;
@@ -191,26 +195,35 @@ async function formatCopies(
       shape: [ni, nj, nk] as [number, number, number],
       affine: volume.affine.map((r) => [r[2], r[1], r[0], r[3]]),
     };
-    const { header, data: bytes } = writeMetaImage(v, { dataFile: "clinical.raw" });
-    await Deno.writeFile(mhd, header);
-    await Deno.writeFile(join(BENCH_DIR, "formats", "clinical.raw"), bytes!);
-    for (const [dir, syntax] of [[raw, "explicit"], [j2k, "jpeg2000"]] as const) {
-      await Deno.mkdir(dir, { recursive: true });
-      for (const f of await writeDicomSeries(v, { syntax, pixels: "unsigned" })) {
-        await Deno.writeFile(join(dir, f.name), f.bytes);
+    for (const name of missing) {
+      if (name === "mhd") {
+        const { header, data: bytes } = writeMetaImage(v, { dataFile: "clinical.raw" });
+        await Deno.writeFile(mhd, header);
+        await Deno.writeFile(join(dir, "clinical.raw"), bytes!);
+      } else {
+        const out = join(dir, `dicom_${name}`);
+        await Deno.remove(out, { recursive: true }).catch(() => {});
+        await Deno.mkdir(out, { recursive: true });
+        const syntax = name as (typeof series)[number][0];
+        for (const f of await writeDicomSeries(v, { syntax, pixels: "unsigned" })) {
+          await Deno.writeFile(join(out, f.name), f.bytes);
+        }
       }
+      await Deno.writeTextFile(join(dir, `${name}.complete`), "");
     }
-    await Deno.writeTextFile(join(BENCH_DIR, "formats", "complete"), "");
   }
-  return [
+  const copies: { label: string; path: string; decodeThreads?: number }[] = [
     { label: ".nii.gz", path: file },
     { label: ".mhd + .raw", path: mhd },
-    { label: "DICOM, explicit VR LE", path: raw },
-    { label: "DICOM, JPEG 2000 lossless", path: j2k },
-    ...(cores > 1
-      ? [{ label: `  same, ${cores} decode threads`, path: j2k, decodeThreads: cores }]
-      : []),
   ];
+  for (const [syntax, label] of series) {
+    const path = join(dir, `dicom_${syntax}`);
+    copies.push({ label, path });
+    if (syntax !== "explicit" && cores > 1) {
+      copies.push({ label: `  same, ${cores} decode threads`, path, decodeThreads: cores });
+    }
+  }
+  return copies;
 }
 
 async function benchFormats(
