@@ -3,6 +3,7 @@ import {
   discoverInputs,
   type Discovery,
   findImages,
+  type ScanProgress,
   type SourceCase,
   uniqueNames,
 } from "./discover.ts";
@@ -19,7 +20,13 @@ export interface DatasetAdapter {
   /** Whether the relative paths of a folder's first levels look like this dataset. */
   detect(paths: readonly string[]): boolean;
   /** Finds the image cases under `root` (labels and non-CT series excluded). */
-  find(root: string): Promise<Discovery>;
+  find(root: string, options?: FindOptions): Promise<Discovery>;
+}
+
+/** Options of {@linkcode DatasetAdapter.find}. */
+export interface FindOptions {
+  /** Called now and then while a large tree is scanned. */
+  onProgress?: (progress: ScanProgress) => void;
 }
 
 const first = (rel: string) => rel.split(/[\\/]/)[0];
@@ -31,10 +38,11 @@ const underLabels = (rel: string) =>
 /** Cases of a filtered scan, renamed by `name(case)`, names made unique. */
 async function scanned(
   root: string,
+  options: FindOptions | undefined,
   filter: (rel: string) => boolean,
   name: (c: SourceCase) => string = (c) => c.name,
 ): Promise<Discovery> {
-  const found = await findImages(root, { filter });
+  const found = await findImages(root, { filter, onProgress: options?.onProgress });
   return {
     cases: uniqueNames(found.cases.map((c) => ({ ...c, name: name(c) }))),
     skipped: found.skipped,
@@ -53,29 +61,36 @@ export const DATASETS: readonly DatasetAdapter[] = [
     title: "LUNA16 (LIDC-IDRI subset, MetaImage)",
     layout: "subset0/ … subset9/<seriesuid>.mhd + .raw (seg-lungs-LUNA16/ masks are ignored)",
     detect: (paths) => paths.some((p) => /^subset\d\/.+\.mhd$/i.test(p)),
-    find: (root) => scanned(root, (rel) => /^subset\d+[\\/][^\\/]+\.(mhd|mha)$/i.test(rel)),
+    find: (root, options) =>
+      scanned(root, options, (rel) => /^subset\d+[\\/][^\\/]+\.(mhd|mha)$/i.test(rel)),
   },
   {
     name: "stoic21",
     title: "STOIC2021 (COVID-19 chest CT, MetaImage)",
     layout: "data/mha/<PatientID>.mha",
     detect: (paths) => paths.some((p) => /^data\/mha\/[^/]+\.mha$/i.test(p)),
-    find: (root) => scanned(root, (rel) => /^data[\\/]mha[\\/][^\\/]+\.mha$/i.test(rel)),
+    find: (root, options) =>
+      scanned(root, options, (rel) => /^data[\\/]mha[\\/][^\\/]+\.mha$/i.test(rel)),
   },
   {
     name: "totalsegmentator",
     title: "TotalSegmentator",
     layout: "s0000/ct.nii.gz (s0000/segmentations/*.nii.gz are ignored)",
     detect: (paths) => paths.some((p) => /^s\d{4}\/ct\.nii(\.gz)?$/i.test(p)),
-    find: (root) =>
-      scanned(root, (rel) => /^s\d+[\\/]ct\.nii(\.gz)?$/i.test(rel), (c) => first(c.source)),
+    find: (root, options) =>
+      scanned(
+        root,
+        options,
+        (rel) => /^s\d+[\\/]ct\.nii(\.gz)?$/i.test(rel),
+        (c) => first(c.source),
+      ),
   },
   {
     name: "lidc",
     title: "LIDC-IDRI (TCIA DICOM)",
     layout: "LIDC-IDRI-0001/<study>/<series>/*.dcm (CT series only; DX/CR, SEG and XML ignored)",
     detect: (paths) => paths.some((p) => /^LIDC-IDRI-\d{4}(\/|$)/i.test(p)),
-    find: (root) => scanned(root, (rel) => !underLabels(rel), byPatient(root)),
+    find: (root, options) => scanned(root, options, (rel) => !underLabels(rel), byPatient(root)),
   },
   {
     name: "hnscc",
@@ -83,9 +98,10 @@ export const DATASETS: readonly DatasetAdapter[] = [
     layout: "HNSCC-01-0001/<study>/<series>/*.dcm (CT series only; PT, RTSTRUCT ignored), " +
       "or *.nii.gz",
     detect: (paths) => paths.some((p) => /^HNSCC-\d+-\d+/i.test(p)),
-    find: (root) =>
+    find: (root, options) =>
       scanned(
         root,
+        options,
         (rel) => !underLabels(rel) && !/(label|mask|seg|gtv|rtstruct)/i.test(basename(rel)),
         byPatient(root),
       ),
@@ -95,17 +111,18 @@ export const DATASETS: readonly DatasetAdapter[] = [
     title: "TCIA CT Images in COVID-19",
     layout: "volume-covid19-A-0000.nii.gz (any folder depth)",
     detect: (paths) => paths.some((p) => /(^|\/)volume-covid19-A-[^/]*\.nii(\.gz)?$/i.test(p)),
-    find: (root) =>
-      scanned(root, (rel) => /(^|[\\/])volume-covid19-A-[^\\/]*\.nii(\.gz)?$/i.test(rel)),
+    find: (root, options) =>
+      scanned(root, options, (rel) => /(^|[\\/])volume-covid19-A-[^\\/]*\.nii(\.gz)?$/i.test(rel)),
   },
   {
     name: "flare23",
     title: "FLARE23 (abdomen CT)",
     layout: "imagesTr/FLARE23_0001_0000.nii.gz (images end in _0000; labels ignored)",
     detect: (paths) => paths.some((p) => /_0000\.nii(\.gz)?$/i.test(p)),
-    find: (root) =>
+    find: (root, options) =>
       scanned(
         root,
+        options,
         (rel) => /_0000\.nii(\.gz)?$/i.test(rel) && !underLabels(rel),
         (c) => stripImageSuffix(basename(c.path)).replace(/_0000$/, ""),
       ),
@@ -115,8 +132,12 @@ export const DATASETS: readonly DatasetAdapter[] = [
     title: "BTCV (Beyond the Cranial Vault, abdomen)",
     layout: "imagesTr/img0001.nii.gz or RawData/Training/img/img0001.nii.gz (labels ignored)",
     detect: (paths) => paths.some((p) => /(^|\/)img\d+\.nii(\.gz)?$/i.test(p)),
-    find: (root) =>
-      scanned(root, (rel) => /(^|[\\/])img\d+\.nii(\.gz)?$/i.test(rel) && !underLabels(rel)),
+    find: (root, options) =>
+      scanned(
+        root,
+        options,
+        (rel) => /(^|[\\/])img\d+\.nii(\.gz)?$/i.test(rel) && !underLabels(rel),
+      ),
   },
   {
     name: "generic",
@@ -124,7 +145,7 @@ export const DATASETS: readonly DatasetAdapter[] = [
     layout: "NIfTI, MetaImage (.mha, .mhd) or DICOM anywhere below the folder " +
       "(label/mask folders ignored)",
     detect: () => true,
-    find: (root) => scanned(root, (rel) => !underLabels(rel)),
+    find: (root, options) => scanned(root, options, (rel) => !underLabels(rel)),
   },
 ];
 
@@ -134,7 +155,7 @@ export const DATALIST_ADAPTER: DatasetAdapter = {
   title: "Decathlon/VoCo datalist JSON",
   layout: '{"training": [{"image": "rel/path.nii.gz"}, ...], ...}; paths relative to the JSON',
   detect: () => false,
-  find: (root) => discoverInputs([root]),
+  find: (root, options) => discoverInputs([root], options),
 };
 
 /** Relative paths (with `/`) of the entries in the first `depth` levels of `root`. */

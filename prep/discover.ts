@@ -35,10 +35,20 @@ export interface Discovery {
   skipped: SkippedFile[];
 }
 
+/** How far a scan has come: files listed, DICOM headers read. */
+export interface ScanProgress {
+  /** Files found so far. */
+  files: number;
+  /** DICOM headers read so far. */
+  headers: number;
+}
+
 /** Options of {@linkcode discoverCases}. */
 export interface DiscoverOptions {
   /** Folder that datalist paths are relative to; default: the JSON's folder. */
   baseDir?: string;
+  /** Called now and then while a large tree is scanned (a LIDC-IDRI tree has 244k files). */
+  onProgress?: (progress: ScanProgress) => void;
 }
 
 /** Extensions never sniffed for DICOM content (data, labels, documents, archives). */
@@ -97,11 +107,14 @@ export async function discoverInputs(
     const abs = resolve(input);
     if (abs.toLowerCase().endsWith(".json") && (await statOrThrow(input)).isFile) {
       const listed = await readDatalist(abs, options.baseDir);
-      const found = await findImages(listed.base, { files: listed.paths });
+      const found = await findImages(listed.base, {
+        files: listed.paths,
+        onProgress: options.onProgress,
+      });
       cases.push(...found.cases);
       skipped.push(...found.skipped);
     } else {
-      const found = await findImages(abs);
+      const found = await findImages(abs, { onProgress: options.onProgress });
       cases.push(...found.cases);
       skipped.push(...found.skipped);
     }
@@ -125,7 +138,12 @@ export interface FindImagesOptions {
   files?: readonly string[];
   /** Keep only files whose path relative to `root` passes (scanning only). */
   filter?: (relativePath: string) => boolean;
+  /** Called now and then while the tree is scanned. */
+  onProgress?: (progress: ScanProgress) => void;
 }
+
+/** Files between two progress reports. */
+const PROGRESS_EVERY = 512;
 
 /**
  * Finds the images under `root` (a folder, scanned recursively without hidden entries,
@@ -143,18 +161,24 @@ export async function findImages(
   options: FindImagesOptions = {},
 ): Promise<Discovery> {
   const abs = resolve(root);
+  const progress: ScanProgress = { files: 0, headers: 0 };
+  const report = options.onProgress ?? (() => {});
+  const counted = (path: string) => {
+    if (++progress.files % PROGRESS_EVERY === 0) report(progress);
+    return path;
+  };
   let files: string[];
   let base = abs;
   if (options.files) {
     files = [];
     for (const f of options.files) {
       const isDir = await Deno.stat(f).then((i) => i.isDirectory, () => false);
-      files.push(...(isDir ? await scan(f) : [f]));
+      files.push(...(isDir ? await scan(f, counted) : [counted(f)]));
     }
   } else {
     const info = await statOrThrow(root);
     if (info.isDirectory) {
-      files = await scan(abs);
+      files = await scan(abs, counted);
       if (options.filter) files = files.filter((f) => options.filter!(relative(abs, f)));
     } else {
       files = [abs];
@@ -186,8 +210,12 @@ export async function findImages(
       cases.push(c);
     }
   }
+  report(progress);
   if (dicom.length > 0) {
-    const found = await dicomCases(dicom, base);
+    const found = await dicomCases(dicom, base, (n) => {
+      progress.headers = n;
+      report(progress);
+    });
     cases.push(...found.cases);
     skipped.push(...found.skipped);
   }
@@ -199,7 +227,7 @@ function single(path: string, base: string, format: string): SourceCase {
   return { path, files: [path], format, source, name: stripImageSuffix(basename(path)) };
 }
 
-async function scan(dir: string): Promise<string[]> {
+async function scan(dir: string, found: (path: string) => string): Promise<string[]> {
   const out: string[] = [];
   const entries = (await Array.fromAsync(Deno.readDir(dir))).sort((a, b) =>
     a.name < b.name ? -1 : 1
@@ -207,8 +235,8 @@ async function scan(dir: string): Promise<string[]> {
   for (const e of entries) {
     if (e.name.startsWith(".")) continue;
     const p = join(dir, e.name);
-    if (e.isDirectory) out.push(...await scan(p));
-    else if (e.isFile) out.push(p);
+    if (e.isDirectory) out.push(...await scan(p, found));
+    else if (e.isFile) out.push(found(p));
   }
   return out;
 }
@@ -254,7 +282,11 @@ async function dicomHeader(path: string): Promise<DicomFileInfo> {
   return { path, info: sliceInfo(ds), hasPixels: Boolean(ds.elements.x7fe00010) };
 }
 
-async function dicomCases(files: string[], base: string): Promise<Discovery> {
+async function dicomCases(
+  files: string[],
+  base: string,
+  onHeaders: (read: number) => void,
+): Promise<Discovery> {
   const infos: DicomFileInfo[] = [];
   const skipped: SkippedFile[] = [];
   // Files that look like DICOM (suffix or magic) but do not parse, or CT images without
@@ -267,7 +299,9 @@ async function dicomCases(files: string[], base: string): Promise<Discovery> {
       if (r.status === "fulfilled") infos.push(r.value);
       else unreadable.push(files[i + k]);
     });
+    if ((i / batch) % 16 === 15) onHeaders(i + batch);
   }
+  onHeaders(files.length);
   const grouped = groupDicomSeries(infos);
   unreadable.push(...grouped.broken.map((b) => b.path));
   skipped.push(...grouped.skipped);

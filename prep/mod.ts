@@ -88,6 +88,7 @@ export {
   type Discovery,
   findImages,
   type FindImagesOptions,
+  type ScanProgress,
   type SkippedFile,
   type SourceCase,
   uniqueNames,
@@ -98,6 +99,7 @@ export {
   datasetAdapter,
   DATASETS,
   detectDataset,
+  type FindOptions,
 } from "./datasets.ts";
 export { parseRecipe, readRecipeFile } from "./recipe_file.ts";
 export {

@@ -162,6 +162,38 @@ export class Progress {
 }
 
 /**
+ * A status line for work of unknown length (scanning a folder tree): redrawn at most 5
+ * times a second on a terminal, a line every 10 s otherwise, nothing when quiet.
+ */
+export class StatusLine {
+  #tty = Deno.stderr.isTerminal();
+  #last = 0;
+  #shown = false;
+  #enc = new TextEncoder();
+  #quiet: boolean;
+
+  /** A status line; `quiet` silences it. */
+  constructor(quiet = false) {
+    this.#quiet = quiet;
+  }
+
+  /** Shows `text` unless the last update was too recent. */
+  update(text: string): void {
+    const now = performance.now();
+    if (this.#quiet || now - this.#last < (this.#tty ? 200 : 10_000)) return;
+    this.#last = now;
+    this.#shown = true;
+    Deno.stderr.writeSync(this.#enc.encode(this.#tty ? `\r\x1b[2K${text}` : `${text}\n`));
+  }
+
+  /** Clears the line (on a terminal). */
+  end(): void {
+    if (this.#tty && this.#shown) Deno.stderr.writeSync(this.#enc.encode("\r\x1b[2K"));
+    this.#shown = false;
+  }
+}
+
+/**
  * Runs a task's `main(args)` as the program: exits with its code; a {@linkcode UsageError}
  * prints the help hint and exits 2, any other error prints its message and exits 1.
  */

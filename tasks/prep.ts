@@ -1,6 +1,11 @@
 // `deno task prep`: datasets -> Zarr cache.
 import { basename, dirname, resolve } from "node:path";
-import { discoverInputs, type Discovery, type SkippedFile } from "../prep/discover.ts";
+import {
+  discoverInputs,
+  type Discovery,
+  type ScanProgress,
+  type SkippedFile,
+} from "../prep/discover.ts";
 import { type Recipe, type RecipeOverrides, RECIPES, resolveRecipe } from "../prep/recipe.ts";
 import { readRecipeFile } from "../prep/recipe_file.ts";
 import { DATALIST_ADAPTER, datasetAdapter, DATASETS, detectDataset } from "../prep/datasets.ts";
@@ -22,6 +27,7 @@ import {
   posInt,
   Progress,
   runMain,
+  StatusLine,
   triple,
   UsageError,
 } from "./_cli.ts";
@@ -164,11 +170,20 @@ async function main(args: string[]): Promise<number> {
     skipped.push(...found.skipped);
     groups.push({ dataset, recipe: r, cases: found.cases.length, what });
   };
+  // Scanning a large tree (LIDC-IDRI: 244k files) takes a while: say how far it is.
+  const status = new StatusLine(Boolean(v.quiet));
+  const scanning = (what: string) => (p: ScanProgress) =>
+    status.update(
+      `prep: scanning ${what}: ${p.files} files` +
+        (p.headers ? `, ${p.headers} DICOM headers read` : ""),
+    );
   if (positionals.length > 0) {
     const dataset = toNodeName(String(v["dataset-name"] ?? defaultDatasetName(positionals[0])));
     const found = await discoverInputs(positionals, {
       baseDir: v["base-dir"] as string | undefined,
+      onProgress: scanning(positionals.join(", ")),
     });
+    status.end();
     add(dataset, recipe, found, positionals.join(", "));
   }
   for (const spec of specs) {
@@ -193,7 +208,9 @@ async function main(args: string[]): Promise<number> {
           : adapter.name),
     );
     const r = d.recipe ? recipeFor(d.recipe, overrides) : recipe;
-    add(group, r, await adapter.find(d.path), `${d.path} as ${adapter.name}`);
+    const found = await adapter.find(d.path, { onProgress: scanning(d.path) });
+    status.end();
+    add(group, r, found, `${d.path} as ${adapter.name}`);
   }
   for (const g of groups) {
     if (g.cases === 0) console.error(`prep: no images found in ${g.what}`);

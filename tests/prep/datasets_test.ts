@@ -155,3 +155,18 @@ Deno.test("prep --dataset caches several datasets in one run, each its own group
   const { text: list } = await runTask(prepMain, ["--list-datasets"]);
   for (const d of DATASETS) assert(list.includes(d.name) && list.includes(d.layout), list);
 });
+
+Deno.test("adapters report scan progress: files found, then DICOM headers read", async () => {
+  await using dir = await tempDir();
+  await dicom(join(dir.path, "LIDC-IDRI-0001", "study", "series"));
+  const notes = new TextEncoder().encode("not an image");
+  for (let i = 0; i < 1100; i++) await put(join(dir.path, "docs", `n${i}.txt`), notes);
+  const seen: { files: number; headers: number }[] = [];
+  const found = await datasetAdapter("generic")!.find(dir.path, {
+    onProgress: (p) => seen.push({ ...p }),
+  });
+  assertEquals(found.cases.length, 1);
+  const files = seen.map((p) => p.files);
+  assert(files.includes(512) && files.includes(1024), `progress at ${files}`);
+  assertEquals(seen.at(-1), { files: 1100 + found.cases[0].files.length, headers: 10 });
+});
