@@ -271,14 +271,28 @@ async function mhdDataFile(path: string): Promise<string | undefined> {
   return name === undefined ? undefined : resolve(dirname(path), name);
 }
 
-/** Reads a DICOM file's header (up to the pixel data), reading the whole file if needed. */
+/**
+ * Reads a DICOM file's header (up to the pixel data): its first 8 KiB, which hold most CT
+ * headers, then 64 KiB (long private headers), then the whole file. A LIDC-IDRI tree has
+ * 244k slices: reading 8 KiB of each instead of 64 KiB saves 14 GB of reads.
+ */
 async function dicomHeader(path: string): Promise<DicomFileInfo> {
   let ds;
-  try {
-    ds = parseDicom(await readHead(path, 64 * 1024), "x7fe00010");
-  } catch {
-    ds = parseDicom(await Deno.readFile(path), "x7fe00010");
+  for (const bytes of [8 * 1024, 64 * 1024]) {
+    try {
+      const head = await readHead(path, bytes);
+      const parsed = parseDicom(head, "x7fe00010");
+      // A cut that falls between two elements parses without error: only a head that
+      // reaches the pixel data, or the whole file, is the whole header.
+      if (parsed.elements.x7fe00010 || head.length < bytes) {
+        ds = parsed;
+        break;
+      }
+    } catch {
+      // The header runs past these bytes (or the file is not DICOM): read more.
+    }
   }
+  ds ??= parseDicom(await Deno.readFile(path), "x7fe00010");
   return { path, info: sliceInfo(ds), hasPixels: Boolean(ds.elements.x7fe00010) };
 }
 

@@ -5,6 +5,7 @@ import { makePhantom } from "../../prep/phantom.ts";
 import { writeNifti } from "../../prep/write_nifti.ts";
 import { writeMetaImage } from "../../prep/write_metaimage.ts";
 import { writeDicomSeries } from "../../prep/write_dicom.ts";
+import { parseDicom } from "../../prep/dicom_parse.ts";
 import { datasetAdapter, DATASETS, detectDataset } from "../../prep/datasets.ts";
 import { readCase } from "../../cache/read_case.ts";
 import { listCases } from "../../cache/cache_dir.ts";
@@ -169,4 +170,26 @@ Deno.test("adapters report scan progress: files found, then DICOM headers read",
   const files = seen.map((p) => p.files);
   assert(files.includes(512) && files.includes(1024), `progress at ${files}`);
   assertEquals(seen.at(-1), { files: 1100 + found.cases[0].files.length, headers: 10 });
+});
+
+Deno.test("discovery reads a long header whole even when a head cut falls between elements", async () => {
+  await using dir = await tempDir();
+  // Pad every header with a comment sized so that an element ends exactly at 8 KiB, where
+  // discovery's first read stops.
+  for (let pad = 7000; pad < 8000; pad += 2) {
+    // An early element (Study Description), so that many elements follow it.
+    const extraElements = [{ tag: 0x00081030, vr: "LT", value: "x".repeat(pad) }];
+    const files = await writeDicomSeries(vol(), { extraElements, fileName: (i) => `A${i}.dcm` });
+    const ds = parseDicom(files[0].bytes, "x7fe00010");
+    const ends = Object.values(ds.elements).map((e) => e.dataOffset + e.length);
+    if (!ends.includes(8192)) continue;
+    // Two series in one folder: a header taken for whole at the cut would lose its file.
+    files.push(...await writeDicomSeries(vol(), { extraElements, fileName: (i) => `B${i}.dcm` }));
+    for (const f of files) await put(join(dir.path, "s", f.name), f.bytes);
+    const found = await datasetAdapter("generic")!.find(dir.path);
+    assertEquals(found.cases.map((c) => c.files.length), [10, 10]);
+    assertEquals(found.skipped, []);
+    return;
+  }
+  throw new Error("no padding put an element end at 8192");
 });
