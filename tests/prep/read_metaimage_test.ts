@@ -18,6 +18,7 @@ const VARIANTS: [string, WriteMetaImageOptions][] = [
   ["local.mha", {}],
   ["raw.mhd", { dataFile: "raw.raw" }],
   ["zraw.mhd", { dataFile: "zraw.zraw", compressed: true }],
+  ["zlocal.mha", { compressed: true }],
   ["msb.mha", { msb: true }],
   ["tail.mhd", { dataFile: "tail.raw", headerSize: -1 }],
   ["skip.mhd", { dataFile: "skip.raw", headerSize: 100 }],
