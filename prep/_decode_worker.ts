@@ -1,18 +1,28 @@
-// Worker entry of FrameDecoderPool: decodes the compressed frames the pool posts.
+// Worker entry of FrameDecoderPool and DecodeWorkers: decodes the compressed frames posted
+// to it directly, or through the message ports other threads connect to it.
 import { decodeFrame, type EncodedFrame } from "./dicom_codecs.ts";
 
-interface WorkerScope {
-  onmessage: ((e: MessageEvent<{ id: number; frame: EncodedFrame }>) => void) | null;
+type Request = { id: number; frame: EncodedFrame } | { port: MessagePort };
+interface Endpoint {
+  onmessage: ((e: MessageEvent<Request>) => void) | null;
   postMessage(message: unknown, transfer?: Transferable[]): void;
 }
 
-const scope = self as unknown as WorkerScope;
-scope.onmessage = async (e) => {
-  const { id, frame } = e.data;
-  try {
-    const pixels = await decodeFrame(frame);
-    scope.postMessage({ id, pixels }, [pixels.buffer as ArrayBuffer]);
-  } catch (err) {
-    scope.postMessage({ id, error: err instanceof Error ? err.message : String(err) });
-  }
-};
+function serve(endpoint: Endpoint): void {
+  endpoint.onmessage = async (e) => {
+    const request = e.data;
+    if ("port" in request) {
+      serve(request.port as unknown as Endpoint);
+      return;
+    }
+    const { id, frame } = request;
+    try {
+      const pixels = await decodeFrame(frame);
+      endpoint.postMessage({ id, pixels }, [pixels.buffer as ArrayBuffer]);
+    } catch (err) {
+      endpoint.postMessage({ id, error: err instanceof Error ? err.message : String(err) });
+    }
+  };
+}
+
+serve(self as unknown as Endpoint);

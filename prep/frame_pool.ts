@@ -2,7 +2,7 @@ import type { EncodedFrame, PixelArray } from "./dicom_codecs.ts";
 
 const WORKER_URL = new URL("./_decode_worker.ts", import.meta.url);
 
-/** Frames posted to one worker before it answers: keeps it busy between messages. */
+/** Frames posted to one decoder before it answers: keeps it busy between messages. */
 const IN_FLIGHT_PER_WORKER = 2;
 
 interface Job {
@@ -12,17 +12,30 @@ interface Job {
   reject: (error: Error) => void;
 }
 
+/** A decoder the pool talks to: a worker of its own, or a port to someone else's. */
 interface Lane {
-  worker: Worker;
+  target: Worker | MessagePort;
   jobs: Map<number, Job>;
 }
 
+type Reply = MessageEvent<{ id: number; pixels?: PixelArray; error?: string }>;
+
+/** Starts a frame-decoding worker (see `_decode_worker.ts`). */
+function decodeWorker(): Worker {
+  return new Worker(WORKER_URL, { type: "module" });
+}
+
 /**
- * Decodes compressed DICOM frames in a pool of worker threads. The frames of a series are
+ * Decodes compressed DICOM frames in worker threads. The frames of a series are
  * independent, so a JPEG 2000 series (about 20 ms a 512² frame with OpenJPEG, native or
  * WebAssembly alike) decodes about `threads` times faster when cores are idle, e.g. when a
- * run has fewer cases than cores. Each worker loads the codecs it needs once. Call
- * {@linkcode FrameDecoderPool.close} when done: workers keep the process alive.
+ * run has fewer cases than cores. Each worker loads the codecs it needs once.
+ *
+ * Given a number, the pool starts that many workers of its own; given ports (from
+ * {@linkcode DecodeWorkers.connect}), it uses workers that another thread started: a
+ * prep worker does so, because a worker started from a worker takes about a second to
+ * answer its first message in Deno 2.9. Call {@linkcode FrameDecoderPool.close} when done:
+ * workers keep the process alive.
  *
  * @example
  * ```ts
@@ -40,13 +53,15 @@ export class FrameDecoderPool {
   #nextId = 0;
   #closed = false;
 
-  /** Starts `threads` workers (at least 1). */
-  constructor(threads: number) {
-    this.#lanes = Array.from({ length: Math.max(1, Math.floor(threads)) }, () => {
-      const lane: Lane = { worker: new Worker(WORKER_URL, { type: "module" }), jobs: new Map() };
-      lane.worker.onmessage = (
-        e: MessageEvent<{ id: number; pixels?: PixelArray; error?: string }>,
-      ) => {
+  /** Starts `threads` workers (at least 1), or uses the decoders behind `ports`. */
+  constructor(threads: number | readonly MessagePort[]) {
+    const targets = typeof threads === "number"
+      ? Array.from({ length: Math.max(1, Math.floor(threads)) }, decodeWorker)
+      : [...threads];
+    if (targets.length === 0) throw new RangeError("A frame decoder pool needs a decoder");
+    this.#lanes = targets.map((target) => {
+      const lane: Lane = { target, jobs: new Map() };
+      target.onmessage = (e: Reply) => {
         const job = lane.jobs.get(e.data.id);
         if (!job) return;
         lane.jobs.delete(e.data.id);
@@ -54,20 +69,17 @@ export class FrameDecoderPool {
         else job.reject(new Error(e.data.error ?? "decoder failed"));
         this.#pump();
       };
-      lane.worker.onerror = (e) => {
-        e.preventDefault();
-        // A crashed worker fails what it held and everything still queued: the pool is done.
-        const error = new Error(`frame decoder worker crashed: ${e.message}`);
-        for (const job of [...lane.jobs.values(), ...this.#queue]) job.reject(error);
-        lane.jobs.clear();
-        this.#queue = [];
-        this.close();
-      };
+      if (target instanceof Worker) {
+        target.onerror = (e) => {
+          e.preventDefault();
+          this.#fail(new Error(`frame decoder worker crashed: ${e.message}`));
+        };
+      }
       return lane;
     });
   }
 
-  /** Number of worker threads. */
+  /** Number of decoders. */
   get threads(): number {
     return this.#lanes.length;
   }
@@ -81,13 +93,17 @@ export class FrameDecoderPool {
     });
   }
 
-  /** Terminates the workers; frames still pending are rejected. */
+  /** Stops the pool (terminating its own workers, closing its ports); pending frames fail. */
   close(): void {
     if (this.#closed) return;
+    this.#fail(new Error("frame decoder pool is closed"));
+  }
+
+  #fail(error: Error): void {
     this.#closed = true;
-    const error = new Error("frame decoder pool is closed");
     for (const lane of this.#lanes) {
-      lane.worker.terminate();
+      if (lane.target instanceof Worker) lane.target.terminate();
+      else lane.target.close();
       for (const job of lane.jobs.values()) job.reject(error);
       lane.jobs.clear();
     }
@@ -104,7 +120,43 @@ export class FrameDecoderPool {
       lane.jobs.set(job.id, job);
       // A view would clone its whole buffer (the file): send an own copy, transferred.
       const bytes = job.frame.bytes.slice();
-      lane.worker.postMessage({ id: job.id, frame: { ...job.frame, bytes } }, [bytes.buffer]);
+      lane.target.postMessage({ id: job.id, frame: { ...job.frame, bytes } }, [bytes.buffer]);
     }
+  }
+}
+
+/**
+ * Frame-decoding workers started by one thread (the main thread of a prep run) and lent
+ * to others through message ports, so that a prep worker decodes in parallel without
+ * starting workers itself (see {@linkcode FrameDecoderPool}).
+ */
+export class DecodeWorkers {
+  #workers: Worker[];
+
+  /** Starts `count` decoding workers. */
+  constructor(count: number) {
+    this.#workers = Array.from({ length: Math.max(1, Math.floor(count)) }, decodeWorker);
+  }
+
+  /** Number of workers. */
+  get count(): number {
+    return this.#workers.length;
+  }
+
+  /**
+   * Ports to the workers `first .. first + n - 1` (modulo their count), one new channel
+   * each: transfer them to another thread and make a {@linkcode FrameDecoderPool} there.
+   */
+  connect(first = 0, n: number = this.#workers.length): MessagePort[] {
+    return Array.from({ length: n }, (_, k) => {
+      const { port1, port2 } = new MessageChannel();
+      this.#workers[(first + k) % this.#workers.length].postMessage({ port: port2 }, [port2]);
+      return port1;
+    });
+  }
+
+  /** Terminates the workers. */
+  close(): void {
+    for (const w of this.#workers) w.terminate();
   }
 }

@@ -48,7 +48,7 @@ export {
   sortSlices,
 } from "./dicom_series.ts";
 export { DECODE_POOL_LIMITS, type ReadDicomOptions, readDicomSeries } from "./read_dicom.ts";
-export { FrameDecoderPool } from "./frame_pool.ts";
+export { DecodeWorkers, FrameDecoderPool } from "./frame_pool.ts";
 export {
   type DicomElement,
   newUid,
@@ -105,6 +105,7 @@ export { parseRecipe, readRecipeFile } from "./recipe_file.ts";
 export {
   type CaseJob,
   type CaseOutcome,
+  type CaseResources,
   processCase,
   sourceDigest,
   type StorageOptions,

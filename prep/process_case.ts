@@ -1,6 +1,7 @@
 import { basename } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { readImage } from "./read_image.ts";
+import type { FrameDecoderPool } from "./frame_pool.ts";
 import { applyRecipe, type Recipe } from "./recipe.ts";
 import { caseFingerprint, sha256Hex } from "./fingerprint.ts";
 import { columnNorms } from "./_affine.ts";
@@ -49,6 +50,12 @@ export interface CaseJob {
   decodeThreads?: number;
 }
 
+/** What a worker lends {@linkcode processCase} across cases (not posted: live objects). */
+export interface CaseResources {
+  /** Pool that decodes compressed DICOM frames; replaces the job's `decodeThreads`. */
+  decodePool?: FrameDecoderPool;
+}
+
 /** What happened to one case. */
 export interface CaseOutcome {
   /** `written` to the staging folder, or `unchanged` (the cached case is current). */
@@ -68,7 +75,10 @@ export interface CaseOutcome {
  * the source hash and settings give the fingerprint already cached. Throws on bad input;
  * the message names the reason (the caller adds the file name).
  */
-export async function processCase(job: CaseJob): Promise<CaseOutcome> {
+export async function processCase(
+  job: CaseJob,
+  resources: CaseResources = {},
+): Promise<CaseOutcome> {
   // A DICOM series can have thousands of files: read them 32 at a time.
   const files: Uint8Array[] = [];
   let mtime = 0;
@@ -97,6 +107,7 @@ export async function processCase(job: CaseJob): Promise<CaseOutcome> {
   }
   const image = await readImage(job.format, files, job.files, {
     decodeThreads: job.decodeThreads,
+    decodePool: resources.decodePool,
   });
   const sourceSha256 = await hashing;
   const fingerprint = await caseFingerprint(job.settingsHash, sourceSha256);

@@ -1,3 +1,4 @@
+import type { FrameDecoderPool } from "./frame_pool.ts";
 import type { LoadedImage } from "./read_nifti.ts";
 
 /**
@@ -18,6 +19,8 @@ export interface ReaderOptions {
    * @default {1}
    */
   decodeThreads?: number;
+  /** A caller-owned pool for compressed DICOM frames (replaces `decodeThreads`). */
+  decodePool?: FrameDecoderPool;
 }
 
 /**
@@ -37,7 +40,11 @@ export const READERS: Map<string, () => Promise<Reader>> = new Map<
     "dicom",
     () =>
       import("./read_dicom.ts").then((m) => (files, paths, options) =>
-        m.readDicomSeries(files, { paths, decodeThreads: options?.decodeThreads })
+        m.readDicomSeries(files, {
+          paths,
+          decodeThreads: options?.decodeThreads,
+          pool: options?.decodePool,
+        })
       ),
   ],
 ]);

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { SourceCase } from "./discover.ts";
 import type { CaseJob, CaseOutcome, StorageOptions } from "./process_case.ts";
 import type { Recipe } from "./recipe.ts";
+import { DecodeWorkers } from "./frame_pool.ts";
 import { settingsHash } from "./fingerprint.ts";
 import {
   cachedFingerprint,
@@ -166,15 +167,29 @@ export async function runPrep(
     })();
   };
 
-  const lane = async () => {
-    let worker = new Worker(WORKER_URL, { type: "module" });
+  // Frame decoders for DICOM series, started here and lent to the workers by port: a
+  // worker started from a worker takes about a second to answer in Deno 2.9.
+  const decoders = decodeThreads > 1 && cases.some((c) => c.format === "dicom")
+    ? new DecodeWorkers(decodeThreads * nWorkers)
+    : undefined;
+  const startWorker = (laneIndex: number) => {
+    const worker = new Worker(WORKER_URL, { type: "module" });
+    if (decoders) {
+      const decodePorts = decoders.connect(laneIndex * decodeThreads, decodeThreads);
+      worker.postMessage({ decodePorts }, decodePorts);
+    }
+    return worker;
+  };
+
+  const lane = async (_: unknown, laneIndex: number) => {
+    let worker = startWorker(laneIndex);
     try {
       while (next < cases.length && !options.signal?.aborted) {
         const index = next++;
         const report = await runOne(worker, index);
         if (report.error?.startsWith("worker crashed")) {
           worker.terminate();
-          worker = new Worker(WORKER_URL, { type: "module" });
+          worker = startWorker(laneIndex);
         }
         reports[index] = report;
         done++;
@@ -187,6 +202,7 @@ export async function runPrep(
   try {
     await Promise.all(Array.from({ length: nWorkers }, lane));
   } finally {
+    decoders?.close();
     await cleanStaging(out, staging);
   }
   return { reports: reports.filter(Boolean), seconds: (performance.now() - t0) / 1000 };

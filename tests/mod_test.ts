@@ -12,6 +12,7 @@ Deno.test("mod.ts exports exactly the documented public API", () => {
     "DECODE_POOL_LIMITS",
     "DEFAULT_CHUNK",
     "DEFAULT_COMPRESSOR",
+    "DecodeWorkers",
     "FrameDecoderPool",
     "NativeBloscCodec",
     "NativeZstdCodec",

@@ -10,7 +10,7 @@ import {
   isEncodedFrame,
 } from "../../prep/dicom_codecs.ts";
 import { parseDicom, sliceInfo } from "../../prep/dicom_parse.ts";
-import { FrameDecoderPool } from "../../prep/frame_pool.ts";
+import { DecodeWorkers, FrameDecoderPool } from "../../prep/frame_pool.ts";
 import {
   newUid,
   WRITE_SYNTAXES,
@@ -230,6 +230,59 @@ Deno.test("FrameDecoderPool decodes frames in workers and rejects what is pendin
   } finally {
     pool.close();
   }
+});
+
+Deno.test("FrameDecoderPool over ports to DecodeWorkers decodes, reports codec errors", async () => {
+  const files = await writeDicomSeries(phantom(), { syntax: "jpeg2000" });
+  const frames = files.map((f) => {
+    const ds = parseDicom(f.bytes);
+    const frame = extractFrame(ds, sliceInfo(ds));
+    assert(isEncodedFrame(frame));
+    return frame;
+  });
+  const workers = new DecodeWorkers(2);
+  const pools = [
+    new FrameDecoderPool(workers.connect()),
+    new FrameDecoderPool(workers.connect(1, 1)),
+  ];
+  try {
+    assertEquals(pools.map((p) => p.threads), [2, 1]);
+    for (const pool of pools) {
+      const pixels = await Promise.all(frames.map((f) => pool.decode(f)));
+      for (let k = 0; k < frames.length; k++) {
+        assertEquals(pixels[k], await decodeFrame(frames[k]));
+      }
+      const bad = { ...frames[0], bytes: frames[0].bytes.subarray(0, 40) };
+      await assertRejects(() => pool.decode(bad), /J2KDecoder|Compressed frame/);
+    }
+  } finally {
+    for (const p of pools) p.close();
+    workers.close();
+  }
+});
+
+Deno.test("prep with one worker and two decode threads caches what one thread caches", async () => {
+  await using dir = await tempDir();
+  await writeFiles(
+    join(dir.path, "in", "s"),
+    await writeDicomSeries(phantom(), { syntax: "jpeg2000" }),
+  );
+  const found = await discoverInputs([join(dir.path, "in")]);
+  const values = [];
+  for (const decodeThreads of [1, 2]) {
+    const out = join(dir.path, `c${decodeThreads}`);
+    const run = await runPrep(found.cases, {
+      out,
+      dataset: "d",
+      recipe: resolveRecipe("voco-v2"),
+      storage: { dtype: "float32", compressor: "blosc-zstd", level: 3, chunk: 64 },
+      workers: 1,
+      decodeThreads,
+    });
+    assertEquals(run.reports.map((r) => r.status), ["written"]);
+    values.push((await readCase(new FileSystemStore(out), "/d/s")).data);
+  }
+  assertEquals(maxAbsDiff(values[0], values[1]), 0);
 });
 
 Deno.test("readDicomSeries() names an unsupported transfer syntax", async () => {
