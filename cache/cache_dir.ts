@@ -71,23 +71,69 @@ export async function cachedFingerprint(
   return typeof attrs?.fingerprint === "string" ? attrs.fingerprint : undefined;
 }
 
-/** A staging folder for one run, owned by this process (removed by {@linkcode cleanStaging}). */
-export async function createStagingRun(root: string): Promise<string> {
-  const dir = join(root, STAGING_DIR, `run-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
-  await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(join(dir, "owner.json"), JSON.stringify({ pid: Deno.pid }));
-  return dir;
+/**
+ * A staging folder is taken for abandoned when its owner's heartbeat is this old (its
+ * owner is on another machine, or this system cannot tell whether a process lives).
+ */
+export const STAGING_STALE_MS = 10 * 60 * 1000;
+
+/** How often a run refreshes the heartbeat of its staging folder. */
+const HEARTBEAT_MS = 60 * 1000;
+
+/** The owner of a staging folder, as its `owner.json` records it. */
+interface StagingOwner {
+  pid: number;
+  host: string;
+  heartbeat: number;
+}
+
+function hostName(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "";
+  }
+}
+
+/** A run's staging folder, with its heartbeat; {@linkcode StagingRun.close} removes it. */
+export interface StagingRun {
+  /** The folder; cases are written to sub-folders of it, then published. */
+  dir: string;
+  /** Stops the heartbeat and removes the folder. */
+  close(): Promise<void>;
 }
 
 /**
- * Removes staging folders left by runs that are no longer alive (Ctrl-C, kill -9), or
- * `only` this run's folder when given.
+ * Creates a staging folder for one run, owned by this process on this host. Its
+ * `owner.json` carries a heartbeat, refreshed every minute while the run lives, so that
+ * {@linkcode cleanStaging} on any machine sharing the cache can tell an abandoned folder
+ * (Ctrl-C, kill -9, a lost node) from a live run's.
  */
-export async function cleanStaging(root: string, only?: string): Promise<void> {
-  if (only) {
-    await Deno.remove(only, { recursive: true }).catch(() => {});
-    return;
-  }
+export async function createStagingRun(root: string): Promise<StagingRun> {
+  const dir = join(root, STAGING_DIR, `run-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  await Deno.mkdir(dir, { recursive: true });
+  const beat = () => {
+    const owner: StagingOwner = { pid: Deno.pid, host: hostName(), heartbeat: Date.now() };
+    return Deno.writeTextFile(join(dir, "owner.json"), JSON.stringify(owner));
+  };
+  await beat();
+  const timer = setInterval(() => beat().catch(() => {}), HEARTBEAT_MS);
+  Deno.unrefTimer(timer);
+  return {
+    dir,
+    async close() {
+      clearInterval(timer);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/**
+ * Removes the staging folders of runs that are gone: on this host, a process that no
+ * longer exists (Linux tells at once); elsewhere, or where this system cannot tell, a
+ * heartbeat older than {@linkcode STAGING_STALE_MS}. This process's own folders are kept.
+ */
+export async function cleanStaging(root: string): Promise<void> {
   const base = join(root, STAGING_DIR);
   let entries: Deno.DirEntry[];
   try {
@@ -95,15 +141,26 @@ export async function cleanStaging(root: string, only?: string): Promise<void> {
   } catch {
     return;
   }
+  const host = hostName();
   for (const e of entries) {
-    const owner = await readJson(join(base, e.name, "owner.json")).catch(() => undefined);
-    const pid = typeof owner?.pid === "number" ? owner.pid : undefined;
-    if (pid !== undefined && pid !== Deno.pid && isAlive(pid)) continue;
-    await Deno.remove(join(base, e.name), { recursive: true }).catch(() => {});
+    const dir = join(base, e.name);
+    const owner = await readJson(join(dir, "owner.json")).catch(() => undefined) as
+      | Partial<StagingOwner>
+      | undefined;
+    const since = typeof owner?.heartbeat === "number"
+      ? owner.heartbeat
+      : (await Deno.stat(dir).catch(() => undefined))?.mtime?.getTime() ?? 0;
+    const stale = Date.now() - since > STAGING_STALE_MS;
+    const here = owner?.host === host && typeof owner.pid === "number";
+    if (here && owner!.pid === Deno.pid) continue;
+    const alive = here ? processAlive(owner!.pid!) ?? !stale : !stale;
+    if (!alive) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether process `pid` exists on this host; `undefined` where that cannot be told. */
+function processAlive(pid: number): boolean | undefined {
+  if (Deno.build.os !== "linux") return undefined;
   try {
     Deno.statSync(`/proc/${pid}`);
     return true;

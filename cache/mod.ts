@@ -43,4 +43,6 @@ export {
   initCache,
   listCases,
   publishCase,
+  STAGING_STALE_MS,
+  type StagingRun,
 } from "./cache_dir.ts";

@@ -99,7 +99,8 @@ export async function runPrep(
   await initCache(out);
   await cleanStaging(out);
   for (const d of new Set(plan.map((p) => p.dataset))) await ensureDataset(out, d);
-  const staging = await createStagingRun(out);
+  const stagingRun = await createStagingRun(out);
+  const staging = stagingRun.dir;
   const settingsByRecipe = new Map<string, string>();
   for (const { recipe } of plan) {
     const key = JSON.stringify(recipe);
@@ -203,7 +204,7 @@ export async function runPrep(
     await Promise.all(Array.from({ length: nWorkers }, lane));
   } finally {
     decoders?.close();
-    await cleanStaging(out, staging);
+    await stagingRun.close();
   }
   return { reports: reports.filter(Boolean), seconds: (performance.now() - t0) / 1000 };
 }

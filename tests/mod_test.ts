@@ -21,6 +21,7 @@ Deno.test("mod.ts exports exactly the documented public API", () => {
     "RECIPES",
     "SLICE_GAP_TOLERANCE",
     "STAGING_DIR",
+    "STAGING_STALE_MS",
     "STOCK_ATTENTION_LIMITS",
     "TRANSFER_SYNTAXES",
     "WRITE_SYNTAXES",

@@ -4,7 +4,13 @@ import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { makePhantom } from "../../prep/phantom.ts";
 import { writeNifti } from "../../prep/write_nifti.ts";
-import { initCache, listCases } from "../../cache/cache_dir.ts";
+import {
+  cleanStaging,
+  createStagingRun,
+  initCache,
+  listCases,
+  STAGING_STALE_MS,
+} from "../../cache/cache_dir.ts";
 import { readCase } from "../../cache/read_case.ts";
 import { main as cacheMain } from "../../tasks/cache.ts";
 import { main as prepMain } from "../../tasks/prep.ts";
@@ -76,4 +82,33 @@ Deno.test("a truncated chunk fails the read, naming the case and the reason", as
     () => readCase(store, "/ds/b"),
     /Case \/ds\/b: .*Corrupt Blosc chunk: its header gives format 2 and \d+ bytes, the chunk has \d+ bytes/,
   );
+});
+
+Deno.test("cleanStaging() removes abandoned runs only: dead here, or stale heartbeat elsewhere", async () => {
+  await using dir = await tempDir();
+  const root = join(dir.path, "cache");
+  await initCache(root);
+  const host = Deno.hostname();
+  const now = Date.now();
+  const owners: Record<string, unknown> = {
+    deadHere: { pid: 2 ** 22 + 7, host, heartbeat: now },
+    liveElsewhere: { pid: 1, host: `${host}-other`, heartbeat: now - 60_000 },
+    staleElsewhere: { pid: 1, host: `${host}-other`, heartbeat: now - STAGING_STALE_MS - 1 },
+    mine: { pid: Deno.pid, host, heartbeat: now - STAGING_STALE_MS - 1 },
+  };
+  for (const [name, owner] of Object.entries(owners)) {
+    await Deno.mkdir(join(root, ".staging", name, "case"), { recursive: true });
+    await Deno.writeTextFile(join(root, ".staging", name, "owner.json"), JSON.stringify(owner));
+  }
+  const run = await createStagingRun(root);
+  const owner = JSON.parse(await Deno.readTextFile(join(run.dir, "owner.json")));
+  assertEquals([owner.pid, owner.host], [Deno.pid, host]);
+  await cleanStaging(root);
+  const left = (await Array.fromAsync(Deno.readDir(join(root, ".staging")))).map((e) => e.name);
+  const expected = ["liveElsewhere", "mine", run.dir.split("/").pop()!];
+  // Where the OS cannot tell whether a process lives, a fresh heartbeat keeps it.
+  if (Deno.build.os !== "linux") expected.push("deadHere");
+  assertEquals(left.sort(), expected.sort());
+  await run.close();
+  assert(!(await Deno.stat(run.dir).then(() => true, () => false)), "close() removes the run");
 });
