@@ -107,39 +107,27 @@ export async function readDicomSeries(
     }
     for (let k = 0; k < n; k++) {
       const p = parsed[geometry.order[k]];
+      const frame = decoded[k] ? undefined : extract(k);
       let pixels: PixelArray;
       try {
-        if (decoded[k]) pixels = await decoded[k]!;
-        else {
-          const f = extract(k);
-          pixels = isEncodedFrame(f) ? await decodeFrame(f) : f;
-        }
+        pixels = frame === undefined
+          ? await decoded[k]!
+          : isEncodedFrame(frame)
+          ? await decodeFrame(frame)
+          : frame;
       } catch (e) {
-        if (e instanceof Error && !e.message.startsWith(p.path)) {
-          e.message = `${p.path}: ${e.message}`;
-        }
+        if (e instanceof Error) e.message = `${p.path}: ${e.message}`;
         throw e;
       }
       decoded[k] = undefined;
       sourceDtype ||= pixels.constructor.name.replace("Array", "").toLowerCase();
       const { slope, intercept } = p.info;
-      const base = k * plane;
-      if (out instanceof Int16Array) {
-        let overflow = false;
-        for (let i = 0; i < plane; i++) {
-          const v = pixels[i] + intercept;
-          if (v < -32768 || v > 32767) overflow = true;
-          out[base + i] = v;
-        }
-        if (overflow) {
-          // Rare (e.g. uint16 data with a large intercept): redo everything in float32.
-          const f = new Float32Array(n * plane);
-          for (let i = 0; i < base; i++) f[i] = out[i];
-          for (let i = 0; i < plane; i++) f[base + i] = pixels[i] + intercept;
-          out = f;
-        }
-      } else {
-        for (let i = 0; i < plane; i++) out[base + i] = pixels[i] * slope + intercept;
+      if (!storeSlice(out, k * plane, pixels, slope, intercept)) {
+        // Rare (e.g. uint16 data with a large intercept): redo everything in float32.
+        const f = new Float32Array(n * plane);
+        f.set(out.subarray(0, k * plane));
+        out = f;
+        storeSlice(out, k * plane, pixels, slope, intercept);
       }
     }
   } finally {
@@ -155,4 +143,28 @@ export async function readDicomSeries(
     sourceDtype,
     sourceGeometry: { shape: [columns, rows, n], affine: fileAffine },
   };
+}
+
+/**
+ * Writes one slice's Hounsfield units at `base` (a function of its own, so that V8 keeps
+ * the loop fast). Returns false when an int16 output cannot hold a value.
+ */
+function storeSlice(
+  out: Int16Array | Float32Array,
+  base: number,
+  pixels: PixelArray,
+  slope: number,
+  intercept: number,
+): boolean {
+  if (out instanceof Float32Array) {
+    for (let i = 0; i < pixels.length; i++) out[base + i] = pixels[i] * slope + intercept;
+    return true;
+  }
+  let fits = true;
+  for (let i = 0; i < pixels.length; i++) {
+    const v = pixels[i] + intercept;
+    if (v < -32768 || v > 32767) fits = false;
+    out[base + i] = v;
+  }
+  return fits;
 }

@@ -93,6 +93,17 @@ Deno.test("readDicomSeries() applies RescaleSlope in float32", async () => {
   assertSameImage(img.volume, { ...v, data: v.data.map((x) => Math.round(x) * 0.5) });
 });
 
+Deno.test("readDicomSeries() switches to float32 when an intercept overflows int16", async () => {
+  const v = phantom();
+  // Stored values are HU + 1024; an intercept of 32000 takes the bright ones past 32767.
+  const extraElements = [{ tag: 0x00281052, vr: "DS", value: "32000" }];
+  const files = await writeDicomSeries(v, { pixels: "unsigned", extraElements });
+  const img = await readDicomSeries(files.map((f) => f.bytes));
+  assert(img.volume.data instanceof Float32Array, "float32 output");
+  const shifted = { ...v, data: Float32Array.from(v.data, (x) => x + 1024 + 32000) };
+  assertSameImage(img.volume, shifted);
+});
+
 Deno.test("readDicomSeries() skips a localizer mixed into the series", async () => {
   const v = phantom();
   const seriesUid = newUid();
