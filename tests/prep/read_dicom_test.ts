@@ -6,6 +6,7 @@ import { DECODE_POOL_LIMITS, readDicomSeries } from "../../prep/read_dicom.ts";
 import {
   applyBitsStored,
   decodeFrame,
+  type EncodedFrame,
   extractFrame,
   isEncodedFrame,
 } from "../../prep/dicom_codecs.ts";
@@ -37,6 +38,17 @@ type NamedBytes = { name: string; bytes: Uint8Array };
 async function writeFiles(dir: string, files: readonly NamedBytes[]): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   for (const f of files) await Deno.writeFile(join(dir, f.name), f.bytes);
+}
+
+/** The compressed frames of a JPEG 2000 phantom series. */
+async function j2kFrames(): Promise<EncodedFrame[]> {
+  const files = await writeDicomSeries(phantom(), { syntax: "jpeg2000" });
+  return files.map((f) => {
+    const ds = parseDicom(f.bytes);
+    const frame = extractFrame(ds, sliceInfo(ds));
+    assert(isEncodedFrame(frame));
+    return frame;
+  });
 }
 
 /** Runs `fn` with the decoder pool started for any series size (the phantoms are small). */
@@ -219,14 +231,7 @@ Deno.test("a corrupt compressed frame fails the series, naming the file, in any 
 });
 
 Deno.test("FrameDecoderPool decodes frames in workers and rejects what is pending at close", async () => {
-  const v = phantom();
-  const files = await writeDicomSeries(v, { syntax: "jpeg2000" });
-  const frames = files.map((f) => {
-    const ds = parseDicom(f.bytes);
-    const frame = extractFrame(ds, sliceInfo(ds));
-    assert(isEncodedFrame(frame));
-    return frame;
-  });
+  const frames = await j2kFrames();
   const pool = new FrameDecoderPool(2);
   try {
     assertEquals(pool.threads, 2);
@@ -244,13 +249,7 @@ Deno.test("FrameDecoderPool decodes frames in workers and rejects what is pendin
 });
 
 Deno.test("FrameDecoderPool over ports to DecodeWorkers decodes, reports codec errors", async () => {
-  const files = await writeDicomSeries(phantom(), { syntax: "jpeg2000" });
-  const frames = files.map((f) => {
-    const ds = parseDicom(f.bytes);
-    const frame = extractFrame(ds, sliceInfo(ds));
-    assert(isEncodedFrame(frame));
-    return frame;
-  });
+  const frames = await j2kFrames();
   const workers = new DecodeWorkers(2);
   const pools = [
     new FrameDecoderPool(workers.connect()),
