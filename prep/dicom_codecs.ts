@@ -187,25 +187,59 @@ export function extractFrame(ds: DicomDataSet, info: DicomSliceInfo): PixelArray
   }
   const element = ds.elements.x7fe00010;
   if (!element) throw new SyntaxError("No pixel data element (7FE0,0010): truncated file?");
+  const frame = info.frame ?? 0;
   if (syntax.encoding === "native" || syntax.encoding === "native-big-endian") {
-    const bytes = ds.byteArray.subarray(element.dataOffset, element.dataOffset + element.length);
+    const size = info.rows * info.columns * info.bitsAllocated / 8;
+    const start = element.dataOffset + frame * size;
+    const bytes = ds.byteArray.subarray(
+      start,
+      Math.min(start + size, element.dataOffset + element.length),
+    );
     return typed(bytes, info, syntax.encoding === "native-big-endian");
   }
   if (!element.encapsulatedPixelData || !element.fragments?.length) {
     throw new SyntaxError(`Pixel data of a ${syntax.name} file is not encapsulated`);
   }
-  const bytes = dicomParser.readEncapsulatedPixelDataFromFragments(
-    ds,
-    element,
-    0,
-    element.fragments.length,
-  );
-  const { rows, columns, bitsAllocated, bitsStored, pixelRepresentation } = info;
   return {
     encoding: syntax.encoding,
-    bytes,
-    info: { rows, columns, bitsAllocated, bitsStored, pixelRepresentation },
+    bytes: encapsulatedFrame(ds, element, info.frame),
+    info: frameInfo(info),
   };
+}
+
+type DicomElementInfo = NonNullable<DicomDataSet["elements"][string]>;
+
+/**
+ * The bytes of one frame of encapsulated pixel data: every fragment for a single-frame
+ * file; for frame `frame` of a multi-frame file, the frame the offset table points at,
+ * or fragment `frame` when there is one fragment per frame.
+ */
+function encapsulatedFrame(
+  ds: DicomDataSet,
+  element: DicomElementInfo,
+  frame: number | undefined,
+): Uint8Array {
+  const fragments = element.fragments!;
+  if (frame === undefined) {
+    return dicomParser.readEncapsulatedPixelDataFromFragments(ds, element, 0, fragments.length);
+  }
+  if (element.basicOffsetTable?.length) {
+    return dicomParser.readEncapsulatedImageFrame(ds, element, frame);
+  }
+  const frames = Number(ds.string("x00280008") ?? 1);
+  if (fragments.length !== frames) {
+    throw new SyntaxError(
+      `Cannot find frame ${frame + 1}: no offset table and ${fragments.length} fragments ` +
+        `for ${frames} frames`,
+    );
+  }
+  return dicomParser.readEncapsulatedPixelDataFromFragments(ds, element, frame, 1);
+}
+
+/** The header fields a frame decoder needs, as plain data. */
+function frameInfo(info: DicomSliceInfo): FrameInfo {
+  const { rows, columns, bitsAllocated, bitsStored, pixelRepresentation } = info;
+  return { rows, columns, bitsAllocated, bitsStored, pixelRepresentation };
 }
 
 /** Whether the transfer syntax `uid` is one this reader decodes with a codec. */

@@ -30,6 +30,8 @@ export interface DicomSliceInfo {
   columns: number;
   /** Number of frames (0028,0008), 1 when absent. */
   frames: number;
+  /** Index of this frame in a multi-frame file (see {@linkcode frameInfos}). */
+  frame?: number;
   /** Samples per pixel (0028,0002). */
   samplesPerPixel: number;
   /** Bits allocated (0028,0100). */
@@ -160,4 +162,55 @@ export function sliceInfo(ds: DicomDataSet): DicomSliceInfo {
     slope: slope !== undefined && Number.isFinite(slope) && slope !== 0 ? slope : 1,
     intercept: intercept !== undefined && Number.isFinite(intercept) ? intercept : 0,
   };
+}
+
+/** The data set of the first item of sequence `tag` in `ds`, if any. */
+function firstItem(ds: DicomDataSet | undefined, tag: string): DicomDataSet | undefined {
+  return ds?.elements[tag]?.items?.[0]?.dataSet as DicomDataSet | undefined;
+}
+
+/**
+ * The slices of a multi-frame (Enhanced or Legacy Converted Enhanced CT) file: one info
+ * per frame, with `frame` set and the geometry and rescale of its functional groups (the
+ * frame's own, else the shared ones): Plane Position, Plane Orientation, Pixel Measures
+ * and Pixel Value Transformation. A single-frame file gives its own info. Throws naming
+ * the reason when the frames cannot be placed.
+ */
+export function frameInfos(ds: DicomDataSet, info: DicomSliceInfo): DicomSliceInfo[] {
+  if (info.frames <= 1) return [info];
+  const perFrame = ds.elements.x52009230?.items ?? [];
+  if (perFrame.length !== info.frames) {
+    throw new RangeError(
+      `multi-frame image (${info.frames} frames) without a Per-frame Functional Groups ` +
+        `item per frame (found ${perFrame.length}), so its frames cannot be placed`,
+    );
+  }
+  const shared = firstItem(ds, "x52009229");
+  return perFrame.map((item, frame) => {
+    const own = item.dataSet as DicomDataSet | undefined;
+    // A functional group from this frame's item, else from the shared item.
+    const group = (tag: string) => firstItem(own, tag) ?? firstItem(shared, tag);
+    const position = group("x00209113");
+    const orientation = group("x00209116");
+    const measures = group("x00289110");
+    const rescale = group("x00289145");
+    const slope = rescale?.floatString("x00281053");
+    const intercept = rescale?.floatString("x00281052");
+    return {
+      ...info,
+      frames: 1,
+      frame,
+      position: position
+        ? numbers(position, "x00200032", 3) as DicomSliceInfo["position"]
+        : info.position,
+      orientation: orientation
+        ? numbers(orientation, "x00200037", 6) as DicomSliceInfo["orientation"]
+        : info.orientation,
+      pixelSpacing: measures
+        ? numbers(measures, "x00280030", 2) as DicomSliceInfo["pixelSpacing"]
+        : info.pixelSpacing,
+      slope: slope !== undefined && Number.isFinite(slope) && slope !== 0 ? slope : info.slope,
+      intercept: intercept !== undefined && Number.isFinite(intercept) ? intercept : info.intercept,
+    };
+  });
 }

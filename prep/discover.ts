@@ -273,12 +273,13 @@ async function mhdDataFile(path: string): Promise<string | undefined> {
 
 /**
  * Reads a DICOM file's header (up to the pixel data): its first 8 KiB, which hold most CT
- * headers, then 64 KiB (long private headers), then the whole file. A LIDC-IDRI tree has
+ * headers, then 64 KiB (long private headers), 1 MiB (an Enhanced CT file's per-frame
+ * functional groups), then the whole file. A LIDC-IDRI tree has
  * 244k slices: reading 8 KiB of each instead of 64 KiB saves 14 GB of reads.
  */
 async function dicomHeader(path: string): Promise<DicomFileInfo> {
   let ds;
-  for (const bytes of [8 * 1024, 64 * 1024]) {
+  for (const bytes of [8 * 1024, 64 * 1024, 1024 * 1024]) {
     try {
       const head = await readHead(path, bytes);
       const parsed = parseDicom(head, "x7fe00010");

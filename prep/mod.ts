@@ -19,6 +19,7 @@ export { writeMetaImage, type WriteMetaImageOptions } from "./write_metaimage.ts
 export {
   type DicomDataSet,
   type DicomSliceInfo,
+  frameInfos,
   isDicomPart10,
   parseDicom,
   sliceInfo,

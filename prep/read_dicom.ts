@@ -1,4 +1,4 @@
-import { type DicomDataSet, parseDicom, sliceInfo } from "./dicom_parse.ts";
+import { type DicomDataSet, frameInfos, parseDicom, sliceInfo } from "./dicom_parse.ts";
 import {
   decodeFrame,
   type EncodedFrame,
@@ -70,7 +70,18 @@ export async function readDicomSeries(
     const reason = brokenReason(file) ?? skipReason(file);
     if (reason === "localizer (scout) image") continue;
     if (reason) throw new RangeError(`${paths[i]}: ${reason}`);
-    parsed.push({ path: paths[i], ds, info });
+    if (info.frames <= 1) {
+      parsed.push({ path: paths[i], ds, info });
+      continue;
+    }
+    // An Enhanced CT file: each frame is a slice, placed by its functional groups.
+    let frames;
+    try {
+      frames = frameInfos(ds, info);
+    } catch (e) {
+      throw new RangeError(`${paths[i]}: ${(e as Error).message}`);
+    }
+    frames.forEach((f, k) => parsed.push({ path: `${paths[i]} (frame ${k + 1})`, ds, info: f }));
   }
   const geometry = sortSlices(parsed, options.gapTolerance);
   const { rows, columns } = parsed[0].info;

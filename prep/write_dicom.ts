@@ -10,8 +10,11 @@ export interface DicomElement {
   tag: number;
   /** Value representation (`UI`, `US`, `DS`, `OW`, …). */
   vr: string;
-  /** A string (backslash-separated for several values), numbers (`US`/`UL`), or bytes. */
-  value: string | number[] | Uint8Array;
+  /**
+   * A string (backslash-separated for several values), numbers (`US`/`UL`), bytes, or
+   * for `SQ` the items, each a list of elements.
+   */
+  value: string | number[] | Uint8Array | DicomElement[][];
 }
 
 /** Transfer syntaxes {@linkcode writeDicomSeries} can write, by short name. */
@@ -56,9 +59,23 @@ export interface WriteDicomOptions {
   fileName?: (index: number) => string;
   /** Elements added to every file (replacing generated ones with the same tag). */
   extraElements?: DicomElement[];
+  /**
+   * Write one Enhanced CT file whose frames are the slices (positions in per-frame
+   * functional groups, spacing, orientation and rescale in shared ones), as recent
+   * scanners export, instead of one file per slice.
+   * @default {false}
+   */
+  multiFrame?: boolean;
+  /**
+   * With `multiFrame` and a compressed syntax: write the basic offset table of the frames
+   * (some writers leave it empty, one fragment per frame).
+   * @default {true}
+   */
+  offsetTable?: boolean;
 }
 
 const CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2";
+const ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1";
 
 /** A new UID under the `2.25` root (a random UUID as a decimal integer). */
 export function newUid(): string {
@@ -120,6 +137,15 @@ export async function writeDicomSeries(
     : undefined;
   const ds = (x: number) => Number(x.toFixed(6)).toString();
   const files: { name: string; bytes: Uint8Array }[] = [];
+  const native = !(syntaxName in ENCODERS) && syntaxName !== "rle" &&
+    syntaxName !== "jpeg-lossless";
+  const frames: Uint8Array[] = [];
+  const positions: number[][] = [];
+  const extra = options.extraElements ?? [];
+  const withExtra = (elements: DicomElement[]) => [
+    ...elements.filter((e) => !extra.some((x) => x.tag === e.tag)),
+    ...extra,
+  ];
   const plane = nr * nc;
   const raw = new Uint16Array(plane);
   for (let k = 0; k < ns; k++) {
@@ -132,15 +158,12 @@ export async function writeDicomSeries(
       }
     }
     const le = new Uint8Array(raw.buffer.slice(0));
-    let pixelData: DicomElement;
+    // The slice's pixel data: native bytes, or one compressed frame.
+    let frame: Uint8Array;
     if (syntaxName === "rle") {
-      pixelData = { tag: 0x7fe00010, vr: "OB", value: encapsulate(encodeRle(le, 2)) };
+      frame = encodeRle(le, 2);
     } else if (syntaxName === "jpeg-lossless") {
-      pixelData = {
-        tag: 0x7fe00010,
-        vr: "OB",
-        value: encapsulate(encodeJpegLossless(raw, nr, nc, 16)),
-      };
+      frame = encodeJpegLossless(raw, nr, nc, 16);
     } else if (codec) {
       const enc = new codec[ENCODERS[syntaxName as keyof typeof ENCODERS]]();
       try {
@@ -153,14 +176,19 @@ export async function writeDicomSeries(
           isUsingColorTransform: false,
         }).set(le);
         enc.encode();
-        pixelData = { tag: 0x7fe00010, vr: "OB", value: encapsulate(enc.getEncodedBuffer()) };
+        frame = enc.getEncodedBuffer().slice();
       } finally {
         enc.delete();
       }
     } else {
-      pixelData = { tag: 0x7fe00010, vr: "OW", value: le };
+      frame = le;
     }
     const pos = [0, 1, 2].map((r) => lps(r, 2) * k + lps(r, 3));
+    if (options.multiFrame) {
+      frames.push(frame);
+      positions.push(pos);
+      continue;
+    }
     const sopUid = newUid();
     const elements: DicomElement[] = [
       { tag: 0x00080008, vr: "CS", value: options.imageType ?? "ORIGINAL\\PRIMARY\\AXIAL" },
@@ -187,34 +215,128 @@ export async function writeDicomSeries(
       { tag: 0x00280103, vr: "US", value: [signed ? 1 : 0] },
       { tag: 0x00281052, vr: "DS", value: String(intercept) },
       { tag: 0x00281053, vr: "DS", value: "1" },
-      pixelData,
+      pixelDataElement([frame], native, false),
     ];
-    const extra = options.extraElements ?? [];
-    const merged = [...elements.filter((e) => !extra.some((x) => x.tag === e.tag)), ...extra];
     files.push({
       name: options.fileName?.(k) ?? `IM${String(k + 1).padStart(4, "0")}.dcm`,
-      bytes: writeDicomFile(merged, syntax, CT_IMAGE_STORAGE, sopUid),
+      bytes: writeDicomFile(withExtra(elements), syntax, CT_IMAGE_STORAGE, sopUid),
+    });
+  }
+  if (options.multiFrame) {
+    const sopUid = newUid();
+    const item = (...elements: DicomElement[]) => [elements];
+    const elements: DicomElement[] = [
+      { tag: 0x00080008, vr: "CS", value: options.imageType ?? "ORIGINAL\\PRIMARY\\AXIAL" },
+      { tag: 0x00080016, vr: "UI", value: ENHANCED_CT_IMAGE_STORAGE },
+      { tag: 0x00080018, vr: "UI", value: sopUid },
+      { tag: 0x00080060, vr: "CS", value: options.modality ?? "CT" },
+      { tag: 0x0008103e, vr: "LO", value: "voco synthetic series" },
+      { tag: 0x00100020, vr: "LO", value: options.patientId ?? "PHANTOM" },
+      { tag: 0x0020000d, vr: "UI", value: studyUid },
+      { tag: 0x0020000e, vr: "UI", value: seriesUid },
+      { tag: 0x00200011, vr: "IS", value: String(options.seriesNumber ?? 1) },
+      { tag: 0x00200013, vr: "IS", value: "1" },
+      { tag: 0x00280002, vr: "US", value: [1] },
+      { tag: 0x00280004, vr: "CS", value: "MONOCHROME2" },
+      { tag: 0x00280008, vr: "IS", value: String(ns) },
+      { tag: 0x00280010, vr: "US", value: [nr] },
+      { tag: 0x00280011, vr: "US", value: [nc] },
+      { tag: 0x00280100, vr: "US", value: [16] },
+      { tag: 0x00280101, vr: "US", value: [16] },
+      { tag: 0x00280102, vr: "US", value: [15] },
+      { tag: 0x00280103, vr: "US", value: [signed ? 1 : 0] },
+      {
+        tag: 0x52009229,
+        vr: "SQ",
+        value: item(
+          {
+            tag: 0x00289110,
+            vr: "SQ",
+            value: item(
+              { tag: 0x00180050, vr: "DS", value: ds(columnNorms(a)[2]) },
+              { tag: 0x00280030, vr: "DS", value: `${ds(rowMm)}\\${ds(colMm)}` },
+            ),
+          },
+          {
+            tag: 0x00209116,
+            vr: "SQ",
+            value: item({
+              tag: 0x00200037,
+              vr: "DS",
+              value: [...rowDir, ...colDir].map(ds).join("\\"),
+            }),
+          },
+          {
+            tag: 0x00289145,
+            vr: "SQ",
+            value: item(
+              { tag: 0x00281052, vr: "DS", value: String(intercept) },
+              { tag: 0x00281053, vr: "DS", value: "1" },
+              { tag: 0x00281054, vr: "LO", value: "HU" },
+            ),
+          },
+        ),
+      },
+      {
+        tag: 0x52009230,
+        vr: "SQ",
+        value: positions.map((pos) => [{
+          tag: 0x00209113,
+          vr: "SQ",
+          value: item({ tag: 0x00200032, vr: "DS", value: pos.map(ds).join("\\") }),
+        }]),
+      },
+      pixelDataElement(frames, native, options.offsetTable ?? true),
+    ];
+    files.push({
+      name: options.fileName?.(0) ?? "ENHANCED.dcm",
+      bytes: writeDicomFile(withExtra(elements), syntax, ENHANCED_CT_IMAGE_STORAGE, sopUid),
     });
   }
   return files;
 }
 
-/** Items of an encapsulated pixel data value: an empty offset table, then one fragment. */
-function encapsulate(frame: Uint8Array): Uint8Array {
-  const body = frame.length % 2 ? concat([frame, new Uint8Array(1)]) : frame;
-  const head = new Uint8Array(16);
-  const v = new DataView(head.buffer);
-  v.setUint16(0, 0xfffe, true);
-  v.setUint16(2, 0xe000, true);
-  v.setUint32(4, 0, true);
-  v.setUint16(8, 0xfffe, true);
-  v.setUint16(10, 0xe000, true);
-  v.setUint32(12, body.length, true);
+/** The pixel data element of frames: native bytes, or encapsulated with an offset table. */
+function pixelDataElement(
+  frames: readonly Uint8Array[],
+  native: boolean,
+  offsetTable: boolean,
+): DicomElement {
+  if (native) return { tag: 0x7fe00010, vr: "OW", value: concat([...frames]) };
+  return { tag: 0x7fe00010, vr: "OB", value: encapsulate(frames, offsetTable) };
+}
+
+/**
+ * Items of an encapsulated pixel data value: a basic offset table (when asked), then one
+ * fragment per frame.
+ */
+function encapsulate(frames: readonly Uint8Array[], offsetTable: boolean): Uint8Array {
+  const bodies = frames.map((f) => (f.length % 2 ? concat([f, new Uint8Array(1)]) : f));
+  const item = (length: number) => {
+    const h = new Uint8Array(8);
+    const v = new DataView(h.buffer);
+    v.setUint16(0, 0xfffe, true);
+    v.setUint16(2, 0xe000, true);
+    v.setUint32(4, length, true);
+    return h;
+  };
+  const offsets = new Uint8Array(offsetTable ? 4 * frames.length : 0);
+  const ov = new DataView(offsets.buffer);
+  let at = 0;
+  bodies.forEach((b, k) => {
+    if (offsets.length) ov.setUint32(4 * k, at, true);
+    at += 8 + b.length;
+  });
   const tail = new Uint8Array(8);
   const t = new DataView(tail.buffer);
   t.setUint16(0, 0xfffe, true);
   t.setUint16(2, 0xe0dd, true);
-  return concat([head, body, tail]);
+  return concat([
+    item(offsets.length),
+    offsets,
+    ...bodies.flatMap((b) => [item(b.length), b]),
+    tail,
+  ]);
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
@@ -238,7 +360,18 @@ function encodeElements(
   for (const e of [...elements].sort((x, y) => x.tag - y.tag)) {
     let value: Uint8Array;
     let undefinedLength = false;
-    if (typeof e.value === "string") {
+    if (e.vr === "SQ") {
+      // Items of explicit length, each a data set in the same encoding.
+      value = concat((e.value as DicomElement[][]).flatMap((items) => {
+        const body = encodeElements(items, mode);
+        const head = new Uint8Array(8);
+        const h = new DataView(head.buffer);
+        h.setUint16(0, 0xfffe, le);
+        h.setUint16(2, 0xe000, le);
+        h.setUint32(4, body.length, le);
+        return [head, body];
+      }));
+    } else if (typeof e.value === "string") {
       value = new TextEncoder().encode(e.value);
       if (value.length % 2) value = concat([value, Uint8Array.of(e.vr === "UI" ? 0 : 0x20)]);
     } else if (e.value instanceof Uint8Array) {
@@ -249,10 +382,11 @@ function encodeElements(
         for (let i = 0; i < value.length; i += 2) value.subarray(i, i + 2).reverse();
       }
     } else {
+      const numbers = e.value as number[];
       const size = e.vr === "UL" ? 4 : 2;
-      value = new Uint8Array(e.value.length * size);
+      value = new Uint8Array(numbers.length * size);
       const dv = new DataView(value.buffer);
-      e.value.forEach((x, i) =>
+      numbers.forEach((x, i) =>
         size === 4 ? dv.setUint32(4 * i, x, le) : dv.setUint16(2 * i, x, le)
       );
     }

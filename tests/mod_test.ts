@@ -52,6 +52,7 @@ Deno.test("mod.ts exports exactly the documented public API", () => {
     "findImages",
     "foregroundBox",
     "formatOf",
+    "frameInfos",
     "fromTorch",
     "gatherBias",
     "gatherRows",

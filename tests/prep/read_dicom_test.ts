@@ -88,6 +88,41 @@ for (const syntax of Object.keys(WRITE_SYNTAXES) as (keyof typeof WRITE_SYNTAXES
   });
 }
 
+Deno.test("readDicomSeries() reads an Enhanced CT file (one frame per slice) in every syntax", async () => {
+  const v = phantom("PIR");
+  for (const syntax of Object.keys(WRITE_SYNTAXES) as (keyof typeof WRITE_SYNTAXES)[]) {
+    // Compressed frames: found through the offset table, or one fragment per frame.
+    const native = ["implicit", "explicit", "deflated", "big-endian"].includes(syntax);
+    for (const offsetTable of native ? [true] : [true, false]) {
+      const [file] = await writeDicomSeries(v, { syntax, multiFrame: true, offsetTable });
+      for (const decodeThreads of [1, 2]) {
+        const img = await withPool(() => readDicomSeries([file.bytes], { decodeThreads }));
+        assertSameImage(img.volume, v);
+      }
+    }
+  }
+});
+
+Deno.test("prep caches an Enhanced CT file like the same series as single frames", async () => {
+  await using dir = await tempDir();
+  const v = phantom();
+  await writeFiles(
+    join(dir.path, "in", "enhanced"),
+    await writeDicomSeries(v, { multiFrame: true }),
+  );
+  await writeFiles(join(dir.path, "in", "classic"), await writeDicomSeries(v));
+  const out = join(dir.path, "cache");
+  const { code, text } = await runTask(prepMain, [join(dir.path, "in"), "--out", out, "--quiet"]);
+  assertEquals(code, 0, text);
+  const store = new FileSystemStore(out);
+  const [a, b] = await Promise.all(
+    ["/in/enhanced", "/in/classic"].map((p) => readCase(store, p as `/${string}`)),
+  );
+  assertEquals(a.shape, b.shape);
+  assertClose(a.affine, b.affine, 1e-6);
+  assertEquals(maxAbsDiff(a.data, b.data), 0);
+});
+
 Deno.test("readDicomSeries() sorts shuffled slices and places sagittal slices (PIR)", async () => {
   const v = phantom("PIR");
   const files = (await writeDicomSeries(v)).map((f) => f.bytes);
