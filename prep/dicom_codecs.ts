@@ -169,7 +169,8 @@ export interface EncodedFrame {
 }
 
 /**
- * The pixels of a single-frame, single-sample DICOM image: native pixel data is returned
+ * The pixels of one frame of a single-sample DICOM image (frame `info.frame` of a
+ * multi-frame file, see `frameInfos`): native pixel data is returned
  * as raw stored values (no rescale); compressed pixel data is returned as an
  * {@linkcode EncodedFrame} for {@linkcode decodeFrame}, which may run in another thread.
  * Throws a `RangeError` naming the transfer syntax when it is not supported.
@@ -203,7 +204,7 @@ export function extractFrame(ds: DicomDataSet, info: DicomSliceInfo): PixelArray
   return {
     encoding: syntax.encoding,
     bytes: encapsulatedFrame(ds, element, info.frame),
-    info: frameInfo(info),
+    info: decoderInfo(info),
   };
 }
 
@@ -237,7 +238,7 @@ function encapsulatedFrame(
 }
 
 /** The header fields a frame decoder needs, as plain data. */
-function frameInfo(info: DicomSliceInfo): FrameInfo {
+function decoderInfo(info: DicomSliceInfo): FrameInfo {
   const { rows, columns, bitsAllocated, bitsStored, pixelRepresentation } = info;
   return { rows, columns, bitsAllocated, bitsStored, pixelRepresentation };
 }
