@@ -5,6 +5,13 @@ const WORKER_URL = new URL("./_decode_worker.ts", import.meta.url);
 /** Frames posted to one decoder before it answers: keeps it busy between messages. */
 const IN_FLIGHT_PER_WORKER = 2;
 
+/**
+ * A decoder that has not answered for this long is taken for dead (a frame decodes in
+ * milliseconds): the pool fails, so that its case fails instead of waiting forever.
+ * Mutable, so tests can shorten it.
+ */
+export const DECODER_LIMITS = { answerMs: 120_000 };
+
 interface Job {
   id: number;
   frame: EncodedFrame;
@@ -16,6 +23,8 @@ interface Job {
 interface Lane {
   target: Worker | MessagePort;
   jobs: Map<number, Job>;
+  /** When the lane last posted to an idle decoder or heard from it. */
+  since: number;
 }
 
 type Reply = MessageEvent<{ id: number; pixels?: PixelArray; error?: string }>;
@@ -52,6 +61,7 @@ export class FrameDecoderPool {
   #queue: Job[] = [];
   #nextId = 0;
   #closed = false;
+  #watchdog: ReturnType<typeof setInterval>;
 
   /** Starts `threads` workers (at least 1), or uses the decoders behind `ports`. */
   constructor(threads: number | readonly MessagePort[]) {
@@ -60,8 +70,9 @@ export class FrameDecoderPool {
       : [...threads];
     if (targets.length === 0) throw new RangeError("A frame decoder pool needs a decoder");
     this.#lanes = targets.map((target) => {
-      const lane: Lane = { target, jobs: new Map() };
+      const lane: Lane = { target, jobs: new Map(), since: performance.now() };
       target.onmessage = (e: Reply) => {
+        lane.since = performance.now();
         const job = lane.jobs.get(e.data.id);
         if (!job) return;
         lane.jobs.delete(e.data.id);
@@ -77,6 +88,21 @@ export class FrameDecoderPool {
       }
       return lane;
     });
+    // A decoder that died (a port's worker gives no error event here) would leave its
+    // frames waiting forever.
+    this.#watchdog = setInterval(() => {
+      const now = performance.now();
+      const limit = DECODER_LIMITS.answerMs;
+      if (this.#lanes.some((l) => l.jobs.size > 0 && now - l.since > limit)) {
+        this.#fail(new Error(`a frame decoder did not answer in ${limit / 1000} s`));
+      }
+    }, Math.min(5000, DECODER_LIMITS.answerMs));
+    Deno.unrefTimer(this.#watchdog);
+  }
+
+  /** Whether the pool was closed or failed (it decodes nothing more). */
+  get closed(): boolean {
+    return this.#closed;
   }
 
   /** Number of decoders. */
@@ -101,6 +127,7 @@ export class FrameDecoderPool {
 
   #fail(error: Error): void {
     this.#closed = true;
+    clearInterval(this.#watchdog);
     for (const lane of this.#lanes) {
       if (lane.target instanceof Worker) lane.target.terminate();
       else lane.target.close();
@@ -117,6 +144,7 @@ export class FrameDecoderPool {
       for (const l of this.#lanes) if (l.jobs.size < lane.jobs.size) lane = l;
       if (lane.jobs.size >= IN_FLIGHT_PER_WORKER) return;
       const job = this.#queue.shift()!;
+      if (lane.jobs.size === 0) lane.since = performance.now();
       lane.jobs.set(job.id, job);
       // A view would clone its whole buffer (the file): send an own copy, transferred.
       const bytes = job.frame.bytes.slice();
@@ -135,7 +163,12 @@ export class DecodeWorkers {
 
   /** Starts `count` decoding workers. */
   constructor(count: number) {
-    this.#workers = Array.from({ length: Math.max(1, Math.floor(count)) }, decodeWorker);
+    this.#workers = Array.from({ length: Math.max(1, Math.floor(count)) }, () => {
+      const w = decodeWorker();
+      // A crashed decoder must not take the run down; the pools that used it time out.
+      w.onerror = (e) => e.preventDefault();
+      return w;
+    });
   }
 
   /** Number of workers. */

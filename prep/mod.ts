@@ -49,7 +49,7 @@ export {
   sortSlices,
 } from "./dicom_series.ts";
 export { DECODE_POOL_LIMITS, type ReadDicomOptions, readDicomSeries } from "./read_dicom.ts";
-export { DecodeWorkers, FrameDecoderPool } from "./frame_pool.ts";
+export { DECODER_LIMITS, DecodeWorkers, FrameDecoderPool } from "./frame_pool.ts";
 export {
   type DicomElement,
   newUid,

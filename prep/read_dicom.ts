@@ -105,7 +105,9 @@ export async function readDicomSeries(
   const threads = Math.min(options.decodeThreads ?? 1, compressed);
   const own = !options.pool && threads > 1 &&
     compressed * plane >= DECODE_POOL_LIMITS.minPixels;
-  const pool = own ? new FrameDecoderPool(threads) : compressed > 1 ? options.pool : undefined;
+  // A lent pool that failed earlier (a dead decoder) is passed over: decode here instead.
+  const lent = options.pool && !options.pool.closed ? options.pool : undefined;
+  const pool = own ? new FrameDecoderPool(threads) : compressed > 1 ? lent : undefined;
   try {
     // With a pool, every compressed frame is queued up front; native frames are still
     // copied one at a time below, so the volume is never held twice.

@@ -9,6 +9,7 @@ Deno.test("mod.ts exports exactly the documented public API", () => {
     "COMPRESSORS",
     "DATALIST_ADAPTER",
     "DATASETS",
+    "DECODER_LIMITS",
     "DECODE_POOL_LIMITS",
     "DEFAULT_CHUNK",
     "DEFAULT_COMPRESSOR",

@@ -11,7 +11,7 @@ import {
   isEncodedFrame,
 } from "../../prep/dicom_codecs.ts";
 import { parseDicom, sliceInfo } from "../../prep/dicom_parse.ts";
-import { DecodeWorkers, FrameDecoderPool } from "../../prep/frame_pool.ts";
+import { DECODER_LIMITS, DecodeWorkers, FrameDecoderPool } from "../../prep/frame_pool.ts";
 import {
   newUid,
   WRITE_SYNTAXES,
@@ -303,6 +303,25 @@ Deno.test("FrameDecoderPool over ports to DecodeWorkers decodes, reports codec e
   } finally {
     for (const p of pools) p.close();
     workers.close();
+  }
+});
+
+Deno.test("a decoder that never answers fails its pool; a failed lent pool is passed over", async () => {
+  const frames = await j2kFrames();
+  const saved = DECODER_LIMITS.answerMs;
+  DECODER_LIMITS.answerMs = 200;
+  const { port1, port2 } = new MessageChannel();
+  const pool = new FrameDecoderPool([port1]);
+  try {
+    await assertRejects(() => pool.decode(frames[0]), /did not answer in 0\.2 s/);
+    assert(pool.closed);
+    const files = await writeDicomSeries(phantom(), { syntax: "jpeg2000" });
+    const img = await readDicomSeries(files.map((f) => f.bytes), { pool });
+    assertSameImage(img.volume, phantom());
+  } finally {
+    DECODER_LIMITS.answerMs = saved;
+    pool.close();
+    port2.close();
   }
 });
 
