@@ -141,6 +141,27 @@ export async function writeDicomSeries(
     syntaxName !== "jpeg-lossless";
   const frames: Uint8Array[] = [];
   const positions: number[][] = [];
+  // The elements every file has: identity, series, image pixel module.
+  const common = (sopClass: string, sopUid: string, instance: number): DicomElement[] => [
+    { tag: 0x00080008, vr: "CS", value: options.imageType ?? "ORIGINAL\\PRIMARY\\AXIAL" },
+    { tag: 0x00080016, vr: "UI", value: sopClass },
+    { tag: 0x00080018, vr: "UI", value: sopUid },
+    { tag: 0x00080060, vr: "CS", value: options.modality ?? "CT" },
+    { tag: 0x0008103e, vr: "LO", value: "voco synthetic series" },
+    { tag: 0x00100020, vr: "LO", value: options.patientId ?? "PHANTOM" },
+    { tag: 0x0020000d, vr: "UI", value: studyUid },
+    { tag: 0x0020000e, vr: "UI", value: seriesUid },
+    { tag: 0x00200011, vr: "IS", value: String(options.seriesNumber ?? 1) },
+    { tag: 0x00200013, vr: "IS", value: String(instance) },
+    { tag: 0x00280002, vr: "US", value: [1] },
+    { tag: 0x00280004, vr: "CS", value: "MONOCHROME2" },
+    { tag: 0x00280010, vr: "US", value: [nr] },
+    { tag: 0x00280011, vr: "US", value: [nc] },
+    { tag: 0x00280100, vr: "US", value: [16] },
+    { tag: 0x00280101, vr: "US", value: [16] },
+    { tag: 0x00280102, vr: "US", value: [15] },
+    { tag: 0x00280103, vr: "US", value: [signed ? 1 : 0] },
+  ];
   const extra = options.extraElements ?? [];
   const withExtra = (elements: DicomElement[]) => [
     ...elements.filter((e) => !extra.some((x) => x.tag === e.tag)),
@@ -191,28 +212,11 @@ export async function writeDicomSeries(
     }
     const sopUid = newUid();
     const elements: DicomElement[] = [
-      { tag: 0x00080008, vr: "CS", value: options.imageType ?? "ORIGINAL\\PRIMARY\\AXIAL" },
-      { tag: 0x00080016, vr: "UI", value: CT_IMAGE_STORAGE },
-      { tag: 0x00080018, vr: "UI", value: sopUid },
-      { tag: 0x00080060, vr: "CS", value: options.modality ?? "CT" },
-      { tag: 0x0008103e, vr: "LO", value: "voco synthetic series" },
-      { tag: 0x00100020, vr: "LO", value: options.patientId ?? "PHANTOM" },
+      ...common(CT_IMAGE_STORAGE, sopUid, k + 1),
       { tag: 0x00180050, vr: "DS", value: ds(columnNorms(a)[2]) },
-      { tag: 0x0020000d, vr: "UI", value: studyUid },
-      { tag: 0x0020000e, vr: "UI", value: seriesUid },
-      { tag: 0x00200011, vr: "IS", value: String(options.seriesNumber ?? 1) },
-      { tag: 0x00200013, vr: "IS", value: String(k + 1) },
       { tag: 0x00200032, vr: "DS", value: pos.map(ds).join("\\") },
       { tag: 0x00200037, vr: "DS", value: [...rowDir, ...colDir].map(ds).join("\\") },
-      { tag: 0x00280002, vr: "US", value: [1] },
-      { tag: 0x00280004, vr: "CS", value: "MONOCHROME2" },
-      { tag: 0x00280010, vr: "US", value: [nr] },
-      { tag: 0x00280011, vr: "US", value: [nc] },
       { tag: 0x00280030, vr: "DS", value: `${ds(rowMm)}\\${ds(colMm)}` },
-      { tag: 0x00280100, vr: "US", value: [16] },
-      { tag: 0x00280101, vr: "US", value: [16] },
-      { tag: 0x00280102, vr: "US", value: [15] },
-      { tag: 0x00280103, vr: "US", value: [signed ? 1 : 0] },
       { tag: 0x00281052, vr: "DS", value: String(intercept) },
       { tag: 0x00281053, vr: "DS", value: "1" },
       pixelDataElement([frame], native, false),
@@ -226,25 +230,8 @@ export async function writeDicomSeries(
     const sopUid = newUid();
     const item = (...elements: DicomElement[]) => [elements];
     const elements: DicomElement[] = [
-      { tag: 0x00080008, vr: "CS", value: options.imageType ?? "ORIGINAL\\PRIMARY\\AXIAL" },
-      { tag: 0x00080016, vr: "UI", value: ENHANCED_CT_IMAGE_STORAGE },
-      { tag: 0x00080018, vr: "UI", value: sopUid },
-      { tag: 0x00080060, vr: "CS", value: options.modality ?? "CT" },
-      { tag: 0x0008103e, vr: "LO", value: "voco synthetic series" },
-      { tag: 0x00100020, vr: "LO", value: options.patientId ?? "PHANTOM" },
-      { tag: 0x0020000d, vr: "UI", value: studyUid },
-      { tag: 0x0020000e, vr: "UI", value: seriesUid },
-      { tag: 0x00200011, vr: "IS", value: String(options.seriesNumber ?? 1) },
-      { tag: 0x00200013, vr: "IS", value: "1" },
-      { tag: 0x00280002, vr: "US", value: [1] },
-      { tag: 0x00280004, vr: "CS", value: "MONOCHROME2" },
+      ...common(ENHANCED_CT_IMAGE_STORAGE, sopUid, 1),
       { tag: 0x00280008, vr: "IS", value: String(ns) },
-      { tag: 0x00280010, vr: "US", value: [nr] },
-      { tag: 0x00280011, vr: "US", value: [nc] },
-      { tag: 0x00280100, vr: "US", value: [16] },
-      { tag: 0x00280101, vr: "US", value: [16] },
-      { tag: 0x00280102, vr: "US", value: [15] },
-      { tag: 0x00280103, vr: "US", value: [signed ? 1 : 0] },
       {
         tag: 0x52009229,
         vr: "SQ",

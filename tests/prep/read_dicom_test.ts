@@ -21,6 +21,7 @@ import {
 import { orientToRas } from "../../prep/orient.ts";
 import { discoverInputs } from "../../prep/discover.ts";
 import { runPrep } from "../../prep/run_prep.ts";
+import type { StorageOptions } from "../../prep/process_case.ts";
 import { resolveRecipe } from "../../prep/recipe.ts";
 import { readCase } from "../../cache/read_case.ts";
 import { listCases } from "../../cache/cache_dir.ts";
@@ -50,6 +51,9 @@ async function j2kFrames(): Promise<EncodedFrame[]> {
     return frame;
   });
 }
+
+/** Storage that keeps values exact (float32), for comparisons. */
+const EXACT: StorageOptions = { dtype: "float32", compressor: "blosc-zstd", level: 3, chunk: 64 };
 
 /** Runs `fn` with the decoder pool started for any series size (the phantoms are small). */
 async function withPool<T>(fn: () => Promise<T>): Promise<T> {
@@ -339,7 +343,7 @@ Deno.test("prep with one worker and two decode threads caches what one thread ca
       out,
       dataset: "d",
       recipe: resolveRecipe("voco-v2"),
-      storage: { dtype: "float32", compressor: "blosc-zstd", level: 3, chunk: 64 },
+      storage: EXACT,
       workers: 1,
       decodeThreads,
     });
@@ -531,7 +535,7 @@ Deno.test({
       out,
       dataset: "dicom",
       recipe: resolveRecipe("voco-v2"),
-      storage: { dtype: "float32", compressor: "blosc-zstd", level: 3, chunk: 64 },
+      storage: EXACT,
       workers: 1,
     });
     assertEquals(run.reports[0].status, "written", run.reports[0].error);
