@@ -101,7 +101,8 @@ export async function readDicomSeries(
       throw e;
     }
   };
-  const compressed = parsed.filter((p) => isCompressedSyntax(p.info.transferSyntax)).length;
+  const isCompressed = parsed.map((p) => isCompressedSyntax(p.info.transferSyntax));
+  const compressed = isCompressed.filter(Boolean).length;
   const threads = Math.min(options.decodeThreads ?? 1, compressed);
   const own = !options.pool && threads > 1 &&
     compressed * plane >= DECODE_POOL_LIMITS.minPixels;
@@ -113,7 +114,7 @@ export async function readDicomSeries(
     // copied one at a time below, so the volume is never held twice.
     const decoded: (Promise<PixelArray> | undefined)[] = [];
     for (let k = 0; pool && k < n; k++) {
-      if (!isCompressedSyntax(parsed[geometry.order[k]].info.transferSyntax)) continue;
+      if (!isCompressed[geometry.order[k]]) continue;
       decoded[k] = pool.decode(extract(k) as EncodedFrame);
       // Read in order below; until then a rejection must not count as unhandled.
       decoded[k]!.catch(() => {});

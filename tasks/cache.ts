@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { listCases } from "../cache/cache_dir.ts";
-import { readCase, readCaseAttributes } from "../cache/read_case.ts";
+import { type CaseAttributes, readCase } from "../cache/read_case.ts";
 import { formatBytes, runMain } from "./_cli.ts";
 
 const HELP = `deno task cache: inspect a VoCo Zarr cache
@@ -66,8 +66,9 @@ async function main(args: string[]): Promise<number> {
     const label = c.name ? `${c.dataset}/${c.name}` : `${c.dataset} (dataset group)`;
     try {
       if (c.error) throw new Error(c.error);
-      const a = await readCaseAttributes(store, `/${c.dataset}/${c.name}`);
+      // One read of the array's metadata gives its shape, dtype and attributes.
       const meta = JSON.parse(await Deno.readTextFile(join(c.dir, "zarr.json")));
+      const a = meta.attributes as CaseAttributes;
       const bytes = await dirBytes(c.dir);
       total += bytes;
       console.log(
