@@ -1,3 +1,5 @@
+// The Zarr `blosc` codec with byte shuffle and zstd on the runtime's native zstd; other
+// Blosc frames go to numcodecs.
 import * as zarr from "zarrita";
 import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 

@@ -1,3 +1,5 @@
+// The cache folder on disk: the root group, dataset groups, staging folders of live runs,
+// and publishing a finished case into place with a rename.
 import * as zarr from "zarrita";
 import { FileSystemStore } from "@zarrita/storage";
 import { join } from "node:path";

@@ -1,3 +1,4 @@
+// One call that registers the cache's native codecs with zarrita.
 import { registerNativeZstd } from "./zstd_codec.ts";
 import { registerNativeBlosc } from "./blosc_codec.ts";
 

@@ -1,5 +1,3 @@
-import { voxelCount } from "../prep/volume.ts";
-
 /** On-disk voxel types of the cache. */
 export type StorageDtype = "float32" | "uint16" | "uint8";
 
@@ -81,5 +79,5 @@ export function dequantize(
 
 /** Bytes a volume of `shape` takes when stored raw in `dtype`. */
 export function rawBytes(shape: readonly number[], dtype: StorageDtype): number {
-  return voxelCount(shape) * (dtype === "float32" ? 4 : dtype === "uint16" ? 2 : 1);
+  return shape.reduce((a, b) => a * b, 1) * (dtype === "float32" ? 4 : dtype === "uint16" ? 2 : 1);
 }

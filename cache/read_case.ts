@@ -1,5 +1,7 @@
+// Reading cached cases: attributes, the whole volume, or a crop that touches only its
+// chunks, dequantised to float32.
 import * as zarr from "zarrita";
-import type { Mat4, Shape3, Volume } from "../prep/volume.ts";
+import type { CaseAffine as Mat4, CaseShape as Shape3, CaseVolume } from "./volume.ts";
 import { dequantize } from "./quantize.ts";
 import { registerCodecs } from "./codecs.ts";
 
@@ -49,13 +51,13 @@ export interface OpenCase {
   /** The case's attributes. */
   attributes: CaseAttributes;
   /** The whole case as a float32 volume (quantised values decoded). */
-  read(): Promise<Volume<Float32Array>>;
+  read(): Promise<CaseVolume>;
   /**
    * The box of `size` voxels starting at voxel `start` as a float32 volume, its affine
    * moved to the box's first voxel; only the chunks the box touches are read. Throws a
    * `RangeError` naming the case when the box leaves the array.
    */
-  readCrop(start: Shape3, size: Shape3): Promise<Volume<Float32Array>>;
+  readCrop(start: Shape3, size: Shape3): Promise<CaseVolume>;
 }
 
 /**
@@ -135,7 +137,7 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
 export async function readCase(
   store: ReadableStore,
   path: `/${string}`,
-): Promise<Volume<Float32Array> & { attributes: CaseAttributes }> {
+): Promise<CaseVolume & { attributes: CaseAttributes }> {
   const c = await openCase(store, path);
   return { ...await c.read(), attributes: c.attributes };
 }

@@ -1,5 +1,7 @@
+// Writing one case as a Zarr v3 array: quantised values, chunked and compressed, with
+// the case's attributes.
 import * as zarr from "zarrita";
-import type { Volume } from "../prep/volume.ts";
+import type { CaseVolume } from "./volume.ts";
 import { quantize, type StorageEncoding } from "./quantize.ts";
 import { type Compressor, DEFAULT_CHUNK, DEFAULT_COMPRESSOR } from "./format.ts";
 import { registerCodecs } from "./codecs.ts";
@@ -38,7 +40,7 @@ export interface WriteCaseOptions {
 export async function writeCase(
   store: WritableStore,
   path: `/${string}`,
-  volume: Volume<Float32Array>,
+  volume: CaseVolume,
   options: WriteCaseOptions,
 ): Promise<void> {
   registerCodecs();

@@ -1,3 +1,5 @@
+// The Zarr `zstd` codec on Node's native zstd (node:zlib), faster than the WebAssembly
+// build zarrita would load.
 import * as zarr from "zarrita";
 import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 

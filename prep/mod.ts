@@ -2,20 +2,33 @@
  * Preprocessing: read CT volumes, apply MONAI-equivalent transforms, run a recipe and
  * fill the cache.
  *
+ * - `formats/`: image readers (NIfTI, MetaImage, and `formats/dicom/` for DICOM series)
+ * - `transforms/`: the MONAI-equivalent transforms and their affine geometry
+ * - `recipes/`: built-in and JSON recipes
+ * - `pipeline/`: discovery, dataset adapters, the case worker and whole runs
+ * - `synthetic/`: the phantom and the NIfTI, MetaImage and DICOM writers that tests, the
+ *   demo and the benchmarks use
+ *
  * @module
  */
 export type { Mat4, Shape3, Volume, VoxelArray } from "./volume.ts";
 export { voxelCount } from "./volume.ts";
-export { type LoadedImage, readNifti } from "./read_nifti.ts";
-export { formatOf, type Reader, type ReaderOptions, READERS, readImage } from "./read_image.ts";
-export { writeNifti, type WriteNiftiOptions } from "./write_nifti.ts";
+export { type LoadedImage, readNifti } from "./formats/read_nifti.ts";
+export {
+  formatOf,
+  type Reader,
+  type ReaderOptions,
+  READERS,
+  readImage,
+} from "./formats/read_image.ts";
+export { writeNifti, type WriteNiftiOptions } from "./synthetic/write_nifti.ts";
 export {
   metaImageDataFile,
   type MetaImageHeader,
   parseMetaImageHeader,
   readMetaImage,
-} from "./read_metaimage.ts";
-export { writeMetaImage, type WriteMetaImageOptions } from "./write_metaimage.ts";
+} from "./formats/read_metaimage.ts";
+export { writeMetaImage, type WriteMetaImageOptions } from "./synthetic/write_metaimage.ts";
 export {
   type DicomDataSet,
   type DicomSliceInfo,
@@ -23,7 +36,7 @@ export {
   isDicomPart10,
   parseDicom,
   sliceInfo,
-} from "./dicom_parse.ts";
+} from "./formats/dicom/dicom_parse.ts";
 export {
   applyBitsStored,
   type CompressedEncoding,
@@ -37,7 +50,7 @@ export {
   type PixelArray,
   type PixelEncoding,
   TRANSFER_SYNTAXES,
-} from "./dicom_codecs.ts";
+} from "./formats/dicom/dicom_codecs.ts";
 export {
   brokenReason,
   type DicomFileInfo,
@@ -47,9 +60,13 @@ export {
   skipReason,
   SLICE_GAP_TOLERANCE,
   sortSlices,
-} from "./dicom_series.ts";
-export { DECODE_POOL_LIMITS, type ReadDicomOptions, readDicomSeries } from "./read_dicom.ts";
-export { DECODER_LIMITS, DecodeWorkers, FrameDecoderPool } from "./frame_pool.ts";
+} from "./formats/dicom/dicom_series.ts";
+export {
+  DECODE_POOL_LIMITS,
+  type ReadDicomOptions,
+  readDicomSeries,
+} from "./formats/dicom/read_dicom.ts";
+export { DECODER_LIMITS, DecodeWorkers, FrameDecoderPool } from "./formats/dicom/frame_pool.ts";
 export {
   type DicomElement,
   newUid,
@@ -57,20 +74,20 @@ export {
   writeDicomFile,
   type WriteDicomOptions,
   writeDicomSeries,
-} from "./write_dicom.ts";
-export { gunzip, isGzip } from "./decompress.ts";
-export { axisOrientation, orientationCode, orientToRas } from "./orient.ts";
+} from "./synthetic/write_dicom.ts";
+export { gunzip, isGzip } from "./formats/decompress.ts";
+export { axisOrientation, orientationCode, orientToRas } from "./transforms/orient.ts";
 export {
   type OutputGrid,
   type ResampleOptions,
   resampleToGrid,
   resampleToSpacing,
   spacingGrid,
-} from "./resample.ts";
-export { scaleIntensityRange, type WindowOptions } from "./window.ts";
-export { type Box, cropToBox, foregroundBox, type ForegroundOptions } from "./crop.ts";
-export { type PadOptions, padToMinShape } from "./pad.ts";
-export { type ResizeOptions, resizeToShape } from "./resize.ts";
+} from "./transforms/resample.ts";
+export { scaleIntensityRange, type WindowOptions } from "./transforms/window.ts";
+export { type Box, cropToBox, foregroundBox, type ForegroundOptions } from "./transforms/crop.ts";
+export { type PadOptions, padToMinShape } from "./transforms/pad.ts";
+export { type ResizeOptions, resizeToShape } from "./transforms/resize.ts";
 export {
   applyRecipe,
   type Recipe,
@@ -80,8 +97,8 @@ export {
   type RecipeStep,
   resolveRecipe,
   type Triple,
-} from "./recipe.ts";
-export { makePhantom, orientedAffine, type PhantomOptions } from "./phantom.ts";
+} from "./recipes/recipe.ts";
+export { makePhantom, orientedAffine, type PhantomOptions } from "./synthetic/phantom.ts";
 export {
   discoverCases,
   discoverInputs,
@@ -93,7 +110,7 @@ export {
   type SkippedFile,
   type SourceCase,
   uniqueNames,
-} from "./discover.ts";
+} from "./pipeline/discover.ts";
 export {
   DATALIST_ADAPTER,
   type DatasetAdapter,
@@ -101,8 +118,8 @@ export {
   DATASETS,
   detectDataset,
   type FindOptions,
-} from "./datasets.ts";
-export { parseRecipe, readRecipeFile } from "./recipe_file.ts";
+} from "./pipeline/datasets.ts";
+export { parseRecipe, readRecipeFile } from "./recipes/recipe_file.ts";
 export {
   type CaseJob,
   type CaseOutcome,
@@ -110,7 +127,7 @@ export {
   processCase,
   sourceDigest,
   type StorageOptions,
-} from "./process_case.ts";
+} from "./pipeline/process_case.ts";
 export {
   type CaseReport,
   type PrepEvent,
@@ -118,5 +135,5 @@ export {
   type PrepSummary,
   runPrep,
   type RunPrepOptions,
-} from "./run_prep.ts";
-export { caseFingerprint, settingsHash, sha256Hex } from "./fingerprint.ts";
+} from "./pipeline/run_prep.ts";
+export { caseFingerprint, settingsHash, sha256Hex } from "./pipeline/fingerprint.ts";

@@ -1,7 +1,7 @@
 // `deno task bench cache`: size, write and read speed of each chunk compressor on a real
 // preprocessed volume, to choose the cache's default by measuring all three together.
-import { readNifti } from "../prep/read_nifti.ts";
-import { applyRecipe, resolveRecipe } from "../prep/recipe.ts";
+import { readNifti } from "../prep/formats/read_nifti.ts";
+import { applyRecipe, resolveRecipe } from "../prep/recipes/recipe.ts";
 import { writeCase } from "../cache/write_case.ts";
 import { openCase, readCase } from "../cache/read_case.ts";
 import type { Shape3 } from "../prep/volume.ts";

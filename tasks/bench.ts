@@ -1,17 +1,17 @@
 // `deno task bench prep`: preprocessing speed on a realistic clinical-size volume.
 import { join } from "node:path";
-import { readNifti } from "../prep/read_nifti.ts";
-import { writeNifti } from "../prep/write_nifti.ts";
-import { resampleToGrid } from "../prep/resample.ts";
-import { makePhantom } from "../prep/phantom.ts";
-import { resolveRecipe } from "../prep/recipe.ts";
-import { runPrep } from "../prep/run_prep.ts";
-import { discoverCases } from "../prep/discover.ts";
-import { processCase } from "../prep/process_case.ts";
-import { settingsHash } from "../prep/fingerprint.ts";
-import { writeMetaImage } from "../prep/write_metaimage.ts";
-import { writeDicomSeries } from "../prep/write_dicom.ts";
-import type { StorageOptions } from "../prep/process_case.ts";
+import { readNifti } from "../prep/formats/read_nifti.ts";
+import { writeNifti } from "../prep/synthetic/write_nifti.ts";
+import { resampleToGrid } from "../prep/transforms/resample.ts";
+import { makePhantom } from "../prep/synthetic/phantom.ts";
+import { resolveRecipe } from "../prep/recipes/recipe.ts";
+import { runPrep } from "../prep/pipeline/run_prep.ts";
+import { discoverCases } from "../prep/pipeline/discover.ts";
+import { processCase } from "../prep/pipeline/process_case.ts";
+import { settingsHash } from "../prep/pipeline/fingerprint.ts";
+import { writeMetaImage } from "../prep/synthetic/write_metaimage.ts";
+import { writeDicomSeries } from "../prep/synthetic/write_dicom.ts";
+import type { StorageOptions } from "../prep/pipeline/process_case.ts";
 import { formatBytes } from "./_cli.ts";
 import { benchModel } from "./_bench_model.ts";
 import { benchCache } from "./_bench_cache.ts";
@@ -99,8 +99,8 @@ async function benchPrep(args: string[]): Promise<void> {
   const storage = { dtype: "uint16", compressor: "blosc-zstd", level: 3, chunk: 64 } as const;
 
   // Stage by stage, in this thread.
-  const { gunzip } = await import("../prep/decompress.ts");
-  const { applyRecipe } = await import("../prep/recipe.ts");
+  const { gunzip } = await import("../prep/formats/decompress.ts");
+  const { applyRecipe } = await import("../prep/recipes/recipe.ts");
   const raw = await Deno.readFile(file);
   const stages: Record<string, number[]> = { gunzip: [], read: [], recipe: [], case: [] };
   for (let rep = 0; rep < 3; rep++) {

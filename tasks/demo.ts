@@ -1,9 +1,9 @@
 // `deno task demo`: a newcomer's first run on generated phantoms, no downloads.
 import { join } from "node:path";
-import { makePhantom } from "../prep/phantom.ts";
-import { writeNifti } from "../prep/write_nifti.ts";
-import { writeMetaImage } from "../prep/write_metaimage.ts";
-import { writeDicomSeries } from "../prep/write_dicom.ts";
+import { makePhantom } from "../prep/synthetic/phantom.ts";
+import { writeNifti } from "../prep/synthetic/write_nifti.ts";
+import { writeMetaImage } from "../prep/synthetic/write_metaimage.ts";
+import { writeDicomSeries } from "../prep/synthetic/write_dicom.ts";
 import type { Volume } from "../prep/volume.ts";
 import { main as prep } from "./prep.ts";
 

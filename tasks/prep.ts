@@ -5,12 +5,22 @@ import {
   type Discovery,
   type ScanProgress,
   type SkippedFile,
-} from "../prep/discover.ts";
-import { type Recipe, type RecipeOverrides, RECIPES, resolveRecipe } from "../prep/recipe.ts";
-import { readRecipeFile } from "../prep/recipe_file.ts";
-import { DATALIST_ADAPTER, datasetAdapter, DATASETS, detectDataset } from "../prep/datasets.ts";
-import { type PrepItem, runPrep } from "../prep/run_prep.ts";
-import type { StorageOptions } from "../prep/process_case.ts";
+} from "../prep/pipeline/discover.ts";
+import {
+  type Recipe,
+  type RecipeOverrides,
+  RECIPES,
+  resolveRecipe,
+} from "../prep/recipes/recipe.ts";
+import { readRecipeFile } from "../prep/recipes/recipe_file.ts";
+import {
+  DATALIST_ADAPTER,
+  datasetAdapter,
+  DATASETS,
+  detectDataset,
+} from "../prep/pipeline/datasets.ts";
+import { type PrepItem, runPrep } from "../prep/pipeline/run_prep.ts";
+import type { StorageOptions } from "../prep/pipeline/process_case.ts";
 import type { StorageDtype } from "../cache/quantize.ts";
 import {
   type Compressor,

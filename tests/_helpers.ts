@@ -1,6 +1,6 @@
 // Small helpers shared by tests: temp folders, assertions and axis shuffles.
 import type { Mat4, Shape3, Volume, VoxelArray } from "../prep/volume.ts";
-import { matmul4 } from "../prep/_affine.ts";
+import { matmul4 } from "../prep/transforms/_affine.ts";
 
 /** Throws when `cond` is false. */
 export function assert(cond: unknown, message = "Assertion failed"): asserts cond {

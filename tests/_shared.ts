@@ -1,5 +1,5 @@
 // Access to ../shared (real CT and MONAI reference outputs); tests skip when absent.
-import { gunzip } from "../prep/decompress.ts";
+import { gunzip } from "../prep/formats/decompress.ts";
 
 /** Folder of the shared test data, next to the repository. */
 export const SHARED = new URL("../../shared/", import.meta.url).pathname;

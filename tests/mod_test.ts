@@ -1,3 +1,4 @@
+// Pins the public API that mod.ts exports.
 import * as api from "../mod.ts";
 import { assertEquals } from "./_helpers.ts";
 

@@ -1,3 +1,4 @@
+// Tests of the cache codecs against numcodecs and zarrita.
 import Blosc from "numcodecs/blosc";
 import { NativeBloscCodec, shuffleBytes, unshuffleBytes } from "../../cache/blosc_codec.ts";
 import { NativeZstdCodec } from "../../cache/zstd_codec.ts";
@@ -5,8 +6,8 @@ import { writeCase } from "../../cache/write_case.ts";
 import { openCase, readCase } from "../../cache/read_case.ts";
 import { storageEncoding } from "../../cache/quantize.ts";
 import { COMPRESSORS } from "../../cache/format.ts";
-import { makePhantom } from "../../prep/phantom.ts";
-import { scaleIntensityRange } from "../../prep/window.ts";
+import { makePhantom } from "../../prep/synthetic/phantom.ts";
+import { scaleIntensityRange } from "../../prep/transforms/window.ts";
 import { assert, assertEquals, assertRejects } from "../_helpers.ts";
 
 function sample(n: number): Uint8Array {

@@ -2,8 +2,8 @@
 // damaged, and a damaged chunk fails its read with the case and the reason.
 import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
-import { makePhantom } from "../../prep/phantom.ts";
-import { writeNifti } from "../../prep/write_nifti.ts";
+import { makePhantom } from "../../prep/synthetic/phantom.ts";
+import { writeNifti } from "../../prep/synthetic/write_nifti.ts";
 import {
   cleanStaging,
   createStagingRun,

@@ -1,12 +1,12 @@
 // MONAI parity on the shared example CT: the cache equals the golden outputs.
-import { readNifti } from "../../prep/read_nifti.ts";
-import { writeNifti } from "../../prep/write_nifti.ts";
-import { applyRecipe, resolveRecipe } from "../../prep/recipe.ts";
-import { orientToRas } from "../../prep/orient.ts";
-import { resampleToSpacing } from "../../prep/resample.ts";
-import { orientationCode } from "../../prep/orient.ts";
-import { discoverCases } from "../../prep/discover.ts";
-import { runPrep } from "../../prep/run_prep.ts";
+import { readNifti } from "../../prep/formats/read_nifti.ts";
+import { writeNifti } from "../../prep/synthetic/write_nifti.ts";
+import { applyRecipe, resolveRecipe } from "../../prep/recipes/recipe.ts";
+import { orientToRas } from "../../prep/transforms/orient.ts";
+import { resampleToSpacing } from "../../prep/transforms/resample.ts";
+import { orientationCode } from "../../prep/transforms/orient.ts";
+import { discoverCases } from "../../prep/pipeline/discover.ts";
+import { runPrep } from "../../prep/pipeline/run_prep.ts";
 import { readCase } from "../../cache/read_case.ts";
 import { FileSystemStore } from "@zarrita/storage";
 import { HAVE_SHARED, loadGolden, maxAbsDiff, SHARED } from "../_shared.ts";

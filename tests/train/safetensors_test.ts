@@ -1,3 +1,4 @@
+// Tests of the safetensors reader and writer.
 import { readSafetensors, writeSafetensors } from "../../train/safetensors.ts";
 import { assert, assertEquals } from "../_helpers.ts";
 

@@ -1,3 +1,4 @@
+// Comparing our backbone's outputs with MONAI reference outputs (`model check`).
 import * as tf from "@tensorflow/tfjs-core";
 import { readSafetensors } from "../safetensors.ts";
 import { importWeights } from "./weights.ts";

@@ -1,3 +1,5 @@
+// The backbone's parameters: MONAI key names and shapes, initialisation, and layout
+// conversion between PyTorch and tfjs.
 import * as tf from "@tensorflow/tfjs-core";
 import { featureLength, type SwinConfig } from "./config.ts";
 

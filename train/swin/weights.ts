@@ -1,3 +1,4 @@
+// Importing and exporting backbone weights as safetensors in MONAI key names.
 import { readSafetensors, writeSafetensors } from "../safetensors.ts";
 import { type SwinConfig, swinConfig } from "./config.ts";
 import { type Params, paramSpecs, toTorch, toVariable } from "./params.ts";

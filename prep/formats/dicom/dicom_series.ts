@@ -1,0 +1,230 @@
+// Grouping DICOM files into series, deciding what to skip or fail, and sorting slices
+// into a uniform stack.
+import type { DicomSliceInfo } from "./dicom_parse.ts";
+import type { Mat4 } from "../../volume.ts";
+
+/** Relative slice-gap tolerance of {@linkcode sortSlices}: 5 % of the median gap. */
+export const SLICE_GAP_TOLERANCE = 0.05;
+
+/** One file's header facts, with where it came from. */
+export interface DicomFileInfo {
+  /** Path of the file (used in messages). */
+  path: string;
+  /** Header facts. */
+  info: DicomSliceInfo;
+  /** Whether the file has a pixel data element. */
+  hasPixels: boolean;
+}
+
+/** The files of one image series. */
+export interface DicomSeriesGroup {
+  /** Series instance UID. */
+  uid: string;
+  /** Modality of the series. */
+  modality: string;
+  /** Series number, when present. */
+  number?: number;
+  /** Series description. */
+  description: string;
+  /** Paths of the series' image files, sorted. */
+  files: string[];
+}
+
+/** CT image storage SOP classes: plain, enhanced and legacy converted enhanced. */
+const CT_IMAGE_SOP_CLASSES = new Set([
+  "1.2.840.10008.5.1.4.1.1.2",
+  "1.2.840.10008.5.1.4.1.1.2.1",
+  "1.2.840.10008.5.1.4.1.1.2.2",
+]);
+
+/**
+ * Why a file is broken as a slice of a CT volume, or `undefined` when it is not: without
+ * pixel data, a CT image file (by its SOP class), as a truncated download leaves it, or
+ * a file with no SOP class at all (every DICOM object has one: the header is garbled).
+ * A broken file is bad input, not a skip: it stays with its series, which then fails.
+ */
+export function brokenReason(f: DicomFileInfo): string | undefined {
+  if (f.hasPixels) return undefined;
+  if (CT_IMAGE_SOP_CLASSES.has(f.info.sopClass)) {
+    return "a CT image without pixel data (truncated file?)";
+  }
+  if (!f.info.sopClass) return "no SOP class UID and no pixel data (corrupt header?)";
+  return undefined;
+}
+
+/**
+ * Why a file is not an image slice of a CT volume, or `undefined` when it is one: no
+ * pixel data, another modality, a localizer, a colour image (a dose screenshot), or an
+ * image of another SOP class without a place in space (a secondary capture such as a
+ * scanner's patient-protocol page, which carries modality CT).
+ */
+export function skipReason(f: DicomFileInfo): string | undefined {
+  const i = f.info;
+  if (!f.hasPixels) return "no pixel data (not an image)";
+  if (i.modality !== "CT") return `modality ${i.modality || "missing"}, not CT`;
+  if (i.imageType.includes("LOCALIZER")) return "localizer (scout) image";
+  if (i.samplesPerPixel !== 1) {
+    return `colour image (${i.samplesPerPixel} samples per pixel), not a CT slice`;
+  }
+  if (!CT_IMAGE_SOP_CLASSES.has(i.sopClass) && (!i.position || !i.orientation)) {
+    return `SOP class ${i.sopClass || "missing"} without ImagePositionPatient/` +
+      `ImageOrientationPatient (a secondary capture), not a CT slice`;
+  }
+  return undefined;
+}
+
+/**
+ * Groups DICOM files by SeriesInstanceUID, keeping CT image files only: other modalities
+ * (SEG, RTSTRUCT, SR, PT, MR…), files without pixels and localizer/scout images are
+ * returned as skipped with the reason, broken CT files (see {@linkcode brokenReason}) as
+ * broken.
+ */
+export function groupDicomSeries(files: readonly DicomFileInfo[]): {
+  series: DicomSeriesGroup[];
+  skipped: { path: string; reason: string }[];
+  broken: { path: string; reason: string }[];
+} {
+  const byUid = new Map<string, DicomSeriesGroup>();
+  const skipped: { path: string; reason: string }[] = [];
+  const broken: { path: string; reason: string }[] = [];
+  for (const f of files) {
+    const bad = brokenReason(f);
+    if (bad) {
+      broken.push({ path: f.path, reason: bad });
+      continue;
+    }
+    const reason = skipReason(f);
+    if (reason) {
+      skipped.push({ path: f.path, reason });
+      continue;
+    }
+    const uid = f.info.seriesUid || "(no series UID)";
+    let g = byUid.get(uid);
+    if (!g) {
+      g = {
+        uid,
+        modality: f.info.modality,
+        number: f.info.seriesNumber,
+        description: f.info.seriesDescription,
+        files: [],
+      };
+      byUid.set(uid, g);
+    }
+    g.files.push(f.path);
+  }
+  const series = [...byUid.values()];
+  for (const g of series) g.files.sort();
+  series.sort((a, b) => (a.files[0] < b.files[0] ? -1 : 1));
+  return { series, skipped, broken };
+}
+
+/** The geometry {@linkcode sortSlices} derives from a series. */
+export interface SeriesGeometry {
+  /** Slice indices in volume order (ascending along the slice normal). */
+  order: number[];
+  /** Voxel-to-RAS affine of the volume stored as C order over [slice, row, column]. */
+  affine: Mat4;
+  /** Distance between consecutive slices along the normal, mm. */
+  sliceGapMm: number;
+}
+
+const fmt = (x: number) => Number(x.toFixed(3)).toString();
+
+/**
+ * Sorts the slices of one series along the slice normal (from ImageOrientationPatient and
+ * ImagePositionPatient) and derives the volume affine, with the slice step taken from the
+ * positions (not SliceThickness). DICOM's patient axes are LPS; the affine is converted to
+ * RAS. Throws a `RangeError` naming the files for: multi-frame images, missing geometry,
+ * mixed image sizes or orientations, fewer than two slices, duplicated positions and
+ * slice gaps that differ from the median by more than `tolerance` (relative).
+ */
+export function sortSlices(
+  slices: readonly { path: string; info: DicomSliceInfo }[],
+  tolerance: number = SLICE_GAP_TOLERANCE,
+): SeriesGeometry {
+  if (slices.length < 2) {
+    throw new RangeError(`Only ${slices.length} slice in the series; a volume needs at least 2`);
+  }
+  const first = slices[0];
+  for (const s of slices) {
+    const i = s.info;
+    if (i.frames > 1) {
+      throw new RangeError(
+        `${s.path}: multi-frame image (${i.frames} frames, enhanced CT) is not supported; ` +
+          `export the series as single-frame slices`,
+      );
+    }
+    if (!i.position || !i.orientation || !i.pixelSpacing) {
+      throw new RangeError(
+        `${s.path}: missing ${
+          !i.position
+            ? "ImagePositionPatient"
+            : !i.orientation
+            ? "ImageOrientationPatient"
+            : "PixelSpacing"
+        }, so the slice cannot be placed`,
+      );
+    }
+    if (i.rows !== first.info.rows || i.columns !== first.info.columns) {
+      throw new RangeError(
+        `Mixed image sizes: ${first.path} is ${first.info.columns}x${first.info.rows}, ` +
+          `${s.path} is ${i.columns}x${i.rows}`,
+      );
+    }
+    const o0 = first.info.orientation!;
+    if (i.orientation.some((v, k) => Math.abs(v - o0[k]) > 1e-4)) {
+      throw new RangeError(
+        `Mixed orientations: ${first.path} has ${o0.map(fmt).join("\\")}, ` +
+          `${s.path} has ${i.orientation.map(fmt).join("\\")}`,
+      );
+    }
+    const ps = i.pixelSpacing;
+    if (!(ps[0] > 0 && ps[1] > 0)) {
+      throw new RangeError(`${s.path}: PixelSpacing ${ps} is not positive`);
+    }
+  }
+  const o = first.info.orientation!;
+  const row = [o[0], o[1], o[2]], col = [o[3], o[4], o[5]];
+  const normal = [
+    row[1] * col[2] - row[2] * col[1],
+    row[2] * col[0] - row[0] * col[2],
+    row[0] * col[1] - row[1] * col[0],
+  ];
+  const depth = slices.map((s) => s.info.position!.reduce((a, p, k) => a + p * normal[k], 0));
+  const order = depth.map((_, i) => i).sort((a, b) => depth[a] - depth[b]);
+  const gaps = order.slice(1).map((idx, k) => depth[idx] - depth[order[k]]);
+  const median = [...gaps].sort((a, b) => a - b)[gaps.length >> 1];
+  for (let k = 0; k < gaps.length; k++) {
+    const a = slices[order[k]], b = slices[order[k + 1]];
+    if (gaps[k] < 1e-3 || gaps[k] < median * tolerance) {
+      throw new RangeError(
+        `Duplicated slice at position ${fmt(depth[order[k]])} mm along the normal: ` +
+          `${a.path} and ${b.path}`,
+      );
+    }
+  }
+  if (!(median > 0)) throw new RangeError("All slices are at the same position");
+  for (let k = 0; k < gaps.length; k++) {
+    if (Math.abs(gaps[k] - median) > tolerance * median) {
+      const a = slices[order[k]], b = slices[order[k + 1]];
+      throw new RangeError(
+        `Non-uniform slice gap: ${fmt(gaps[k])} mm between ${a.path} and ${b.path} ` +
+          `(slices ${k} and ${k + 1}); the other gaps are ${fmt(median)} mm` +
+          (gaps[k] > median ? ", so a slice may be missing" : ""),
+      );
+    }
+  }
+  const n = slices.length;
+  const p0 = slices[order[0]].info.position!, pn = slices[order[n - 1]].info.position!;
+  const step = p0.map((v, k) => (pn[k] - v) / (n - 1));
+  const [rowMm, colMm] = first.info.pixelSpacing!;
+  // Array axes: 0 = slice, 1 = row (moves along the column direction), 2 = column.
+  const lps = [0, 1, 2].map((r) => [step[r], col[r] * rowMm, row[r] * colMm, p0[r]]);
+  const affine: Mat4 = [
+    lps[0].map((v) => -v),
+    lps[1].map((v) => -v),
+    lps[2],
+    [0, 0, 0, 1],
+  ];
+  return { order, affine, sliceGapMm: median };
+}

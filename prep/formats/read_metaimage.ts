@@ -1,0 +1,187 @@
+// Reading MetaImage (`.mha`, `.mhd` + data file) headers and voxels.
+import { inflateSync } from "node:zlib";
+import { countNonFinite, decodeVoxels } from "./_voxels.ts";
+import type { LoadedImage } from "./read_nifti.ts";
+import type { Mat4, Shape3 } from "../volume.ts";
+import { voxelCount } from "../volume.ts";
+
+// MetaImage (ITK's .mhd/.mha) is a short text header of `Key = Value` lines. No npm package
+// reads it without a browser or ITK-wasm (tens of MB); the format is small enough to parse.
+
+const ELEMENT_TYPES: Record<string, { name: string; bytes: number }> = {
+  MET_CHAR: { name: "int8", bytes: 1 },
+  MET_UCHAR: { name: "uint8", bytes: 1 },
+  MET_SHORT: { name: "int16", bytes: 2 },
+  MET_USHORT: { name: "uint16", bytes: 2 },
+  MET_INT: { name: "int32", bytes: 4 },
+  MET_UINT: { name: "uint32", bytes: 4 },
+  MET_LONG: { name: "int32", bytes: 4 },
+  MET_ULONG: { name: "uint32", bytes: 4 },
+  MET_FLOAT: { name: "float32", bytes: 4 },
+  MET_DOUBLE: { name: "float64", bytes: 8 },
+};
+
+/** A parsed MetaImage header: its fields (keys as written) and where the header ends. */
+export interface MetaImageHeader {
+  /** The `Key = Value` fields, keys as written. */
+  fields: Map<string, string>;
+  /** Byte offset just after the `ElementDataFile` line (where LOCAL data starts). */
+  dataOffset: number;
+}
+
+/**
+ * Parses the text header of a `.mhd`/`.mha` file, up to and including the
+ * `ElementDataFile` line (which MetaImage requires to be last). Throws a `SyntaxError`
+ * when the bytes are not a MetaImage header.
+ */
+export function parseMetaImageHeader(bytes: Uint8Array): MetaImageHeader {
+  const fields = new Map<string, string>();
+  let pos = 0;
+  const limit = Math.min(bytes.length, 1 << 20);
+  while (pos < limit) {
+    let end = bytes.indexOf(0x0a, pos);
+    if (end < 0 || end > limit) end = limit;
+    const line = new TextDecoder("latin1").decode(bytes.subarray(pos, end)).trim();
+    pos = end + 1;
+    if (line === "") continue;
+    const eq = line.indexOf("=");
+    if (eq < 0) throw new SyntaxError(`Not a MetaImage header: line "${line.slice(0, 40)}"`);
+    const key = line.slice(0, eq).trim();
+    fields.set(key, line.slice(eq + 1).trim());
+    if (key === "ElementDataFile") return { fields, dataOffset: Math.min(pos, bytes.length) };
+  }
+  throw new SyntaxError("Not a MetaImage header: no ElementDataFile line");
+}
+
+/** The data file a `.mhd` header names (relative to the header), or `undefined` for LOCAL. */
+export function metaImageDataFile(header: MetaImageHeader): string | undefined {
+  const name = header.fields.get("ElementDataFile")!;
+  if (name.toUpperCase() === "LOCAL") return undefined;
+  if (/^LIST\b/i.test(name) || name.includes("%")) {
+    throw new RangeError(`ElementDataFile "${name}" (one file per slice) is not supported`);
+  }
+  return name;
+}
+
+function get(h: MetaImageHeader, ...keys: string[]): string | undefined {
+  for (const k of keys) {
+    for (const [key, value] of h.fields) if (key.toLowerCase() === k.toLowerCase()) return value;
+  }
+  return undefined;
+}
+
+function nums(h: MetaImageHeader, n: number, ...keys: string[]): number[] | undefined {
+  const text = get(h, ...keys);
+  if (text === undefined) return undefined;
+  const v = text.split(/\s+/).map(Number);
+  if (v.length !== n || v.some((x) => !Number.isFinite(x))) {
+    throw new SyntaxError(`MetaImage ${keys[0]} = "${text}" is not ${n} numbers`);
+  }
+  return v;
+}
+
+const isTrue = (s: string | undefined) => s !== undefined && /^(true|1)$/i.test(s);
+
+/**
+ * Reads a MetaImage: `.mha` (header and data in one file: pass its bytes alone) or
+ * `.mhd` with its `.raw`/`.zraw` data file (pass both, header first). Handles the CT
+ * element types, `CompressedData` (zlib), `BinaryDataByteOrderMSB`, `HeaderSize`
+ * (including -1: the data are the last bytes of the file), and the geometry
+ * (`Offset`/`Origin`/`Position`, `ElementSpacing`, `TransformMatrix`/`Orientation`/
+ * `Rotation`, whose consecutive triples are the axes' direction cosines). MetaImage
+ * geometry is LPS, as in ITK; the returned affine is RAS. The volume is C order over
+ * [z, y, x] (the file's x-fastest order), like the NIfTI reader's.
+ */
+export function readMetaImage(headerBytes: Uint8Array, dataBytes?: Uint8Array): LoadedImage {
+  const h = parseMetaImageHeader(headerBytes);
+  const objectType = get(h, "ObjectType");
+  if (objectType && objectType.toLowerCase() !== "image") {
+    throw new RangeError(`MetaImage ObjectType is ${objectType}, not Image`);
+  }
+  const nDims = Number(get(h, "NDims"));
+  if (nDims !== 3) {
+    throw new RangeError(`MetaImage has NDims = ${get(h, "NDims")}; a 3-D CT volume is needed`);
+  }
+  const channels = Number(get(h, "ElementNumberOfChannels") ?? 1);
+  if (channels !== 1) {
+    throw new RangeError(`MetaImage has ${channels} channels per voxel; CT has 1`);
+  }
+  const shape = nums(h, 3, "DimSize") as Shape3 | undefined;
+  if (!shape || shape.some((d) => !Number.isInteger(d) || d < 1)) {
+    throw new SyntaxError(`MetaImage DimSize is missing or invalid (${get(h, "DimSize")})`);
+  }
+  if (shape.some((d) => d < 2)) {
+    throw new RangeError(`Image is 2-D (shape ${shape.join("x")}); a 3-D CT volume is needed`);
+  }
+  const typeName = get(h, "ElementType") ?? "";
+  const dtype = ELEMENT_TYPES[typeName.toUpperCase()];
+  if (!dtype) throw new TypeError(`Unsupported MetaImage ElementType "${typeName}"`);
+  const spacing = nums(h, 3, "ElementSpacing", "ElementSize") ?? [1, 1, 1];
+  if (spacing.some((s) => !(s > 0))) {
+    throw new RangeError(`MetaImage ElementSpacing ${spacing.join(" ")} is not positive`);
+  }
+  const origin = nums(h, 3, "Offset", "Origin", "Position") ?? [0, 0, 0];
+  const direction = nums(h, 9, "TransformMatrix", "Orientation", "Rotation") ??
+    [1, 0, 0, 0, 1, 0, 0, 0, 1];
+  const msb = isTrue(get(h, "BinaryDataByteOrderMSB", "ElementByteOrderMSB"));
+  const compressed = isTrue(get(h, "CompressedData"));
+
+  const local = metaImageDataFile(h) === undefined;
+  let data = local ? headerBytes.subarray(h.dataOffset) : dataBytes;
+  if (!data) throw new TypeError("MetaImage data file bytes are needed with a .mhd header");
+  const n = voxelCount(shape);
+  const need = n * dtype.bytes;
+  const headerSize = Number(get(h, "HeaderSize") ?? 0);
+  if (compressed) {
+    try {
+      const out = inflateSync(data);
+      data = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    } catch (e) {
+      throw new SyntaxError(
+        `Corrupt or truncated compressed MetaImage data (${(e as Error).message})`,
+      );
+    }
+  } else if (headerSize === -1) {
+    data = data.subarray(Math.max(0, data.length - need));
+  } else if (headerSize > 0) {
+    data = data.subarray(headerSize);
+  }
+  if (data.length < need) {
+    throw new RangeError(
+      `Header promises ${need} bytes of voxels (shape ${shape.join("x")}, ${dtype.name}) ` +
+        `but the data holds only ${data.length} bytes`,
+    );
+  }
+  const owned = data.byteOffset % dtype.bytes === 0 ? data : data.slice(0, need);
+  const voxels = decodeVoxels(
+    owned.buffer as ArrayBuffer,
+    owned.byteOffset,
+    n,
+    dtype.name,
+    !msb,
+    { scl_slope: 1, scl_inter: 0 },
+  );
+  if (voxels instanceof Float32Array) {
+    const bad = countNonFinite(voxels);
+    if (bad > 0) throw new RangeError(`Image holds ${bad} NaN or infinite voxels`);
+  }
+  // world(LPS) = origin + sum_a direction[a] * spacing[a] * index[a]; RAS flips x and y.
+  const sign = [-1, -1, 1];
+  const affine: Mat4 = [0, 1, 2].map((r) => [
+    sign[r] * direction[0 + r] * spacing[0],
+    sign[r] * direction[3 + r] * spacing[1],
+    sign[r] * direction[6 + r] * spacing[2],
+    sign[r] * origin[r],
+  ]);
+  affine.push([0, 0, 0, 1]);
+  return {
+    volume: {
+      data: voxels,
+      shape: [shape[2], shape[1], shape[0]],
+      affine: affine.map((r) => [r[2], r[1], r[0], r[3]]),
+    },
+    format: "metaimage",
+    sourceDtype: dtype.name,
+    sourceGeometry: { shape, affine },
+  };
+}

@@ -1,0 +1,211 @@
+// A whole prep run: cases spread over workers, progress events, skips and a summary.
+import { join } from "node:path";
+import type { SourceCase } from "./discover.ts";
+import type { CaseJob, CaseOutcome, StorageOptions } from "./process_case.ts";
+import type { Recipe } from "../recipes/recipe.ts";
+import { DecodeWorkers } from "../formats/dicom/frame_pool.ts";
+import { settingsHash } from "./fingerprint.ts";
+import {
+  cachedFingerprint,
+  cleanStaging,
+  createStagingRun,
+  ensureDataset,
+  initCache,
+  publishCase,
+} from "../../cache/cache_dir.ts";
+
+/** Options of {@linkcode runPrep}. */
+export interface RunPrepOptions {
+  /** Cache root folder. */
+  out: string;
+  /** Dataset group of the cases that do not name their own. */
+  dataset?: string;
+  /** Recipe of the cases that do not carry their own. */
+  recipe?: Recipe;
+  /** Storage options. */
+  storage: StorageOptions;
+  /**
+   * Parallel workers (each holds one case in memory at a time).
+   * @default {navigator.hardwareConcurrency}
+   */
+  workers?: number;
+  /**
+   * Threads each worker may use to decode a compressed DICOM series' frames in parallel.
+   * @default {the cores left over: floor(cores / workers), at least 1}
+   */
+  decodeThreads?: number;
+  /** Called as cases start and finish (progress display). */
+  onEvent?: (event: PrepEvent) => void;
+  /** Stops dispatching new cases when aborted; running cases are abandoned. */
+  signal?: AbortSignal;
+}
+
+/** A case to prep, optionally with its own dataset group and recipe. */
+export interface PrepItem extends SourceCase {
+  /** Dataset group (default: the run's). */
+  dataset?: string;
+  /** Recipe (default: the run's). */
+  recipe?: Recipe;
+}
+
+/** Result of one case in a run. */
+export interface CaseReport {
+  /** The case. */
+  case: SourceCase;
+  /** The dataset group it went to. */
+  dataset: string;
+  /** `written`, `unchanged` (already current in the cache) or `failed`. */
+  status: "written" | "unchanged" | "failed";
+  /** Reason of a failure. */
+  error?: string;
+  /** Wall time of the case in seconds. */
+  seconds: number;
+  /** Outcome details when not failed. */
+  outcome?: CaseOutcome;
+}
+
+/** Progress events of a run. */
+export type PrepEvent =
+  | { type: "start"; total: number; workers: number }
+  | { type: "case-start"; case: SourceCase }
+  | { type: "case-done"; report: CaseReport; done: number; total: number };
+
+/** Summary of a run. */
+export interface PrepSummary {
+  /** Per-case reports, in input order. */
+  reports: CaseReport[];
+  /** Wall time in seconds. */
+  seconds: number;
+}
+
+const WORKER_URL = new URL("./_prep_worker.ts", import.meta.url);
+
+/**
+ * Preprocesses cases into the cache with a pool of workers. Each case is written to a
+ * staging folder and published with a rename only when complete; failures are reported
+ * per case and never stop the run.
+ */
+export async function runPrep(
+  cases: readonly PrepItem[],
+  options: RunPrepOptions,
+): Promise<PrepSummary> {
+  const t0 = performance.now();
+  const { out } = options;
+  const plan = cases.map((c) => {
+    const dataset = c.dataset ?? options.dataset;
+    const recipe = c.recipe ?? options.recipe;
+    if (!dataset || !recipe) throw new TypeError(`Case ${c.path} has no dataset or recipe`);
+    return { dataset, recipe };
+  });
+  await initCache(out);
+  await cleanStaging(out);
+  for (const d of new Set(plan.map((p) => p.dataset))) await ensureDataset(out, d);
+  const stagingRun = await createStagingRun(out);
+  const staging = stagingRun.dir;
+  const settingsByRecipe = new Map<string, string>();
+  for (const { recipe } of plan) {
+    const key = JSON.stringify(recipe);
+    if (!settingsByRecipe.has(key)) {
+      settingsByRecipe.set(key, await settingsHash({ recipe, storage: options.storage }));
+    }
+  }
+  const nWorkers = Math.max(
+    1,
+    Math.min(options.workers ?? navigator.hardwareConcurrency ?? 1, cases.length || 1),
+  );
+  const decodeThreads = options.decodeThreads ??
+    Math.max(1, Math.floor((navigator.hardwareConcurrency ?? 1) / nWorkers));
+  const emit = options.onEvent ?? (() => {});
+  emit({ type: "start", total: cases.length, workers: nWorkers });
+  const reports: CaseReport[] = new Array(cases.length);
+  let next = 0, done = 0;
+
+  const runOne = (worker: Worker, index: number): Promise<CaseReport> => {
+    const c = cases[index];
+    const { dataset, recipe } = plan[index];
+    return (async () => {
+      const job: CaseJob = {
+        path: c.path,
+        files: c.files,
+        format: c.format,
+        source: c.source,
+        stagingDir: join(staging, `${index}-${c.name}`),
+        recipe,
+        storage: options.storage,
+        settingsHash: settingsByRecipe.get(JSON.stringify(recipe))!,
+        knownFingerprint: await cachedFingerprint(out, dataset, c.name),
+        decodeThreads,
+      };
+      emit({ type: "case-start", case: c });
+      const reply = await new Promise<
+        { ok: boolean; outcome?: CaseOutcome; error?: string; seconds: number }
+      >((res) => {
+        worker.onmessage = (e) => res(e.data);
+        worker.onerror = (e) => {
+          e.preventDefault();
+          res({ ok: false, error: `worker crashed: ${e.message}`, seconds: 0 });
+        };
+        worker.postMessage(job);
+      });
+      if (!reply.ok) {
+        await Deno.remove(job.stagingDir, { recursive: true }).catch(() => {});
+        return { case: c, dataset, status: "failed", error: reply.error, seconds: reply.seconds };
+      }
+      const outcome = reply.outcome!;
+      if (outcome.status === "written") {
+        try {
+          await publishCase(out, dataset, c.name, job.stagingDir);
+        } catch (e) {
+          return {
+            case: c,
+            dataset,
+            status: "failed",
+            error: `publishing failed: ${(e as Error).message}`,
+            seconds: reply.seconds,
+          };
+        }
+      }
+      return { case: c, dataset, status: outcome.status, seconds: reply.seconds, outcome };
+    })();
+  };
+
+  // Frame decoders for DICOM series, started here and lent to the workers by port: a
+  // worker started from a worker takes about a second to answer in Deno 2.9.
+  const decoders = decodeThreads > 1 && cases.some((c) => c.format === "dicom")
+    ? new DecodeWorkers(decodeThreads * nWorkers)
+    : undefined;
+  const startWorker = (laneIndex: number) => {
+    const worker = new Worker(WORKER_URL, { type: "module" });
+    if (decoders) {
+      const decodePorts = decoders.connect(laneIndex * decodeThreads, decodeThreads);
+      worker.postMessage({ decodePorts }, decodePorts);
+    }
+    return worker;
+  };
+
+  const lane = async (_: unknown, laneIndex: number) => {
+    let worker = startWorker(laneIndex);
+    try {
+      while (next < cases.length && !options.signal?.aborted) {
+        const index = next++;
+        const report = await runOne(worker, index);
+        if (report.error?.startsWith("worker crashed")) {
+          worker.terminate();
+          worker = startWorker(laneIndex);
+        }
+        reports[index] = report;
+        done++;
+        emit({ type: "case-done", report, done, total: cases.length });
+      }
+    } finally {
+      worker.terminate();
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: nWorkers }, lane));
+  } finally {
+    decoders?.close();
+    await stagingRun.close();
+  }
+  return { reports: reports.filter(Boolean), seconds: (performance.now() - t0) / 1000 };
+}

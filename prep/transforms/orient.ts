@@ -1,0 +1,101 @@
+// Reorientation to RAS by axis permutation and flips (MONAI `Orientation("RAS")`).
+import type { Mat4, Shape3, Volume, VoxelArray } from "../volume.ts";
+import { matmul4 } from "./_affine.ts";
+
+/**
+ * For each array axis, the world axis (0 = x, 1 = y, 2 = z) it runs along most closely
+ * and the direction (+1 towards R/A/S, -1 towards L/P/I), as nibabel's
+ * `io_orientation` decides it: the largest remaining direction cosine first.
+ */
+export function axisOrientation(affine: Mat4): { axis: number; sign: 1 | -1 }[] {
+  const cos = [0, 1, 2].map((c) => {
+    const norm = Math.hypot(affine[0][c], affine[1][c], affine[2][c]);
+    return [0, 1, 2].map((r) => affine[r][c] / norm);
+  });
+  const out: { axis: number; sign: 1 | -1 }[] = [];
+  const usedIn = new Set<number>();
+  const usedWorld = new Set<number>();
+  for (let step = 0; step < 3; step++) {
+    let best = -1, bi = 0, bw = 0;
+    for (let i = 0; i < 3; i++) {
+      if (usedIn.has(i)) continue;
+      for (let w = 0; w < 3; w++) {
+        if (usedWorld.has(w)) continue;
+        if (Math.abs(cos[i][w]) > best) [best, bi, bw] = [Math.abs(cos[i][w]), i, w];
+      }
+    }
+    usedIn.add(bi);
+    usedWorld.add(bw);
+    out[bi] = { axis: bw, sign: cos[bi][bw] < 0 ? -1 : 1 };
+  }
+  return out;
+}
+
+/** Orientation code of an affine, e.g. `"RAS"` or `"LPS"`. */
+export function orientationCode(affine: Mat4): string {
+  const letters = [["L", "R"], ["P", "A"], ["I", "S"]];
+  return axisOrientation(affine).map((o) => letters[o.axis][o.sign > 0 ? 1 : 0]).join("");
+}
+
+/** For each RAS output axis: the stored axis feeding it and whether it is reversed. */
+function rasMapping(shape: Shape3, affine: Mat4) {
+  const ori = axisOrientation(affine);
+  const src = [0, 1, 2].map((r) => ori.findIndex((o) => o.axis === r));
+  const flip = src.map((c) => ori[c].sign < 0);
+  // index_in[c] = flip ? n_c - 1 - index_out[r] : index_out[r]
+  const toInput: Mat4 = [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]];
+  src.forEach((c, r) => {
+    toInput[c][r] = flip[r] ? -1 : 1;
+    toInput[c][3] = flip[r] ? shape[c] - 1 : 0;
+  });
+  return {
+    src,
+    flip,
+    shape: src.map((c) => shape[c]) as Shape3,
+    affine: matmul4(affine, toInput),
+  };
+}
+
+/**
+ * Shape and affine that {@linkcode orientToRas} gives a volume, without touching voxels
+ * (lets a resampling read straight from the stored axes).
+ */
+export function rasGeometry(shape: Shape3, affine: Mat4): { shape: Shape3; affine: Mat4 } {
+  const m = rasMapping(shape, affine);
+  return { shape: m.shape, affine: m.affine };
+}
+
+/**
+ * Reorients a volume to RAS by permuting and flipping its axes (MONAI's
+ * `Orientation(axcodes="RAS")`): no interpolation, values are copied unchanged and the
+ * affine keeps every voxel at its world position.
+ */
+export function orientToRas<T extends VoxelArray>(volume: Volume<T>): Volume<T> {
+  const { src, flip, shape, affine } = rasMapping(volume.shape, volume.affine);
+  if (src.every((c, r) => c === r && !flip[r])) return volume;
+  const [, n1, n2] = volume.shape;
+  const inStrides = [n1 * n2, n2, 1];
+  let base = 0;
+  const step = src.map((c, r) => {
+    if (flip[r]) base += (volume.shape[c] - 1) * inStrides[c];
+    return flip[r] ? -inStrides[c] : inStrides[c];
+  });
+  const input = volume.data;
+  const Ctor = input.constructor as new (n: number) => T;
+  const out = new Ctor(input.length);
+  const [s0, s1, s2] = step;
+  let o = 0;
+  for (let x = 0; x < shape[0]; x++) {
+    for (let y = 0; y < shape[1]; y++) {
+      let i = base + x * s0 + y * s1;
+      const end = o + shape[2];
+      if (s2 === 1) {
+        out.set(input.subarray(i, i + shape[2]) as never, o);
+        o = end;
+      } else {
+        for (; o < end; o++, i += s2) out[o] = input[i];
+      }
+    }
+  }
+  return { data: out, shape, affine };
+}

@@ -1,0 +1,180 @@
+// MetaImage (.mha, .mhd + .raw/.zraw): every storage variant gives the NIfTI's cached volume.
+import { join } from "node:path";
+import { FileSystemStore } from "@zarrita/storage";
+import { makePhantom } from "../../../prep/synthetic/phantom.ts";
+import { readMetaImage } from "../../../prep/formats/read_metaimage.ts";
+import {
+  writeMetaImage,
+  type WriteMetaImageOptions,
+} from "../../../prep/synthetic/write_metaimage.ts";
+import { readNifti } from "../../../prep/formats/read_nifti.ts";
+import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
+import { orientToRas } from "../../../prep/transforms/orient.ts";
+import { discoverCases } from "../../../prep/pipeline/discover.ts";
+import { runPrep } from "../../../prep/pipeline/run_prep.ts";
+import { resolveRecipe } from "../../../prep/recipes/recipe.ts";
+import { readCase } from "../../../cache/read_case.ts";
+import { HAVE_SHARED, maxAbsDiff, SHARED } from "../../_shared.ts";
+import {
+  assert,
+  assertClose,
+  assertEquals,
+  fileOrder,
+  permuteAxes,
+  tempDir,
+} from "../../_helpers.ts";
+
+const VARIANTS: [string, WriteMetaImageOptions][] = [
+  ["local.mha", {}],
+  ["raw.mhd", { dataFile: "raw.raw" }],
+  ["zraw.mhd", { dataFile: "zraw.zraw", compressed: true }],
+  ["zlocal.mha", { compressed: true }],
+  ["msb.mha", { msb: true }],
+  ["tail.mhd", { dataFile: "tail.raw", headerSize: -1 }],
+  ["skip.mhd", { dataFile: "skip.raw", headerSize: 100 }],
+  ["float.mha", { dtype: "float32" }],
+  ["ushort.mhd", { dataFile: "ushort.raw", dtype: "int32" }],
+];
+
+async function writeVariant(
+  dir: string,
+  name: string,
+  v: ReturnType<typeof makePhantom>,
+  o: WriteMetaImageOptions,
+) {
+  const { header, data } = writeMetaImage(v, o);
+  await Deno.writeFile(join(dir, name), header);
+  if (data) await Deno.writeFile(join(dir, o.dataFile!), data);
+}
+
+Deno.test("readMetaImage() reads every storage variant with the geometry ITK gives", () => {
+  const v = makePhantom({ shape: [30, 26, 14], spacingMm: [1.5, 2, 3], orientation: "LPS" });
+  const ref = orientToRas(v);
+  for (const [name, o] of VARIANTS) {
+    const { header, data } = writeMetaImage(v, o);
+    const img = readMetaImage(header, data);
+    assertEquals(img.format, "metaimage", name);
+    const r = orientToRas(img.volume);
+    assertEquals(r.shape, ref.shape, name);
+    assertClose(r.affine, ref.affine, 1e-6, name);
+    assertEquals(maxAbsDiff(r.data, ref.data), 0, name);
+  }
+});
+
+Deno.test("readMetaImage() converts LPS geometry: Offset and TransformMatrix map to the RAS affine", () => {
+  const text = [
+    "ObjectType = Image",
+    "NDims = 3",
+    "BinaryData = True",
+    "BinaryDataByteOrderMSB = False",
+    "TransformMatrix = 0 1 0 -1 0 0 0 0 1",
+    "Offset = -10 20 30",
+    "ElementSpacing = 0.5 0.75 2",
+    "DimSize = 2 3 4",
+    "ElementType = MET_SHORT",
+    "ElementDataFile = LOCAL",
+    "",
+  ].join("\n");
+  const head = new TextEncoder().encode(text);
+  const bytes = new Uint8Array(head.length + 2 * 24);
+  bytes.set(head);
+  const img = readMetaImage(bytes);
+  // File axes (x, y, z): x runs along LPS +y (RAS -y), y along LPS -x (RAS +x), z along S.
+  assertClose(img.sourceGeometry.affine, [
+    [0, 0.75, 0, 10],
+    [-0.5, 0, 0, -20],
+    [0, 0, 2, 30],
+    [0, 0, 0, 1],
+  ], 1e-9);
+  assertEquals(img.volume.shape, [4, 3, 2]);
+});
+
+Deno.test("readMetaImage() rejects bad files with the reason", () => {
+  const v = makePhantom({ shape: [10, 10, 10] });
+  const { header } = writeMetaImage(v);
+  const text = new TextDecoder().decode(header.subarray(0, 400));
+  const swap = (from: RegExp, to: string) => {
+    const t = text.replace(from, to);
+    const body = header.subarray(text.indexOf("ElementDataFile = LOCAL\n") + 24);
+    const h = new TextEncoder().encode(t.slice(0, t.indexOf("ElementDataFile = LOCAL\n") + 24));
+    const out = new Uint8Array(h.length + body.length);
+    out.set(h);
+    out.set(body, h.length);
+    return out;
+  };
+  const cases: [Uint8Array, RegExp][] = [
+    [
+      swap(/ElementType = \w+/, "ElementType = MET_LONG_LONG"),
+      /Unsupported MetaImage ElementType "MET_LONG_LONG"/,
+    ],
+    [swap(/NDims = 3/, "NDims = 2"), /NDims = 2/],
+    [swap(/DimSize = [\d ]+/, "DimSize = 10 10 1"), /2-D/],
+    [swap(/ElementSpacing = [\d. ]+/, "ElementSpacing = 1 0 1"), /not positive/],
+    [header.subarray(0, header.length - 10), /promises 2000 bytes/],
+    [new TextEncoder().encode("just some text\n"), /Not a MetaImage header/],
+    [swap(/CompressedData = False/, "CompressedData = True"), /Corrupt or truncated compressed/],
+  ];
+  for (const [bytes, pattern] of cases) {
+    let message = "no error";
+    try {
+      readMetaImage(bytes);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    assert(pattern.test(message), `"${message}" does not match ${pattern}`);
+  }
+});
+
+Deno.test("the same image as NIfTI and as every MetaImage variant gives the identical cached volume", async () => {
+  await using dir = await tempDir();
+  const inp = join(dir.path, "in");
+  await Deno.mkdir(inp);
+  const ras = makePhantom({ shape: [36, 30, 16], spacingMm: [2, 2, 4], orientation: "RAS" });
+  const v = permuteAxes(ras, [1, 2, 0], [true, false, true]); // stored in a rotated axis order
+  await Deno.writeFile(join(inp, "ref.nii.gz"), writeNifti(v));
+  for (const [name, o] of VARIANTS) await writeVariant(inp, name, v, o);
+  // A .mhd whose data file is missing fails alone.
+  await Deno.writeTextFile(
+    join(inp, "orphan.mhd"),
+    new TextDecoder().decode(writeMetaImage(v, { dataFile: "gone.raw" }).header),
+  );
+  const cases = await discoverCases([inp]);
+  assertEquals(cases.length, VARIANTS.length + 2);
+  const zraw = cases.find((c) => c.name === "zraw")!;
+  assertEquals(zraw.files.map((f) => f.slice(inp.length + 1)), ["zraw.mhd", "zraw.zraw"]);
+  const out = join(dir.path, "cache");
+  const run = await runPrep(cases, {
+    out,
+    dataset: "mixed",
+    recipe: resolveRecipe("voco-v2"),
+    storage: { dtype: "float32", compressor: "zstd", level: 3, chunk: 64 },
+    workers: 2,
+  });
+  const failed = run.reports.filter((r) => r.status === "failed");
+  assertEquals(failed.map((r) => r.case.name), ["orphan"]);
+  assert(/Cannot read .*gone\.raw/.test(failed[0].error!), failed[0].error);
+  const store = new FileSystemStore(out);
+  const ref = await readCase(store, "/mixed/ref");
+  for (const [name] of VARIANTS) {
+    const c = await readCase(store, `/mixed/${name.replace(/\.\w+$/, "")}`);
+    assertEquals(c.shape, ref.shape, name);
+    assertClose(c.attributes.affine, ref.attributes.affine, 1e-4, name);
+    assertEquals(maxAbsDiff(c.data, ref.data), 0, name);
+    assertEquals((c.attributes.original as { format: string }).format, "metaimage");
+  }
+});
+
+Deno.test({
+  name: "the example CT written as MetaImage reads back as the NIfTI does",
+  ignore: !HAVE_SHARED,
+  async fn() {
+    const nii = readNifti(await Deno.readFile(`${SHARED}data/ct/example_ct.nii.gz`));
+    // The writers take axis 0 as the file's x: put the volume back in file order.
+    const v = fileOrder(nii.volume);
+    const { header } = writeMetaImage(v, { dtype: "int32" });
+    const mha = readMetaImage(header);
+    assertEquals(mha.sourceGeometry.shape, nii.sourceGeometry.shape);
+    assertClose(mha.sourceGeometry.affine, nii.sourceGeometry.affine, 1e-6);
+    assertEquals(maxAbsDiff(mha.volume.data, nii.volume.data), 0);
+  },
+});

@@ -1,0 +1,154 @@
+// Tests of the NIfTI reader.
+import { readNifti } from "../../../prep/formats/read_nifti.ts";
+import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
+import { makePhantom, orientedAffine } from "../../../prep/synthetic/phantom.ts";
+import type { Volume } from "../../../prep/volume.ts";
+import { assert, assertClose, assertEquals, assertRejects, fileOrder } from "../../_helpers.ts";
+
+function small(): Volume<Float32Array> {
+  const shape: [number, number, number] = [5, 4, 3];
+  const data = new Float32Array(60).map((_, i) => i * 7 - 100);
+  return { data, shape, affine: orientedAffine("LPS", shape, [0.7, 0.8, 2.5]) };
+}
+
+Deno.test("readNifti() reads back every datatype in C order with the sform affine", () => {
+  const v = small();
+  for (const dtype of ["int16", "int32", "float32", "float64"] as const) {
+    for (const gzip of [true, false]) {
+      const img = readNifti(writeNifti(v, { dtype, gzip }));
+      assertEquals(img.volume.shape, [3, 4, 5], dtype);
+      const back = fileOrder(img.volume);
+      assertEquals(back.shape, v.shape, dtype);
+      assertEquals(Array.from(back.data), Array.from(v.data), dtype);
+      assertClose(back.affine, v.affine, 1e-5, dtype);
+      assertEquals(img.sourceDtype, dtype);
+    }
+  }
+  const u8 = { ...v, data: v.data.map((_, i) => i) };
+  assertEquals(
+    Array.from(fileOrder(readNifti(writeNifti(u8, { dtype: "uint8" })).volume).data),
+    Array.from(u8.data),
+  );
+});
+
+Deno.test("readNifti() uses the qform when sform_code is 0, as nibabel does", () => {
+  const v = small();
+  const img = readNifti(writeNifti(v, { transform: "qform" }));
+  assertClose(fileOrder(img.volume).affine, v.affine, 1e-5);
+});
+
+Deno.test("readNifti() falls back to nibabel's base affine without sform and qform", () => {
+  const v = small();
+  const img = readNifti(writeNifti(v, { transform: "none" }));
+  // shape_zoom_affine: x flipped, centred on the volume.
+  assertClose(fileOrder(img.volume).affine, [
+    [-0.7, 0, 0, 2 * 0.7],
+    [0, 0.8, 0, -1.5 * 0.8],
+    [0, 0, 2.5, -1 * 2.5],
+    [0, 0, 0, 1],
+  ], 1e-5);
+});
+
+Deno.test("readNifti() applies scl_slope and scl_inter", () => {
+  const v = small();
+  const img = readNifti(writeNifti(v, { sclSlope: 0.5, sclInter: -1024 }));
+  assert(img.volume.data instanceof Float32Array);
+  assertClose(Array.from(fileOrder(img.volume).data), Array.from(v.data), 0.5);
+});
+
+Deno.test("readNifti() rejects files that are not NIfTI", async () => {
+  await assertRejects(
+    () => readNifti(new TextEncoder().encode("hello world".repeat(50))),
+    /Not a NIfTI/,
+  );
+});
+
+Deno.test("readNifti() rejects truncated gzip", async () => {
+  const bytes = writeNifti(makePhantom({ shape: [20, 20, 20] }));
+  await assertRejects(() => readNifti(bytes.subarray(0, bytes.length >> 1)), /gzip/);
+});
+
+Deno.test("readNifti() rejects a header that promises more voxels than the file holds", async () => {
+  const bytes = writeNifti(small(), { gzip: false });
+  await assertRejects(() => readNifti(bytes.subarray(0, bytes.length - 10)), /promises \d+ bytes/);
+});
+
+Deno.test("readNifti() rejects 2-D and 4-D images", async () => {
+  const v = small();
+  const flat = writeNifti({ ...v, shape: [20, 3, 1], data: v.data }, { gzip: false });
+  await assertRejects(() => readNifti(flat), /2-D/);
+  const four = writeNifti({ ...v, shape: [5, 4, 3] }, { gzip: false });
+  const view = new DataView(four.buffer);
+  view.setInt16(40, 4, true);
+  view.setInt16(48, 2, true);
+  await assertRejects(() => readNifti(four), /4-D/);
+});
+
+Deno.test("readNifti() rejects NaN and infinite voxels", async () => {
+  const v = small();
+  v.data[3] = NaN;
+  v.data[7] = Infinity;
+  await assertRejects(() => readNifti(writeNifti(v, { dtype: "float32" })), /2 NaN or infinite/);
+});
+
+Deno.test("readNifti() rejects zero or negative spacing", async () => {
+  const v = small();
+  const zero = writeNifti(v, { transform: "qform", gzip: false });
+  new DataView(zero.buffer).setFloat32(84, 0, true);
+  await assertRejects(() => readNifti(zero), /spacing/);
+  const neg = writeNifti(v, { transform: "none", gzip: false });
+  new DataView(neg.buffer).setFloat32(88, -1, true);
+  await assertRejects(() => readNifti(neg), /spacing must be positive/);
+  const sform = writeNifti({ ...v, affine: v.affine.map((r) => [0, r[1], r[2], r[3]]) });
+  await assertRejects(() => readNifti(sform), /spacing along axis 0 is zero/);
+});
+
+Deno.test("readNifti() reads NIfTI-2 headers", () => {
+  // Build a NIfTI-2 file by hand: 540-byte header, int16 voxels.
+  const shape = [4, 3, 2];
+  const buf = new ArrayBuffer(544 + 24 * 2);
+  const h = new DataView(buf);
+  h.setInt32(0, 540, true);
+  new Uint8Array(buf).set(new TextEncoder().encode("n+2\0\r\n\x1a\n"), 4);
+  h.setInt16(12, 4, true);
+  h.setInt16(14, 16, true);
+  h.setBigInt64(16, 3n, true);
+  shape.forEach((d, i) => h.setBigInt64(24 + 8 * i, BigInt(d), true));
+  [1, 1.5, 2, 3].forEach((z, i) => h.setFloat64(104 + 8 * i, z, true));
+  h.setBigInt64(168, 544n, true);
+  h.setInt32(348, 1, true); // sform_code
+  const srow = [[1.5, 0, 0, -10], [0, 2, 0, 5], [0, 0, 3, 7]];
+  srow.forEach((r, i) => r.forEach((x, j) => h.setFloat64(400 + (i * 4 + j) * 8, x, true)));
+  const vox = new Int16Array(buf, 544, 24);
+  vox.forEach((_, i) => vox[i] = i);
+  const img = fileOrder(readNifti(new Uint8Array(buf)).volume);
+  assertEquals(img.shape, [4, 3, 2]);
+  assertClose(img.affine.slice(0, 3), srow, 0);
+  // File order is x fastest: voxel (1, 0, 0) is file index 1; (0, 0, 1) is index 12.
+  assert(img.data[1 * 6] === 1 && img.data[1] === 12);
+});
+
+Deno.test("readNifti() decodes big-endian files", () => {
+  const dims = [4, 3, 2];
+  const buf = new ArrayBuffer(352 + 24 * 2);
+  const h = new DataView(buf);
+  h.setInt32(0, 348, false);
+  h.setInt16(40, 3, false);
+  dims.forEach((d, i) => h.setInt16(42 + 2 * i, d, false));
+  h.setInt16(70, 4, false); // int16
+  h.setInt16(72, 16, false);
+  [1, 1, 2, 3].forEach((z, i) => h.setFloat32(76 + 4 * i, z, false));
+  h.setFloat32(108, 352, false);
+  h.setFloat32(112, 2, false); // scl_slope
+  h.setFloat32(116, -5, false); // scl_inter
+  h.setInt16(254, 1, false);
+  const srow = [[1, 0, 0, 1], [0, 2, 0, 2], [0, 0, 3, 3]];
+  srow.forEach((r, i) => r.forEach((x, j) => h.setFloat32(280 + (i * 4 + j) * 4, x, false)));
+  new Uint8Array(buf).set(new TextEncoder().encode("n+1\0"), 344);
+  for (let i = 0; i < 24; i++) h.setInt16(352 + 2 * i, i - 10, false);
+  const img = fileOrder(readNifti(new Uint8Array(buf)).volume);
+  assertEquals(img.shape, [4, 3, 2]);
+  assertClose(img.affine.slice(0, 3), srow, 0);
+  // voxel (1, 2, 1) is file index 1 + 4 * 2 + 12 * 1 = 21 -> stored 11 -> 11 * 2 - 5
+  assertEquals(img.data[(1 * 3 + 2) * 2 + 1], 17);
+});
