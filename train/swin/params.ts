@@ -21,9 +21,10 @@ export type Params = Map<string, tf.Variable>;
 
 /**
  * Every parameter of the VoCo backbone (`swinViT.*`, `encoder1..4`, `encoder10`) and head
- * (`head.*`), in MONAI's `state_dict` order, with PyTorch shapes.
+ * (`head.*`, left out with `head: false`), in MONAI's `state_dict` order, with PyTorch
+ * shapes.
  */
-export function paramSpecs(c: SwinConfig): ParamSpec[] {
+export function paramSpecs(c: SwinConfig, options: { head?: boolean } = {}): ParamSpec[] {
   const out: ParamSpec[] = [];
   const lin = (name: string, o: number, i: number, bias = true) => {
     out.push({ name: `${name}.weight`, torchShape: [o, i], kind: "linear" });
@@ -68,6 +69,7 @@ export function paramSpecs(c: SwinConfig): ParamSpec[] {
   resBlock("encoder3", 2 * f, 2 * f);
   resBlock("encoder4", 4 * f, 4 * f);
   resBlock("encoder10", 16 * f, 16 * f);
+  if (options.head === false) return out;
   const [h1, h2, h3] = c.headDims;
   lin("head.layer1.0", h1, featureLength(c));
   lin("head.layer2.0", h2, h1);
@@ -130,14 +132,14 @@ function permute(data: Float32Array, shape: number[], perm?: number[]): Float32A
  * relative position bias tables truncated normal with std 0.02. Seeded: the same seed
  * gives the same weights on every backend.
  */
-export function initParams(c: SwinConfig, seed = 0): Params {
+export function initParams(c: SwinConfig, seed = 0, options: { head?: boolean } = {}): Params {
   let state = (seed * 2654435761 + 1) >>> 0;
   const rand = () => {
     state = (state * 1664525 + 1013904223) >>> 0;
     return (state + 0.5) / 4294967296;
   };
   const params: Params = new Map();
-  const specs = paramSpecs(c);
+  const specs = paramSpecs(c, options);
   for (const spec of specs) {
     const n = spec.torchShape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);

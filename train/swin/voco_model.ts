@@ -24,15 +24,15 @@ export function projectionHead(features: tf.Tensor2D, p: Params): tf.Tensor2D {
 }
 
 /**
- * Runs the VoCo backbone and head on crops `[B, D, H, W, 1]` (each edge divisible by 32
- * and at least 64).
+ * The backbone alone on crops `[B, D, H, W, 1]` (each edge divisible by 32 and at least
+ * 64): the five hidden states and the pooled features `[B, 24 * feature]`.
  */
-export function vocoForward(
+export function backboneFeatures(
   input: tf.Tensor5D,
   p: Params,
   c: SwinConfig,
   options: ForwardOptions = {},
-): VocoOutputs {
+): Omit<VocoOutputs, "projection"> {
   const [, d, h, w] = input.shape;
   if ([d, h, w].some((n) => n % 32 !== 0 || n < 64)) {
     throw new RangeError(`Input edges must be multiples of 32 and at least 64, got ${d}x${h}x${w}`);
@@ -46,5 +46,19 @@ export function vocoForward(
     pool(resBlock(hidden[2], p, "encoder4")),
     pool(resBlock(hidden[4], p, "encoder10")),
   ], 1) as tf.Tensor2D;
+  return { hidden, features };
+}
+
+/**
+ * Runs the VoCo backbone and head (`head.*`) on crops `[B, D, H, W, 1]` (each edge
+ * divisible by 32 and at least 64).
+ */
+export function vocoForward(
+  input: tf.Tensor5D,
+  p: Params,
+  c: SwinConfig,
+  options: ForwardOptions = {},
+): VocoOutputs {
+  const { hidden, features } = backboneFeatures(input, p, c, options);
   return { hidden, features, projection: projectionHead(features, p) };
 }

@@ -52,12 +52,13 @@ export async function exportWeights(
   params: Params,
   config: SwinConfig,
   metadata: Record<string, string> = {},
+  options: { head?: boolean } = {},
 ): Promise<Uint8Array> {
   const index = relativePositionIndex(config.windowSize);
   const n = config.windowSize ** 3;
   const entries: [string, { shape: number[]; data: ArrayLike<number>; dtype?: "F32" | "I64" }][] =
     [];
-  for (const spec of paramSpecs(config)) {
+  for (const spec of paramSpecs(config, options)) {
     const v = params.get(spec.name);
     if (!v) throw new RangeError(`Missing parameter ${spec.name}`);
     entries.push([spec.name, {

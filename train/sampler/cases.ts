@@ -1,0 +1,138 @@
+// The cases a pre-training run draws from: one or more caches listed once, filtered by
+// dataset, checked against the recipe, repeated per dataset as the large-scale recipe
+// does, and visited in a seeded shuffled order, every case once per epoch.
+import { join } from "node:path";
+import { listCases } from "../../cache/cache_dir.ts";
+import { readJsonFile } from "./_json.ts";
+import { permutation, streamRng } from "../rng.ts";
+
+/** One case a run can sample. */
+export interface TrainingCase {
+  /** The cache folder holding it. */
+  cache: string;
+  /** Its path in the cache store, `/<dataset>/<name>`. */
+  path: `/${string}`;
+  /** Dataset group name. */
+  dataset: string;
+  /** Case name. */
+  name: string;
+  /** Array shape `[x, y, z]`. */
+  shape: [number, number, number];
+  /** The case's fingerprint (recorded in a run's config). */
+  fingerprint: string;
+}
+
+/** Options of {@linkcode listTrainingCases}. */
+export interface ListOptions {
+  /** Keep only these datasets (all when absent). */
+  datasets?: readonly string[];
+  /** The recipe every case must have been made with (`voco-v2`, `voco-v1`). */
+  recipe: string;
+  /** Times each case of a dataset appears per epoch (`{ btcv: 8 }`); 1 when absent. */
+  repeat?: Readonly<Record<string, number>>;
+}
+
+/** What {@linkcode listTrainingCases} found. */
+export interface CaseList {
+  /** Every case, repeated as asked, in cache, dataset and name order. */
+  cases: TrainingCase[];
+  /** Cases per dataset, before repeats. */
+  perDataset: Record<string, number>;
+  /** Entries that could not be read (skipped, with the reason). */
+  skipped: { path: string; reason: string }[];
+}
+
+/**
+ * Lists the cases of `caches`. Throws a `RangeError` when a dataset asked for is in no
+ * cache, when a case was made with another recipe than `recipe` (the name before any
+ * `+overrides` suffix must match), or when nothing is left.
+ */
+export async function listTrainingCases(
+  caches: readonly string[],
+  options: ListOptions,
+): Promise<CaseList> {
+  const cases: TrainingCase[] = [];
+  const perDataset: Record<string, number> = {};
+  const skipped: CaseList["skipped"] = [];
+  const seen = new Set<string>();
+  for (const cache of caches) {
+    for (const entry of await listCases(cache)) {
+      seen.add(entry.dataset);
+      if (options.datasets && !options.datasets.includes(entry.dataset)) continue;
+      if (!entry.name) continue;
+      const path = `/${entry.dataset}/${entry.name}` as const;
+      if (entry.error) {
+        skipped.push({ path: `${cache}${path}`, reason: entry.error });
+        continue;
+      }
+      let meta: { shape?: number[]; attributes?: Record<string, unknown> };
+      try {
+        meta = await readJsonFile(join(entry.dir, "zarr.json")) as typeof meta;
+      } catch (e) {
+        skipped.push({ path: `${cache}${path}`, reason: (e as Error).message });
+        continue;
+      }
+      const recipe = (meta.attributes?.recipe as { name?: string } | undefined)?.name ?? "?";
+      if (recipe.split("+")[0] !== options.recipe) {
+        throw new RangeError(
+          `${cache}${path} was made with recipe "${recipe}", but this run trains ` +
+            `${options.recipe}: prepare the cache with "deno task prep --recipe ${options.recipe}"` +
+            ` or pass --recipe ${recipe.split("+")[0]}`,
+        );
+      }
+      const shape = meta.shape as [number, number, number];
+      const times = options.repeat?.[entry.dataset] ?? 1;
+      perDataset[entry.dataset] = (perDataset[entry.dataset] ?? 0) + 1;
+      const c: TrainingCase = {
+        cache,
+        path,
+        dataset: entry.dataset,
+        name: entry.name,
+        shape,
+        fingerprint: String(meta.attributes?.fingerprint ?? ""),
+      };
+      for (let r = 0; r < times; r++) cases.push(c);
+    }
+  }
+  for (const d of options.datasets ?? []) {
+    if (!seen.has(d)) {
+      throw new RangeError(
+        `No dataset "${d}" in ${caches.join(", ")}; there are: ${[...seen].join(", ") || "none"}`,
+      );
+    }
+  }
+  for (const d of Object.keys(options.repeat ?? {})) {
+    if (!(d in perDataset)) {
+      throw new RangeError(`--repeat names dataset "${d}", which has no cases here`);
+    }
+  }
+  if (cases.length === 0) throw new RangeError(`No cases to train on in ${caches.join(", ")}`);
+  return { cases, perDataset, skipped };
+}
+
+/**
+ * The case of global sample index `g` (epoch `floor(g / n)`, its `g mod n`-th case in
+ * that epoch's seeded shuffle).
+ */
+export class EpochOrder {
+  readonly #n: number;
+  readonly #seed: number;
+  #epoch = -1;
+  #order: number[] = [];
+
+  /** An order over `n` cases for a run's `seed`. */
+  constructor(n: number, seed: number) {
+    this.#n = n;
+    this.#seed = seed;
+  }
+
+  /** Index of the case sample `g` reads. */
+  caseAt(g: number): number {
+    const epoch = Math.floor(g / this.#n);
+    if (epoch !== this.#epoch) {
+      this.#order = permutation(this.#n, streamRng(this.#seed, 0x0e90c4, epoch));
+      this.#epoch = epoch;
+    }
+    return this.#order[g % this.#n];
+  }
+}
