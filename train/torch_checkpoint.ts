@@ -14,7 +14,7 @@ export interface TorchTensor {
   dtype: TorchDtype;
   /** Shape (PyTorch's). */
   shape: number[];
-  /** Values as float32 in C order (strides and storage offsets applied). */
+  /** Values as float32 in C order (strides and offsets applied; F32 may view the file). */
   data: Float32Array;
 }
 
