@@ -1,7 +1,8 @@
 /**
  * VoCo pre-training: the SwinUNETR-v2 backbone and VoCo head in TensorFlow.js with MONAI's
- * parameter names, safetensors import/export, backends and custom kernels. The sampler
- * over the cache, the VoCo losses and the training loop (`deno task pretrain`) are to come.
+ * parameter names, safetensors import/export, `torch.save` checkpoints and starting weights,
+ * the loss plot, backends and custom kernels. The sampler over the cache, the VoCo losses and
+ * the training loop (`deno task pretrain`) are to come.
  *
  * @module
  */
@@ -29,6 +30,20 @@ export {
   toVariable,
 } from "./swin/params.ts";
 export { exportWeights, importWeights } from "./swin/weights.ts";
+export {
+  type InitWeights,
+  type InitWeightsFormat,
+  loadInitWeights,
+  type LoadInitWeightsOptions,
+} from "./swin/init_weights.ts";
+export {
+  readTorchCheckpoint,
+  type ReadTorchCheckpointOptions,
+  type TorchCheckpoint,
+  type TorchDtype,
+  type TorchTensor,
+} from "./torch_checkpoint.ts";
+export { type LossPlotOptions, lossPlotSvg } from "./plot.ts";
 export { type ForwardOptions, swinTransformer } from "./swin/swin_transformer.ts";
 export { projectionHead, vocoForward, type VocoOutputs } from "./swin/voco_model.ts";
 export { compareWithReference, type OutputDiff } from "./swin/check.ts";
