@@ -53,6 +53,9 @@ Options (training):
   --save-every N      checkpoint period in steps (default 1000)
   --keep-checkpoints N  checkpoints kept (default 3)
   --seed N            seed of weights, sampling and augmentation (default 0)
+  --init-from FILE    start from these backbone weights: our or MONAI safetensors, or a
+                      PyTorch .pt/.pth (torch.save), e.g. the published VoCo_10k.pt
+                      ("module." prefixes removed, swin_vit renamed swinViT)
   --backend B         ${BACKENDS.join(", ")} (default auto)
   --quiet             no progress line
   -h, --help          this help
@@ -96,6 +99,7 @@ const OPTIONS = {
   dropout: { type: "string" },
   "no-augment": { type: "boolean" },
   "crop-batch": { type: "string" },
+  "init-from": { type: "string" },
   workers: { type: "string" },
   "save-every": { type: "string" },
   "keep-checkpoints": { type: "string" },
@@ -264,6 +268,7 @@ function trainConfig(v: Values, be: string, base?: PretrainConfig): PretrainConf
   set("saveEvery", int("save-every"));
   set("keepCheckpoints", int("keep-checkpoints"));
   set("seed", v.seed === undefined ? undefined : Number(v.seed));
+  set("initFrom", v["init-from"] ? userPath(String(v["init-from"])) : undefined);
   if (
     overrides.warmupSteps !== undefined &&
     !(Number.isInteger(overrides.warmupSteps) && overrides.warmupSteps >= 0)
@@ -310,6 +315,13 @@ async function train(v: Values): Promise<number> {
           `(${config.swBatchSize} + ${config.grid ** 2}) crops of ${config.roi}³` +
           (info.startStep ? `, resuming at step ${info.startStep}` : "") + `\n  run folder ${dir}`,
       );
+      if (info.init) {
+        console.error(
+          `  init from ${config.initFrom} (${info.init.format}): ${info.init.loaded} tensors` +
+            (info.init.missing.length ? `, ${info.init.missing.length} missing (fresh)` : "") +
+            (info.init.unexpected.length ? `, ${info.init.unexpected.length} unused keys` : ""),
+        );
+      }
     },
     onFailure: (f) => console.error(`pretrain: skipped ${f.case}: ${f.reason}`),
     onStep: (row: MetricsRow) => {

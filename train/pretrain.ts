@@ -15,6 +15,15 @@ import {
 } from "./run/checkpoint.ts";
 import { checkpointName } from "./run/checkpoint.ts";
 import * as tf from "@tensorflow/tfjs-core";
+import { loadInitWeights } from "./swin/init_weights.ts";
+import { fromTorch, paramSpecs } from "./swin/params.ts";
+import { lossPlotSvg } from "./plot.ts";
+
+async function writeTextAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
+}
 
 /** Everything that defines a run; written to `config.json`. */
 export interface PretrainConfig {
@@ -66,6 +75,8 @@ export interface PretrainConfig {
   prefetch: number;
   /** tfjs backend in use. */
   backend: string;
+  /** Starting backbone weights (safetensors or a `torch.save` file), for a fresh run. */
+  initFrom?: string;
 }
 
 /** One line of `metrics.jsonl`. */
@@ -98,10 +109,13 @@ export interface PretrainHooks {
   onCheckpoint?: (path: string, rows: readonly MetricsRow[]) => void | Promise<void>;
   /** Asked after each step: true stops the run after a checkpoint. */
   shouldStop?: () => boolean;
-  /** Before the first step: the cases and where the run starts. */
-  onStart?: (
-    info: { cases: number; perDataset: Record<string, number>; startStep: number },
-  ) => void;
+  /** Before the first step: the cases, where the run starts, what `initFrom` gave. */
+  onStart?: (info: {
+    cases: number;
+    perDataset: Record<string, number>;
+    startStep: number;
+    init?: { loaded: number; missing: string[]; unexpected: string[]; format: string };
+  }) => void;
 }
 
 /** How a run ended. */
@@ -219,6 +233,26 @@ export async function pretrain(
   let startStep = 0, position = 0;
   const checkpoints = await listCheckpoints(dir);
   let rows: MetricsRow[] = [];
+  let init: { loaded: number; missing: string[]; unexpected: string[]; format: string } | undefined;
+  if (checkpoints.length === 0 && config.initFrom) {
+    const w = await loadInitWeights(config.initFrom, model.config);
+    init = { loaded: 0, missing: w.missing, unexpected: w.unexpected, format: w.format };
+    const specs = new Map(paramSpecs(model.config).map((s) => [s.name, s]));
+    // The student backbone (and the v1 teacher, which starts as its copy in the reference
+    // sense of "continue from these weights") take every key the file has.
+    for (
+      const target of model.version === "v2" ? [model.backbone] : [model.backbone, model.teacher]
+    ) {
+      for (const [name, data] of w.params) {
+        const v = target.get(name), spec = specs.get(name);
+        if (!v || !spec) continue;
+        const t = tf.tensor(fromTorch(spec, data), v.shape);
+        v.assign(t);
+        t.dispose();
+        if (target === model.backbone) init.loaded++;
+      }
+    }
+  }
   if (checkpoints.length > 0) {
     const path = join(dir, checkpointName(checkpoints[checkpoints.length - 1]));
     const ckpt = await readCheckpoint(path);
@@ -247,7 +281,7 @@ export async function pretrain(
     join(dir, "metrics.jsonl"),
     rows.map((r) => JSON.stringify(r) + "\n").join(""),
   );
-  hooks.onStart?.({ cases: list.cases.length, perDataset: list.perDataset, startStep });
+  hooks.onStart?.({ cases: list.cases.length, perDataset: list.perDataset, startStep, init });
   const spec = sampleSpec(config.version, {
     roi: config.roi,
     grid: config.grid,
@@ -323,6 +357,10 @@ export async function pretrain(
           model,
           { step, position: loader.position },
           config.keepCheckpoints,
+        );
+        await writeTextAtomic(
+          join(dir, "loss.svg"),
+          lossPlotSvg(rows, { title: `VoCo ${config.version} pre-training` }),
         );
         await hooks.onCheckpoint?.(checkpoint, rows);
       }

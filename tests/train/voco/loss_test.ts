@@ -1,7 +1,12 @@
 // Tests of the VoCo losses and the reference step replay (`pretrain check`).
 import * as tf from "@tensorflow/tfjs-core";
 import { useBackend } from "../../../train/backend.ts";
-import { positionLogits, regularisation, vocoLossV1, vocoLossV2 } from "../../../train/voco/loss.ts";
+import {
+  positionLogits,
+  regularisation,
+  vocoLossV1,
+  vocoLossV2,
+} from "../../../train/voco/loss.ts";
 import { positionLabels } from "../../../train/sampler/voco_sample.ts";
 import { readSafetensors, writeSafetensors } from "../../../train/safetensors.ts";
 import { main as pretrainMain } from "../../../tasks/pretrain.ts";
@@ -40,7 +45,10 @@ Deno.test({
         assertClose([...logits.dataSync()], c.logits, 1e-6, "logits");
         assertClose(regularisation(bases).dataSync()[0], c.regularization, 1e-6, "reg");
         // v1 with identical student and teacher rows: the logits are the same both ways.
-        const rows = tf.concat([tf.reshape(x, [1, d]), tf.reshape(bases, [-1, d])], 0) as tf.Tensor2D;
+        const rows = tf.concat(
+          [tf.reshape(x, [1, d]), tf.reshape(bases, [-1, d])],
+          0,
+        ) as tf.Tensor2D;
         const y = tf.tensor3d(labels, [1, 1, labels.length]);
         const v1 = vocoLossV1(rows, rows, y);
         assertClose(v1.pos.dataSync()[0], c.v1_pos, 1e-6, "v1 pos");

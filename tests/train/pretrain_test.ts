@@ -1,0 +1,90 @@
+// Tests of whole pre-training runs on a tiny phantom cache: resume exactness, learning,
+// export, recipe checks, and the CLI's messages.
+import { join } from "node:path";
+import { useBackend } from "../../train/backend.ts";
+import { type MetricsRow, pretrain, pretrainConfig, readMetrics } from "../../train/pretrain.ts";
+import { exportBackbone } from "../../train/run/export.ts";
+import { listCheckpoints } from "../../train/run/checkpoint.ts";
+import { readSafetensors } from "../../train/safetensors.ts";
+import { main as pretrainMain } from "../../tasks/pretrain.ts";
+import { tinyCache } from "./_tiny_cache.ts";
+import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
+
+const tiny = (cache: string, steps: number) =>
+  pretrainConfig("v2", [cache], {
+    featureSize: 12,
+    headDims: [64, 64, 64],
+    batchSize: 1,
+    swBatchSize: 1,
+    grid: 2,
+    steps,
+    warmupSteps: 0,
+    lr: 2e-3,
+    saveEvery: 1,
+    workers: 1,
+    backend: "cpu",
+  });
+
+const losses = (rows: MetricsRow[]) => rows.map((r) => [r.step, r.loss, r.intra, r.inter, r.reg]);
+
+Deno.test("a run resumed from its step-1 checkpoint gives the same losses as one run (cpu)", async () => {
+  await useBackend("cpu");
+  await using tmp = await tempDir();
+  const cache = await tinyCache(tmp.path, 2);
+  const straight = join(tmp.path, "straight"), resumed = join(tmp.path, "resumed");
+  await pretrain(straight, tiny(cache, 2));
+  assertEquals(await listCheckpoints(straight), [1, 2]);
+  // The folder as a kill after step 1 leaves it: its checkpoint, config and metrics.
+  await Deno.mkdir(resumed);
+  for (const f of ["config.json", "metrics.jsonl", "ckpt-0000001.safetensors"]) {
+    await Deno.copyFile(join(straight, f), join(resumed, f));
+  }
+  const second = await pretrain(resumed, tiny(cache, 2));
+  assertEquals([second.steps, second.ranSteps], [2, 1]);
+  assertEquals(losses(await readMetrics(resumed)), losses(await readMetrics(straight)));
+  assert((await Deno.readTextFile(join(resumed, "loss.svg"))).startsWith("<svg"), "loss.svg");
+  // The export holds MONAI's backbone keys with the checkpoint's values.
+  const { bytes, step } = await exportBackbone(straight);
+  assertEquals(step, 2);
+  const keys = [...readSafetensors(bytes).tensors.keys()];
+  assert(
+    keys.includes("swinViT.patch_embed.proj.weight") &&
+      keys.includes("encoder10.layer.conv1.conv.weight"),
+  );
+  assert(!keys.some((k) => k.startsWith("head.") || k.startsWith("student.")), keys.join());
+});
+
+Deno.test("a voco-v1 run on a voco-v2 cache is refused with the recipe named", async () => {
+  await using tmp = await tempDir();
+  const cache = await tinyCache(tmp.path, 1);
+  const args = ["--recipe", "voco-v1", "--cache", cache, "--out", join(tmp.path, "run")];
+  await assertRejects(
+    () => runTask(pretrainMain, [...args, "--backend", "cpu"]),
+    /made with recipe "voco-v2".*trains voco-v1/,
+  );
+});
+
+Deno.test("pretrain usage errors exit 2 and name the problem", async () => {
+  for (
+    const [args, pattern] of [
+      [["--out", "x"], /needs --cache/],
+      [["--cache", "c.zarr"], /needs --out/],
+      [["export"], /run folder/],
+      [["check"], /needs --io/],
+      [["--cache", "c", "--out", "o", "--roi", "48"], /multiple of 32/],
+    ] as [string[], RegExp][]
+  ) {
+    await assertRejectsUsage(args, pattern);
+  }
+});
+
+async function assertRejectsUsage(args: string[], pattern: RegExp) {
+  try {
+    await pretrainMain(args);
+  } catch (e) {
+    assert((e as Error).name === "UsageError", `${args}: ${(e as Error).name}`);
+    assert(pattern.test((e as Error).message), `${args}: ${(e as Error).message}`);
+    return;
+  }
+  throw new Error(`${args} did not fail`);
+}
