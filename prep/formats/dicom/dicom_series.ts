@@ -53,6 +53,27 @@ export function brokenReason(f: DicomFileInfo): string | undefined {
 }
 
 /**
+ * What is wrong with the pixel description of a CT image's header, or `undefined`:
+ * Rows and Columns of at least 1, Bits Allocated 8, 16 or 32, Bits Stored from 1 to Bits
+ * Allocated, Pixel Representation 0 or 1. A header that fails is broken, not skipped.
+ */
+export function pixelHeaderProblem(i: DicomSliceInfo): string | undefined {
+  if (!(i.rows >= 1 && i.columns >= 1)) {
+    return `Rows = ${i.rows} and Columns = ${i.columns}: an image needs at least 1 of each`;
+  }
+  if (![8, 16, 32].includes(i.bitsAllocated)) {
+    return `Bits Allocated = ${i.bitsAllocated} is not supported (8, 16 or 32)`;
+  }
+  if (!(i.bitsStored >= 1 && i.bitsStored <= i.bitsAllocated)) {
+    return `Bits Stored = ${i.bitsStored} does not fit Bits Allocated = ${i.bitsAllocated}`;
+  }
+  if (i.pixelRepresentation !== 0 && i.pixelRepresentation !== 1) {
+    return `Pixel Representation = ${i.pixelRepresentation} (0 unsigned or 1 signed)`;
+  }
+  return undefined;
+}
+
+/**
  * Why a file is not an image slice of a CT volume, or `undefined` when it is one: no
  * pixel data, another modality, a localizer, a colour image (a dose screenshot), or an
  * image of another SOP class without a place in space (a secondary capture such as a
