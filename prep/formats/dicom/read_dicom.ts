@@ -9,7 +9,7 @@ import {
   isEncodedFrame,
   type PixelArray,
 } from "./dicom_codecs.ts";
-import { FrameDecoderPool } from "./frame_pool.ts";
+import { decodeBudgetMs, FrameDecoderPool } from "./frame_pool.ts";
 import { brokenReason, pixelHeaderProblem, skipReason, sortSlices } from "./dicom_series.ts";
 import type { LoadedImage } from "../read_nifti.ts";
 import type { Mat4, Shape3 } from "../../volume.ts";
@@ -37,6 +37,12 @@ export interface ReadDicomOptions {
    * worker takes about a second to answer its first message in Deno 2.9.
    */
   pool?: FrameDecoderPool;
+  /**
+   * Told before each compressed frame decoded in this thread, with the time it may take
+   * ({@linkcode decodeBudgetMs}); returns the function called when it is done. A caller
+   * in a worker uses it to have the worker killed when a decoder hangs.
+   */
+  watchdog?: (what: string, budgetMs: number) => () => void;
 }
 
 /**
@@ -135,6 +141,9 @@ export async function readDicomSeries(
       const p = parsed[geometry.order[k]];
       const frame = decoded[k] ? undefined : extract(k);
       let pixels: PixelArray;
+      const disarm = frame !== undefined && isEncodedFrame(frame)
+        ? options.watchdog?.(p.path, decodeBudgetMs(frame.info))
+        : undefined;
       try {
         pixels = frame === undefined
           ? await decoded[k]!
@@ -143,6 +152,8 @@ export async function readDicomSeries(
           : frame;
       } catch (e) {
         throw withPath(p.path, e);
+      } finally {
+        disarm?.();
       }
       decoded[k] = undefined;
       sourceDtype ||= pixels.constructor.name.replace("Array", "").toLowerCase();
