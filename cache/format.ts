@@ -36,13 +36,35 @@ export const COMPRESSORS: readonly Compressor[] = ["blosc-zstd", "blosc-lz4", "z
  */
 export const DEFAULT_COMPRESSOR: Compressor = "blosc-zstd";
 
-/** True when `name` is a valid dataset or case node name. */
+/** Longest node name: room for a staging prefix within a file system's 255 bytes. */
+const MAX_NODE_NAME = 200;
+
+/** Names a node must not take: they are Zarr keys of its parent (compared ignoring case). */
+const RESERVED = new Set(["zarr.json", "c"]);
+
+/**
+ * True when `name` is a valid dataset or case node name: letters, digits, `.`, `_`, `-`,
+ * not starting with `__` or punctuation, at most 200 characters, and not a Zarr key
+ * (`zarr.json`, `c`).
+ */
 export function isValidNodeName(name: string): boolean {
-  return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) && !name.startsWith("__");
+  return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) && !name.startsWith("__") &&
+    name.length <= MAX_NODE_NAME && !RESERVED.has(name.toLowerCase());
 }
 
-/** Turns an arbitrary string into a valid node name (`a/b c.nii` -> `a_b_c.nii`). */
+/**
+ * Turns an arbitrary string into a valid node name (`a/b c.nii` -> `a_b_c.nii`): a Zarr
+ * key gets a `_` (`zarr.json` -> `zarr.json_`), and a name too long is cut, ending in a
+ * hash of the whole string so that distinct long names stay distinct.
+ */
 export function toNodeName(s: string): string {
-  const n = s.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^[^A-Za-z0-9]+/, "");
-  return n.length > 0 ? n : "case";
+  let n = s.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^[^A-Za-z0-9]+/, "");
+  if (n.length === 0) n = "case";
+  if (RESERVED.has(n.toLowerCase())) n = `${n}_`;
+  if (n.length > MAX_NODE_NAME) {
+    let h = 0x811c9dc5; // FNV-1a
+    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+    n = `${n.slice(0, MAX_NODE_NAME - 9)}_${h.toString(16).padStart(8, "0")}`;
+  }
+  return n;
 }

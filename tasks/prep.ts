@@ -81,6 +81,8 @@ Options:
   --workers N           parallel workers (default: number of cores)
   --decode-threads N    threads per worker for compressed DICOM frames (JPEG 2000, ...)
                         (default: cores / workers, so a single series uses every core)
+  --max-voxels N        most voxels a recipe step may make for one case (default 2^29,
+                        2 GiB as float32); a case beyond it fails instead of filling memory
   --base-dir DIR        folder datalist paths are relative to
   --quiet               no progress bar
   -h, --help            this help
@@ -114,6 +116,7 @@ async function main(args: string[]): Promise<number> {
     chunk: { type: "string", default: String(DEFAULT_CHUNK) },
     workers: { type: "string" },
     "decode-threads": { type: "string" },
+    "max-voxels": { type: "string" },
     "base-dir": { type: "string" },
     quiet: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
@@ -165,12 +168,19 @@ async function main(args: string[]): Promise<number> {
   };
   const workers = posInt("--workers", v.workers as string | undefined);
   const decodeThreads = posInt("--decode-threads", v["decode-threads"] as string | undefined);
+  const maxVoxels = posInt("--max-voxels", v["max-voxels"] as string | undefined);
 
   // Each input becomes a group of cases with its dataset name and recipe.
   const items: PrepItem[] = [];
   const skipped: SkippedFile[] = [];
-  const groups: { dataset: string; recipe: Recipe; cases: number; what: string }[] = [];
-  const add = (dataset: string, r: Recipe, found: Discovery, what: string) => {
+  const groups: {
+    dataset: string;
+    recipe: Recipe;
+    cases: number;
+    what: string;
+    layout?: string;
+  }[] = [];
+  const add = (dataset: string, r: Recipe, found: Discovery, what: string, layout?: string) => {
     if (groups.some((g) => g.dataset === dataset)) {
       throw new UsageError(
         `Dataset group "${dataset}" is given twice; name them apart (NAME=PATH)`,
@@ -178,7 +188,7 @@ async function main(args: string[]): Promise<number> {
     }
     items.push(...found.cases.map((c) => ({ ...c, dataset, recipe: r })));
     skipped.push(...found.skipped);
-    groups.push({ dataset, recipe: r, cases: found.cases.length, what });
+    groups.push({ dataset, recipe: r, cases: found.cases.length, what, layout });
   };
   // Scanning a large tree (LIDC-IDRI: 244k files) takes a while: say how far it is.
   const status = new StatusLine(Boolean(v.quiet));
@@ -220,17 +230,18 @@ async function main(args: string[]): Promise<number> {
     const r = d.recipe ? recipeFor(d.recipe, overrides) : recipe;
     const found = await adapter.find(d.path, { onProgress: scanning(d.path) });
     status.end();
-    add(group, r, found, `${d.path} as ${adapter.name}`);
+    add(group, r, found, `${d.path} as ${adapter.name}`, adapter.layout);
   }
+  // One message per input that gave nothing, with the layout its adapter expects.
   for (const g of groups) {
-    if (g.cases === 0) console.error(`prep: no images found in ${g.what}`);
-  }
-  if (items.length === 0) {
+    if (g.cases > 0) continue;
     console.error(
-      `No images (.nii, .nii.gz, .mha, .mhd, DICOM) found in ${
-        groups.map((g) => g.what).join("; ")
-      }`,
+      `prep: no images (.nii, .nii.gz, .mha, .mhd, DICOM) found in ${g.what}` +
+        (g.layout ? `; expected layout: ${g.layout}` : ""),
     );
+  }
+  if (items.every((c) => c.error)) {
+    for (const c of items) console.error(`prep: ${c.path}: ${c.error}`);
     return 1;
   }
   const out = resolve(String(v.out));
@@ -241,7 +252,7 @@ async function main(args: string[]): Promise<number> {
   }
   if (skipped.length > 0) {
     console.error(
-      `prep: ${skipped.length} file(s) skipped (not CT images), e.g. ` +
+      `prep: ${skipped.length} file(s) skipped (not CT images, or not regular files), e.g. ` +
         skipped.slice(0, 3).map((f) => `${f.path}: ${f.reason}`).join("; "),
     );
   }
@@ -259,6 +270,7 @@ async function main(args: string[]): Promise<number> {
       storage,
       workers,
       decodeThreads,
+      maxVoxels,
       signal: abort.signal,
       onEvent: (e) => {
         if (e.type === "case-start") progress.working(e.case.name);
@@ -316,6 +328,9 @@ async function main(args: string[]): Promise<number> {
           `(${(f32 / Math.max(1, bytesOut)).toFixed(1)}x smaller than MONAI's PersistentDataset)`
         : `  written    nothing new`,
       ...failed.map((r) => `  FAILED     ${r.dataset}/${r.case.name} (${r.case.path}): ${r.error}`),
+      ...summary.reports.flatMap((r) =>
+        (r.outcome?.warnings ?? []).map((w) => `  NOTE       ${r.dataset}/${r.case.name}: ${w}`)
+      ),
     ].join("\n"),
   );
   return failed.length > 0 || notRun > 0 ? 1 : 0;

@@ -22,7 +22,17 @@ export interface ReaderOptions {
   decodeThreads?: number;
   /** A caller-owned pool for compressed DICOM frames (replaces `decodeThreads`). */
   decodePool?: FrameDecoderPool;
+  /** Told before each frame decoded in this thread (see {@linkcode DecodeWatchdog}). */
+  watchdog?: DecodeWatchdog;
 }
+
+/**
+ * Called before a compressed frame is decoded in the calling thread, with the file and
+ * the time the decode may take; returns the function to call when it is done. A prep
+ * worker posts both to the main thread, which terminates the worker when a decoder
+ * hangs (a busy WebAssembly loop cannot be stopped from its own thread).
+ */
+export type DecodeWatchdog = (what: string, budgetMs: number) => () => void;
 
 /**
  * Readers by format name, loaded lazily so that a run only imports (and, for DICOM, only
@@ -45,6 +55,7 @@ export const READERS: Map<string, () => Promise<Reader>> = new Map<
           paths,
           decodeThreads: options?.decodeThreads,
           pool: options?.decodePool,
+          watchdog: options?.watchdog,
         })
       ),
   ],

@@ -1,5 +1,6 @@
 // Reading MetaImage (`.mha`, `.mhd` + data file) headers and voxels.
-import { inflateSync } from "node:zlib";
+import { inflateDeclared } from "./decompress.ts";
+import { checkAffine, checkDeclaredSize } from "./_checks.ts";
 import { countNonFinite, decodeVoxels } from "./_voxels.ts";
 import type { LoadedImage } from "./read_nifti.ts";
 import type { Mat4, Shape3 } from "../volume.ts";
@@ -80,7 +81,14 @@ function nums(h: MetaImageHeader, n: number, ...keys: string[]): number[] | unde
   return v;
 }
 
-const isTrue = (s: string | undefined) => s !== undefined && /^(true|1)$/i.test(s);
+/** A MetaImage boolean field: absent is false; `True`/`False` (or 1/0), else an error. */
+function flag(h: MetaImageHeader, ...keys: string[]): boolean {
+  const text = get(h, ...keys);
+  if (text === undefined) return false;
+  if (/^(true|1)$/i.test(text)) return true;
+  if (/^(false|0)$/i.test(text)) return false;
+  throw new SyntaxError(`MetaImage ${keys[0]} = "${text}" is not True or False`);
+}
 
 /**
  * Reads a MetaImage: `.mha` (header and data in one file: pass its bytes alone) or
@@ -123,28 +131,32 @@ export function readMetaImage(headerBytes: Uint8Array, dataBytes?: Uint8Array): 
   const origin = nums(h, 3, "Offset", "Origin", "Position") ?? [0, 0, 0];
   const direction = nums(h, 9, "TransformMatrix", "Orientation", "Rotation") ??
     [1, 0, 0, 0, 1, 0, 0, 0, 1];
-  const msb = isTrue(get(h, "BinaryDataByteOrderMSB", "ElementByteOrderMSB"));
-  const compressed = isTrue(get(h, "CompressedData"));
+  const msb = flag(h, "BinaryDataByteOrderMSB", "ElementByteOrderMSB");
+  const compressed = flag(h, "CompressedData");
+  const headerSizeText = get(h, "HeaderSize") ?? "0";
+  const headerSize = Number(headerSizeText);
+  if (!Number.isInteger(headerSize) || headerSize < -1 || headerSizeText.trim() === "") {
+    throw new SyntaxError(
+      `MetaImage HeaderSize = "${headerSizeText}" is not a byte count (0 or more, or -1)`,
+    );
+  }
+  checkDeclaredSize("MetaImage header", shape, dtype.bytes);
 
   const local = metaImageDataFile(h) === undefined;
   let data = local ? headerBytes.subarray(h.dataOffset) : dataBytes;
   if (!data) throw new TypeError("MetaImage data file bytes are needed with a .mhd header");
   const n = voxelCount(shape);
   const need = n * dtype.bytes;
-  const headerSize = Number(get(h, "HeaderSize") ?? 0);
+  let trailing: string | undefined;
   if (compressed) {
-    try {
-      const out = inflateSync(data);
-      data = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-    } catch (e) {
-      throw new SyntaxError(
-        `Corrupt or truncated compressed MetaImage data (${(e as Error).message})`,
-      );
-    }
+    const inflated = inflateDeclared(data, "zlib", need);
+    data = inflated.data;
+    if (inflated.trailing) trailing = "not inflated";
   } else if (headerSize === -1) {
     data = data.subarray(Math.max(0, data.length - need));
-  } else if (headerSize > 0) {
+  } else {
     data = data.subarray(headerSize);
+    if (data.length > need) trailing = `${data.length - need} bytes`;
   }
   if (data.length < need) {
     throw new RangeError(
@@ -174,6 +186,7 @@ export function readMetaImage(headerBytes: Uint8Array, dataBytes?: Uint8Array): 
     sign[r] * origin[r],
   ]);
   affine.push([0, 0, 0, 1]);
+  checkAffine(affine, `MetaImage geometry (TransformMatrix ${direction.join(" ")})`);
   return {
     volume: {
       data: voxels,
@@ -183,5 +196,12 @@ export function readMetaImage(headerBytes: Uint8Array, dataBytes?: Uint8Array): 
     format: "metaimage",
     sourceDtype: dtype.name,
     sourceGeometry: { shape, affine },
+    ...(trailing
+      ? {
+        warnings: [
+          `trailing data after the ${need} bytes of voxels declared (${trailing}; ignored)`,
+        ],
+      }
+      : {}),
   };
 }

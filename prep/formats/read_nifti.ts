@@ -1,7 +1,7 @@
 // Reading NIfTI-1 and NIfTI-2 (`.nii`, `.nii.gz`) into a volume with its RAS affine.
 import * as nifti from "nifti-reader-js";
-import { gunzip, isGzip } from "./decompress.ts";
-import { invert4 } from "../transforms/_affine.ts";
+import { inflateDeclared, inflatePrefix, isGzip } from "./decompress.ts";
+import { checkAffine, checkDeclaredSize } from "./_checks.ts";
 import type { Mat4, Shape3, Volume, VoxelArray } from "../volume.ts";
 import { voxelCount } from "../volume.ts";
 import { countNonFinite, decodeVoxels } from "./_voxels.ts";
@@ -20,6 +20,8 @@ export interface LoadedImage {
   sourceDtype: string;
   /** Shape and voxel-to-RAS affine of the source in its own axis order (as nibabel reports). */
   sourceGeometry: { shape: Shape3; affine: Mat4 };
+  /** Things the reader passed over and the run should report (trailing data, …). */
+  warnings?: string[];
 }
 
 const DTYPES: Record<number, { name: string; bytes: number }> = {
@@ -54,48 +56,104 @@ const DTYPES: Record<number, { name: string; bytes: number }> = {
  * ```
  */
 export function readNifti(bytes: Uint8Array): LoadedImage {
-  const raw = isGzip(bytes) ? gunzip(bytes) : bytes;
-  // The parser wants an ArrayBuffer that starts at the header; gunzip's may run past the
-  // data (zlib's output chunk), which is fine as long as sizes are checked against raw.
-  const buffer = raw.byteOffset === 0 ? raw.buffer as ArrayBuffer : raw.slice().buffer;
-  if (!nifti.isNIFTI(buffer)) {
+  const gzip = isGzip(bytes);
+  // The header first (540 bytes hold either version), so that the voxels are inflated
+  // only up to what it declares: a small file cannot inflate to gigabytes.
+  const head = (gzip ? inflatePrefix(bytes, "gzip", 540) : bytes.subarray(0, 540)).slice();
+  if (!nifti.isNIFTI(head.buffer)) {
     throw new SyntaxError("Not a NIfTI-1/NIfTI-2 file (no valid header magic)");
   }
-  const header = nifti.readHeader(buffer);
+  // Extensions are not read: clear the flag so the parser does not look past the head.
+  const isV2 = nifti.isNIFTI2(head.buffer);
+  if (!isV2) head.fill(0, 348, 352);
+  let header: nifti.NIFTI1 | nifti.NIFTI2;
+  try {
+    header = nifti.readHeader(head.buffer);
+  } catch (e) {
+    throw new SyntaxError(`Unreadable NIfTI header (${(e as Error).message})`);
+  }
   const dtype = DTYPES[header.datatypeCode];
   if (!dtype) {
     throw new TypeError(`Unsupported NIfTI datatype code ${header.datatypeCode}`);
   }
   const shape = spatialShape(header.dims);
   const n = voxelCount(shape);
-  const offset = Math.max(Number(header.vox_offset), 0);
+  const offset = voxOffset(Number(header.vox_offset), isV2);
+  checkScaling(header);
+  checkDeclaredSize("NIfTI header", shape, dtype.bytes);
   const need = n * dtype.bytes;
+  let raw = bytes, trailing = bytes.length > offset + need;
+  if (gzip) ({ data: raw, trailing } = inflateDeclared(bytes, "gzip", offset + need));
   if (offset + need > raw.byteLength) {
     throw new RangeError(
       `Header promises ${need} bytes of voxels at offset ${offset} (shape ${shape.join("x")}, ` +
         `${dtype.name}) but the data holds only ${raw.byteLength} bytes`,
     );
   }
+  // The voxel decoder wants an ArrayBuffer; gunzip's may run past the data (zlib's output
+  // chunk), which is fine as long as sizes are checked against raw.
+  const buffer = raw.byteOffset === 0 ? raw.buffer as ArrayBuffer : raw.slice().buffer;
   const data = decodeVoxels(buffer, offset, n, dtype.name, header.littleEndian, header);
   if (data instanceof Float32Array) {
     const bad = countNonFinite(data);
     if (bad > 0) throw new RangeError(`Image holds ${bad} NaN or infinite voxels`);
   }
-  const affine = bestAffine(header, buffer, shape);
+  const affine = bestAffine(header, head.buffer, shape);
   // C order over [z, y, x]: reverse the shape and the affine's first three columns.
   const reversed: Mat4 = affine.map((r) => [r[2], r[1], r[0], r[3]]);
+  const warnings = trailing
+    ? [
+      `trailing data after the ${offset + need} bytes the header declares ` +
+      `(${gzip ? "not inflated" : `${bytes.length - offset - need} bytes`}; ignored)`,
+    ]
+    : undefined;
   return {
     volume: { data, shape: [shape[2], shape[1], shape[0]], affine: reversed },
     format: "nifti",
     sourceDtype: dtype.name,
     sourceGeometry: { shape, affine },
+    ...(warnings ? { warnings } : {}),
   };
+}
+
+/**
+ * Checks `vox_offset` as nibabel does for a single file: finite, integral, past the
+ * header (352 bytes for NIfTI-1 with its extension flag, 540 for NIfTI-2).
+ */
+function voxOffset(value: number, isV2: boolean): number {
+  const min = isV2 ? 540 : 352;
+  if (!Number.isFinite(value) || !Number.isInteger(value) || value < min) {
+    throw new RangeError(
+      `NIfTI vox_offset = ${value} is invalid: the voxels of a single-file NIfTI-${
+        isV2 ? 2 : 1
+      } start at a whole byte offset of at least ${min}`,
+    );
+  }
+  return value;
+}
+
+/** nibabel: a valid slope with a non-finite intercept is an error, not "no scaling". */
+function checkScaling(h: { scl_slope: number; scl_inter: number }): void {
+  const slopeValid = Number.isFinite(h.scl_slope) && h.scl_slope !== 0;
+  if (slopeValid && !Number.isFinite(h.scl_inter)) {
+    throw new RangeError(
+      `NIfTI scl_inter = ${h.scl_inter} with scl_slope = ${h.scl_slope}: a valid slope ` +
+        `needs a finite intercept`,
+    );
+  }
 }
 
 function spatialShape(dims: number[]): Shape3 {
   const rank = dims[0];
   if (rank < 1 || rank > 7) throw new RangeError(`Invalid NIfTI dim[0] = ${rank}`);
   const all = dims.slice(1, rank + 1);
+  const bad = all.findIndex((d) => !Number.isInteger(d) || d < 1);
+  if (bad >= 0) {
+    throw new RangeError(
+      `Invalid NIfTI dim[${bad + 1}] = ${all[bad]} (dim[0] = ${rank}): every dimension up ` +
+        `to dim[0] must be at least 1`,
+    );
+  }
   const extra = all.slice(3).filter((d) => d > 1);
   if (extra.length > 0) {
     throw new RangeError(`Image is ${rank}-D (shape ${all.join("x")}); a 3-D CT volume is needed`);
@@ -148,19 +206,7 @@ function bestAffine(h: HeaderFields, buffer: ArrayBuffer, shape: Shape3): Mat4 {
       [0, 0, 0, 1],
     ];
   }
-  if (affine.flat().some((v) => !Number.isFinite(v))) {
-    throw new RangeError("Voxel-to-world affine holds non-finite values");
-  }
-  for (let c = 0; c < 3; c++) {
-    if (Math.hypot(affine[0][c], affine[1][c], affine[2][c]) === 0) {
-      throw new RangeError(`Voxel spacing along axis ${c} is zero`);
-    }
-  }
-  try {
-    invert4(affine);
-  } catch {
-    throw new RangeError("Voxel-to-world affine is singular");
-  }
+  checkAffine(affine, "NIfTI header");
   return affine;
 }
 

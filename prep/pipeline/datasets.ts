@@ -8,7 +8,7 @@ import {
   type SourceCase,
   uniqueNames,
 } from "./discover.ts";
-import { stripImageSuffix } from "../formats/read_image.ts";
+import { formatOf, stripImageSuffix } from "../formats/read_image.ts";
 
 /** Knows one public dataset's layout and naming, and yields its image cases. */
 export interface DatasetAdapter {
@@ -31,6 +31,7 @@ export interface FindOptions {
 }
 
 const first = (rel: string) => rel.split(/[\\/]/)[0];
+const isNonDicomImage = (rel: string) => ["nifti", "metaimage"].includes(formatOf(rel) ?? "");
 const underLabels = (rel: string) =>
   rel.split(/[\\/]/).slice(0, -1).some((d) =>
     /^(labels?(Tr|Ts)?|segmentations?|masks?|seg-lungs-LUNA16)$/i.test(d)
@@ -91,7 +92,9 @@ export const DATASETS: readonly DatasetAdapter[] = [
     title: "LIDC-IDRI (TCIA DICOM)",
     layout: "LIDC-IDRI-0001/<study>/<series>/*.dcm (CT series only; DX/CR, SEG and XML ignored)",
     detect: (paths) => paths.some((p) => /^LIDC-IDRI-\d{4}(\/|$)/i.test(p)),
-    find: (root, options) => scanned(root, options, (rel) => !underLabels(rel), byPatient(root)),
+    // DICOM only: a folder of NIfTI files is not this layout (and is reported as such).
+    find: (root, options) =>
+      scanned(root, options, (rel) => !underLabels(rel) && !isNonDicomImage(rel), byPatient(root)),
   },
   {
     name: "hnscc",

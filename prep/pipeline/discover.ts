@@ -6,6 +6,7 @@ import { isDicomPart10, parseDicom, sliceInfo } from "../formats/dicom/dicom_par
 import { type DicomFileInfo, groupDicomSeries } from "../formats/dicom/dicom_series.ts";
 import { metaImageDataFile, parseMetaImageHeader } from "../formats/read_metaimage.ts";
 import { toNodeName } from "../../cache/format.ts";
+import { describeFileKind, readHead, statRegular } from "./_files.ts";
 
 /** One source image found in the inputs. */
 export interface SourceCase {
@@ -19,6 +20,12 @@ export interface SourceCase {
   source: string;
   /** Case name in the cache (unique within the dataset). */
   name: string;
+  /**
+   * Why the case cannot be read, when discovery already knows (a missing file, a file of
+   * no supported format, a `.mhd` whose data file is another image, …): such a case fails
+   * with this reason and is never read.
+   */
+  error?: string;
 }
 
 /** A file that was looked at and not taken as an image, with why. */
@@ -84,12 +91,17 @@ const NOT_DICOM = new Set([
   ".xlsx",
 ]);
 
+/** Image formats, in words, for messages about files that are none of them. */
+const SUPPORTED = "NIfTI (.nii, .nii.gz), MetaImage (.mha, .mhd) or DICOM";
+
 /**
  * Expands `prep` inputs into source cases: a file is itself; a folder is scanned
  * recursively (see {@linkcode findImages}); a `.json` file is a Decathlon/VoCo datalist
  * (`{"training": [{"image": "rel/path"}], …}`) whose `image` entries of every list are
  * taken. Case names are the file names without suffix (a DICOM series: its folder), made
- * unique with the relative path when two collide.
+ * unique with the relative path when two collide. Every input, and every datalist entry,
+ * becomes a case or is reported: one that is missing, not a regular file, of no supported
+ * format, or a folder without images becomes a case with an `error`.
  */
 export async function discoverCases(
   inputs: readonly string[],
@@ -107,7 +119,8 @@ export async function discoverInputs(
   const skipped: SkippedFile[] = [];
   for (const input of inputs) {
     const abs = resolve(input);
-    if (abs.toLowerCase().endsWith(".json") && (await statOrThrow(input)).isFile) {
+    const info = await Deno.stat(abs).catch(() => undefined);
+    if (abs.toLowerCase().endsWith(".json") && info?.isFile) {
       const listed = await readDatalist(abs, options.baseDir);
       const found = await findImages(listed.base, {
         files: listed.paths,
@@ -115,22 +128,61 @@ export async function discoverInputs(
       });
       cases.push(...found.cases);
       skipped.push(...found.skipped);
-    } else {
-      const found = await findImages(abs, { onProgress: options.onProgress });
+      continue;
+    }
+    if (!info?.isDirectory) {
+      const found = await findImages(dirname(abs), {
+        files: [abs],
+        onProgress: options.onProgress,
+      });
       cases.push(...found.cases);
       skipped.push(...found.skipped);
+      continue;
     }
+    const found = await findImages(abs, { onProgress: options.onProgress });
+    if (found.cases.length === 0) {
+      cases.push(failed(abs, dirname(abs), `no ${SUPPORTED} images found in this folder`));
+    }
+    cases.push(...found.cases);
+    skipped.push(...found.skipped);
   }
   const seen = new Set<string>();
   const unique = cases.filter((c) => !seen.has(c.files[0]) && seen.add(c.files[0]));
+  claimDataFiles(unique);
   return { cases: uniqueNames(unique), skipped };
 }
 
-async function statOrThrow(path: string): Promise<Deno.FileInfo> {
-  try {
-    return await Deno.stat(path);
-  } catch {
-    throw new Deno.errors.NotFound(`Input ${path} does not exist`);
+/** A case that fails with `error` without being read. */
+function failed(path: string, base: string, error: string): SourceCase {
+  return { ...single(path, base, "unknown"), error };
+}
+
+/**
+ * A `.mhd` header claims its data file only when that is not an image in its own right:
+ * a header whose `ElementDataFile` names itself, another case's file or any file with an
+ * image suffix fails, and the other image stays a case of its own.
+ */
+function claimDataFiles(cases: SourceCase[]): void {
+  const inputs = new Map<string, SourceCase>();
+  for (const c of cases) {
+    for (const f of c.format === "dicom" ? c.files : c.files.slice(0, 1)) inputs.set(f, c);
+  }
+  for (const c of cases) {
+    if (c.format !== "metaimage" || c.files.length < 2 || c.error) continue;
+    const data = c.files[1];
+    const other = inputs.get(data);
+    const what = data === c.files[0]
+      ? "the header itself"
+      : other
+      ? `${data}, an image of its own (${other.format === "dicom" ? "a DICOM file" : other.format})`
+      : formatOf(data)
+      ? `${data}, an image file (${formatOf(data)})`
+      : undefined;
+    if (what) {
+      c.error = `ElementDataFile names ${what}; a .mhd header's data file must be raw voxels ` +
+        `(.raw, .zraw)`;
+      c.files = [c.files[0]];
+    }
   }
 }
 
@@ -152,11 +204,15 @@ const PROGRESS_EVERY = 512;
  * or a single file): NIfTI (`.nii`, `.nii.gz`), MetaImage (`.mha`, `.mhd` with its data
  * file) and DICOM (`.dcm`, or any other file with the `DICM` magic), the DICOM files
  * grouped into one case per CT series (other modalities, files without pixels and
- * localizers are skipped with the reason). Files that claim a format but do not parse
- * are kept as cases, so that they fail with the reason instead of vanishing: a broken
- * `.mhd` header is its own case, an unreadable DICOM file joins the series of its folder.
- * Cases are named for their file (without suffix) or series folder; names may repeat
- * (see {@linkcode discoverCases}).
+ * localizers are skipped with the reason). Symbolic links are followed (a link back into
+ * a folder already scanned is skipped as a loop); FIFOs, devices, sockets and broken
+ * links are skipped with the reason. Files that claim a format but do not parse are kept
+ * as cases, so that they fail with the reason instead of vanishing: a broken `.mhd`
+ * header is its own case, an unreadable DICOM file joins the series of its folder, and
+ * so does any other file in a series folder that is not DICOM (an empty or cut slice
+ * without its `DICM` magic). Files given in `files` (datalist entries) each become a
+ * case or a failed case. Cases are named for their file (without suffix) or series
+ * folder; names may repeat (see {@linkcode discoverCases}).
  */
 export async function findImages(
   root: string,
@@ -169,28 +225,48 @@ export async function findImages(
     if (++progress.files % PROGRESS_EVERY === 0) report(progress);
     return path;
   };
-  let files: string[];
+  const cases: SourceCase[] = [];
+  const skipped: SkippedFile[] = [];
+  let files: string[] = [];
   let base = abs;
+  /** Files named explicitly: each must give a case (or a failed one). */
+  const explicit = new Set<string>();
   if (options.files) {
-    files = [];
     for (const f of options.files) {
-      const isDir = await Deno.stat(f).then((i) => i.isDirectory, () => false);
-      files.push(...(isDir ? await scan(f, counted) : [counted(f)]));
+      const info = await Deno.stat(f).catch((e: Error) => e);
+      if (info instanceof Error) {
+        const why = info instanceof Deno.errors.NotFound ? "no such file or folder" : info.message;
+        cases.push(failed(f, base, `cannot read it: ${why}`));
+      } else if (info.isDirectory) {
+        const found = await findImages(f, { onProgress: options.onProgress });
+        if (found.cases.length === 0) {
+          cases.push(failed(f, base, `no ${SUPPORTED} images found in this folder`));
+        }
+        cases.push(
+          ...found.cases.map((c) => ({ ...c, source: relative(base, c.path) || c.source })),
+        );
+        skipped.push(...found.skipped);
+      } else if (!info.isFile) {
+        cases.push(failed(f, base, `it is ${describeFileKind(info)}; only regular files are read`));
+      } else {
+        files.push(counted(f));
+        explicit.add(f);
+      }
     }
   } else {
-    const info = await statOrThrow(root);
+    const info = await Deno.stat(abs).catch(() => undefined);
+    if (!info) return { cases: [failed(abs, dirname(abs), "no such file or folder")], skipped };
     if (info.isDirectory) {
-      files = await scan(abs, counted);
+      files = await scan(abs, counted, skipped, new Set());
       if (options.filter) files = files.filter((f) => options.filter!(relative(abs, f)));
     } else {
       files = [abs];
       base = dirname(abs);
     }
   }
-  const cases: SourceCase[] = [];
-  const skipped: SkippedFile[] = [];
   const dicom: string[] = [];
-  const dataFiles = new Set<string>();
+  /** Files of no known format that are not obviously something else (DICOM suspects). */
+  const unknown: string[] = [];
   for (const f of files) {
     const format = formatOf(f) ??
       (NOT_DICOM.has(extname(f).toLowerCase()) ? undefined : await sniff(f));
@@ -201,27 +277,32 @@ export async function findImages(
       if (f.toLowerCase().endsWith(".mhd")) {
         try {
           const data = await mhdDataFile(f);
-          if (data) {
-            c.files.push(data);
-            dataFiles.add(data);
-          }
+          if (data) c.files.push(data);
         } catch {
           // A broken header is a failed case, not a skip: the reader names the reason.
         }
       }
       cases.push(c);
-    }
+    } else if (explicit.has(f)) {
+      const ext = extname(f);
+      cases.push(failed(
+        f,
+        base,
+        `not a ${SUPPORTED} file (${ext ? `suffix ${ext}` : "no suffix and no DICM magic"})`,
+      ));
+    } else if (!NOT_DICOM.has(extname(f).toLowerCase())) unknown.push(f);
   }
   report(progress);
   if (dicom.length > 0) {
-    const found = await dicomCases(dicom, base, (n) => {
+    const claimed = new Set(cases.flatMap((c) => c.files.slice(1)));
+    const found = await dicomCases(dicom, unknown.filter((f) => !claimed.has(f)), base, (n) => {
       progress.headers = n;
       report(progress);
     });
     cases.push(...found.cases);
     skipped.push(...found.skipped);
   }
-  return { cases: cases.filter((c) => !dataFiles.has(c.files[0])), skipped };
+  return { cases, skipped };
 }
 
 function single(path: string, base: string, format: string): SourceCase {
@@ -229,34 +310,59 @@ function single(path: string, base: string, format: string): SourceCase {
   return { path, files: [path], format, source, name: stripImageSuffix(basename(path)) };
 }
 
-async function scan(dir: string, found: (path: string) => string): Promise<string[]> {
+/**
+ * The regular files under `dir`, sorted, hidden entries left out. Symbolic links are
+ * followed; a link to a folder already on the walk (by real path) is a loop and skipped,
+ * as are broken links and entries that are not regular files.
+ */
+async function scan(
+  dir: string,
+  found: (path: string) => string,
+  skipped: SkippedFile[],
+  visited: Set<string>,
+): Promise<string[]> {
+  visited.add(await Deno.realPath(dir).catch(() => dir));
   const out: string[] = [];
-  const entries = (await Array.fromAsync(Deno.readDir(dir))).sort((a, b) =>
-    a.name < b.name ? -1 : 1
-  );
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch (e) {
+    skipped.push({ path: dir, reason: `folder cannot be listed: ${(e as Error).message}` });
+    return out;
+  }
+  entries.sort((a, b) => (a.name < b.name ? -1 : 1));
   for (const e of entries) {
     if (e.name.startsWith(".")) continue;
     const p = join(dir, e.name);
-    if (e.isDirectory) out.push(...await scan(p, found));
-    else if (e.isFile) out.push(found(p));
+    let isDir = e.isDirectory, isFile = e.isFile;
+    if (e.isSymlink) {
+      const info = await Deno.stat(p).catch(() => undefined);
+      if (!info) {
+        skipped.push({ path: p, reason: "broken symbolic link (its target does not exist)" });
+        continue;
+      }
+      if (info.isDirectory) {
+        const real = await Deno.realPath(p).catch(() => p);
+        if (visited.has(real)) {
+          skipped.push({ path: p, reason: `symbolic link loop (${real} is already scanned)` });
+          continue;
+        }
+      } else if (!info.isFile) {
+        skipped.push({ path: p, reason: `${describeFileKind(info)}; only regular files are read` });
+        continue;
+      }
+      isDir = info.isDirectory;
+      isFile = info.isFile;
+    }
+    if (isDir) out.push(...await scan(p, found, skipped, visited));
+    else if (isFile) out.push(found(p));
+    else {
+      const info = await Deno.lstat(p).catch(() => undefined);
+      const kind = info ? describeFileKind(info) : "not a regular file";
+      skipped.push({ path: p, reason: `${kind}; only regular files are read` });
+    }
   }
   return out;
-}
-
-async function readHead(path: string, bytes: number): Promise<Uint8Array> {
-  const file = await Deno.open(path);
-  try {
-    const buf = new Uint8Array(bytes);
-    let n = 0;
-    while (n < bytes) {
-      const r = await file.read(buf.subarray(n));
-      if (r === null) break;
-      n += r;
-    }
-    return buf.subarray(0, n);
-  } finally {
-    file.close();
-  }
 }
 
 async function sniff(path: string): Promise<string | undefined> {
@@ -280,10 +386,11 @@ async function mhdDataFile(path: string): Promise<string | undefined> {
  * 244k slices: reading 8 KiB of each instead of 64 KiB saves 14 GB of reads.
  */
 async function dicomHeader(path: string): Promise<DicomFileInfo> {
+  const info = await statRegular(path);
   let ds;
   for (const bytes of [8 * 1024, 64 * 1024, 1024 * 1024]) {
     try {
-      const head = await readHead(path, bytes);
+      const head = await readHead(path, bytes, false);
       const parsed = parseDicom(head, "x7fe00010");
       // A cut that falls between two elements parses without error: only a head that
       // reaches the pixel data, or the whole file, is the whole header.
@@ -295,19 +402,17 @@ async function dicomHeader(path: string): Promise<DicomFileInfo> {
       // The header runs past these bytes (or the file is not DICOM): read more.
     }
   }
-  ds ??= parseDicom(await Deno.readFile(path), "x7fe00010");
+  ds ??= parseDicom(await readHead(path, info.size, false), "x7fe00010");
   return { path, info: sliceInfo(ds), hasPixels: Boolean(ds.elements.x7fe00010) };
 }
 
-async function dicomCases(
-  files: string[],
-  base: string,
+/** Reads the headers of `files` 32 at a time: the parsed ones and the unreadable paths. */
+async function readHeaders(
+  files: readonly string[],
   onHeaders: (read: number) => void,
-): Promise<Discovery> {
+  done = 0,
+): Promise<{ infos: DicomFileInfo[]; unreadable: string[] }> {
   const infos: DicomFileInfo[] = [];
-  const skipped: SkippedFile[] = [];
-  // Files that look like DICOM (suffix or magic) but do not parse, or CT images without
-  // pixel data: corrupt or truncated.
   const unreadable: string[] = [];
   const batch = 32;
   for (let i = 0; i < files.length; i += batch) {
@@ -316,18 +421,45 @@ async function dicomCases(
       if (r.status === "fulfilled") infos.push(r.value);
       else unreadable.push(files[i + k]);
     });
-    if ((i / batch) % 16 === 15) onHeaders(i + batch);
+    if ((i / batch) % 16 === 15) onHeaders(done + i + batch);
   }
-  onHeaders(files.length);
-  const grouped = groupDicomSeries(infos);
-  unreadable.push(...grouped.broken.map((b) => b.path));
+  onHeaders(done + files.length);
+  return { infos, unreadable };
+}
+
+async function dicomCases(
+  files: string[],
+  unknown: string[],
+  base: string,
+  onHeaders: (read: number) => void,
+): Promise<Discovery> {
+  const skipped: SkippedFile[] = [];
+  // Files that look like DICOM (suffix or magic) but do not parse, or CT images without
+  // pixel data: corrupt or truncated.
+  const { infos, unreadable } = await readHeaders(files, onHeaders);
+  let grouped = groupDicomSeries(infos);
+  // Any other file in a folder that holds a CT series is taken for one of its slices
+  // (an empty or cut file has no DICM magic): it is read as DICOM, and fails the series
+  // when it is not.
+  const seriesFolders = new Set(grouped.series.flatMap((s) => s.files.map((f) => dirname(f))));
+  const suspects = unknown.filter((f) => seriesFolders.has(dirname(f)));
+  if (suspects.length > 0) {
+    const more = await readHeaders(suspects, onHeaders, files.length);
+    // Without the magic, bytes that parse as a data set with no UIDs are no DICOM file.
+    for (const f of more.infos) {
+      if (f.info.sopClass || f.info.seriesUid) infos.push(f);
+      else unreadable.push(f.path);
+    }
+    unreadable.push(...more.unreadable);
+    grouped = groupDicomSeries(infos);
+  }
   skipped.push(...grouped.skipped);
   const folders = new Map<string, number>();
   for (const s of grouped.series) {
     const dir = dirname(s.files[0]);
     folders.set(dir, (folders.get(dir) ?? 0) + 1);
   }
-  const cases: SourceCase[] = grouped.series.map((s) => {
+  const cases: (SourceCase & { uid?: string })[] = grouped.series.map((s) => {
     const dir = dirname(s.files[0]);
     const rel = relative(base, dir) || basename(dir);
     const shared = folders.get(dir)! > 1;
@@ -337,8 +469,15 @@ async function dicomCases(
       format: "dicom",
       source: shared ? `${rel}#${s.uid}` : rel,
       name: shared ? `${basename(dir)}_series${s.number ?? s.uid.slice(-6)}` : basename(dir),
+      uid: s.uid,
     };
   });
+  // A broken file that names a CT series' UID is one of its slices: it fails that series.
+  for (const b of grouped.broken) {
+    const series = b.uid ? cases.find((c) => c.uid === b.uid) : undefined;
+    if (series) series.files.push(b.path);
+    else unreadable.push(b.path);
+  }
   // An unreadable file is bad input, never a silent skip: it joins the one series of its
   // folder (whose slice it most likely is), or else forms a case of its own; either way
   // the case fails, naming the file and the parser's reason.
@@ -359,7 +498,7 @@ async function dicomCases(
       name,
     });
   }
-  return { cases, skipped };
+  return { cases: cases.map(({ uid: _, ...c }) => c), skipped };
 }
 
 async function readDatalist(
@@ -368,7 +507,8 @@ async function readDatalist(
 ): Promise<{ base: string; paths: string[] }> {
   let json: unknown;
   try {
-    json = JSON.parse(await Deno.readTextFile(file));
+    await statRegular(file);
+    json = JSON.parse(new TextDecoder().decode(await readHead(file, 64 * 2 ** 20, false)));
   } catch (e) {
     throw new SyntaxError(`Datalist ${file} is not valid JSON: ${(e as Error).message}`);
   }
@@ -401,7 +541,7 @@ export function uniqueNames(cases: readonly SourceCase[]): SourceCase[] {
   const used = new Set<string>();
   return cases.map((c, i) => {
     let name = counts.get(short[i])! > 1 ? toNodeName(stripImageSuffix(c.source)) : short[i];
-    for (let k = 2; used.has(name); k++) name = `${toNodeName(stripImageSuffix(c.source))}_${k}`;
+    for (let k = 2; used.has(name); k++) name = toNodeName(`${stripImageSuffix(c.source)}_${k}`);
     used.add(name);
     return { ...c, name };
   });

@@ -1,7 +1,10 @@
 // One case from source files to the cache: read, apply the recipe, write, publish.
 import { basename } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
-import { readImage } from "../formats/read_image.ts";
+import { type DecodeWatchdog, readImage } from "../formats/read_image.ts";
+import { formatSize, maxImageBytes } from "../formats/_checks.ts";
+import { checkRecipeSize } from "./_recipe_size.ts";
+import { readRegularFile } from "./_files.ts";
 import type { FrameDecoderPool } from "../formats/dicom/frame_pool.ts";
 import { applyRecipe, type Recipe } from "../recipes/recipe.ts";
 import { caseFingerprint, sha256Hex } from "./fingerprint.ts";
@@ -49,12 +52,32 @@ export interface CaseJob {
    * @default {1}
    */
   decodeThreads?: number;
+  /**
+   * Most voxels any step of the recipe may produce (a resampling to a fine spacing can
+   * turn a tiny file into gigabytes); a case that would exceed it fails up front.
+   * @default {DEFAULT_MAX_VOXELS}
+   */
+  maxVoxels?: number;
+  /**
+   * How long a frame may take to decode (see `DECODER_LIMITS`), for the worker that
+   * runs the job.
+   * @default {DECODER_LIMITS}
+   */
+  decodeLimits?: { baseMs: number; msPerMegapixel: number };
 }
+
+/**
+ * Default of {@linkcode CaseJob.maxVoxels}: 2^29 voxels (2 GiB as float32), 14 times a
+ * 512 x 512 x 1000 mm whole-body CT resampled to 1.5 mm.
+ */
+export const DEFAULT_MAX_VOXELS = 2 ** 29;
 
 /** What a worker lends {@linkcode processCase} across cases (not posted: live objects). */
 export interface CaseResources {
   /** Pool that decodes compressed DICOM frames; replaces the job's `decodeThreads`. */
   decodePool?: FrameDecoderPool;
+  /** Told before each frame decoded in this thread, so a hung decoder can be killed. */
+  watchdog?: DecodeWatchdog;
 }
 
 /** What happened to one case. */
@@ -69,6 +92,8 @@ export interface CaseOutcome {
   bytesOut: number;
   /** Shape of the cached array. */
   shape?: [number, number, number];
+  /** What the reader passed over (trailing data after the voxels, …), with the file. */
+  warnings?: string[];
 }
 
 /**
@@ -81,19 +106,25 @@ export async function processCase(
   resources: CaseResources = {},
 ): Promise<CaseOutcome> {
   // A DICOM series can have thousands of files: read them 32 at a time.
+  // Only regular files, never more than this machine can hold: a FIFO or /dev/zero
+  // named as an input or a data file fails here instead of hanging the run.
   const files: Uint8Array[] = [];
-  let mtime = 0;
+  let mtime = 0, total = 0;
+  const limit = maxImageBytes();
   for (let i = 0; i < job.files.length; i += 32) {
     const batch = job.files.slice(i, i + 32);
     files.push(
       ...await Promise.all(batch.map(async (path) => {
-        try {
-          const [bytes, stat] = await Promise.all([Deno.readFile(path), Deno.stat(path)]);
-          mtime = Math.max(mtime, stat.mtime?.getTime() ?? 0);
-          return bytes;
-        } catch (e) {
-          throw new Deno.errors.NotFound(`Cannot read ${path}: ${(e as Error).message}`);
+        const { bytes, info } = await readRegularFile(path, limit);
+        mtime = Math.max(mtime, info.mtime?.getTime() ?? 0);
+        total += bytes.length;
+        if (total > limit) {
+          throw new RangeError(
+            `The files of ${job.path} hold more than ${formatSize(limit)}, more than this ` +
+              `machine can give one case`,
+          );
         }
+        return bytes;
       })),
     );
   }
@@ -109,7 +140,9 @@ export async function processCase(
   const image = await readImage(job.format, files, job.files, {
     decodeThreads: job.decodeThreads,
     decodePool: resources.decodePool,
+    watchdog: resources.watchdog,
   });
+  checkRecipeSize(image.volume, job.recipe, job.maxVoxels ?? DEFAULT_MAX_VOXELS);
   const sourceSha256 = await hashing;
   const fingerprint = await caseFingerprint(job.settingsHash, sourceSha256);
   const original = image.sourceGeometry;
@@ -159,7 +192,15 @@ export async function processCase(
     level: job.storage.level,
     attributes,
   });
-  return { status: "written", fingerprint, bytesIn, bytesOut, shape: v.shape };
+  const warnings = image.warnings?.map((w) => `${job.files[0]}: ${w}`);
+  return {
+    status: "written",
+    fingerprint,
+    bytesIn,
+    bytesOut,
+    shape: v.shape,
+    ...(warnings ? { warnings } : {}),
+  };
 }
 
 /**

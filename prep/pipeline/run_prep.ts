@@ -38,6 +38,17 @@ export interface RunPrepOptions {
   onEvent?: (event: PrepEvent) => void;
   /** Stops dispatching new cases when aborted; running cases are abandoned. */
   signal?: AbortSignal;
+  /**
+   * Most voxels a recipe step may produce for one case; larger cases fail up front.
+   * @default {DEFAULT_MAX_VOXELS}
+   */
+  maxVoxels?: number;
+  /**
+   * How long a compressed frame may take to decode before its case is stopped (the
+   * worker decoding it terminated).
+   * @default {DECODER_LIMITS}
+   */
+  decodeLimits?: { baseMs: number; msPerMegapixel: number };
 }
 
 /** A case to prep, optionally with its own dataset group and recipe. */
@@ -120,10 +131,18 @@ export async function runPrep(
   const reports: CaseReport[] = new Array(cases.length);
   let next = 0, done = 0;
 
-  const runOne = (worker: Worker, index: number): Promise<CaseReport> => {
+  type Reply = {
+    ok: boolean;
+    outcome?: CaseOutcome;
+    error?: string;
+    seconds: number;
+    restart?: boolean;
+  };
+  const runOne = (worker: Worker, index: number): Promise<CaseReport & { restart?: boolean }> => {
     const c = cases[index];
     const { dataset, recipe } = plan[index];
     return (async () => {
+      if (c.error) return { case: c, dataset, status: "failed", error: c.error, seconds: 0 };
       const job: CaseJob = {
         path: c.path,
         files: c.files,
@@ -135,21 +154,53 @@ export async function runPrep(
         settingsHash: settingsByRecipe.get(JSON.stringify(recipe))!,
         knownFingerprint: await cachedFingerprint(out, dataset, c.name),
         decodeThreads,
+        maxVoxels: options.maxVoxels,
+        decodeLimits: options.decodeLimits,
       };
       emit({ type: "case-start", case: c });
-      const reply = await new Promise<
-        { ok: boolean; outcome?: CaseOutcome; error?: string; seconds: number }
-      >((res) => {
-        worker.onmessage = (e) => res(e.data);
+      const t0 = performance.now();
+      const reply = await new Promise<Reply>((res) => {
+        // A frame decoded in the worker's own thread: if it overruns its time, the
+        // decoder hangs (a WebAssembly loop the worker cannot leave); stop the worker.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const finish = (r: Reply) => {
+          clearTimeout(timer);
+          res(r);
+        };
+        worker.onmessage = (e) => {
+          const m = e.data;
+          if (m.type === "arm") {
+            clearTimeout(timer);
+            timer = setTimeout(() => {
+              worker.terminate();
+              finish({
+                ok: false,
+                error: `${m.what}: decoding the frame took more than ` +
+                  `${Number((m.ms / 1000).toFixed(1))} s, so the decoder was stopped (a damaged ` +
+                  `frame can send it into an endless loop)`,
+                seconds: (performance.now() - t0) / 1000,
+                restart: true,
+              });
+            }, m.ms);
+          } else if (m.type === "disarm") clearTimeout(timer);
+          else finish(m);
+        };
         worker.onerror = (e) => {
           e.preventDefault();
-          res({ ok: false, error: `worker crashed: ${e.message}`, seconds: 0 });
+          finish({ ok: false, error: `worker crashed: ${e.message}`, seconds: 0, restart: true });
         };
         worker.postMessage(job);
       });
       if (!reply.ok) {
         await Deno.remove(job.stagingDir, { recursive: true }).catch(() => {});
-        return { case: c, dataset, status: "failed", error: reply.error, seconds: reply.seconds };
+        return {
+          case: c,
+          dataset,
+          status: "failed",
+          error: reply.error,
+          seconds: reply.seconds,
+          restart: reply.restart,
+        };
       }
       const outcome = reply.outcome!;
       if (outcome.status === "written") {
@@ -174,9 +225,11 @@ export async function runPrep(
   const decoders = decodeThreads > 1 && cases.some((c) => c.format === "dicom")
     ? new DecodeWorkers(decodeThreads * nWorkers)
     : undefined;
-  const startWorker = (laneIndex: number) => {
+  const startWorker = (laneIndex: number, fresh = false) => {
     const worker = new Worker(WORKER_URL, { type: "module" });
     if (decoders) {
+      // A hung decoder behind the last worker's pool: replace this lane's decoders.
+      if (fresh) decoders.restart(laneIndex * decodeThreads, decodeThreads);
       const decodePorts = decoders.connect(laneIndex * decodeThreads, decodeThreads);
       worker.postMessage({ decodePorts }, decodePorts);
     }
@@ -188,10 +241,10 @@ export async function runPrep(
     try {
       while (next < cases.length && !options.signal?.aborted) {
         const index = next++;
-        const report = await runOne(worker, index);
-        if (report.error?.startsWith("worker crashed")) {
+        const { restart, ...report } = await runOne(worker, index);
+        if (restart) {
           worker.terminate();
-          worker = startWorker(laneIndex);
+          worker = startWorker(laneIndex, true);
         }
         reports[index] = report;
         done++;

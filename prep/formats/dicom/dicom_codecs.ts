@@ -3,6 +3,8 @@
 import dicomParser from "dicom-parser";
 import type { DicomDataSet, DicomSliceInfo } from "./dicom_parse.ts";
 import { decodeRle } from "./_rle.ts";
+import { checkCodestream } from "./_codestream.ts";
+import { describeError } from "../_checks.ts";
 
 /** Decoded pixels of one frame, typed by bits allocated and pixel representation. */
 export type PixelArray =
@@ -49,7 +51,13 @@ export const TRANSFER_SYNTAXES: ReadonlyMap<string, { name: string; encoding: Pi
 interface WasmDecoder {
   getEncodedBuffer(length: number): Uint8Array;
   decode(): void;
-  getFrameInfo(): { width: number; height: number; bitsPerSample: number };
+  getFrameInfo(): {
+    width: number;
+    height: number;
+    bitsPerSample: number;
+    componentCount?: number;
+    isSigned?: boolean;
+  };
   getDecodedBuffer(): Uint8Array;
   delete(): void;
 }
@@ -94,10 +102,29 @@ function runWasm(codec: WasmCodec, className: string, frame: Uint8Array, info: F
         `Compressed frame is ${fi.width}x${fi.height}, header says ${info.columns}x${info.rows}`,
       );
     }
-    return decoder.getDecodedBuffer().slice();
+    if ((fi.componentCount ?? 1) !== 1 || fi.bitsPerSample > info.bitsAllocated) {
+      throw new SyntaxError(
+        `${className} decoded ${fi.componentCount ?? 1} component(s) of ${fi.bitsPerSample} ` +
+          `bits, the header says 1 of at most ${info.bitsAllocated} (Bits Allocated)`,
+      );
+    }
+    return exactLength(decoder.getDecodedBuffer().slice(), info, className);
   } finally {
     decoder.delete();
   }
+}
+
+/** A decoder's output, checked to hold exactly one frame of the header's pixel size. */
+function exactLength(bytes: Uint8Array, info: FrameInfo, decoder: string): Uint8Array {
+  const expected = info.rows * info.columns * (info.bitsAllocated / 8);
+  if (bytes.length !== expected) {
+    throw new SyntaxError(
+      `${decoder} returned ${bytes.length} bytes for a ${info.columns}x${info.rows} frame of ` +
+        `${info.bitsAllocated}-bit pixels (${expected} expected): the codestream does not ` +
+        `match the header`,
+    );
+  }
+  return bytes;
 }
 
 function typed(bytes: Uint8Array, info: FrameInfo, bigEndian = false): PixelArray {
@@ -193,6 +220,14 @@ export function extractFrame(ds: DicomDataSet, info: DicomSliceInfo): PixelArray
   const frame = info.frame ?? 0;
   if (syntax.encoding === "native" || syntax.encoding === "native-big-endian") {
     const size = info.rows * info.columns * info.bitsAllocated / 8;
+    const frames = Math.max(1, Number(ds.string("x00280008") ?? 1) || 1);
+    if (element.length >= 2 * frames * size) {
+      throw new RangeError(
+        `Pixel Data holds ${element.length} bytes, twice or more the ${frames * size} that ` +
+          `Rows x Columns x Bits Allocated declare (${info.columns}x${info.rows}x` +
+          `${info.bitsAllocated}${frames > 1 ? `, ${frames} frames` : ""}): the header is wrong`,
+      );
+    }
     const start = element.dataOffset + frame * size;
     const bytes = ds.byteArray.subarray(
       start,
@@ -203,11 +238,17 @@ export function extractFrame(ds: DicomDataSet, info: DicomSliceInfo): PixelArray
   if (!element.encapsulatedPixelData || !element.fragments?.length) {
     throw new SyntaxError(`Pixel data of a ${syntax.name} file is not encapsulated`);
   }
-  return {
-    encoding: syntax.encoding,
-    bytes: encapsulatedFrame(ds, element, info.frame),
-    info: decoderInfo(info),
-  };
+  let bytes: Uint8Array;
+  try {
+    bytes = encapsulatedFrame(ds, element, info.frame);
+  } catch (e) {
+    if (e instanceof SyntaxError) throw e;
+    throw new SyntaxError(
+      `Cannot read frame ${(info.frame ?? 0) + 1} of the encapsulated pixel data ` +
+        `(offset table or fragments damaged: ${describeError(e)})`,
+    );
+  }
+  return { encoding: syntax.encoding, bytes, info: decoderInfo(info) };
 }
 
 type DicomElementInfo = NonNullable<DicomDataSet["elements"][string]>;
@@ -259,6 +300,7 @@ export function isEncodedFrame(x: PixelArray | EncodedFrame): x is EncodedFrame 
 /** Decodes one compressed frame to raw stored values. */
 export async function decodeFrame(frame: EncodedFrame): Promise<PixelArray> {
   const { bytes, info } = frame;
+  checkCodestream(frame.encoding, bytes, info);
   switch (frame.encoding) {
     case "rle":
       return typed(decodeRle(bytes, info.rows * info.columns, info.bitsAllocated / 8), info);
@@ -270,8 +312,14 @@ export async function decodeFrame(frame: EncodedFrame): Promise<PixelArray> {
       return typed(runWasm(await loadCharls(), "JpegLSDecoder", bytes, info), info);
     case "jpeg-lossless": {
       const { Decoder } = await import("jpeg-lossless-decoder-js");
-      const out = new Decoder().decompress(bytes.buffer, bytes.byteOffset, bytes.length);
-      return typed(new Uint8Array(out), info);
+      let out;
+      try {
+        out = new Decoder().decompress(bytes.buffer, bytes.byteOffset, bytes.length);
+      } catch (e) {
+        throw new SyntaxError(`JPEG lossless decoder failed: ${describeError(e)}`);
+      }
+      const raw = new Uint8Array(out);
+      return typed(exactLength(raw, info, "JPEG lossless decoder"), info);
     }
   }
 }

@@ -53,6 +53,27 @@ export function brokenReason(f: DicomFileInfo): string | undefined {
 }
 
 /**
+ * What is wrong with the pixel description of a CT image's header, or `undefined`:
+ * Rows and Columns of at least 1, Bits Allocated 8, 16 or 32, Bits Stored from 1 to Bits
+ * Allocated, Pixel Representation 0 or 1. A header that fails is broken, not skipped.
+ */
+export function pixelHeaderProblem(i: DicomSliceInfo): string | undefined {
+  if (!(i.rows >= 1 && i.columns >= 1)) {
+    return `Rows = ${i.rows} and Columns = ${i.columns}: an image needs at least 1 of each`;
+  }
+  if (![8, 16, 32].includes(i.bitsAllocated)) {
+    return `Bits Allocated = ${i.bitsAllocated} is not supported (8, 16 or 32)`;
+  }
+  if (!(i.bitsStored >= 1 && i.bitsStored <= i.bitsAllocated)) {
+    return `Bits Stored = ${i.bitsStored} does not fit Bits Allocated = ${i.bitsAllocated}`;
+  }
+  if (i.pixelRepresentation !== 0 && i.pixelRepresentation !== 1) {
+    return `Pixel Representation = ${i.pixelRepresentation} (0 unsigned or 1 signed)`;
+  }
+  return undefined;
+}
+
+/**
  * Why a file is not an image slice of a CT volume, or `undefined` when it is one: no
  * pixel data, another modality, a localizer, a colour image (a dose screenshot), or an
  * image of another SOP class without a place in space (a secondary capture such as a
@@ -77,25 +98,28 @@ export function skipReason(f: DicomFileInfo): string | undefined {
  * Groups DICOM files by SeriesInstanceUID, keeping CT image files only: other modalities
  * (SEG, RTSTRUCT, SR, PT, MR…), files without pixels and localizer/scout images are
  * returned as skipped with the reason, broken CT files (see {@linkcode brokenReason}) as
- * broken.
+ * broken, with the series UID they name. A file that would be skipped (say, a damaged
+ * Modality) but shares a CT series' UID is one of its slices, so it is broken too;
+ * localizers and files without pixels stay skipped.
  */
 export function groupDicomSeries(files: readonly DicomFileInfo[]): {
   series: DicomSeriesGroup[];
   skipped: { path: string; reason: string }[];
-  broken: { path: string; reason: string }[];
+  broken: { path: string; reason: string; uid?: string }[];
 } {
   const byUid = new Map<string, DicomSeriesGroup>();
-  const skipped: { path: string; reason: string }[] = [];
-  const broken: { path: string; reason: string }[] = [];
+  const skipped: { path: string; reason: string; uid: string; benign: boolean }[] = [];
+  const broken: { path: string; reason: string; uid?: string }[] = [];
   for (const f of files) {
     const bad = brokenReason(f);
     if (bad) {
-      broken.push({ path: f.path, reason: bad });
+      broken.push({ path: f.path, reason: bad, uid: f.info.seriesUid || undefined });
       continue;
     }
     const reason = skipReason(f);
     if (reason) {
-      skipped.push({ path: f.path, reason });
+      const benign = !f.hasPixels || f.info.imageType.includes("LOCALIZER");
+      skipped.push({ path: f.path, reason, uid: f.info.seriesUid, benign });
       continue;
     }
     const uid = f.info.seriesUid || "(no series UID)";
@@ -115,7 +139,13 @@ export function groupDicomSeries(files: readonly DicomFileInfo[]): {
   const series = [...byUid.values()];
   for (const g of series) g.files.sort();
   series.sort((a, b) => (a.files[0] < b.files[0] ? -1 : 1));
-  return { series, skipped, broken };
+  const kept: { path: string; reason: string }[] = [];
+  for (const s of skipped) {
+    if (!s.benign && s.uid && byUid.has(s.uid)) {
+      broken.push({ path: s.path, reason: `${s.reason}, in a CT series`, uid: s.uid });
+    } else kept.push({ path: s.path, reason: s.reason });
+  }
+  return { series, skipped: kept, broken };
 }
 
 /** The geometry {@linkcode sortSlices} derives from a series. */

@@ -8,11 +8,21 @@ const WORKER_URL = new URL("./_decode_worker.ts", import.meta.url);
 const IN_FLIGHT_PER_WORKER = 2;
 
 /**
- * A decoder that has not answered for this long is taken for dead (a frame decodes in
- * milliseconds): the pool fails, so that its case fails instead of waiting forever.
- * Mutable, so tests can shorten it.
+ * How long one frame may take to decode before its decoder is taken for hung (a 512²
+ * frame decodes in 5-25 ms): `baseMs` plus `msPerMegapixel` per million pixels, so
+ * seconds, not minutes, for any CT frame. A pool whose decoder overruns fails, so that
+ * its case fails instead of waiting forever; a prep worker decoding in its own thread is
+ * terminated by the run (see `DecodeWatchdog`). Mutable, so tests can shorten it.
  */
-export const DECODER_LIMITS = { answerMs: 120_000 };
+export const DECODER_LIMITS = { baseMs: 10_000, msPerMegapixel: 10_000 };
+
+/** The time a frame of `info`'s size may take to decode (see {@linkcode DECODER_LIMITS}). */
+export function decodeBudgetMs(
+  info: { rows: number; columns: number },
+  limits: { baseMs: number; msPerMegapixel: number } = DECODER_LIMITS,
+): number {
+  return limits.baseMs + (info.rows * info.columns / 1e6) * limits.msPerMegapixel;
+}
 
 interface Job {
   id: number;
@@ -94,11 +104,22 @@ export class FrameDecoderPool {
     // frames waiting forever.
     this.#watchdog = setInterval(() => {
       const now = performance.now();
-      const limit = DECODER_LIMITS.answerMs;
-      if (this.#lanes.some((l) => l.jobs.size > 0 && now - l.since > limit)) {
-        this.#fail(new Error(`a frame decoder did not answer in ${limit / 1000} s`));
+      for (const l of this.#lanes) {
+        if (l.jobs.size === 0) continue;
+        // The frames in flight are decoded one after the other: each has its budget.
+        let limit = 0;
+        for (const job of l.jobs.values()) limit += decodeBudgetMs(job.frame.info);
+        if (now - l.since > limit) {
+          this.#fail(
+            new Error(
+              `a frame decoder did not answer in ${Number((limit / 1000).toFixed(1))} s ` +
+                `(a damaged frame can hang a decoder)`,
+            ),
+          );
+          return;
+        }
       }
-    }, Math.min(5000, DECODER_LIMITS.answerMs));
+    }, Math.max(10, Math.min(1000, DECODER_LIMITS.baseMs / 4)));
     Deno.unrefTimer(this.#watchdog);
   }
 
@@ -188,6 +209,20 @@ export class DecodeWorkers {
       this.#workers[(first + k) % this.#workers.length].postMessage({ port: port2 }, [port2]);
       return port1;
     });
+  }
+
+  /**
+   * Replaces the workers `first .. first + n - 1` (modulo their count) with new ones: a
+   * pool that timed out may have left one of them in an endless decoding loop.
+   */
+  restart(first: number, n: number): void {
+    for (let k = 0; k < n; k++) {
+      const i = (first + k) % this.#workers.length;
+      this.#workers[i].terminate();
+      const w = decodeWorker();
+      w.onerror = (e) => e.preventDefault();
+      this.#workers[i] = w;
+    }
   }
 
   /** Terminates the workers. */

@@ -9,10 +9,11 @@ import {
   isEncodedFrame,
   type PixelArray,
 } from "./dicom_codecs.ts";
-import { FrameDecoderPool } from "./frame_pool.ts";
-import { brokenReason, skipReason, sortSlices } from "./dicom_series.ts";
+import { decodeBudgetMs, FrameDecoderPool } from "./frame_pool.ts";
+import { brokenReason, pixelHeaderProblem, skipReason, sortSlices } from "./dicom_series.ts";
 import type { LoadedImage } from "../read_nifti.ts";
 import type { Mat4, Shape3 } from "../../volume.ts";
+import { checkDeclaredSize, describeError } from "../_checks.ts";
 
 /** Options of {@linkcode readDicomSeries}. */
 export interface ReadDicomOptions {
@@ -36,6 +37,12 @@ export interface ReadDicomOptions {
    * worker takes about a second to answer its first message in Deno 2.9.
    */
   pool?: FrameDecoderPool;
+  /**
+   * Told before each compressed frame decoded in this thread, with the time it may take
+   * ({@linkcode decodeBudgetMs}); returns the function called when it is done. A caller
+   * in a worker uses it to have the worker killed when a decoder hangs.
+   */
+  watchdog?: (what: string, budgetMs: number) => () => void;
 }
 
 /**
@@ -66,12 +73,14 @@ export async function readDicomSeries(
       ds = parseDicom(files[i]);
       info = sliceInfo(ds);
     } catch (e) {
-      throw new SyntaxError(`${paths[i]}: ${(e as Error).message}`);
+      throw new SyntaxError(`${paths[i]}: ${describeError(e)}`);
     }
     const file = { path: paths[i], info, hasPixels: Boolean(ds.elements.x7fe00010) };
     const reason = brokenReason(file) ?? skipReason(file);
     if (reason === "localizer (scout) image") continue;
     if (reason) throw new RangeError(`${paths[i]}: ${reason}`);
+    const problem = pixelHeaderProblem(info);
+    if (problem) throw new RangeError(`${paths[i]}: ${problem}`);
     if (info.frames <= 1) {
       parsed.push({ path: paths[i], ds, info });
       continue;
@@ -81,9 +90,17 @@ export async function readDicomSeries(
     try {
       frames = frameInfos(ds, info);
     } catch (e) {
-      throw new RangeError(`${paths[i]}: ${(e as Error).message}`);
+      throw new RangeError(`${paths[i]}: ${describeError(e)}`);
     }
     frames.forEach((f, k) => parsed.push({ path: `${paths[i]} (frame ${k + 1})`, ds, info: f }));
+  }
+  if (parsed.length > 0) {
+    const { rows, columns, bitsAllocated } = parsed[0].info;
+    checkDeclaredSize(
+      `DICOM series (${parsed.length} slices of ${columns}x${rows})`,
+      [columns, rows, parsed.length],
+      bitsAllocated / 8,
+    );
   }
   const geometry = sortSlices(parsed, options.gapTolerance);
   const { rows, columns } = parsed[0].info;
@@ -99,8 +116,7 @@ export async function readDicomSeries(
     try {
       return extractFrame(p.ds, p.info);
     } catch (e) {
-      if (e instanceof Error) e.message = `${p.path}: ${e.message}`;
-      throw e;
+      throw withPath(p.path, e);
     }
   };
   const isCompressed = parsed.map((p) => isCompressedSyntax(p.info.transferSyntax));
@@ -125,6 +141,9 @@ export async function readDicomSeries(
       const p = parsed[geometry.order[k]];
       const frame = decoded[k] ? undefined : extract(k);
       let pixels: PixelArray;
+      const disarm = frame !== undefined && isEncodedFrame(frame)
+        ? options.watchdog?.(p.path, decodeBudgetMs(frame.info))
+        : undefined;
       try {
         pixels = frame === undefined
           ? await decoded[k]!
@@ -132,8 +151,9 @@ export async function readDicomSeries(
           ? await decodeFrame(frame)
           : frame;
       } catch (e) {
-        if (e instanceof Error) e.message = `${p.path}: ${e.message}`;
-        throw e;
+        throw withPath(p.path, e);
+      } finally {
+        disarm?.();
       }
       decoded[k] = undefined;
       sourceDtype ||= pixels.constructor.name.replace("Array", "").toLowerCase();
@@ -159,6 +179,15 @@ export async function readDicomSeries(
     sourceDtype,
     sourceGeometry: { shape: [columns, rows, n], affine: fileAffine },
   };
+}
+
+/** The error `e` (anything a library threw) as an `Error` whose message names `path`. */
+function withPath(path: string, e: unknown): Error {
+  if (e instanceof Error) {
+    e.message = `${path}: ${describeError(e)}`;
+    return e;
+  }
+  return new SyntaxError(`${path}: ${describeError(e)}`);
 }
 
 /**

@@ -1,5 +1,6 @@
 // MetaImage (.mha, .mhd + .raw/.zraw): every storage variant gives the NIfTI's cached volume.
 import { join } from "node:path";
+import { deflateSync } from "node:zlib";
 import { FileSystemStore } from "@zarrita/storage";
 import { makePhantom } from "../../../prep/synthetic/phantom.ts";
 import { readMetaImage } from "../../../prep/formats/read_metaimage.ts";
@@ -177,4 +178,70 @@ Deno.test({
     assertClose(mha.sourceGeometry.affine, nii.sourceGeometry.affine, 1e-6);
     assertEquals(maxAbsDiff(mha.volume.data, nii.volume.data), 0);
   },
+});
+
+/** A `.mha` of a small phantom whose header lines are changed by `edit`. */
+function editedMha(edit: (text: string) => string, options: WriteMetaImageOptions = {}) {
+  const { header } = writeMetaImage(makePhantom({ shape: [10, 10, 10] }), options);
+  const at = header.indexOf(0x0a, new TextDecoder().decode(header).indexOf("ElementDataFile")) + 1;
+  const text = edit(new TextDecoder().decode(header.subarray(0, at)));
+  const h = new TextEncoder().encode(text);
+  const out = new Uint8Array(h.length + header.length - at);
+  out.set(h);
+  out.set(header.subarray(at), h.length);
+  return out;
+}
+
+Deno.test("readMetaImage() rejects a bad HeaderSize, byte order, compression flag or TransformMatrix", () => {
+  const cases: [(t: string) => string, RegExp][] = [
+    [(t) => `HeaderSize = -5\n${t}`, /HeaderSize = "-5" is not a byte count/],
+    [(t) => `HeaderSize = abc\n${t}`, /HeaderSize = "abc" is not a byte count/],
+    [
+      (t) => t.replace(/BinaryDataByteOrderMSB = \w+/, "BinaryDataByteOrderMSB = Maybe"),
+      /BinaryDataByteOrderMSB = "Maybe" is not True or False/,
+    ],
+    [
+      (t) => t.replace(/CompressedData = \w+/, "CompressedData = Perhaps"),
+      /CompressedData = "Perhaps" is not True or False/,
+    ],
+    [
+      (t) => t.replace(/TransformMatrix = [-\d. ]+/, "TransformMatrix = 0 0 0 0 0 0 0 0 0"),
+      /TransformMatrix 0 0 0 0 0 0 0 0 0\): voxel spacing along axis 0 is zero/,
+    ],
+    [
+      (t) => t.replace(/TransformMatrix = [-\d. ]+/, "TransformMatrix = 1 0 0 1 0 0 0 0 1"),
+      /affine is singular/,
+    ],
+    [
+      (t) => t.replace(/DimSize = [\d ]+/, "DimSize = 65535 65535 65535"),
+      /MetaImage header declares 65535x65535x65535 voxels/,
+    ],
+  ];
+  for (const [edit, pattern] of cases) {
+    let message = "no error";
+    try {
+      readMetaImage(editedMha(edit));
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    assert(pattern.test(message), `"${message}" does not match ${pattern}`);
+  }
+});
+
+Deno.test("readMetaImage() inflates a .zraw only up to the declared voxels and reports the rest", () => {
+  const v = makePhantom({ shape: [10, 10, 10] });
+  const { header, data } = writeMetaImage(v, { dataFile: "x.raw" });
+  // 32 MB of zeros after the 2000 voxel bytes, zlib-compressed: a bomb of 32 KB.
+  const raw = new Uint8Array(data!.length + 32 * 2 ** 20);
+  raw.set(data!);
+  const zheader = new TextEncoder().encode(
+    new TextDecoder().decode(header).replace(/CompressedData = \w+/, "CompressedData = True"),
+  );
+  const img = readMetaImage(zheader, deflateSync(raw));
+  assertEquals(Array.from(img.volume.data), Array.from(readMetaImage(header, data).volume.data));
+  assert(
+    /trailing data after the 2000 bytes.*not inflated/.test(`${img.warnings}`),
+    `${img.warnings}`,
+  );
+  assertEquals(readMetaImage(header, data).warnings, undefined);
 });

@@ -1,4 +1,6 @@
 // Tests of the NIfTI reader.
+import { gzipSync } from "node:zlib";
+import { inflateDeclared } from "../../../prep/formats/decompress.ts";
 import { readNifti } from "../../../prep/formats/read_nifti.ts";
 import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
 import { makePhantom, orientedAffine } from "../../../prep/synthetic/phantom.ts";
@@ -151,4 +153,76 @@ Deno.test("readNifti() decodes big-endian files", () => {
   assertClose(img.affine.slice(0, 3), srow, 0);
   // voxel (1, 2, 1) is file index 1 + 4 * 2 + 12 * 1 = 21 -> stored 11 -> 11 * 2 - 5
   assertEquals(img.data[(1 * 3 + 2) * 2 + 1], 17);
+});
+
+/** A NIfTI-1 file of `small()` with header fields changed by `edit`. */
+function edited(edit: (h: DataView) => void, gzip = false): Uint8Array {
+  const raw = writeNifti(small(), { gzip: false });
+  edit(new DataView(raw.buffer, raw.byteOffset, raw.byteLength));
+  return gzip ? gzipSync(raw) : raw;
+}
+
+Deno.test("readNifti() validates vox_offset as nibabel does: finite, whole, past the header", async () => {
+  for (const value of [207, 176, 88, 0, -352, NaN, 352.5, Infinity]) {
+    await assertRejects(
+      () => readNifti(edited((h) => h.setFloat32(108, value, true))),
+      new RegExp(`vox_offset = ${String(value).replace(".", "\\.")} is invalid`),
+    );
+  }
+  await assertRejects(
+    () => readNifti(edited((h) => h.setFloat32(108, 1e6, true))),
+    /promises 120 bytes of voxels at offset 1000000/,
+  );
+  // A whole offset past 352 inside the file is fine (extensions sit there).
+  const raw = writeNifti(small(), { gzip: false });
+  const moved = new Uint8Array(raw.length + 16);
+  moved.set(raw.subarray(0, 352));
+  moved.set(raw.subarray(352), 368);
+  new DataView(moved.buffer).setFloat32(108, 368, true);
+  assertEquals(Array.from(fileOrder(readNifti(moved).volume).data), Array.from(small().data));
+});
+
+Deno.test("readNifti() rejects a NaN scl_inter with a valid slope, and dim[4] = 0 under dim[0] = 4", async () => {
+  await assertRejects(
+    () =>
+      readNifti(edited((h) => {
+        h.setFloat32(112, 2, true);
+        h.setFloat32(116, NaN, true);
+      })),
+    /scl_inter = NaN with scl_slope = 2/,
+  );
+  await assertRejects(
+    () =>
+      readNifti(edited((h) => {
+        h.setInt16(40, 4, true);
+        h.setInt16(48, 0, true);
+      })),
+    /dim\[4\] = 0 \(dim\[0\] = 4\)/,
+  );
+});
+
+Deno.test("readNifti() inflates only the declared voxels and reports trailing data", () => {
+  const raw = writeNifti(small(), { gzip: false });
+  // 32 MB of zeros after the voxels: a 32 KB file that would inflate to 32 MB.
+  const bomb = new Uint8Array(raw.length + 32 * 2 ** 20);
+  bomb.set(raw);
+  const gz = gzipSync(bomb);
+  assert(gz.length < 200_000, `${gz.length} bytes`);
+  const img = readNifti(gz);
+  assertEquals(Array.from(fileOrder(img.volume).data), Array.from(small().data));
+  assert(/trailing data after the 472 bytes/.test(img.warnings?.[0] ?? ""), `${img.warnings}`);
+  const head = inflateDeclared(gz, "gzip", 1000);
+  assertEquals([head.data.length, head.trailing], [1000, true]);
+  assertEquals(readNifti(writeNifti(small())).warnings, undefined);
+});
+
+Deno.test("readNifti() fails up front when the header declares more than the machine holds", async () => {
+  const huge = edited((h) =>
+    [32767, 32767, 32767].forEach((d, i) => h.setInt16(42 + 2 * i, d, true))
+  );
+  await assertRejects(() => readNifti(huge), /declares 32767x32767x32767 voxels, which need about/);
+  await assertRejects(
+    () => readNifti(gzipSync(huge)),
+    /declares 32767x32767x32767 voxels, which need about/,
+  );
 });

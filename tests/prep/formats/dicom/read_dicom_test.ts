@@ -2,6 +2,7 @@
 import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { makePhantom } from "../../../../prep/synthetic/phantom.ts";
+import { writeNifti } from "../../../../prep/synthetic/write_nifti.ts";
 import { DECODE_POOL_LIMITS, readDicomSeries } from "../../../../prep/formats/dicom/read_dicom.ts";
 import {
   applyBitsStored,
@@ -268,7 +269,7 @@ Deno.test("a corrupt compressed frame fails the series, naming the file, in any 
         withPool(() =>
           readDicomSeries(j2k, { decodeThreads, paths: j2k.map((_, k) => `IM${k + 1}.dcm`) })
         ),
-      /IM8\.dcm: Compressed frame is 0x0, header says 40x36/,
+      /IM8\.dcm: JPEG 2000 codestream: no SIZ marker/,
     );
     await assertRejects(
       () =>
@@ -313,7 +314,7 @@ Deno.test("FrameDecoderPool over ports to DecodeWorkers decodes, reports codec e
         assertEquals(pixels[k], await decodeFrame(frames[k]));
       }
       const bad = { ...frames[0], bytes: frames[0].bytes.subarray(0, 40) };
-      await assertRejects(() => pool.decode(bad), /J2KDecoder|Compressed frame/);
+      await assertRejects(() => pool.decode(bad), /JPEG 2000 codestream: .*cut short/);
     }
   } finally {
     for (const p of pools) p.close();
@@ -323,8 +324,8 @@ Deno.test("FrameDecoderPool over ports to DecodeWorkers decodes, reports codec e
 
 Deno.test("a decoder that never answers fails its pool; a failed lent pool is passed over", async () => {
   const frames = await j2kFrames();
-  const saved = DECODER_LIMITS.answerMs;
-  DECODER_LIMITS.answerMs = 200;
+  const saved = { ...DECODER_LIMITS };
+  Object.assign(DECODER_LIMITS, { baseMs: 200, msPerMegapixel: 0 });
   const { port1, port2 } = new MessageChannel();
   const pool = new FrameDecoderPool([port1]);
   try {
@@ -334,7 +335,7 @@ Deno.test("a decoder that never answers fails its pool; a failed lent pool is pa
     const img = await readDicomSeries(files.map((f) => f.bytes), { pool });
     assertSameImage(img.volume, phantom());
   } finally {
-    DECODER_LIMITS.answerMs = saved;
+    Object.assign(DECODER_LIMITS, saved);
     pool.close();
     port2.close();
   }
@@ -557,4 +558,203 @@ Deno.test({
     const d = maxAbsDiff(c.data, g.data);
     assert(d <= 1e-4, `max abs difference ${d}`);
   },
+});
+
+/** Sets the US element `tag` (explicit VR little endian) of a DICOM file to `value`. */
+function setUs(bytes: Uint8Array, tag: number, value: number): Uint8Array {
+  const out = bytes.slice();
+  const g = tag >>> 16, e = tag & 0xffff;
+  const at = out.findIndex((x, i) =>
+    x === (g & 255) && out[i + 1] === g >> 8 && out[i + 2] === (e & 255) &&
+    out[i + 3] === e >> 8 && out[i + 4] === 0x55 && out[i + 5] === 0x53
+  );
+  assert(at > 0, `no US element ${tag.toString(16)}`);
+  new DataView(out.buffer).setUint16(at + 8, value, true);
+  return out;
+}
+
+/** Offset of the first JPEG 2000 codestream (FF4F FF51) in a file. */
+function codestreamAt(b: Uint8Array): number {
+  const at = b.findIndex((x, i) => x === 0xff && b[i + 1] === 0x4f && b[i + 2] === 0xff);
+  assert(at > 0 && b[at + 3] === 0x51, "no J2K codestream found");
+  return at;
+}
+
+/** Runs `deno run -A tasks/prep.ts ARGS` with a kill timer: exit code and output. */
+async function prepProcess(args: string[], timeoutMs = 90_000) {
+  const task = new URL("../../../../tasks/prep.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", task, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const out = await child.output();
+  clearTimeout(timer);
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  return { code: out.code, signal: out.signal, text };
+}
+
+Deno.test("an HTJ2K frame whose SIZ subsampling is not 1 fails fast, decoded inline beside a good case", async () => {
+  await using dir = await tempDir();
+  const files = await writeDicomSeries(phantom(), { syntax: "htj2k" });
+  const b = files[2].bytes;
+  b[codestreamAt(b) + 44] = 2; // YRsiz: OpenJPH loops forever on it
+  await writeFiles(join(dir.path, "series"), files);
+  await Deno.writeFile(
+    join(dir.path, "good.nii.gz"),
+    writeNifti(makePhantom({ shape: [30, 30, 20] })),
+  );
+  // Two cases on two workers, one decode thread each: the frame is decoded inline.
+  const { code, signal, text } = await prepProcess([
+    join(dir.path, "series"),
+    join(dir.path, "good.nii.gz"),
+    "--out",
+    join(dir.path, "c.zarr"),
+    "--workers",
+    "2",
+    "--decode-threads",
+    "1",
+    "--quiet",
+  ]);
+  assertEquals([code, signal], [1, null], text);
+  assert(/FAILED .*IM0003\.dcm: JPEG 2000 codestream: SIZ subsampling is 1x2/.test(text), text);
+  assert(/1 written, 0 unchanged, 1 failed/.test(text), text);
+});
+
+Deno.test("a frame whose decode overruns its time stops the worker; the next case is written", async () => {
+  await using dir = await tempDir();
+  await writeFiles(
+    join(dir.path, "in", "series"),
+    await writeDicomSeries(phantom(), { syntax: "jpeg2000" }),
+  );
+  await Deno.writeFile(
+    join(dir.path, "in", "good.nii.gz"),
+    writeNifti(makePhantom({ shape: [30, 30, 20] })),
+  );
+  const cases = (await discoverInputs([join(dir.path, "in")])).cases;
+  assertEquals(cases.map((c) => c.format), ["nifti", "dicom"]);
+  const s = await runPrep([cases[1], cases[0]], {
+    out: join(dir.path, "c.zarr"),
+    dataset: "d",
+    recipe: resolveRecipe("voco-v2"),
+    storage: EXACT,
+    workers: 1,
+    decodeThreads: 1,
+    // 1 ms per frame: loading the codec alone takes longer, so the watchdog must fire.
+    decodeLimits: { baseMs: 1, msPerMegapixel: 0 },
+  });
+  assertEquals(s.reports.map((r) => r.status), ["failed", "written"]);
+  assert(
+    /IM0001\.dcm: decoding the frame took more than 0 s, so the decoder was stopped/.test(
+      s.reports[0].error!,
+    ),
+    s.reports[0].error,
+  );
+});
+
+Deno.test("header lies fail the series naming the file: 8 bits in a 16-bit J2K slice, Rows 0, 65535 x 65535", async () => {
+  const j2k = (await writeDicomSeries(phantom(), { syntax: "jpeg2000" })).map((f) => f.bytes);
+  const paths = j2k.map((_, k) => `IM${k + 1}.dcm`);
+  const eight = j2k.slice();
+  eight[4] = setUs(setUs(eight[4], 0x00280100, 8), 0x00280101, 8);
+  for (const decodeThreads of [1, 2]) {
+    await assertRejects(
+      () => withPool(() => readDicomSeries(eight, { paths, decodeThreads })),
+      /IM5\.dcm: JPEG 2000 codestream: samples are 16-bit, more than the DICOM header's Bits Allocated 8/,
+    );
+  }
+  const native = (await writeDicomSeries(phantom())).map((f) => f.bytes);
+  const rows0 = native.slice();
+  rows0[3] = setUs(rows0[3], 0x00280010, 0);
+  await assertRejects(
+    () => readDicomSeries(rows0, { paths }),
+    /IM4\.dcm: Rows = 0 and Columns = 40: an image needs at least 1 of each/,
+  );
+  const huge = native.map((b) => setUs(setUs(b, 0x00280010, 65535), 0x00280011, 65535));
+  await assertRejects(
+    () => readDicomSeries(huge, { paths }),
+    /DICOM series \(12 slices of 65535x65535\) declares 65535x65535x12 voxels, which need about/,
+  );
+  const native8 = native.slice();
+  native8[6] = setUs(native8[6], 0x00280100, 8);
+  native8[6] = setUs(native8[6], 0x00280101, 8);
+  await assertRejects(
+    () => readDicomSeries(native8, { paths }),
+    /IM7\.dcm: Pixel Data holds 2880 bytes, twice or more the 1440/,
+  );
+});
+
+Deno.test("messages name the file and the reason: a cut implicit-VR slice, a damaged offset table", async () => {
+  const implicit = (await writeDicomSeries(phantom(), { syntax: "implicit" })).map((f) => f.bytes);
+  implicit[7] = implicit[7].subarray(0, 300);
+  const paths = implicit.map((_, k) => `IM${k + 1}.dcm`);
+  const err = await assertRejects(() => readDicomSeries(implicit, { paths }), /^IM8\.dcm: /);
+  assert(!/undefined/.test(err.message) && /cut short/.test(err.message), err.message);
+  const [multi] = await writeDicomSeries(phantom(), { syntax: "jpeg2000", multiFrame: true });
+  const b = multi.bytes.slice();
+  // The basic offset table: the first item (FFFE,E000) after the pixel data element.
+  const pix = b.findIndex((x, i) =>
+    x === 0xe0 && b[i + 1] === 0x7f && b[i + 2] === 0x10 && b[i + 3] === 0x00
+  );
+  const item = pix + 12;
+  assertEquals([b[item], b[item + 1], b[item + 2], b[item + 3]], [0xfe, 0xff, 0x00, 0xe0]);
+  const v = new DataView(b.buffer);
+  const length = v.getUint32(item + 4, true);
+  for (let o = 4; o < length; o += 4) v.setUint32(item + 8 + o, 0x7fffffff, true);
+  await assertRejects(
+    () => readDicomSeries([b], { paths: ["multi.dcm"] }),
+    /multi\.dcm \(frame \d+\): Cannot read frame \d+ of the encapsulated pixel data \(offset table or fragments damaged: /,
+  );
+});
+
+Deno.test("a series folder of extension-less files: an empty, cut or magic-less slice fails the series by name", async () => {
+  await using dir = await tempDir();
+  const named = (i: number) => `IM${String(i + 1).padStart(4, "0")}`;
+  const damage: [string, (b: Uint8Array) => Uint8Array, number, RegExp][] = [
+    ["empty", () => new Uint8Array(0), 11, /IM0012: Not a readable DICOM file: it is empty/],
+    ["cut", (b) => b.subarray(0, 100), 11, /IM0012: /],
+    ["magic", (b) => b.map((x, i) => i === 129 ? 0x58 : x), 11, /IM0012: /],
+    ["middle", () => new Uint8Array(0), 5, /IM0006: Not a readable DICOM file: it is empty/],
+  ];
+  for (const [sub, edit, k] of damage) {
+    const files = await writeDicomSeries(phantom(), { fileName: named });
+    files[k] = { ...files[k], bytes: edit(files[k].bytes) };
+    await writeFiles(join(dir.path, "in", sub), files);
+  }
+  const found = await discoverInputs([join(dir.path, "in")]);
+  assertEquals(found.cases.map((c) => [c.name, c.files.length]), [
+    ["cut", 12],
+    ["empty", 12],
+    ["magic", 12],
+    ["middle", 12],
+  ]);
+  const { code, text } = await runTask(prepMain, [
+    join(dir.path, "in"),
+    "--out",
+    join(dir.path, "c.zarr"),
+    "--quiet",
+  ]);
+  assertEquals(code, 1, text);
+  for (const [sub, , , re] of damage) {
+    const line = text.split("\n").find((l) => l.startsWith("  FAILED") && l.includes(`/${sub} `));
+    assert(line && re.test(line) && !/slice gap/.test(line), `${sub}: ${line}\n${text}`);
+  }
+});
+
+Deno.test("a slice with a damaged Modality that shares a CT series' UID fails the series", async () => {
+  await using dir = await tempDir();
+  const files = await writeDicomSeries(phantom());
+  const b = files[6].bytes;
+  const at = b.findIndex((x, i) =>
+    x === 0x08 && b[i + 1] === 0 && b[i + 2] === 0x60 && b[i + 3] === 0
+  );
+  b[at + 8 + 1] = 0x55; // "CT" -> "CU"
+  await writeFiles(join(dir.path, "s"), files);
+  const found = await discoverInputs([join(dir.path, "s")]);
+  assertEquals([found.cases.length, found.cases[0].files.length, found.skipped.length], [1, 12, 0]);
+  await assertRejects(
+    () => readDicomSeries(files.map((f) => f.bytes), { paths: files.map((f) => f.name) }),
+    /IM0007\.dcm: modality CU, not CT/,
+  );
 });

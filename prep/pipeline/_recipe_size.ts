@@ -1,0 +1,37 @@
+// The voxel counts a recipe will produce, known before it runs, so that a case whose
+// resampling would fill the memory fails up front with a message.
+import type { Recipe } from "../recipes/recipe.ts";
+import type { Shape3, Volume, VoxelArray } from "../volume.ts";
+import { rasGeometry } from "../transforms/orient.ts";
+import { spacingGrid } from "../transforms/resample.ts";
+import { formatSize } from "../formats/_checks.ts";
+
+/**
+ * Throws a `RangeError` when a step of `recipe` applied to `volume` would produce more
+ * than `maxVoxels` voxels (or an invalid shape). Crops are assumed to keep everything,
+ * so the bound holds for any foreground.
+ */
+export function checkRecipeSize(
+  volume: Volume<VoxelArray>,
+  recipe: Recipe,
+  maxVoxels: number,
+): void {
+  let shape: Shape3 = volume.shape;
+  let affine = volume.affine;
+  for (const step of recipe.steps) {
+    if (step.op === "orient") ({ shape, affine } = rasGeometry(shape, affine));
+    else if (step.op === "spacing") {
+      ({ shape, affine } = spacingGrid(shape, affine, step.spacingMm));
+    } else if (step.op === "pad") {
+      shape = shape.map((n, a) => Math.max(n, step.minShape[a])) as Shape3;
+    } else if (step.op === "resize") shape = [...step.shape];
+    else continue;
+    const voxels = shape[0] * shape[1] * shape[2];
+    if (!shape.every((n) => Number.isSafeInteger(n) && n >= 1) || !(voxels <= maxVoxels)) {
+      throw new RangeError(
+        `The recipe's ${step.op} step would make ${shape.join("x")} voxels ` +
+          `(${formatSize(4 * voxels)} as float32), more than --max-voxels ${maxVoxels}`,
+      );
+    }
+  }
+}
