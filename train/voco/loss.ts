@@ -104,6 +104,8 @@ export interface VocoV2Terms {
   inter: tf.Scalar;
   /** Regularisation of the student's bases. */
   reg: tf.Scalar;
+  /** Mean |logit - label| of the intra-volume logits: how well positions are predicted. */
+  agreement: tf.Scalar;
 }
 
 /**
@@ -142,6 +144,7 @@ export function vocoLossV2(
     intra: intraMean,
     inter: interMean,
     reg: regMean,
+    agreement: tf.mean(tf.abs(tf.sub(intraLogits, labels))) as tf.Scalar,
   };
 }
 
@@ -155,6 +158,8 @@ export interface VocoV1Terms {
   neg: tf.Scalar;
   /** Regularisation of the student's bases. */
   reg: tf.Scalar;
+  /** Mean |logit - label|. */
+  agreement: tf.Scalar;
 }
 
 /**
@@ -177,5 +182,6 @@ export function vocoLossV1(
   const pos = tf.mean(positiveTerm(labels, logits)) as tf.Scalar;
   const neg = tf.mean(negativeSquareTerm(labels, logits)) as tf.Scalar;
   const reg = tf.mean(regularisation(s.bases)) as tf.Scalar;
-  return { loss: tf.add(tf.add(pos, neg), reg) as tf.Scalar, pos, neg, reg };
+  const agreement = tf.mean(tf.abs(tf.sub(logits, labels))) as tf.Scalar;
+  return { loss: tf.add(tf.add(pos, neg), reg) as tf.Scalar, pos, neg, reg, agreement };
 }

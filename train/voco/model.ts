@@ -143,12 +143,57 @@ export class VocoModel {
       const terms = vocoLossV2(s, t, labels);
       return {
         loss: terms.loss,
-        terms: { intra: terms.intra, inter: terms.inter, reg: terms.reg },
+        terms: {
+          intra: terms.intra,
+          inter: terms.inter,
+          reg: terms.reg,
+          agreement: terms.agreement,
+        },
       };
     }
     const s = headForward(features, this.backbone, "head");
     const terms = vocoLossV1(s, teacherOut!, labels);
-    return { loss: terms.loss, terms: { pos: terms.pos, neg: terms.neg, reg: terms.reg } };
+    return {
+      loss: terms.loss,
+      terms: { pos: terms.pos, neg: terms.neg, reg: terms.reg, agreement: terms.agreement },
+    };
+  }
+
+  /** The batch as tensors, and a slicer of its rows into passes of at most `cropBatch`. */
+  #tensors(input: StepInput) {
+    const { batch, crops, roi } = input;
+    const rows = input.inputs.length / roi ** 3;
+    const k = input.labels.length / (batch * crops);
+    const x = tf.tensor5d(input.inputs, [rows, roi, roi, roi, 1]);
+    const labels = tf.tensor3d(input.labels, [batch, crops, k]);
+    const size = Math.min(rows, this.#o.cropBatch ?? rows);
+    const chunks = Math.ceil(rows / size);
+    const slice = (c: number) =>
+      tf.slice(x, [c * size, 0, 0, 0, 0], [
+        Math.min(size, rows - c * size),
+        -1,
+        -1,
+        -1,
+        -1,
+      ]) as tf.Tensor5D;
+    return { x, labels, rows, size, chunks, slice };
+  }
+
+  /** Backbone features of every row of `p`'s network, pass by pass, without gradient. */
+  #featuresNoGrad(p: Params, chunks: number, slice: (c: number) => tf.Tensor5D): tf.Tensor2D {
+    const parts: tf.Tensor2D[] = [];
+    for (let c = 0; c < chunks; c++) parts.push(tf.tidy(() => this.#features(slice(c), p)));
+    const out = tf.concat(parts, 0) as tf.Tensor2D;
+    tf.dispose(parts);
+    return out;
+  }
+
+  /** Reads scalar tensors into numbers and frees them. */
+  static async #values(terms: Record<string, tf.Scalar>): Promise<StepTerms> {
+    const out: StepTerms = {};
+    for (const [name, t] of Object.entries(terms)) out[name] = (await t.data())[0];
+    tf.dispose(Object.values(terms));
+    return out;
   }
 
   /**
@@ -161,125 +206,90 @@ export class VocoModel {
     step: number,
     scale = 1,
   ): Promise<{ terms: StepTerms; grads: Map<string, tf.Tensor> }> {
-    const { batch, crops, roi } = input;
-    const rows = input.inputs.length / roi ** 3;
-    const k = input.labels.length / (batch * crops);
-    emaUpdate(
-      this.teacher,
-      this.version === "v2" ? this.studentHead : this.backbone,
-      this.#o.momentum,
-      "student.",
-      "teacher.",
-    );
-    const x = tf.tensor5d(input.inputs, [rows, roi, roi, roi, 1]);
-    const labels = tf.tensor3d(input.labels, [batch, crops, k]);
-    const cropBatch = Math.min(rows, this.#o.cropBatch ?? rows);
-    const chunks = Math.ceil(rows / cropBatch);
-    const slice = (t: tf.Tensor5D, c: number) =>
-      tf.slice(t, [c * cropBatch, 0, 0, 0, 0], [
-        Math.min(cropBatch, rows - c * cropBatch),
-        -1,
-        -1,
-        -1,
-        -1,
-      ]) as tf.Tensor5D;
+    const student = this.version === "v2" ? this.studentHead : this.backbone;
+    emaUpdate(this.teacher, student, this.#o.momentum, "student.", "teacher.");
+    const { x, labels, chunks, size, rows, slice } = this.#tensors(input);
     // v1: the teacher network's projections, without gradient.
-    let teacherOut: tf.Tensor2D | undefined;
-    if (this.version === "v1") {
-      const parts: tf.Tensor2D[] = [];
-      for (let c = 0; c < chunks; c++) {
-        parts.push(tf.tidy(() => {
-          const f =
-            backboneFeatures(slice(x, c), this.teacher, this.config, { training: true }).features;
-          return f;
-        }));
-      }
-      teacherOut = tf.tidy(() =>
-        headForward(tf.concat(parts, 0) as tf.Tensor2D, this.teacher, "head")
-      );
-      tf.dispose(parts);
-    }
-    const termValues: StepTerms = {};
+    const teacherOut = this.version === "v1"
+      ? tf.tidy(() =>
+        headForward(this.#featuresNoGrad(this.teacher, chunks, slice), this.teacher, "head")
+      )
+      : undefined;
     const grads = new Map<string, tf.Tensor>();
     const add = (name: string, g: tf.Tensor) => {
       const prev = grads.get(name);
-      grads.set(name, prev ? tf.tidy(() => tf.add(prev, g)) : tf.keep(g));
-      if (prev) {
-        prev.dispose();
-        g.dispose();
-      }
+      grads.set(name, prev ? tf.tidy(() => tf.add(prev, g)) : g);
+      if (prev) tf.dispose([prev, g]);
     };
-    const record = async (loss: tf.Scalar, terms: Record<string, tf.Scalar>) => {
-      termValues.loss = (await loss.data())[0];
-      for (const [name, t] of Object.entries(terms)) termValues[name] = (await t.data())[0];
+    const kept: Record<string, tf.Scalar> = {};
+    const lossOf = (features: tf.Tensor2D) => {
+      const { loss, terms } = this.#headsAndLoss(features, teacherOut, labels, step);
+      kept.loss = tf.keep(loss);
+      for (const [name, t] of Object.entries(terms)) kept[name] = tf.keep(t);
+      return tf.mul(loss, scale) as tf.Scalar;
     };
-    const headVars = [...this.studentHead.entries()];
     if (chunks === 1) {
-      const kept: tf.Scalar[] = [];
-      const { grads: g } = tf.variableGrads(() => {
-        const f = this.#features(x, this.backbone);
-        const { loss, terms } = this.#headsAndLoss(f, teacherOut, labels, step);
-        kept.push(tf.keep(loss), ...Object.values(terms).map((t) => tf.keep(t)));
-        return tf.mul(loss, scale) as tf.Scalar;
-      }, [...this.trained.values()]);
-      const [loss, ...rest] = kept;
-      await record(
-        loss,
-        Object.fromEntries(Object.keys(this.termNames()).map((n, i) => [n, rest[i]])),
+      const { grads: g } = tf.variableGrads(
+        () => lossOf(this.#features(x, this.backbone)),
+        [...this.trained.values()],
       );
-      tf.dispose(kept);
       for (const [name, v] of this.trained) add(name, g[v.name]);
     } else {
       // Features of all rows first (no tape), then the heads and losses with the features'
-      // gradient, then each chunk's backbone backward against its part of that gradient.
-      const parts: tf.Tensor2D[] = [];
-      for (let c = 0; c < chunks; c++) {
-        parts.push(tf.tidy(() => this.#features(slice(x, c), this.backbone)));
-      }
-      const features = tf.variable(tf.concat(parts, 0) as tf.Tensor2D);
-      tf.dispose(parts);
-      const kept: tf.Scalar[] = [];
-      const { grads: g } = tf.variableGrads(() => {
-        const { loss, terms } = this.#headsAndLoss(features, teacherOut, labels, step);
-        kept.push(tf.keep(loss), ...Object.values(terms).map((t) => tf.keep(t)));
-        return tf.mul(loss, scale) as tf.Scalar;
-      }, [
-        features,
-        ...headVars.map(([, v]) => v),
-        ...(this.version === "v1"
-          ? [...this.backbone].filter(([n]) => n.startsWith("head.")).map(([, v]) => v)
-          : []),
-      ]);
-      const [loss, ...rest] = kept;
-      await record(
-        loss,
-        Object.fromEntries(Object.keys(this.termNames()).map((n, i) => [n, rest[i]])),
+      // gradient, then each pass's backbone backward against its part of that gradient:
+      // exact, since the backbone treats every crop on its own.
+      const features = tf.variable(this.#featuresNoGrad(this.backbone, chunks, slice));
+      const heads = [...this.trained].filter(([n]) =>
+        n.startsWith("student.") || n.startsWith("head.")
       );
-      tf.dispose(kept);
+      const { grads: g } = tf.variableGrads(() => lossOf(features), [
+        features,
+        ...heads.map(([, v]) => v),
+      ]);
+      for (const [name, v] of heads) add(name, g[v.name]);
       const dFeatures = g[features.name];
-      for (const [name, v] of this.trained) if (g[v.name]) add(name, g[v.name]);
-      const backboneVars = [...this.backbone].filter(([n]) => !n.startsWith("head."));
+      const backbone = [...this.backbone].filter(([n]) => !n.startsWith("head."));
       for (let c = 0; c < chunks; c++) {
-        const n = Math.min(cropBatch, rows - c * cropBatch);
-        const dy = tf.slice(dFeatures, [c * cropBatch, 0], [n, -1]);
-        const { grads: gc } = tf.variableGrads(() => {
-          const f = this.#features(slice(x, c), this.backbone);
-          return tf.sum(tf.mul(f, dy)) as tf.Scalar;
-        }, backboneVars.map(([, v]) => v));
+        const dy = tf.slice(dFeatures, [c * size, 0], [Math.min(size, rows - c * size), -1]);
+        const { grads: gc } = tf.variableGrads(
+          () => tf.sum(tf.mul(this.#features(slice(c), this.backbone), dy)) as tf.Scalar,
+          backbone.map(([, v]) => v),
+        );
         dy.dispose();
-        for (const [name, v] of backboneVars) add(name, gc[v.name]);
+        for (const [name, v] of backbone) add(name, gc[v.name]);
       }
       tf.dispose([features, dFeatures]);
     }
     tf.dispose([x, labels, ...(teacherOut ? [teacherOut] : [])]);
-    return { terms: termValues, grads };
+    return { terms: await VocoModel.#values(kept), grads };
   }
 
-  /** The names of the loss terms of this version, after `loss`. */
-  termNames(): Record<string, true> {
-    return this.version === "v2"
-      ? { intra: true, inter: true, reg: true }
-      : { pos: true, neg: true, reg: true };
+  /**
+   * The loss terms of a batch without training: no EMA update, no dropout, no gradient
+   * (for held-out batches: the loss and the logits' `agreement` with the labels).
+   */
+  async evaluate(input: StepInput): Promise<StepTerms> {
+    const { x, labels, chunks, slice } = this.#tensors(input);
+    const dropout = this.#o.dropout;
+    this.#o.dropout = "none";
+    try {
+      const terms = tf.tidy(() => {
+        const teacherOut = this.version === "v1"
+          ? headForward(this.#featuresNoGrad(this.teacher, chunks, slice), this.teacher, "head")
+          : undefined;
+        const r = this.#headsAndLoss(
+          this.#featuresNoGrad(this.backbone, chunks, slice),
+          teacherOut,
+          labels,
+          0,
+        );
+        return { loss: r.loss, ...r.terms };
+      });
+      return await VocoModel.#values(terms);
+    } finally {
+      this.#o.dropout = dropout;
+      tf.dispose([x, labels]);
+    }
   }
 
   /** Clips (when `maxNorm` is set) and applies gradients at `lr`; resolves to the gradients' norm. */
