@@ -22,6 +22,19 @@ async function timed(f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
   return (performance.now() - t) / 1000;
 }
 
+/**
+ * What the change in live tensors after training step `step` (0-based) means: the first
+ * step creates the optimiser's two moments for each of the `parameters` tensors, which
+ * stay; after that any change is reported as it is.
+ */
+export function tensorNote(step: number, added: number, parameters: number): string {
+  if (added === 0) return "none added";
+  if (step === 0 && added === 2 * parameters) {
+    return `${added} added: the optimiser's 2 moments for each of ${parameters} parameters, kept`;
+  }
+  return `${added > 0 ? "+" : ""}${added} since the step before`;
+}
+
 /** Options of {@linkcode benchModel}. */
 export interface BenchModelOptions {
   /** tfjs backend. @default {"wasm"} */
@@ -106,11 +119,7 @@ export async function benchModel(options: BenchModelOptions = {}): Promise<void>
     }
     const now = tf.memory().numTensors, added = now - before;
     before = now;
-    const why = added === 0
-      ? "none added"
-      : s === 0 && added === 2 * vars.length
-      ? `${added} added: the optimiser's 2 moments for each of ${vars.length} parameters, kept`
-      : `${added > 0 ? "+" : ""}${added} since the step before`;
+    const why = tensorNote(s, added, vars.length);
     console.log(
       `  training step ${s + 1} (fwd + bwd + AdamW)  ` +
         `${((performance.now() - t) / 1000).toFixed(2)} s, ${now} tensors live (${why})`,

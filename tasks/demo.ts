@@ -56,6 +56,16 @@ async function writePhantom(dir: string, name: string, v: Volume<Float32Array>, 
   }
 }
 
+/** The closing lines of the demo: how to look at the cache, here and from Python. */
+export function demoHint(cache: string): string {
+  return `\nThe cache is in ${cache} (Zarr v3). Try:\n` +
+    `  deno task cache inspect ${cache}\n` +
+    `  deno task cache inspect ${cache} --case phantoms/phantom1_RAS\n` +
+    `and from Python with zarr >= 3 (pip install "zarr>=3"):\n` +
+    `  python3 -c "import zarr; g = zarr.open_group('${cache}', mode='r'); ` +
+    `print({k: a.shape for k, a in g['phantoms'].arrays()})"`;
+}
+
 async function main(args: string[]): Promise<number> {
   const parsed = parseCommand(DEMO, args);
   if (parsed.help !== undefined) {
@@ -80,14 +90,7 @@ async function main(args: string[]): Promise<number> {
   const cache = join(root, "ct.zarr");
   const code = await prep([inputs, "--out", cache, "--dataset-name", "phantoms"]);
   if (code === EXIT_INTERRUPTED) return code;
-  console.log(
-    `\nThe cache is in ${cache} (Zarr v3). Try:\n` +
-      `  deno task cache inspect ${cache}\n` +
-      `  deno task cache inspect ${cache} --case phantoms/phantom1_RAS\n` +
-      `and from Python with zarr >= 3 (pip install "zarr>=3"):\n` +
-      `  python3 -c "import zarr; g = zarr.open_group('${cache}', mode='r'); ` +
-      `print({k: a.shape for k, a in g['phantoms'].arrays()})"`,
-  );
+  console.log(demoHint(cache));
   return code;
 }
 
