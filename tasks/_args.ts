@@ -1,5 +1,17 @@
 // The command-line parser of every task: a command declares its flags, positionals and
 // subcommands once; the parser gives typed values, the `--help` text and usage errors.
+//
+// A task in three steps (see tasks/prep.ts, tasks/cache.ts for subcommands):
+//   export const SPEC = defineCommand({ name: "prep", summary: "...",
+//     positionals: { name: "input", help: "files to prep", type: "path" },
+//     flags: { out: { type: "path", arg: "DIR", help: "cache folder" },
+//              workers: { type: "number", integer: true, min: 1, help: "workers" } },
+//     examples: ["prep ct.nii.gz --out ct.zarr"] });
+//   const r = parseCommand(SPEC, args);            // throws UsageError on bad usage
+//   if (r.help !== undefined) { console.log(r.help); return 0; }
+//   r.values.out /* string | undefined, absolute */; r.values.workers /* number | undefined */
+// and `if (import.meta.main) await runMain("prep", main)` (from _cli.ts) prints a
+// UsageError with the help hint and exits 2. Adding a flag is one entry in `flags`.
 import { isAbsolute, resolve } from "node:path";
 import { UsageError } from "./_cli.ts";
 
@@ -384,6 +396,7 @@ function parseFlags(
       throw usageError(spec, `--${name} is given twice`);
     }
     let raw = inline;
+    if (raw === "") throw usageError(spec, `--${name} needs a value (${f.arg ?? defaultArg(f)})`);
     if (raw === undefined) {
       const next = args[i + 1];
       if (next === undefined || !looksLikeValue(next)) {

@@ -124,6 +124,7 @@ Deno.test("bad values, missing values, repeated flags and positionals are usage 
   );
   assertEquals(usage(() => parseCommand(SPEC, ["--out"])), "--out needs a value (DIR)");
   assertEquals(usage(() => parseCommand(SPEC, ["--out", "--quiet"])), "--out needs a value (DIR)");
+  assertEquals(usage(() => parseCommand(SPEC, ["--out="])), "--out needs a value (DIR)");
   assertEquals(usage(() => parseCommand(SPEC, ["--quiet=yes"])), "--quiet takes no value");
   assertEquals(
     usage(() => parseCommand(SPEC, ["--out", "a", "--out", "b"])),

@@ -9,7 +9,7 @@ import { DEMO, demoHint, main as demoMain } from "../../tasks/demo.ts";
 import { main as modelMain, MODEL } from "../../tasks/model.ts";
 import { BENCH, main as benchMain } from "../../tasks/bench.ts";
 import { tensorNote } from "../../tasks/_bench_model.ts";
-import { assert, assertEquals, assertRejects, runTask } from "../_helpers.ts";
+import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
 import { denoTask, ROOT } from "./_run.ts";
 
 const TASKS: [CommandSpec, (args: string[]) => Promise<number>][] = [
@@ -97,11 +97,17 @@ Deno.test("examples in help texts parse as written and never write into the sour
   }
 });
 
-Deno.test("the demo's closing hint works with zarr >= 3 and names a case the demo writes", () => {
+Deno.test("the demo writes ct.zarr, and its closing hint (zarr >= 3) names a case it has", async () => {
   const hint = demoHint("/tmp/x/ct.zarr");
   assert(hint.includes("zarr >= 3"), hint);
-  assert(hint.includes("--case phantoms/phantom1_RAS"), hint);
   assert(!hint.includes(".tree()"), hint); // zarr 3's tree() needs the optional rich
+  await using dir = await tempDir();
+  const demo = await runTask(demoMain, ["--out", dir.path]);
+  assertEquals(demo.code, 0, demo.text);
+  const cache = join(dir.path, "ct.zarr");
+  assert(demo.text.includes(demoHint(cache)), demo.text);
+  const shown = await runTask(cacheMain, ["inspect", cache, "--case", "phantoms/phantom1_RAS"]);
+  assertEquals(shown.code, 0, shown.text);
 });
 
 Deno.test("bench model says what the tensor count after each step means", () => {
