@@ -26,10 +26,21 @@ export async function denoTask(args: string[], cwd = ROOT): Promise<Ran> {
     cwd,
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    clearEnv: true,
+    env: userEnv(),
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/**
+ * The environment of a user's shell: this one without `INIT_CWD`, which `deno task` sets
+ * only when it is unset (under `deno task test` it is the repository root already).
+ */
+export function userEnv(): Record<string, string> {
+  const env = Deno.env.toObject();
+  delete env.INIT_CWD;
+  return { ...env, NO_COLOR: "1" };
 }
 
 /** Writes `n` small phantom CTs `case<i>.nii.gz` into `dir`. */

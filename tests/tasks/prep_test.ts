@@ -204,15 +204,23 @@ async function interrupted(times: number): Promise<{ code: number; stdout: strin
     stderr: "piped",
   }).spawn();
   const stdout = new Response(child.stdout).text();
-  // The first "written" line on stderr (one per case on a pipe) means a case is in.
+  // The first "written" line on stderr (one per case on a pipe) means a case is in and the
+  // next has just started. Signals sent at once merge into one: each waits for its answer.
   const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   let err = "";
-  while (!/written in\/case/.test(err)) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    err += value;
+  const until = async (pattern: RegExp) => {
+    while (!pattern.test(err)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      err += value;
+    }
+  };
+  await until(/written in\/case/);
+  child.kill("SIGINT");
+  if (times > 1) {
+    await until(/Interrupted:/);
+    child.kill("SIGINT");
   }
-  for (let i = 0; i < times; i++) child.kill("SIGINT");
   const drain = (async () => {
     while (!(await reader.read()).done) { /* drain */ }
   })();
