@@ -27,23 +27,33 @@ async function readJson(path: string): Promise<Record<string, unknown> | undefin
 }
 
 /**
- * Makes `root` a cache (a Zarr v3 root group) if it is not one yet. Refuses a folder that
- * holds other files, so a typo in `--out` cannot scatter a cache into a home folder.
+ * Why `root` cannot hold a cache, or `undefined` when it can (a cache already, an empty
+ * folder, or nothing yet): a file, a Zarr array, or a folder with other files (so a typo
+ * in `--out` cannot scatter a cache into a home or source folder).
  */
-export async function initCache(root: string): Promise<void> {
+export async function cacheFolderProblem(root: string): Promise<string | undefined> {
   const info = await Deno.stat(root).catch(() => undefined);
-  if (info && !info.isDirectory) throw new TypeError(`${root} is a file, not a cache folder`);
-  await Deno.mkdir(root, { recursive: true });
+  if (!info) return undefined;
+  if (!info.isDirectory) return `${root} is a file, not a cache folder`;
   const meta = await readJson(join(root, "zarr.json"));
-  if (meta) {
-    if (meta.node_type !== "group") throw new TypeError(`${root} is a Zarr array, not a cache`);
-    return;
-  }
+  if (meta) return meta.node_type === "group" ? undefined : `${root} is a Zarr array, not a cache`;
   for await (const entry of Deno.readDir(root)) {
     if (entry.name !== STAGING_DIR) {
-      throw new TypeError(`${root} is not empty and not a cache (found "${entry.name}")`);
+      return `${root} is not empty and not a cache (found "${entry.name}")`;
     }
   }
+  return undefined;
+}
+
+/**
+ * Makes `root` a cache (a Zarr v3 root group) if it is not one yet. Refuses a folder that
+ * {@linkcode cacheFolderProblem} finds unfit.
+ */
+export async function initCache(root: string): Promise<void> {
+  const problem = await cacheFolderProblem(root);
+  if (problem) throw new TypeError(problem);
+  await Deno.mkdir(root, { recursive: true });
+  if (await readJson(join(root, "zarr.json"))) return;
   await zarr.create(zarr.root(new FileSystemStore(root)), {
     attributes: {
       voco_cache: { format_version: CACHE_FORMAT_VERSION, created: new Date().toISOString() },
@@ -233,4 +243,47 @@ export async function listCases(root: string): Promise<CacheEntry[]> {
     }
   }
   return out;
+}
+
+/** A case of one dataset group, with its attributes when its metadata can be read. */
+export interface GroupCase {
+  /** Case array name. */
+  name: string;
+  /** The array's attributes; absent when its metadata is unreadable. */
+  attributes?: Record<string, unknown>;
+}
+
+/**
+ * The cases of one dataset group with their attributes, in name order; none when the
+ * cache or the group does not exist.
+ */
+export async function readGroup(root: string, dataset: string): Promise<GroupCase[]> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(join(root, dataset)));
+  } catch {
+    return [];
+  }
+  const out: GroupCase[] = [];
+  for (const name of entries.filter((e) => e.isDirectory).map((e) => e.name).sort()) {
+    const meta = await readJson(join(root, dataset, name, "zarr.json")).catch(() => null);
+    if (meta === undefined) continue; // not a Zarr node
+    if (meta && meta.node_type !== "array") continue;
+    out.push({ name, attributes: (meta?.attributes as Record<string, unknown>) ?? undefined });
+  }
+  return out;
+}
+
+/**
+ * Removes a case from the cache: renamed out of its group first (readers then see it
+ * gone at once), then deleted.
+ */
+export async function removeCase(root: string, dataset: string, name: string): Promise<void> {
+  if (!isValidNodeName(dataset) || !isValidNodeName(name)) {
+    throw new RangeError(`Invalid case name "${dataset}/${name}"`);
+  }
+  const doomed = join(root, STAGING_DIR, `removed-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  await Deno.mkdir(join(root, STAGING_DIR), { recursive: true });
+  await Deno.rename(join(root, dataset, name), doomed);
+  await Deno.remove(doomed, { recursive: true });
 }

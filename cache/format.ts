@@ -31,6 +31,20 @@ export type Compressor = "blosc-zstd" | "blosc-lz4" | "zstd" | "none";
 export const COMPRESSORS: readonly Compressor[] = ["blosc-zstd", "blosc-lz4", "zstd", "none"];
 
 /**
+ * The compression levels each compressor accepts: Blosc's `clevel` is 0..9 (for zstd and
+ * lz4 alike), zstd's level 1..22; `none` takes none.
+ */
+export const COMPRESSOR_LEVELS: Readonly<Record<Compressor, readonly [number, number] | null>> = {
+  "blosc-zstd": [0, 9],
+  "blosc-lz4": [0, 9],
+  "zstd": [1, 22],
+  "none": null,
+};
+
+/** Default compression level (within every compressor's range). */
+export const DEFAULT_LEVEL = 3;
+
+/**
  * Default compressor: the smallest cache, writing and reading fastest but for `none`
  * (`deno task bench cache` measures all of them).
  */

@@ -3,7 +3,13 @@
 import * as zarr from "zarrita";
 import type { CaseVolume } from "./volume.ts";
 import { quantize, type StorageEncoding } from "./quantize.ts";
-import { type Compressor, DEFAULT_CHUNK, DEFAULT_COMPRESSOR } from "./format.ts";
+import {
+  type Compressor,
+  COMPRESSOR_LEVELS,
+  DEFAULT_CHUNK,
+  DEFAULT_COMPRESSOR,
+  DEFAULT_LEVEL,
+} from "./format.ts";
 import { registerCodecs } from "./codecs.ts";
 
 /** A writable store, as zarrita defines it. */
@@ -48,7 +54,11 @@ export async function writeCase(
   const edge = options.chunk ?? DEFAULT_CHUNK;
   if (!Number.isInteger(edge) || edge < 1) throw new RangeError(`Invalid chunk edge ${edge}`);
   const chunkShape = volume.shape.map((n) => Math.min(n, edge));
-  const codecs = chunkCodecs(options.compressor ?? DEFAULT_COMPRESSOR, enc, options.level ?? 3);
+  const codecs = chunkCodecs(
+    options.compressor ?? DEFAULT_COMPRESSOR,
+    enc,
+    options.level ?? DEFAULT_LEVEL,
+  );
   const attributes: Record<string, unknown> = { ...options.attributes };
   if (enc.scaleFactor !== undefined) {
     attributes.scale_factor = enc.scaleFactor;
@@ -78,6 +88,12 @@ export function chunkCodecs(
     { name: "bytes", configuration: { endian: "little" } },
   ];
   const typesize = enc.dtype === "float32" ? 4 : enc.dtype === "uint16" ? 2 : 1;
+  const range = COMPRESSOR_LEVELS[compressor];
+  if (range && !(Number.isInteger(level) && level >= range[0] && level <= range[1])) {
+    throw new RangeError(
+      `Compression level ${level} is outside ${compressor}'s range ${range[0]}..${range[1]}`,
+    );
+  }
   if (compressor === "zstd") {
     codecs.push({ name: "zstd", configuration: { level, checksum: false } });
   } else if (compressor === "blosc-zstd" || compressor === "blosc-lz4") {

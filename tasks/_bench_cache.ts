@@ -24,17 +24,17 @@ function best(times: number[]): number {
   return Math.min(...times) / 1000;
 }
 
-/**
- * Runs the cache benchmark on `file` (a NIfTI CT) prepped with voco-v2 as uint16:
- * `--chunk N`, `--crops N` (random 96³ crop reads per setting).
- */
-export async function benchCache(file: string, args: string[]): Promise<void> {
-  const opt = (flag: string, fallback: string) => {
-    const i = args.indexOf(flag);
-    return i >= 0 ? args[i + 1] : fallback;
-  };
-  const chunk = Number(opt("--chunk", String(DEFAULT_CHUNK)));
-  const crops = Number(opt("--crops", "20"));
+/** Options of {@linkcode benchCache}. */
+export interface BenchCacheOptions {
+  /** Chunk edge in voxels. @default {DEFAULT_CHUNK} */
+  chunk?: number;
+  /** Random 96³ crop reads per setting. @default {20} */
+  crops?: number;
+}
+
+/** Runs the cache benchmark on `file` (a NIfTI CT) prepped with voco-v2 as uint16. */
+export async function benchCache(file: string, options: BenchCacheOptions = {}): Promise<void> {
+  const { chunk = DEFAULT_CHUNK, crops = 20 } = options;
   registerCodecs();
   const recipe = resolveRecipe("voco-v2");
   const { volume } = applyRecipe(readNifti(await Deno.readFile(file)).volume, recipe);

@@ -22,15 +22,37 @@ async function timed(f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
   return (performance.now() - t) / 1000;
 }
 
-/** Runs the model benchmark with `--backend B --size N --batch N --feature N --steps N`. */
-export async function benchModel(args: string[]): Promise<void> {
-  const opt = (flag: string, fallback: string) => {
-    const i = args.indexOf(flag);
-    return i >= 0 ? args[i + 1] : fallback;
-  };
-  const backend = await useBackend(opt("--backend", "wasm") as BackendName);
-  const size = Number(opt("--size", "64")), batch = Number(opt("--batch", "2"));
-  const feature = Number(opt("--feature", "12")), steps = Number(opt("--steps", "2"));
+/**
+ * What the change in live tensors after training step `step` (0-based) means: the first
+ * step creates the optimiser's two moments for each of the `parameters` tensors, which
+ * stay; after that any change is reported as it is.
+ */
+export function tensorNote(step: number, added: number, parameters: number): string {
+  if (added === 0) return "none added";
+  if (step === 0 && added === 2 * parameters) {
+    return `${added} added: the optimiser's 2 moments for each of ${parameters} parameters, kept`;
+  }
+  return `${added > 0 ? "+" : ""}${added} since the step before`;
+}
+
+/** Options of {@linkcode benchModel}. */
+export interface BenchModelOptions {
+  /** tfjs backend. @default {"wasm"} */
+  backend?: BackendName;
+  /** Crop edge in voxels. @default {64} */
+  size?: number;
+  /** Crops per batch. @default {2} */
+  batch?: number;
+  /** Feature size of the backbone. @default {12} */
+  feature?: number;
+  /** Training steps. @default {2} */
+  steps?: number;
+}
+
+/** Runs the model benchmark: forward per block, whole model, then training steps. */
+export async function benchModel(options: BenchModelOptions = {}): Promise<void> {
+  const { size = 64, batch = 2, feature = 12, steps = 2 } = options;
+  const backend = await useBackend(options.backend ?? "wasm");
   const config = swinConfig(feature);
   const params = initParams(config, 0);
   const x = tf.randomNormal([batch, size, size, size, 1], 0, 1, "float32", 1) as tf.Tensor5D;
@@ -76,7 +98,9 @@ export async function benchModel(args: string[]): Promise<void> {
   // Training step: forward, backward of a scalar loss, AdamW (Adam + decoupled decay).
   const optimizer = tf.train.adam(1e-4);
   const vars = [...params.values()];
-  const before = tf.memory().numTensors;
+  // Live tensors after each step: the first step creates AdamW's two moments for every
+  // parameter tensor, which stay for the rest of training; after that the count is flat.
+  let before = tf.memory().numTensors;
   for (let s = 0; s < steps; s++) {
     const t = performance.now();
     try {
@@ -93,13 +117,12 @@ export async function benchModel(args: string[]): Promise<void> {
       console.log(`  training step ${s + 1} FAILED: ${(e as Error).message.split("\n")[0]}`);
       break;
     }
+    const now = tf.memory().numTensors, added = now - before;
+    before = now;
+    const why = tensorNote(s, added, vars.length);
     console.log(
-      `  training step ${s + 1} (fwd + bwd + AdamW)  ${
-        ((performance.now() - t) / 1000).toFixed(2)
-      } s, ` +
-        `tensors ${tf.memory().numTensors - before >= 0 ? "+" : ""}${
-          tf.memory().numTensors - before
-        }`,
+      `  training step ${s + 1} (fwd + bwd + AdamW)  ` +
+        `${((performance.now() - t) / 1000).toFixed(2)} s, ${now} tensors live (${why})`,
     );
   }
   console.log(`  peak RSS                            ${formatBytes(peakRss())}`);

@@ -1,17 +1,58 @@
-// Shared helpers of the command-line tasks: argument parsing, sizes, durations, progress.
+// Shared helpers of the command-line tasks: usage errors, running a task, Ctrl-C, sizes,
+// durations, progress. The argument parser is in `_args.ts`.
 import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/** Options of {@linkcode UsageError}. */
+export interface UsageErrorOptions {
+  /** The command whose `--help` the hint names (`cache inspect`); default: the task. */
+  command?: string;
+}
 
 /** Raised for bad command-line usage; tasks print it with their help hint, exit code 2. */
 export class UsageError extends Error {
+  /** The command whose `--help` the hint names, when not the task itself. */
+  command?: string;
   /** Makes a usage error. */
-  constructor(message: string) {
+  constructor(message: string, options: UsageErrorOptions = {}) {
     super(message);
     this.name = "UsageError";
+    this.command = options.command;
   }
+}
+
+/** Exit code of a run stopped with Ctrl-C (128 + SIGINT), as shells report it. */
+export const EXIT_INTERRUPTED = 130;
+
+/**
+ * Ctrl-C handling for a long task: the first Ctrl-C calls `onFirst` (the task stops
+ * starting new work, writes what it must and then exits with {@linkcode EXIT_INTERRUPTED});
+ * a second one exits at once with that code. `dispose()` removes the handler.
+ */
+export function onInterrupt(
+  onFirst: () => void,
+): { readonly interrupted: boolean; dispose(): void } {
+  let interrupted = false;
+  const handler = () => {
+    if (interrupted) {
+      console.error("\nInterrupted twice: quitting now.");
+      Deno.exit(EXIT_INTERRUPTED);
+    }
+    interrupted = true;
+    onFirst();
+  };
+  Deno.addSignalListener("SIGINT", handler);
+  return {
+    get interrupted() {
+      return interrupted;
+    },
+    dispose: () => Deno.removeSignalListener("SIGINT", handler),
+  };
 }
 
 /**
  * `parseArgs` that also accepts negative numbers as option values (`--window -175,250`).
+ * @deprecated Declare the command with `defineCommand` and use `parseCommand` (`_args.ts`):
+ * unknown flags with a suggestion, `--help` text, paths from the user's folder.
  */
 export function parse(
   args: string[],
@@ -113,8 +154,12 @@ export class Progress {
     if (this.#tty) this.#draw();
   }
 
-  /** Counts one finished item, with an optional line to log (failures, for example). */
-  tick(line?: string): void {
+  /**
+   * Counts one finished item. `line` is always shown (a failure, for example); `detail`
+   * (a per-item log line) only on a pipe or log file, where no bar is drawn, and never
+   * when quiet.
+   */
+  tick(line?: string, detail?: string): void {
     this.#done++;
     if (this.#quiet) {
       if (line) console.error(line);
@@ -124,7 +169,8 @@ export class Progress {
       if (line) this.#write(`\r\x1b[2K${line}\n`);
       this.#draw();
     } else {
-      this.#write(`${this.#status()}${line ? `  ${line}` : ""}\n`);
+      const text = [line, detail].filter(Boolean).join("  ");
+      this.#write(`${this.#status()}${text ? `  ${text}` : ""}\n`);
     }
   }
 
@@ -205,7 +251,8 @@ export async function runMain(
     Deno.exit(await main(Deno.args));
   } catch (e) {
     if (e instanceof UsageError) {
-      console.error(`${name}: ${e.message}\nRun "deno task ${name} --help" for usage.`);
+      const command = e.command ?? name;
+      console.error(`${command}: ${e.message}\nRun "deno task ${command} --help" for usage.`);
       Deno.exit(2);
     }
     console.error(`${name}: ${(e as Error).message}`);

@@ -12,39 +12,113 @@ import { settingsHash } from "../prep/pipeline/fingerprint.ts";
 import { writeMetaImage } from "../prep/synthetic/write_metaimage.ts";
 import { writeDicomSeries } from "../prep/synthetic/write_dicom.ts";
 import type { StorageOptions } from "../prep/pipeline/process_case.ts";
-import { formatBytes } from "./_cli.ts";
+import { formatBytes, runMain } from "./_cli.ts";
+import { defineCommand, parseCommand } from "./_args.ts";
+import { type BackendName, BACKENDS } from "../train/backend.ts";
+import { DEFAULT_CHUNK } from "../cache/format.ts";
 import { benchModel } from "./_bench_model.ts";
 import { benchCache } from "./_bench_cache.ts";
 
-const HELP = `deno task bench: benchmarks (not timed unit tests)
+const PREP_HELP = `Builds (once, in .tmp/bench/) a clinical-size CT (512x512x270 int16,
+0.7x0.7x1.25 mm, .nii.gz) by upsampling ../shared/data/ct/example_ct.nii.gz (or a phantom
+when absent), then times one case in-process stage by stage and whole runs with each
+--workers count, and reports seconds per volume and peak RSS. Then the same volume as
+.mhd + .raw and as DICOM series (uncompressed, JPEG 2000 lossless and HTJ2K lossless, the
+compressed ones decoded in 1 thread and in one per core), one case each in-process,
+against the .nii.gz.`;
 
-Usage:
-  deno task bench prep [--copies N] [--workers 1,2] [--skip-formats]
-  deno task bench model [--backend wasm] [--size 64] [--batch 2] [--feature 12] [--steps 2]
-  deno task bench cache [--chunk 64] [--crops 20]
-
-model: the VoCo backbone (Swin transformer + five encoders) and head with random weights:
+const MODEL_HELP =
+  `The VoCo backbone (Swin transformer + five encoders) and head with random weights:
 forward time per block and for the whole model, then training steps (forward, backward,
-AdamW), the tensor count after each step, and peak RSS.
+AdamW) with the number of live tensors after each (the first step adds the optimiser's
+two moments per parameter, which stay), and peak RSS.`;
 
-cache: the clinical volume below, prepped with voco-v2 and stored as uint16 with each chunk
-compressor (blosc-zstd at levels 1/3/5, blosc-lz4, zstd, none): cache size (and how much
-smaller than float32, what MONAI's PersistentDataset stores), write and whole-volume read
-speed, and the time of a random 96³ crop read (what the pre-training sampler does).
+const CACHE_HELP =
+  `The clinical volume of "bench prep", prepped with voco-v2 and stored as uint16 with
+each chunk compressor (blosc-zstd at levels 1/3/5, blosc-lz4, zstd, none): cache size (and
+how much smaller than float32, what MONAI's PersistentDataset stores), write and
+whole-volume read speed, and the time of a random 96³ crop read (what the pre-training
+sampler does). In memory: codec time only.`;
 
-prep: builds (once, in .tmp/bench/) a clinical-size CT (512x512x270 int16, 0.7x0.7x1.25 mm,
-.nii.gz) by upsampling ../shared/data/ct/example_ct.nii.gz (or a phantom when absent), then
-times one case in-process stage by stage and whole runs with 1..N workers, and reports
-seconds per volume and peak RSS. Then the same volume as .mhd + .raw and as DICOM series
-(uncompressed, JPEG 2000 lossless and HTJ2K lossless, the compressed ones decoded in 1
-thread and in one per core), one case each in-process, against the .nii.gz.
-
-Example:
-  deno task bench prep --copies 4 --workers 1,2
-  deno task bench prep --copies 0 --workers 1      # formats only, plus one 1-worker run
-  deno task bench model --backend wasm
-  deno task bench cache
-`;
+/** The command line of `deno task bench`. */
+export const BENCH = defineCommand({
+  name: "bench",
+  summary: "benchmarks (not timed unit tests)",
+  subcommands: {
+    prep: {
+      name: "bench prep",
+      summary: "preprocessing speed on a clinical-size volume, per stage and per format",
+      description: PREP_HELP,
+      flags: {
+        copies: {
+          type: "number",
+          integer: true,
+          min: 0,
+          default: 4,
+          help: "volumes of each whole run (0: formats only)",
+        },
+        workers: {
+          type: "numbers",
+          integer: true,
+          min: 1,
+          arg: "N,N,...",
+          default: [1, 2],
+          help: "worker counts of the whole runs",
+        },
+        "skip-formats": { type: "boolean", help: "leave out the .mhd and DICOM copies" },
+      },
+      examples: ["bench prep --copies 4 --workers 1,2", "bench prep --copies 0 --workers 1"],
+    },
+    model: {
+      name: "bench model",
+      summary: "forward and training-step time of the VoCo backbone",
+      description: MODEL_HELP,
+      flags: {
+        backend: {
+          type: "string",
+          arg: "B",
+          choices: BACKENDS.filter((b) => b !== "auto"),
+          default: "wasm",
+          help: BACKENDS.filter((b) => b !== "auto").join(", "),
+        },
+        size: { type: "number", integer: true, min: 32, default: 64, help: "crop edge in voxels" },
+        batch: { type: "number", integer: true, min: 1, default: 2, help: "crops per batch" },
+        feature: {
+          type: "number",
+          integer: true,
+          min: 12,
+          default: 12,
+          help: "feature size (48 in VoCo's SwinUNETR-B)",
+        },
+        steps: { type: "number", integer: true, min: 0, default: 2, help: "training steps" },
+      },
+      examples: ["bench model --backend wasm"],
+    },
+    cache: {
+      name: "bench cache",
+      summary: "size, write and read speed of each chunk compressor",
+      description: CACHE_HELP,
+      flags: {
+        chunk: {
+          type: "number",
+          integer: true,
+          min: 1,
+          default: DEFAULT_CHUNK,
+          help: "chunk edge in voxels",
+        },
+        crops: {
+          type: "number",
+          integer: true,
+          min: 0,
+          default: 20,
+          help: "random 96³ crop reads per compressor",
+        },
+      },
+      examples: ["bench cache --chunk 64 --crops 20"],
+    },
+  },
+  examples: ["bench prep --copies 4 --workers 1,2", "bench model --backend wasm", "bench cache"],
+});
 
 const BENCH_DIR = new URL("../.tmp/bench/", import.meta.url).pathname;
 const SHARED_CT = new URL("../../shared/data/ct/example_ct.nii.gz", import.meta.url).pathname;
@@ -88,11 +162,15 @@ async function clinicalVolume(): Promise<string> {
   return path;
 }
 
-async function benchPrep(args: string[]): Promise<void> {
-  const copiesAt = args.indexOf("--copies");
-  const copies = copiesAt >= 0 ? Number(args[copiesAt + 1]) : 4;
-  const workersAt = args.indexOf("--workers");
-  const workerCounts = (workersAt >= 0 ? args[workersAt + 1] : "1,2").split(",").map(Number);
+/** Options of {@linkcode benchPrep}, as `bench prep` parses them. */
+interface BenchPrepOptions {
+  copies: number;
+  workers: number[];
+  "skip-formats": boolean;
+}
+
+async function benchPrep(options: BenchPrepOptions): Promise<void> {
+  const { copies, workers: workerCounts } = options;
   const file = await clinicalVolume();
   const size = (await Deno.stat(file)).size;
   const recipe = resolveRecipe("voco-v2");
@@ -156,7 +234,7 @@ async function benchPrep(args: string[]): Promise<void> {
     );
     await Deno.remove(out, { recursive: true });
   }
-  if (!args.includes("--skip-formats")) await benchFormats(file, recipe, storage);
+  if (!options["skip-formats"]) await benchFormats(file, recipe, storage);
 }
 
 /** The clinical volume as .mhd and as DICOM series, written once next to the .nii.gz. */
@@ -265,13 +343,19 @@ async function benchFormats(
   }
 }
 
-if (import.meta.main) {
-  const [what, ...rest] = Deno.args;
-  if (what === "prep") await benchPrep(rest);
-  else if (what === "model") await benchModel(rest);
-  else if (what === "cache") await benchCache(await clinicalVolume(), rest);
-  else {
-    console.log(HELP);
-    Deno.exit(what === "-h" || what === "--help" ? 0 : 2);
+async function main(args: string[]): Promise<number> {
+  const parsed = parseCommand(BENCH, args);
+  if (parsed.help !== undefined) {
+    console.log(parsed.help);
+    return 0;
   }
+  if (parsed.command === "prep") await benchPrep(parsed.values);
+  else if (parsed.command === "model") {
+    await benchModel({ ...parsed.values, backend: parsed.values.backend as BackendName });
+  } else await benchCache(await clinicalVolume(), parsed.values);
+  return 0;
 }
+
+if (import.meta.main) await runMain("bench", main);
+
+export { main };

@@ -1,25 +1,48 @@
-// `deno task cache`: look inside a cache.
+// `deno task cache`: look inside a cache (a table for people, JSON for scripts).
 import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
-import { listCases } from "../cache/cache_dir.ts";
+import { type CacheEntry, listCases } from "../cache/cache_dir.ts";
 import { type CaseAttributes, readCase } from "../cache/read_case.ts";
-import { formatBytes, runMain } from "./_cli.ts";
+import { formatBytes, runMain, UsageError } from "./_cli.ts";
+import { closest, defineCommand, parseCommand } from "./_args.ts";
 
-const HELP = `deno task cache: inspect a VoCo Zarr cache
-
-Usage:
-  deno task cache inspect <cache> [--case DATASET/CASE]
-
-Subcommands:
-  inspect   list datasets and cases with shape, spacing, dtype, size and source;
-            with --case, decode that case and print its attributes and value range
-
-Examples:
-  deno task cache inspect cache
-  deno task cache inspect cache --case btcv/img0001
-
-(verify, preview and serve come with the cache issue.)
-`;
+/** The command line of `deno task cache`. */
+export const CACHE = defineCommand({
+  name: "cache",
+  summary: "look inside a VoCo Zarr cache",
+  subcommands: {
+    inspect: {
+      name: "cache inspect",
+      summary: "list the cases of a cache, or show one case",
+      usage: ["cache inspect <cache> [--case DATASET/CASE] [--json]"],
+      description:
+        `Lists every dataset group and case with its shape, spacing, dtype, size on disk, recipe
+and source; cases whose metadata cannot be read are listed as BROKEN (exit code 1). With
+--case, decodes that case and prints its attributes and value range.`,
+      positionals: {
+        name: "cache",
+        help: "the path of the cache folder to inspect (deno task cache inspect ct.zarr)",
+        type: "path",
+        min: 1,
+        max: 1,
+      },
+      flags: {
+        case: {
+          type: "string",
+          arg: "DATASET/CASE",
+          help: "show this case: attributes, decoded value range",
+        },
+        json: { type: "boolean", help: "print JSON (for scripts) instead of text" },
+      },
+      examples: [
+        "cache inspect ct.zarr",
+        "cache inspect ct.zarr --case ct/example_ct",
+        "cache inspect ct.zarr --json",
+      ],
+    },
+  },
+  examples: ["cache inspect ct.zarr", "cache inspect ct.zarr --case ct/example_ct"],
+});
 
 async function dirBytes(dir: string): Promise<number> {
   let total = 0;
@@ -31,37 +54,161 @@ async function dirBytes(dir: string): Promise<number> {
   return total;
 }
 
-async function main(args: string[]): Promise<number> {
-  if (args.length === 0 || args.includes("-h") || args.includes("--help")) {
-    console.log(HELP);
-    return args.length === 0 ? 2 : 0;
+/** Pads every column of `rows` to its widest cell (the last column is left as it is). */
+function table(rows: string[][], indent = "  "): string[] {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c]?.length ?? 0)));
+  return rows.map((r) =>
+    indent + r.map((cell, c) => c === r.length - 1 ? cell : cell.padEnd(widths[c])).join("  ")
+  );
+}
+
+/** A number in at most 6 significant digits, without trailing zeros. */
+function num(x: number): string {
+  return Number.isInteger(x) ? String(x) : String(Number(x.toPrecision(6)));
+}
+
+/** A value on one line: numbers short, arrays and objects compact. */
+function compact(v: unknown): string {
+  if (typeof v === "number") return num(v);
+  if (v === null || v === undefined) return "none";
+  if (typeof v === "string") return v;
+  if (Array.isArray(v)) return `[${v.map(compact).join(", ")}]`;
+  if (typeof v === "object") {
+    return Object.entries(v as Record<string, unknown>).map(([k, x]) => `${k} ${compact(x)}`)
+      .join(", ");
   }
-  const [sub, root] = args;
-  if (sub !== "inspect" || !root) {
-    console.error(`cache: unknown or incomplete command "${args.join(" ")}"; see --help`);
-    return 2;
+  return String(v);
+}
+
+/** A 4 x 4 matrix as four aligned rows. */
+function matrix(m: number[][]): string[] {
+  const cells = m.map((r) => r.map(num));
+  const w = Math.max(...cells.flat().map((c) => c.length));
+  return cells.map((r) => `[${r.map((c) => c.padStart(w)).join("  ")}]`);
+}
+
+/** The attribute lines of one case: key, then its value compact (matrices, steps on lines). */
+function attributeLines(a: CaseAttributes): [string, string][] {
+  const rows: [string, string][] = [];
+  for (const [k, v] of Object.entries(a)) {
+    if (k === "affine" && Array.isArray(v)) {
+      matrix(v as number[][]).forEach((line, i) => rows.push([i ? "" : k, line]));
+    } else if (k === "recipe" && v && typeof v === "object") {
+      const r = v as { name: string; steps?: Record<string, unknown>[] };
+      rows.push([k, r.name]);
+      for (const s of r.steps ?? []) {
+        const { op, ...rest } = s;
+        rows.push(["", `${op}${Object.keys(rest).length ? `  ${compact(rest)}` : ""}`]);
+      }
+    } else if (k === "source_mtime_ms" && typeof v === "number") {
+      rows.push([k, `${v} (${new Date(v).toISOString()})`]);
+    } else if (v && typeof v === "object" && !Array.isArray(v)) {
+      // Nested matrices (the source's affine) get rows of their own.
+      const entries = Object.entries(v as Record<string, unknown>);
+      const isMatrix = (x: unknown) => Array.isArray(x) && x.every(Array.isArray);
+      rows.push([k, compact(Object.fromEntries(entries.filter(([, x]) => !isMatrix(x))))]);
+      for (const [sub, x] of entries.filter(([, x]) => isMatrix(x))) {
+        matrix(x as number[][]).forEach((line, i) => rows.push([i ? "" : `${k}.${sub}`, line]));
+      }
+    } else rows.push([k, compact(v)]);
   }
-  const store = new FileSystemStore(root);
-  const ci = args.indexOf("--case");
-  if (ci >= 0) {
-    const path = `/${args[ci + 1]}` as `/${string}`;
-    const v = await readCase(store, path);
-    let lo = Infinity, hi = -Infinity, sum = 0;
-    for (const x of v.data) {
-      lo = Math.min(lo, x);
-      hi = Math.max(hi, x);
-      sum += x;
-    }
-    console.log(JSON.stringify(v.attributes, null, 2));
-    console.log(
-      `shape ${v.shape.join("x")}, values ${lo.toFixed(4)}..${hi.toFixed(4)}, ` +
-        `mean ${(sum / v.data.length).toFixed(4)}`,
-    );
+  return rows;
+}
+
+/** Finds `spec` among the cache's cases, or says what there is (groups, close names). */
+function findCase(root: string, spec: string, cases: CacheEntry[]): CacheEntry {
+  const full = cases.filter((c) => c.name).map((c) => `${c.dataset}/${c.name}`);
+  const hit = cases.find((c) => c.name && `${c.dataset}/${c.name}` === spec);
+  if (hit) return hit;
+  const groups = [...new Set(cases.map((c) => c.dataset))];
+  const count = (g: string) => full.filter((f) => f.startsWith(`${g}/`)).length;
+  const what = groups.length
+    ? `its groups: ${
+      groups.map((g) => `${g} (${count(g)} case${count(g) === 1 ? "" : "s"})`)
+        .join(", ")
+    }`
+    : "it holds no case";
+  const [group, name] = spec.includes("/") ? spec.split("/", 2) : [undefined, spec];
+  const inGroup = group === undefined ? [] : full.filter((f) => f.startsWith(`${group}/`));
+  // A case without its group, a close name, or else the cases of the group it names.
+  const sameName = full.filter((f) => f.endsWith(`/${name}`));
+  const near = groups.includes(spec)
+    ? undefined
+    : sameName.length
+    ? sameName.join(" or ")
+    : closest(spec, full) ??
+      full.find((f) => f.split("/")[1] === closest(name, full.map((x) => x.split("/")[1])));
+  const list = (g: string) => {
+    const of = full.filter((f) => f.startsWith(`${g}/`));
+    return `${of.slice(0, 8).join(", ")}${of.length > 8 ? ", ..." : ""}`;
+  };
+  const hint = near
+    ? `; did you mean ${near}?`
+    : inGroup.length
+    ? `; ${group} holds ${list(group!)}`
+    : groups.includes(spec)
+    ? `; ${spec} is a group, of ${list(spec)}`
+    : "";
+  throw new UsageError(
+    `--case ${spec}: no such case in ${root} (cases are named DATASET/CASE); ${what}${hint}`,
+    { command: "cache inspect" },
+  );
+}
+
+async function inspectCase(root: string, spec: string, json: boolean): Promise<number> {
+  const entry = findCase(root, spec, await listCases(root));
+  if (entry.error) throw new Error(`${spec}: ${entry.error}`);
+  const meta = JSON.parse(await Deno.readTextFile(join(entry.dir, "zarr.json")));
+  const v = await readCase(new FileSystemStore(root), `/${entry.dataset}/${entry.name}`);
+  let lo = Infinity, hi = -Infinity, sum = 0;
+  for (const x of v.data) {
+    lo = Math.min(lo, x);
+    hi = Math.max(hi, x);
+    sum += x;
+  }
+  const mean = sum / v.data.length;
+  const bytes = await dirBytes(entry.dir);
+  if (json) {
+    console.log(JSON.stringify(
+      {
+        cache: root,
+        case: spec,
+        shape: v.shape,
+        data_type: meta.data_type,
+        chunk_shape: meta.chunk_grid?.configuration?.chunk_shape,
+        codecs: meta.codecs,
+        bytes,
+        values: { min: lo, max: hi, mean },
+        attributes: v.attributes,
+      },
+      null,
+      2,
+    ));
     return 0;
   }
+  const chunk = meta.chunk_grid?.configuration?.chunk_shape as number[] | undefined;
+  const codecs = (meta.codecs as { name: string; configuration?: Record<string, unknown> }[])
+    .filter((c) => c.name !== "bytes")
+    .map((c) => `${c.name}${c.configuration ? ` (${compact(c.configuration)})` : ""}`);
+  const rows: [string, string][] = [
+    ["shape", `${v.shape.join(" x ")} voxels, ${meta.data_type}`],
+    ["chunks", `${chunk?.join(" x ") ?? "?"}, ${codecs.join(", ") || "uncompressed"}`],
+    ["on disk", formatBytes(bytes)],
+    ["values", `${num(lo)} .. ${num(hi)}, mean ${num(mean)} (decoded to float32)`],
+    ...attributeLines(v.attributes),
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length)) + 2;
+  console.log(`${spec} in ${root}`);
+  for (const [k, line] of rows) console.log(`  ${k.padEnd(w)}${line}`);
+  return 0;
+}
+
+async function inspect(root: string, json: boolean): Promise<number> {
   const cases = await listCases(root);
   let total = 0, broken = 0;
-  console.log(`${root}: ${cases.filter((c) => c.name).length} case(s)`);
+  const listed: Record<string, unknown>[] = [];
+  const rows: string[][] = [];
+  const brokenLines: string[] = [];
   for (const c of cases) {
     const label = c.name ? `${c.dataset}/${c.name}` : `${c.dataset} (dataset group)`;
     try {
@@ -71,18 +218,58 @@ async function main(args: string[]): Promise<number> {
       const a = meta.attributes as CaseAttributes;
       const bytes = await dirBytes(c.dir);
       total += bytes;
-      console.log(
-        `  ${label}  ${meta.shape.join("x")}  ${
-          a.spacing.map((s: number) => s.toFixed(2)).join("x")
-        } mm  ${meta.data_type}  ${formatBytes(bytes)}  ${a.recipe.name}  <- ${a.source}`,
-      );
+      listed.push({
+        dataset: c.dataset,
+        name: c.name,
+        shape: meta.shape,
+        spacing: a.spacing,
+        data_type: meta.data_type,
+        bytes,
+        recipe: a.recipe.name,
+        source: a.source,
+      });
+      rows.push([
+        label,
+        meta.shape.join("x"),
+        a.spacing.map((s: number) => s.toFixed(2)).join("x"),
+        meta.data_type,
+        formatBytes(bytes),
+        a.recipe.name,
+        a.source,
+      ]);
     } catch (e) {
       broken++;
-      console.log(`  BROKEN ${label}: ${(e as Error).message}`);
+      listed.push({ dataset: c.dataset, name: c.name, error: (e as Error).message });
+      brokenLines.push(`  BROKEN ${label}: ${(e as Error).message}`);
     }
   }
+  if (json) {
+    console.log(JSON.stringify({ cache: root, bytes: total, broken, cases: listed }, null, 2));
+    return broken ? 1 : 0;
+  }
+  const n = cases.filter((c) => c.name).length;
+  const groups = new Set(cases.map((c) => c.dataset)).size;
+  console.log(`${root}: ${n} case(s) in ${groups} dataset group(s)`);
+  if (rows.length) {
+    const head = ["case", "shape", "spacing mm", "dtype", "size", "recipe", "source"];
+    console.log(table([head, ...rows]).join("\n"));
+  }
+  for (const line of brokenLines) console.log(line);
   console.log(`total ${formatBytes(total)}` + (broken ? `; ${broken} broken` : ""));
   return broken ? 1 : 0;
+}
+
+async function main(args: string[]): Promise<number> {
+  const parsed = parseCommand(CACHE, args);
+  if (parsed.help !== undefined) {
+    console.log(parsed.help);
+    return 0;
+  }
+  const [root] = parsed.positionals;
+  const { values: v } = parsed;
+  return v.case !== undefined
+    ? await inspectCase(root, v.case, v.json)
+    : await inspect(root, v.json);
 }
 
 if (import.meta.main) await runMain("cache", main);

@@ -6,24 +6,27 @@ import { writeMetaImage } from "../prep/synthetic/write_metaimage.ts";
 import { writeDicomSeries } from "../prep/synthetic/write_dicom.ts";
 import type { Volume } from "../prep/volume.ts";
 import { main as prep } from "./prep.ts";
+import { EXIT_INTERRUPTED, runMain } from "./_cli.ts";
+import { defineCommand, parseCommand } from "./_args.ts";
 
-const HELP = `deno task demo: generate CT-like phantoms and prep them into a Zarr cache
-
-Usage:
-  deno task demo [--out DIR] [--keep]
-
-Writes six synthetic CT volumes (varied sizes, spacings and orientations, in every format
-prep reads: .nii.gz, a DICOM series (JPEG 2000), .mha, .mhd + .zraw) to a temporary
-folder, runs "deno task prep" on them and prints where the cache is.
-
-Options:
-  --out DIR   where to put the phantoms and the cache (default: a new temporary folder)
-  -h, --help  this help
-
-Example:
-  deno task demo
-  deno task demo --out /tmp/voco-demo
-`;
+/** The command line of `deno task demo`. */
+export const DEMO = defineCommand({
+  name: "demo",
+  summary: "generate CT-like phantoms and prep them into a Zarr cache",
+  description:
+    `Writes six synthetic CT volumes (varied sizes, spacings and orientations, in every format
+prep reads: .nii.gz, a DICOM series (JPEG 2000), .mha, .mhd + .zraw) to DIR/phantoms, runs
+"deno task prep" on them into DIR/ct.zarr and prints how to look at the cache.`,
+  flags: {
+    out: {
+      type: "path",
+      arg: "DIR",
+      help: "folder for the phantoms and the cache (default: a new temporary folder)",
+    },
+  },
+  examples: ["demo", "demo --out voco-demo"],
+  footer: "Exit code: as deno task prep's (0 when every case is in the cache).",
+});
 
 const PHANTOMS = [
   { shape: [160, 160, 90], spacingMm: [2.2, 2.2, 3], orientation: "RAS", format: "nifti" },
@@ -53,17 +56,23 @@ async function writePhantom(dir: string, name: string, v: Volume<Float32Array>, 
   }
 }
 
+/** The closing lines of the demo: how to look at the cache, here and from Python. */
+export function demoHint(cache: string): string {
+  return `\nThe cache is in ${cache} (Zarr v3). Try:\n` +
+    `  deno task cache inspect ${cache}\n` +
+    `  deno task cache inspect ${cache} --case phantoms/phantom1_RAS\n` +
+    `and from Python with zarr >= 3 (pip install "zarr>=3"):\n` +
+    `  python3 -c "import zarr; g = zarr.open_group('${cache}', mode='r'); ` +
+    `print({k: a.shape for k, a in g['phantoms'].arrays()})"`;
+}
+
 async function main(args: string[]): Promise<number> {
-  if (args.includes("-h") || args.includes("--help")) {
-    console.log(HELP);
+  const parsed = parseCommand(DEMO, args);
+  if (parsed.help !== undefined) {
+    console.log(parsed.help);
     return 0;
   }
-  const i = args.indexOf("--out");
-  const root = i >= 0 ? args[i + 1] : await Deno.makeTempDir({ prefix: "voco-demo-" });
-  if (!root) {
-    console.error("demo: --out needs a folder");
-    return 2;
-  }
+  const root = parsed.values.out ?? await Deno.makeTempDir({ prefix: "voco-demo-" });
   const inputs = join(root, "phantoms");
   await Deno.mkdir(inputs, { recursive: true });
   console.error(
@@ -78,14 +87,13 @@ async function main(args: string[]): Promise<number> {
     });
     await writePhantom(inputs, `phantom${n + 1}_${p.orientation}`, v, p.format);
   }
-  const cache = join(root, "cache");
+  const cache = join(root, "ct.zarr");
   const code = await prep([inputs, "--out", cache, "--dataset-name", "phantoms"]);
-  console.log(
-    `\nThe cache is in ${cache} (Zarr v3). Try:\n` +
-      `  deno task cache inspect ${cache}\n` +
-      `  python -c "import zarr; g = zarr.open_group('${cache}'); print(g['phantoms'].tree())"`,
-  );
+  if (code === EXIT_INTERRUPTED) return code;
+  console.log(demoHint(cache));
   return code;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) await runMain("demo", main);
+
+export { main };

@@ -1,53 +1,69 @@
 // `deno task model`: check the tfjs SwinUNETR-v2 against MONAI reference outputs.
 import { type BackendName, BACKENDS, useBackend } from "../train/backend.ts";
 import { compareWithReference } from "../train/swin/check.ts";
-import { parse, runMain, UsageError } from "./_cli.ts";
+import { runMain, UsageError } from "./_cli.ts";
+import { defineCommand, parseCommand } from "./_args.ts";
 
-const HELP = `deno task model: the SwinUNETR-v2 VoCo backbone in TensorFlow.js
-
-Usage:
-  deno task model check --weights W.safetensors --io IO.safetensors [--backend B]
-
-check   loads MONAI/PyTorch weights (SwinUNETR use_v2 "swinViT.*", "encoder*", VoCo "head.*"),
-        runs the IO file's "input" (NCDHW) in eval mode and prints, for every stored output
-        (hidden_states_out.0..4, features, projection), the max absolute and relative
-        difference. Exit code 1 when any exceeds --tolerance.
-
-Options:
-  --weights FILE    weights (safetensors, PyTorch layouts)
-  --io FILE         reference inputs and outputs (safetensors)
-  --backend B       ${BACKENDS.join(", ")} (default auto: the fastest available)
-  --tolerance T     largest accepted max abs difference (default 1e-4)
-  -h, --help        this help
-
-Example:
-  deno task model check --weights ../shared/golden/swinvit-v2-fs12.weights.safetensors \\
-    --io ../shared/golden/swinvit-v2-fs12.io.safetensors --backend wasm
-`;
+/** The command line of `deno task model`. */
+export const MODEL = defineCommand({
+  name: "model",
+  summary: "the SwinUNETR-v2 VoCo backbone in TensorFlow.js",
+  subcommands: {
+    check: {
+      name: "model check",
+      summary: "compare the tfjs model with MONAI reference outputs",
+      usage: ["model check --weights W.safetensors --io IO.safetensors [--backend B]"],
+      description:
+        `Loads MONAI/PyTorch weights (SwinUNETR use_v2 "swinViT.*", "encoder*", VoCo "head.*"),
+runs the IO file's "input" (NCDHW) in eval mode and prints, for every stored output
+(hidden_states_out.0..4, features, projection), the max absolute and relative difference.`,
+      flags: {
+        weights: { type: "path", arg: "FILE", help: "weights (safetensors, PyTorch layouts)" },
+        io: { type: "path", arg: "FILE", help: "reference inputs and outputs (safetensors)" },
+        backend: {
+          type: "string",
+          arg: "B",
+          choices: BACKENDS,
+          default: "auto",
+          help: `${BACKENDS.join(", ")}\n(default auto: the fastest available)`,
+        },
+        tolerance: {
+          type: "number",
+          arg: "T",
+          default: 1e-4,
+          help: "largest accepted max abs difference",
+        },
+      },
+      examples: [
+        "model check --weights ../shared/golden/swinvit-v2-fs12.weights.safetensors \\\n" +
+        "    --io ../shared/golden/swinvit-v2-fs12.io.safetensors --backend wasm",
+      ],
+      footer: "Exit code: 0 when every output is within --tolerance, 1 when any exceeds it, " +
+        "2 on bad usage.",
+    },
+  },
+  examples: [
+    "model check --weights ../shared/golden/swinvit-v2-fs12.weights.safetensors \\\n" +
+    "    --io ../shared/golden/swinvit-v2-fs12.io.safetensors --backend wasm",
+  ],
+});
 
 async function main(args: string[]): Promise<number> {
-  const { values: v, positionals } = parse(args, {
-    weights: { type: "string" },
-    io: { type: "string" },
-    backend: { type: "string", default: "auto" },
-    tolerance: { type: "string", default: "1e-4" },
-    help: { type: "boolean", short: "h", default: false },
-  });
-  if (v.help) {
-    console.log(HELP);
+  const parsed = parseCommand(MODEL, args);
+  if (parsed.help !== undefined) {
+    console.log(parsed.help);
     return 0;
   }
-  if (positionals[0] !== "check") {
-    throw new UsageError(`Unknown or missing command "${positionals[0] ?? ""}"`);
+  const { values: v } = parsed;
+  if (!v.weights || !v.io) {
+    throw new UsageError("check needs --weights and --io", { command: "model check" });
   }
-  if (!v.weights || !v.io) throw new UsageError("check needs --weights and --io");
-  const backendName = String(v.backend) as BackendName;
-  if (!BACKENDS.includes(backendName)) {
-    throw new UsageError(`--backend must be one of ${BACKENDS.join(", ")}, got "${backendName}"`);
-  }
-  const tolerance = Number(v.tolerance);
+  const backendName = v.backend as BackendName;
+  const tolerance = v.tolerance;
   if (!(tolerance > 0)) {
-    throw new UsageError(`--tolerance takes a positive number, got "${v.tolerance}"`);
+    throw new UsageError(`--tolerance takes a positive number, got ${tolerance}`, {
+      command: "model check",
+    });
   }
   const read = async (flag: string, path: string) => {
     try {
@@ -56,8 +72,8 @@ async function main(args: string[]): Promise<number> {
       throw new Error(`${flag} ${path}: ${(e as Error).message}`);
     }
   };
-  const weights = await read("--weights", String(v.weights));
-  const io = await read("--io", String(v.io));
+  const weights = await read("--weights", v.weights);
+  const io = await read("--io", v.io);
   const backend = await useBackend(backendName);
   console.error(`model check: backend ${backend}, running the reference input ...`);
   const { rows, seconds } = await compareWithReference(weights, io);

@@ -1,5 +1,5 @@
 // `deno task prep`: datasets -> Zarr cache.
-import { basename, dirname, resolve } from "node:path";
+import { basename, dirname } from "node:path";
 import {
   discoverInputs,
   type Discovery,
@@ -20,35 +20,40 @@ import {
   detectDataset,
 } from "../prep/pipeline/datasets.ts";
 import { type PrepItem, runPrep } from "../prep/pipeline/run_prep.ts";
+import { groupStates } from "../prep/pipeline/group_state.ts";
 import type { StorageOptions } from "../prep/pipeline/process_case.ts";
 import type { StorageDtype } from "../cache/quantize.ts";
 import {
   type Compressor,
+  COMPRESSOR_LEVELS,
   COMPRESSORS,
   DEFAULT_CHUNK,
   DEFAULT_COMPRESSOR,
+  DEFAULT_LEVEL,
   toNodeName,
 } from "../cache/format.ts";
+import { cacheFolderProblem, removeCase } from "../cache/cache_dir.ts";
 import {
+  EXIT_INTERRUPTED,
   formatBytes,
   formatSeconds,
-  pair,
-  parse,
-  posInt,
+  onInterrupt,
   Progress,
   runMain,
   StatusLine,
-  triple,
   UsageError,
 } from "./_cli.ts";
+import { closest, defineCommand, expandTriple, parseCommand, userPath } from "./_args.ts";
 
-const HELP = `deno task prep: preprocess CT volumes into a resampled Zarr v3 cache
-
-Usage:
-  deno task prep <file|folder|datalist.json>... --out <cache> [options]
-  deno task prep --dataset [NAME=]PATH[:RECIPE]... --out <cache> [options]
-
-Inputs:
+/** The command line of `deno task prep`: flags, help and examples in one place. */
+export const PREP = defineCommand({
+  name: "prep",
+  summary: "preprocess CT volumes into a resampled Zarr v3 cache",
+  usage: [
+    "prep <file|folder|datalist.json>... --out <cache.zarr> [options]",
+    "prep --dataset [NAME=]PATH[:RECIPE]... --out <cache.zarr> [options]",
+  ],
+  description: `Inputs:
   file            one image: .nii, .nii.gz, .mha, .mhd (+ its .raw/.zraw)
   folder          scanned recursively: NIfTI, MetaImage and DICOM (one case per CT series;
                   other modalities, localizers and files without pixels are skipped)
@@ -59,116 +64,180 @@ Inputs:
                   group name; without a known NAME the layout is detected. :RECIPE picks
                   a recipe (name or .json) for this dataset only.
 
-Options:
-  --out DIR             cache folder (created; reruns update it incrementally)
-  --dataset-name NAME   group of the positional inputs' cases (default: the input's name)
-  --list-datasets       print the dataset adapters and the layout each expects
-  --recipe NAME|FILE    voco-v2 (default: RAS, 1.5 mm, window -175..250, crop > 0, pad 64)
-                        voco-v1 (RAS, window, crop > 0.3, resize 384x384x96)
-                        chest   (RAS, 1.25x1.25x5 mm, window -1000..500, crop > 0, pad 64)
-                        or a JSON file: {"name": "n", "extends": "voco-v2", "spacing": 2}
-                        or {"name": "n", "steps": [{"op": "orient", "axcodes": "RAS"}, ...]}
-  --spacing S|SX,SY,SZ  target spacing in mm (recipes with a spacing step)
-  --window LO,HI        intensity window in HU
-  --crop-threshold T    foreground threshold of the crop step
-  --min-size N|X,Y,Z    minimum shape of the pad step
-  --resize X,Y,Z        output shape of the resize step
-  --dtype T             uint16 (default: 1-HU steps, decoded with scale_factor/add_offset),
-                        uint8, or float32 (exact)
-  --compressor C        blosc-zstd (default), blosc-lz4, zstd or none
-  --level N             compression level (default 3)
-  --chunk N             chunk edge in voxels (default ${DEFAULT_CHUNK})
-  --workers N           parallel workers (default: number of cores)
-  --decode-threads N    threads per worker for compressed DICOM frames (JPEG 2000, ...)
-                        (default: cores / workers, so a single series uses every core)
-  --max-voxels N        most voxels a recipe step may make for one case (default 2^29,
-                        2 GiB as float32); a case beyond it fails instead of filling memory
-  --base-dir DIR        folder datalist paths are relative to
-  --quiet               no progress bar
-  -h, --help            this help
-
-Examples:
-  deno task prep /data/BTCV/imagesTr --out cache --dataset-name btcv
-  deno task prep --dataset btcv=/data/BTCV --dataset luna16=/data/Luna16 --out cache
-  deno task prep --dataset lidc=/data/LIDC-IDRI:chest --dataset /data/TotalSegmentator --out cache
-  deno task prep dataset_btcv.json --base-dir /data/BTCV --out cache --workers 2
-  deno task prep /data/dicom/patient1 --out cache --recipe voco-v1 --dtype float32
-  deno task prep /data/Covid19 --out cache --recipe my_recipe.json
-
-Exit code: 0 when every case is in the cache, 1 when any case failed, 2 on bad usage.
-`;
+Relative paths are taken from the folder you run the command in.`,
+  positionals: { name: "input", help: "files, folders or datalists to prep", type: "path" },
+  flags: {
+    out: {
+      type: "path",
+      arg: "DIR",
+      help: "cache folder, new or a cache (reruns update it incrementally)",
+    },
+    dataset: { type: "list", arg: "SPEC", help: "[NAME=]PATH[:RECIPE], see Inputs; repeatable" },
+    "dataset-name": {
+      type: "string",
+      arg: "NAME",
+      help: "group of the positional inputs' cases (default: the name of the first\n" +
+        "input folder, of a datalist without .json, or of a file's parent folder)",
+    },
+    "list-datasets": {
+      type: "boolean",
+      help: "print the dataset adapters and the layout each expects",
+    },
+    recipe: {
+      type: "string",
+      arg: "NAME|FILE",
+      default: "voco-v2",
+      help: "voco-v2 (default: RAS, 1.5 mm, window -175..250, crop > 0, pad 64)\n" +
+        "voco-v1 (RAS, window, crop > 0.3, resize 384x384x96)\n" +
+        "chest   (RAS, 1.25x1.25x5 mm, window -1000..500, crop > 0, pad 64)\n" +
+        'or a JSON file: {"name": "n", "extends": "voco-v2", "spacing": 2}\n' +
+        'or {"name": "n", "steps": [{"op": "orient", "axcodes": "RAS"}, ...]}',
+    },
+    spacing: {
+      type: "numbers",
+      counts: [1, 3],
+      arg: "S|SX,SY,SZ",
+      help: "target spacing in mm, for recipes with a spacing step\n" +
+        "(1.5, 1.5,1.5,2 or 1.5 1.5 2)",
+    },
+    window: { type: "numbers", counts: [2], arg: "LO,HI", help: "intensity window in HU" },
+    "crop-threshold": { type: "number", arg: "T", help: "foreground threshold of the crop step" },
+    "min-size": {
+      type: "numbers",
+      counts: [1, 3],
+      integer: true,
+      min: 1,
+      arg: "N|X,Y,Z",
+      help: "minimum shape of the pad step",
+    },
+    resize: {
+      type: "numbers",
+      counts: [1, 3],
+      integer: true,
+      min: 1,
+      arg: "X,Y,Z",
+      help: "output shape of the resize step",
+    },
+    dtype: {
+      type: "string",
+      arg: "T",
+      choices: ["uint16", "uint8", "float32"],
+      default: "uint16",
+      help: "uint16 (default: 1-HU steps, decoded with scale_factor/add_offset),\n" +
+        "uint8, or float32 (exact)",
+    },
+    compressor: {
+      type: "string",
+      arg: "C",
+      choices: COMPRESSORS,
+      default: DEFAULT_COMPRESSOR,
+      help: `${COMPRESSORS.join(", ")}`,
+    },
+    level: {
+      type: "number",
+      integer: true,
+      help: `compression level (default ${DEFAULT_LEVEL}; Blosc 0..9, zstd 1..22)`,
+    },
+    chunk: {
+      type: "number",
+      integer: true,
+      min: 1,
+      default: DEFAULT_CHUNK,
+      help: "chunk edge in voxels",
+    },
+    workers: {
+      type: "number",
+      integer: true,
+      min: 1,
+      help: "parallel workers (default: number of cores)",
+    },
+    "decode-threads": {
+      type: "number",
+      integer: true,
+      min: 1,
+      help: "threads per worker for compressed DICOM frames (JPEG 2000, ...)\n" +
+        "(default: cores / workers, so a single series uses every core)",
+    },
+    "max-voxels": {
+      type: "number",
+      integer: true,
+      min: 1,
+      help: "most voxels a recipe step may make for one case (default 2^29,\n" +
+        "2 GiB as float32); a case beyond it fails instead of filling memory",
+    },
+    "base-dir": { type: "path", arg: "DIR", help: "folder datalist paths are relative to" },
+    prune: {
+      type: "boolean",
+      help: "remove cached cases of the run's groups that no input gives any more",
+    },
+    force: {
+      type: "boolean",
+      help: "write a group whose cached cases were made with another recipe",
+    },
+    quiet: { type: "boolean", help: "no progress bar and no line per case (failures only)" },
+  },
+  examples: [
+    "prep ../shared/data/ct/example_ct.nii.gz --out ct.zarr",
+    "prep /data/BTCV/imagesTr --out ct.zarr --dataset-name btcv",
+    "prep --dataset btcv=/data/BTCV --dataset luna16=/data/Luna16 --out ct.zarr",
+    "prep --dataset lidc=/data/LIDC-IDRI:chest --dataset /data/TotalSegmentator --out ct.zarr",
+    "prep dataset_btcv.json --base-dir /data/BTCV --out ct.zarr --workers 2",
+    "prep /data/dicom/patient1 --out ct.zarr --recipe voco-v1 --dtype float32",
+    "prep /data/Covid19 --out ct.zarr --spacing 1.5,1.5,2 --window -1000,500",
+  ],
+  footer: `Exit code: 0 when every case is in the cache, 1 when any case failed, 2 on bad usage,
+130 when stopped with Ctrl-C (cases already written stay; a second Ctrl-C quits at once).`,
+});
 
 async function main(args: string[]): Promise<number> {
-  const { values: v, positionals } = parse(args, {
-    out: { type: "string" },
-    dataset: { type: "string", multiple: true },
-    "dataset-name": { type: "string" },
-    "list-datasets": { type: "boolean", default: false },
-    recipe: { type: "string", default: "voco-v2" },
-    spacing: { type: "string" },
-    window: { type: "string" },
-    "crop-threshold": { type: "string" },
-    "min-size": { type: "string" },
-    resize: { type: "string" },
-    dtype: { type: "string", default: "uint16" },
-    compressor: { type: "string", default: DEFAULT_COMPRESSOR },
-    level: { type: "string", default: "3" },
-    chunk: { type: "string", default: String(DEFAULT_CHUNK) },
-    workers: { type: "string" },
-    "decode-threads": { type: "string" },
-    "max-voxels": { type: "string" },
-    "base-dir": { type: "string" },
-    quiet: { type: "boolean", default: false },
-    help: { type: "boolean", short: "h", default: false },
-  });
-  if (v.help) {
-    console.log(HELP);
+  const parsed = parseCommand(PREP, args);
+  if (parsed.help !== undefined) {
+    console.log(parsed.help);
     return 0;
   }
+  const { values: v, positionals } = parsed;
   if (v["list-datasets"]) {
     console.log(listDatasets());
     return 0;
   }
-  const specs = (v.dataset as string[] | undefined) ?? [];
+  const specs = v.dataset;
   if (positionals.length === 0 && specs.length === 0) {
     throw new UsageError("No input given (files, folders, datalists or --dataset)");
   }
-  if (!v.out) throw new UsageError("--out <cache folder> is required");
-  const dtype = v.dtype as StorageDtype;
-  if (!["uint16", "uint8", "float32"].includes(dtype)) {
-    throw new UsageError(`--dtype must be uint16, uint8 or float32, got "${dtype}"`);
+  if (!v.out) throw new UsageError("--out <cache folder> is required (for example --out ct.zarr)");
+  const out = v.out;
+  const outProblem = await cacheFolderProblem(out);
+  if (outProblem) {
+    throw new UsageError(`--out: ${outProblem}; give a new folder, such as --out ct.zarr`);
   }
   const compressor = v.compressor as Compressor;
-  if (!COMPRESSORS.includes(compressor)) {
+  const range = COMPRESSOR_LEVELS[compressor];
+  if (v.level !== undefined && !range) {
+    throw new UsageError(`--level has no meaning with --compressor ${compressor}`);
+  }
+  const level = v.level ?? DEFAULT_LEVEL;
+  if (range && (level < range[0] || level > range[1])) {
     throw new UsageError(
-      `--compressor must be ${COMPRESSORS.join(", ")}, got "${compressor}"`,
+      `--level for ${compressor} takes ${range[0]}..${range[1]}, got ${level}`,
     );
   }
-  const level = Number(v.level);
-  if (!Number.isInteger(level) || level < 1 || level > 22) {
-    throw new UsageError(`--level must be an integer 1..22, got "${v.level}"`);
-  }
-  const threshold = v["crop-threshold"] === undefined ? undefined : Number(v["crop-threshold"]);
-  if (threshold !== undefined && !Number.isFinite(threshold)) {
-    throw new UsageError(`--crop-threshold takes a number, got "${v["crop-threshold"]}"`);
-  }
   const overrides: RecipeOverrides = {
-    spacingMm: triple("--spacing", v.spacing as string | undefined),
-    windowHu: pair("--window", v.window as string | undefined),
-    cropThreshold: threshold,
-    minShape: triple("--min-size", v["min-size"] as string | undefined),
-    resizeShape: triple("--resize", v.resize as string | undefined),
+    spacingMm: expandTriple(v.spacing),
+    windowHu: v.window as [number, number] | undefined,
+    cropThreshold: v["crop-threshold"],
+    minShape: expandTriple(v["min-size"]),
+    resizeShape: expandTriple(v.resize),
   };
-  const recipe = recipeFor(String(v.recipe), overrides);
+  const recipe = recipeFor(v.recipe, overrides);
   const storage: StorageOptions = {
-    dtype,
+    dtype: v.dtype as StorageDtype,
     compressor,
-    level,
-    chunk: posInt("--chunk", v.chunk as string)!,
+    level: range ? level : DEFAULT_LEVEL,
+    chunk: v.chunk,
   };
-  const workers = posInt("--workers", v.workers as string | undefined);
-  const decodeThreads = posInt("--decode-threads", v["decode-threads"] as string | undefined);
-  const maxVoxels = posInt("--max-voxels", v["max-voxels"] as string | undefined);
+  const workers = v.workers;
+  const decodeThreads = v["decode-threads"];
+  const maxVoxels = v["max-voxels"];
 
   // Each input becomes a group of cases with its dataset name and recipe.
   const items: PrepItem[] = [];
@@ -191,28 +260,23 @@ async function main(args: string[]): Promise<number> {
     groups.push({ dataset, recipe: r, cases: found.cases.length, what, layout });
   };
   // Scanning a large tree (LIDC-IDRI: 244k files) takes a while: say how far it is.
-  const status = new StatusLine(Boolean(v.quiet));
+  const status = new StatusLine(v.quiet);
   const scanning = (what: string) => (p: ScanProgress) =>
     status.update(
       `prep: scanning ${what}: ${p.files} files` +
         (p.headers ? `, ${p.headers} DICOM headers read` : ""),
     );
   if (positionals.length > 0) {
-    const dataset = toNodeName(String(v["dataset-name"] ?? defaultDatasetName(positionals[0])));
+    const dataset = toNodeName(v["dataset-name"] ?? defaultDatasetName(positionals[0]));
     const found = await discoverInputs(positionals, {
-      baseDir: v["base-dir"] as string | undefined,
+      baseDir: v["base-dir"],
       onProgress: scanning(positionals.join(", ")),
     });
     status.end();
     add(dataset, recipe, found, positionals.join(", "));
   }
   for (const spec of specs) {
-    const d = parseDatasetSpec(spec);
-    try {
-      await Deno.stat(d.path);
-    } catch {
-      throw new UsageError(`--dataset ${spec}: ${d.path} does not exist`);
-    }
+    const d = await parseDatasetSpec(spec);
     let adapter = d.name ? datasetAdapter(d.name) : undefined;
     if (!adapter) {
       adapter = await detectDataset(d.path);
@@ -244,7 +308,30 @@ async function main(args: string[]): Promise<number> {
     for (const c of items) console.error(`prep: ${c.path}: ${c.error}`);
     return 1;
   }
-  const out = resolve(String(v.out));
+  const states = await groupStates(
+    out,
+    items.map((it) => ({ dataset: it.dataset!, name: it.name, recipe: it.recipe! })),
+  );
+  const mixing = states.filter((s) => s.replaced.length + s.kept.length > 0);
+  for (const s of mixing) {
+    const theirs = [...new Set([...s.replaced, ...s.kept].map((c) => c.recipe))].join(", ");
+    const n = s.replaced.length + s.kept.length;
+    const what = `group "${s.dataset}" of ${out} holds ${n} case(s) made with recipe ${theirs}` +
+      `${theirs === s.recipes.join(", ") ? " (other steps)" : ""}; this run uses ` +
+      `${s.recipes.join(", ")}: it would replace ${s.replaced.length} of them` +
+      (s.kept.length
+        ? v.prune
+          ? ` and prune ${s.kept.length}`
+          : ` and leave ${s.kept.length} next to the new ones, mixing recipes in one group`
+        : "");
+    if (!v.force) {
+      throw new UsageError(
+        `${what}. Write this run to another group (--dataset-name NAME, or NAME= in ` +
+          `--dataset) or another cache, or add --force`,
+      );
+    }
+    console.error(`prep: --force: ${what}`);
+  }
   for (const g of groups) {
     console.error(
       `prep: ${g.cases} case(s) from ${g.what} -> ${out} [${g.dataset}], recipe ${g.recipe.name}`,
@@ -256,13 +343,26 @@ async function main(args: string[]): Promise<number> {
         skipped.slice(0, 3).map((f) => `${f.path}: ${f.reason}`).join("; "),
     );
   }
-  const progress = new Progress(items.length, Boolean(v.quiet));
+  const stale = states.flatMap((s) => s.stale.map((c) => ({ ...c, dataset: s.dataset })));
+  const staleText = (list: typeof stale) =>
+    list.slice(0, 5).map((c) => `${c.dataset}/${c.name}${c.source ? ` <- ${c.source}` : ""}`)
+      .join(", ") + (list.length > 5 ? `, ... (${list.length - 5} more)` : "");
+  if (stale.length > 0) {
+    console.error(
+      `prep: ${stale.length} cached case(s) no input gives any more (source removed or ` +
+        `renamed?): ${staleText(stale)}; ` +
+        (v.prune ? "--prune removes them after the run" : "prep --prune removes them"),
+    );
+  }
+  const progress = new Progress(items.length, v.quiet);
   const abort = new AbortController();
-  const onSigint = () => {
+  const interrupt = onInterrupt(() => {
     abort.abort();
-    console.error("\nInterrupted: finishing no new case; the cache keeps every completed case.");
-  };
-  Deno.addSignalListener("SIGINT", onSigint);
+    console.error(
+      "\nInterrupted: starting no new case; the cache keeps every completed case " +
+        "(Ctrl-C again to quit at once).",
+    );
+  });
   let summary;
   try {
     summary = await runPrep(items, {
@@ -277,19 +377,19 @@ async function main(args: string[]): Promise<number> {
         if (e.type === "case-done") {
           const r = e.report;
           progress.tick(
-            r.status === "failed"
-              ? `FAILED ${r.case.path}: ${r.error}`
-              : Deno.stderr.isTerminal()
-              ? undefined
-              : `${r.status} ${r.dataset}/${r.case.name} (${r.seconds.toFixed(2)}s)`,
+            r.status === "failed" ? `FAILED ${r.case.path}: ${r.error}` : undefined,
+            `${r.status} ${r.dataset}/${r.case.name} (${r.seconds.toFixed(2)}s)`,
           );
         }
       },
     });
   } finally {
-    Deno.removeSignalListener("SIGINT", onSigint);
+    interrupt.dispose();
     progress.end();
   }
+  // Pruning only after a whole run: an interrupted one has not looked at every input.
+  const pruned = v.prune && !interrupt.interrupted ? stale : [];
+  for (const c of pruned) await removeCase(out, c.dataset, c.name);
   const count = (s: string) => summary.reports.filter((r) => r.status === s).length;
   const failed = summary.reports.filter((r) => r.status === "failed");
   const written = summary.reports.filter((r) => r.status === "written");
@@ -327,19 +427,25 @@ async function main(args: string[]): Promise<number> {
         ? `  written    ${formatBytes(bytesOut)} for ${formatBytes(f32)} of float32 voxels ` +
           `(${(f32 / Math.max(1, bytesOut)).toFixed(1)}x smaller than MONAI's PersistentDataset)`
         : `  written    nothing new`,
+      ...(pruned.length
+        ? [`  pruned     ${pruned.length} case(s) without a source: ${staleText(pruned)}`]
+        : stale.length
+        ? [`  stale      ${stale.length} case(s) without a source (prep --prune removes them)`]
+        : []),
       ...failed.map((r) => `  FAILED     ${r.dataset}/${r.case.name} (${r.case.path}): ${r.error}`),
       ...summary.reports.flatMap((r) =>
         (r.outcome?.warnings ?? []).map((w) => `  NOTE       ${r.dataset}/${r.case.name}: ${w}`)
       ),
     ].join("\n"),
   );
+  if (interrupt.interrupted) return EXIT_INTERRUPTED;
   return failed.length > 0 || notRun > 0 ? 1 : 0;
 }
 
 /** Resolves `--recipe` (a built-in name or a JSON file) with the flag overrides. */
 function recipeFor(spec: string, overrides: RecipeOverrides): Recipe {
   try {
-    const base = spec.toLowerCase().endsWith(".json") ? readRecipeFile(spec) : spec;
+    const base = spec.toLowerCase().endsWith(".json") ? readRecipeFile(userPath(spec)) : spec;
     return resolveRecipe(base, overrides);
   } catch (e) {
     if (e instanceof RangeError) throw new UsageError(e.message);
@@ -347,8 +453,16 @@ function recipeFor(spec: string, overrides: RecipeOverrides): Recipe {
   }
 }
 
-/** Splits `[NAME=]PATH[:RECIPE]`. */
-function parseDatasetSpec(spec: string): { name?: string; path: string; recipe?: string } {
+const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+
+/**
+ * Splits `[NAME=]PATH[:RECIPE]`, with PATH (and a recipe file) from the user's folder. A
+ * PATH that exists as written keeps its colons; otherwise a tail that is no recipe is
+ * named as an unknown recipe when the path before it exists.
+ */
+async function parseDatasetSpec(
+  spec: string,
+): Promise<{ name?: string; path: string; recipe?: string }> {
   let rest = spec;
   let name: string | undefined;
   const eq = rest.indexOf("=");
@@ -356,17 +470,24 @@ function parseDatasetSpec(spec: string): { name?: string; path: string; recipe?:
     name = rest.slice(0, eq);
     rest = rest.slice(eq + 1);
   }
-  let recipe: string | undefined;
-  const colon = rest.lastIndexOf(":");
-  if (colon > 0) {
-    const tail = rest.slice(colon + 1);
-    if (tail in RECIPES || tail.toLowerCase().endsWith(".json")) {
-      recipe = tail;
-      rest = rest.slice(0, colon);
-    }
-  }
   if (!rest) throw new UsageError(`--dataset "${spec}" has no path`);
-  return { name, path: rest, recipe };
+  if (await exists(userPath(rest))) return { name, path: userPath(rest) };
+  const colon = rest.lastIndexOf(":");
+  const tail = colon > 0 ? rest.slice(colon + 1) : "";
+  const head = colon > 0 ? userPath(rest.slice(0, colon)) : userPath(rest);
+  if (tail in RECIPES || tail.toLowerCase().endsWith(".json")) {
+    if (!(await exists(head))) throw new UsageError(`--dataset ${spec}: ${head} does not exist`);
+    const recipe = tail.toLowerCase().endsWith(".json") ? userPath(tail) : tail;
+    return { name, path: head, recipe };
+  }
+  if (tail && !tail.includes("/") && (await exists(head))) {
+    const near = closest(tail, Object.keys(RECIPES));
+    throw new UsageError(
+      `--dataset ${spec}: unknown recipe "${tail}"` + (near ? ` (did you mean ${near}?)` : "") +
+        `; recipes: ${Object.keys(RECIPES).join(", ")}, or a recipe .json file`,
+    );
+  }
+  throw new UsageError(`--dataset ${spec}: ${userPath(rest)} does not exist`);
 }
 
 function listDatasets(): string {
@@ -378,7 +499,7 @@ function listDatasets(): string {
 }
 
 function defaultDatasetName(input: string): string {
-  const abs = resolve(input);
+  const abs = userPath(input);
   try {
     if (Deno.statSync(abs).isDirectory) return basename(abs);
   } catch { /* reported later by discovery */ }

@@ -91,9 +91,20 @@ export interface RecipeOverrides {
   resizeShape?: Triple;
 }
 
+/** Each override: its flag name (recorded in recipe names), its step and that step's field. */
+const OVERRIDE_FIELDS: Record<keyof RecipeOverrides, [string, RecipeStep["op"], string]> = {
+  spacingMm: ["spacing", "spacing", "spacingMm"],
+  windowHu: ["window", "window", "windowHu"],
+  cropThreshold: ["crop-threshold", "cropForeground", "threshold"],
+  minShape: ["min-size", "pad", "minShape"],
+  resizeShape: ["resize", "resize", "shape"],
+};
+
 /**
  * Returns a recipe with overrides applied (a new object): a built-in one by name, or a
- * recipe given as a plain object (as parsed from a recipe JSON file).
+ * recipe given as a plain object (as parsed from a recipe JSON file). Overrides that
+ * change a step are named in the result's name, so the cache tells it from the original:
+ * `voco-v2` with another spacing and window is `voco-v2+spacing,window`.
  */
 export function resolveRecipe(recipe: string | Recipe, overrides: RecipeOverrides = {}): Recipe {
   const base = typeof recipe === "string" ? RECIPES[recipe] : recipe;
@@ -130,7 +141,13 @@ export function resolveRecipe(recipe: string | Recipe, overrides: RecipeOverride
   }
   if (o.minShape) (need("pad", "--min-size") as { minShape: Triple }).minShape = o.minShape;
   if (o.resizeShape) (need("resize", "--resize") as { shape: Triple }).shape = o.resizeShape;
-  return { name: base.name, steps };
+  // Name the overrides that changed a step (one equal to the recipe's own value does not).
+  const suffix = (Object.keys(OVERRIDE_FIELDS) as (keyof RecipeOverrides)[]).filter((k) => {
+    const [, op, field] = OVERRIDE_FIELDS[k];
+    const before = base.steps.find((s) => s.op === op) as Record<string, unknown> | undefined;
+    return o[k] !== undefined && JSON.stringify(before?.[field]) !== JSON.stringify(o[k]);
+  }).map((k) => OVERRIDE_FIELDS[k][0]).join(",");
+  return { name: suffix ? `${base.name}+${suffix}` : base.name, steps };
 }
 
 /** The result of {@linkcode applyRecipe}: the volume and what the steps decided. */

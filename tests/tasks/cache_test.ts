@@ -1,0 +1,94 @@
+// Tests of `deno task cache inspect`: usage errors, a case that is not there, the table
+// and the JSON output.
+import { join } from "node:path";
+import { main as prepMain } from "../../tasks/prep.ts";
+import { main as cacheMain } from "../../tasks/cache.ts";
+import { UsageError } from "../../tasks/_cli.ts";
+import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
+import { denoTask, writePhantoms } from "./_run.ts";
+
+async function preppedCache(dir: string): Promise<string> {
+  await writePhantoms(join(dir, "ct"), 2);
+  const out = join(dir, "c.zarr");
+  const r = await runTask(prepMain, [join(dir, "ct"), "--out", out, "--quiet"]);
+  assertEquals(r.code, 0, r.text);
+  return out;
+}
+
+Deno.test("cache inspect without a path says a path is needed (exit 2)", async () => {
+  const r = await denoTask(["cache", "inspect"]);
+  assertEquals(r.code, 2, r.stderr);
+  assert(
+    r.stderr.startsWith("cache inspect: <cache> is needed: the path of the cache folder"),
+    r.stderr,
+  );
+  assert(r.stderr.includes('Run "deno task cache inspect --help"'), r.stderr);
+  const none = await denoTask(["cache"]);
+  assertEquals(none.code, 2, none.stderr);
+  assert(none.stderr.includes("a command is needed: inspect"), none.stderr);
+});
+
+Deno.test("cache inspect refuses unknown options and answers --help", async () => {
+  const r = await denoTask(["cache", "inspect", "x.zarr", "--jsn"]);
+  assertEquals(r.code, 2, r.stderr);
+  assert(r.stderr.includes("unknown option --jsn (did you mean --json?)"), r.stderr);
+  for (const args of [["--help"], ["inspect", "--help"]]) {
+    const h = await runTask(cacheMain, args);
+    assertEquals(h.code, 0, h.text);
+    assert(h.text.includes("Usage:") && h.text.includes("--case"), h.text);
+  }
+});
+
+Deno.test("cache inspect --case names the case and says what the cache has", async () => {
+  await using dir = await tempDir();
+  const out = await preppedCache(dir.path);
+  const check = async (spec: string, pattern: RegExp) => {
+    const e = await assertRejects(
+      () => runTask(cacheMain, ["inspect", out, "--case", spec]),
+      pattern,
+    );
+    assert(e instanceof UsageError);
+  };
+  await check(
+    "ct/nope",
+    /--case ct\/nope: no such case in .*c\.zarr .*its groups: ct \(2 cases\); ct holds ct\/case0, ct\/case1/,
+  );
+  await check("case1", /did you mean ct\/case1\?/);
+  await check("ct/cas1", /did you mean ct\/case1\?/);
+  await check("ct", /ct is a group, of ct\/case0, ct\/case1/);
+  await assertRejects(
+    () => runTask(cacheMain, ["inspect", dir.path, "--case", "ct/case0"]),
+    /is not a VoCo cache/,
+  );
+});
+
+Deno.test("cache inspect prints an aligned table, and JSON with --json", async () => {
+  await using dir = await tempDir();
+  const out = await preppedCache(dir.path);
+  const r = await runTask(cacheMain, ["inspect", out]);
+  assertEquals(r.code, 0, r.text);
+  const lines = r.text.split("\n");
+  const head = lines.find((l) => l.includes("case") && l.includes("recipe"))!;
+  const rows = lines.filter((l) => l.startsWith("  ct/"));
+  assertEquals(rows.length, 2, r.text);
+  for (const col of ["shape", "dtype", "recipe", "source"]) {
+    const at = head.indexOf(col);
+    for (const row of rows) assert(row[at - 1] === " " && row[at] !== " ", `${col}: ${r.text}`);
+  }
+  const json = JSON.parse((await runTask(cacheMain, ["inspect", out, "--json"])).text);
+  assertEquals(json.cases.map((c: { name: string }) => c.name), ["case0", "case1"]);
+  assertEquals(json.cases[0].recipe, "voco-v2");
+  const one = await runTask(cacheMain, ["inspect", out, "--case", "ct/case0"]);
+  assertEquals(one.code, 0, one.text);
+  // The affine on four lines of four numbers, each attribute on its own line.
+  const affine = one.text.split("\n").filter((l) =>
+    /^\s+([\w.]*affine\s+)?\[\s*-?[\d.]+(\s+-?[\d.e-]+){3}\]$/.test(l)
+  );
+  assertEquals(affine.length, 8, one.text); // the case's and the source's
+  assert(/ {2}values +0 \.\. 1, mean /.test(one.text), one.text);
+  const oneJson = JSON.parse(
+    (await runTask(cacheMain, ["inspect", out, "--case", "ct/case0", "--json"])).text,
+  );
+  assertEquals(oneJson.attributes.recipe.name, "voco-v2");
+  assertEquals(oneJson.values.max, 1);
+});
