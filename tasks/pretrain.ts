@@ -1,6 +1,6 @@
 // `deno task pretrain`: VoCo pre-training from the cache (train, resume), replaying the
 // reference's step files (`check`) and exporting the backbone for MONAI (`export`).
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { type BackendName, BACKENDS, useBackend } from "../train/backend.ts";
 import { replayVocoStep } from "../train/voco/check.ts";
 import {
@@ -11,140 +11,261 @@ import {
   readRunConfig,
 } from "../train/pretrain.ts";
 import { exportBackbone } from "../train/run/export.ts";
-import { formatSeconds, parse, posInt, runMain, UsageError } from "./_cli.ts";
+import { formatSeconds, runMain, UsageError } from "./_cli.ts";
+import { defineCommand, parseCommand } from "./_args.ts";
 
-const HELP = `deno task pretrain: VoCo pre-training of a SwinUNETR-v2 backbone from a cache
-
-Usage:
-  deno task pretrain --cache CACHE.zarr --out RUN [options]     train (or continue RUN)
-  deno task pretrain --resume RUN [--steps N]                   continue a run exactly
-  deno task pretrain export RUN --out backbone.safetensors [--step N] [--teacher]
-  deno task pretrain check --io voco-step.v2.safetensors [--backend B]
-
-Training reads the cache chunk by chunk: per volume a region of grid x roi voxels in x-y
-(zero-padded where the volume is smaller), the grid's base crops, --sw-batch-size random
-crops with their overlap labels, each crop augmented (flips, rot90, intensity shift).
-The run folder gets config.json, metrics.jsonl (loss and its terms, lr, samples/s,
-data-wait share per step), checkpoints every --save-every steps (the last
---keep-checkpoints kept); Ctrl-C writes a checkpoint before exiting.
-
-Options (training):
-  --recipe R          voco-v2 (default: the large-scale recipe) or voco-v1 (CVPR)
-  --cache DIR         a cache made by "deno task prep" with that recipe (repeatable)
-  --datasets A,B      only these dataset groups
-  --repeat D=N        each case of dataset D N times per epoch (repeatable)
-  --out RUN           the run folder (continued when it holds a checkpoint)
-  --resume RUN        continue RUN with its own settings (--steps may grow it)
-  --steps N           total optimiser steps of the run (default 100000)
-  --batch-size N      volumes per step (default 4 in v2, 2 in v1)
-  --sw-batch-size N   random crops per volume (default 2)
-  --roi N             model input edge, a multiple of 32 (default 64)
-  --grid N            base crops per side (default 3 in v2, 4 in v1)
-  --feature-size N    12, 24, 48 (default), 96
-  --head N            projection head width (default 1024 in v2, 2048 in v1)
-  --lr X              base learning rate (default 1e-4)
-  --warmup-steps N    linear warm-up steps (default 5000)
-  --grad-clip X       clip gradients to this global norm (default: none, as the reference)
-  --grad-accum N      batches per optimiser step (default 1)
-  --dropout D         rows (default: whole crops, the reference's Dropout1d), elements, none
-  --no-augment        no flips, rot90 or intensity shifts
-  --crop-batch N      crops per backbone pass (default: 2 on wasm, all on other backends)
-  --workers N         sample-building workers (default 2; 0 builds them inline)
-  --save-every N      checkpoint period in steps (default 1000)
-  --keep-checkpoints N  checkpoints kept (default 3)
-  --seed N            seed of weights, sampling and augmentation (default 0)
-  --init-from FILE    start from these backbone weights: our or MONAI safetensors, or a
-                      PyTorch .pt/.pth (torch.save), e.g. the published VoCo_10k.pt
-                      ("module." prefixes removed, swin_vit renamed swinViT)
-  --backend B         ${BACKENDS.join(", ")} (default auto)
-  --quiet             no progress line
-  -h, --help          this help
-
-Options (export):   --step N (default: the newest checkpoint), --teacher (v1 only)
-Options (check):    --io FILE, --tolerance T (relative, tensors; default 1e-4),
-                    --loss-tolerance T (absolute, scalars; default 1e-5), --backend B
-
-Examples:
-  deno task prep ../shared/data/ct/example_ct.nii.gz --out ct.zarr
-  deno task pretrain --cache ct.zarr --out runs/tiny --feature-size 12 --head 256 \\
-    --batch-size 1 --sw-batch-size 1 --grid 2 --steps 4 --warmup-steps 1 --lr 1e-3
-  deno task pretrain --resume runs/tiny --steps 8
-  deno task pretrain export runs/tiny --out backbone.safetensors
-  deno task pretrain check --io ../shared/golden/voco-step.v2.safetensors --backend cpu
-`;
-
-/** Paths given on the command line are relative to where the user stood. */
-function userPath(p: string): string {
-  return resolve(Deno.env.get("INIT_CWD") ?? Deno.cwd(), p);
-}
-
-const OPTIONS = {
-  recipe: { type: "string" },
-  cache: { type: "string", multiple: true },
-  datasets: { type: "string" },
-  repeat: { type: "string", multiple: true },
-  out: { type: "string" },
-  resume: { type: "string" },
-  steps: { type: "string" },
-  "batch-size": { type: "string" },
-  "sw-batch-size": { type: "string" },
-  roi: { type: "string" },
-  grid: { type: "string" },
-  "feature-size": { type: "string" },
-  head: { type: "string" },
-  lr: { type: "string" },
-  "warmup-steps": { type: "string" },
-  "grad-clip": { type: "string" },
-  "grad-accum": { type: "string" },
-  dropout: { type: "string" },
-  "no-augment": { type: "boolean" },
-  "crop-batch": { type: "string" },
-  "init-from": { type: "string" },
-  workers: { type: "string" },
-  "save-every": { type: "string" },
-  "keep-checkpoints": { type: "string" },
-  seed: { type: "string" },
-  backend: { type: "string", default: "auto" },
-  quiet: { type: "boolean", default: false },
-  step: { type: "string" },
-  teacher: { type: "boolean", default: false },
-  io: { type: "string" },
-  tolerance: { type: "string", default: "1e-4" },
-  "loss-tolerance": { type: "string", default: "1e-5" },
-  help: { type: "boolean", short: "h", default: false },
+const BACKEND_FLAG = {
+  type: "string",
+  arg: "B",
+  choices: BACKENDS,
+  default: "auto",
+  help: `${BACKENDS.join(", ")} (default auto: wasm, else cpu)`,
 } as const;
 
-type Values = Record<string, string | boolean | string[] | undefined>;
+const TRAIN_FLAGS = {
+  recipe: {
+    type: "string",
+    arg: "R",
+    choices: ["voco-v2", "voco-v1"],
+    default: "voco-v2",
+    help: "voco-v2 (the large-scale recipe) or voco-v1 (CVPR); the cache must match",
+  },
+  cache: {
+    type: "list",
+    item: "path",
+    arg: "DIR",
+    help: 'a cache made by "deno task prep" with that recipe; repeatable',
+  },
+  datasets: { type: "string", arg: "A,B", help: "only these dataset groups" },
+  repeat: {
+    type: "list",
+    arg: "D=N",
+    help: "each case of dataset D N times per epoch; repeatable",
+  },
+  out: { type: "path", arg: "RUN", help: "the run folder (continued when it holds a checkpoint)" },
+  resume: {
+    type: "path",
+    arg: "RUN",
+    help: "continue RUN with its own settings (--steps may grow it)",
+  },
+  "init-from": {
+    type: "path",
+    arg: "FILE",
+    help: "start from these backbone weights: our or MONAI safetensors, or a PyTorch\n" +
+      '.pt/.pth (torch.save) such as the published VoCo_10k.pt ("module." removed,\n' +
+      "swin_vit renamed swinViT)",
+  },
+  steps: {
+    type: "number",
+    integer: true,
+    min: 1,
+    help: "total optimiser steps of the run (default 100000)",
+  },
+  "batch-size": {
+    type: "number",
+    integer: true,
+    min: 1,
+    help: "volumes per step (default 4 in v2, 2 in v1)",
+  },
+  "sw-batch-size": {
+    type: "number",
+    integer: true,
+    min: 1,
+    help: "random crops per volume (default 2)",
+  },
+  roi: {
+    type: "number",
+    integer: true,
+    min: 64,
+    help: "model input edge, a multiple of 32 (default 64)",
+  },
+  grid: {
+    type: "number",
+    integer: true,
+    min: 2,
+    help: "base crops per side (default 3 in v2, 4 in v1)",
+  },
+  "feature-size": { type: "number", integer: true, help: "12, 24, 48 (default), 96 or 192" },
+  head: {
+    type: "number",
+    integer: true,
+    min: 1,
+    help: "projection head width (default 1024 in v2, 2048 in v1)",
+  },
+  lr: { type: "number", min: 0, arg: "X", help: "base learning rate (default 1e-4)" },
+  "warmup-steps": {
+    type: "number",
+    integer: true,
+    min: 0,
+    help: "linear warm-up steps (default 5000)",
+  },
+  "grad-clip": {
+    type: "number",
+    min: 0,
+    arg: "X",
+    help: "clip gradients to this global norm (default: none, as the reference)",
+  },
+  "grad-accum": {
+    type: "number",
+    integer: true,
+    min: 1,
+    help: "batches per optimiser step (default 1)",
+  },
+  dropout: {
+    type: "string",
+    arg: "D",
+    choices: ["rows", "elements", "none"],
+    default: "rows",
+    help: "feature dropout before the v2 student head: rows (default: whole crops,\n" +
+      "as the reference's Dropout1d on [N, C]), elements, or none",
+  },
+  "no-augment": { type: "boolean", help: "no flips, rot90 or intensity shifts" },
+  "crop-batch": {
+    type: "number",
+    integer: true,
+    min: 1,
+    help: "crops per backbone pass (default: 2 on wasm, all on other backends)",
+  },
+  workers: {
+    type: "number",
+    integer: true,
+    min: 0,
+    help: "sample-building workers (default 2; 0: inline)",
+  },
+  "save-every": {
+    type: "number",
+    integer: true,
+    min: 1,
+    help: "checkpoint period in steps (default 1000)",
+  },
+  "keep-checkpoints": {
+    type: "number",
+    integer: true,
+    min: 1,
+    help: "checkpoints kept (default 3)",
+  },
+  seed: {
+    type: "number",
+    integer: true,
+    min: 0,
+    help: "seed of weights, sampling and augmentation (default 0)",
+  },
+  backend: BACKEND_FLAG,
+  quiet: { type: "boolean", help: "no progress line" },
+} as const;
 
-function positiveNumber(flag: string, s: string | undefined): number | undefined {
-  if (s === undefined) return undefined;
-  const n = Number(s);
-  if (!(n > 0) || !Number.isFinite(n)) {
-    throw new UsageError(`${flag} takes a positive number, got "${s}"`);
-  }
-  return n;
-}
+/** The command line of `deno task pretrain`. */
+export const PRETRAIN = defineCommand({
+  name: "pretrain",
+  summary: "VoCo pre-training of a SwinUNETR-v2 backbone from a cache",
+  usage: [
+    "pretrain train --cache CACHE.zarr --out RUN [options]  (the word train may be left out)",
+    "pretrain train --resume RUN [--steps N]",
+    "pretrain export RUN --out backbone.safetensors [--step N] [--teacher]",
+    "pretrain check --io voco-step.v2.safetensors [--backend B]",
+  ],
+  subcommands: {
+    train: {
+      name: "pretrain train",
+      summary: "train a VoCo run from one or more caches, or continue one",
+      usage: [
+        "pretrain [train] --cache CACHE.zarr --out RUN [options]",
+        "pretrain [train] --resume RUN [--steps N]",
+      ],
+      description:
+        `Reads the cache chunk by chunk: per volume a region of grid x roi voxels in x-y (zero-
+padded where the volume is smaller), the grid's base crops, --sw-batch-size random crops
+with their overlap labels, each crop augmented (flips, rot90, intensity shift). The run
+folder gets config.json, metrics.jsonl (loss and its terms, lr, samples/s, data-wait
+share), loss.svg, and checkpoints every --save-every steps (the last --keep-checkpoints
+kept). Ctrl-C writes a checkpoint and exits 130; a second Ctrl-C quits at once.`,
+      flags: TRAIN_FLAGS,
+      examples: [
+        "prep ../shared/data/ct/example_ct.nii.gz --out ct.zarr",
+        "pretrain train --cache ct.zarr --out runs/tiny --feature-size 12 --head 256 \\\n" +
+        "    --batch-size 1 --sw-batch-size 1 --grid 2 --steps 4 --warmup-steps 1 --lr 1e-3",
+        "pretrain train --resume runs/tiny --steps 8",
+      ],
+      footer: "Exit code: 0 when done, 1 when cases failed to read (they are skipped), " +
+        "2 on bad usage, 130 when stopped with Ctrl-C.",
+    },
+    export: {
+      name: "pretrain export",
+      summary: "write a run's backbone in MONAI's names for fine-tuning",
+      usage: ["pretrain export RUN --out backbone.safetensors [--step N] [--teacher]"],
+      description:
+        `The student backbone (swinViT.*, encoder1..4, encoder10) of the newest checkpoint
+(or --step N), loadable into monai.networks.nets.SwinUNETR(use_v2=True) with
+load_state_dict(..., strict=False) (the decoder stays fresh).`,
+      positionals: { name: "run", help: "the run folder", type: "path", min: 1, max: 1 },
+      flags: {
+        out: { type: "path", arg: "FILE", help: "the safetensors file to write" },
+        step: {
+          type: "number",
+          integer: true,
+          min: 1,
+          help: "the checkpoint's step (default: the newest)",
+        },
+        teacher: { type: "boolean", help: "the v1 teacher network instead of the student" },
+      },
+      examples: ["pretrain export runs/tiny --out backbone.safetensors"],
+    },
+    check: {
+      name: "pretrain check",
+      summary: "replay a reference VoCo step file and compare every quantity",
+      usage: ["pretrain check --io voco-step.v2.safetensors [--backend B]"],
+      description:
+        `Replays a step file made by running the reference implementations' loss, heads and
+schedule on fixed embeddings (the VoCo version is in its metadata), with this toolkit's
+code, and prints the max absolute and relative difference of every recorded quantity.`,
+      flags: {
+        io: { type: "path", arg: "FILE", help: "a voco-step.v1/v2.safetensors file" },
+        tolerance: {
+          type: "number",
+          arg: "T",
+          default: 1e-4,
+          help: "largest max relative difference of a tensor",
+        },
+        "loss-tolerance": {
+          type: "number",
+          arg: "T",
+          default: 1e-5,
+          help: "largest max absolute difference of a scalar (losses, lr)",
+        },
+        backend: BACKEND_FLAG,
+      },
+      examples: ["pretrain check --io ../shared/golden/voco-step.v2.safetensors --backend cpu"],
+      footer: "Exit code: 0 when every quantity is within tolerance, 1 when any exceeds it.",
+    },
+  },
+  examples: [
+    "pretrain train --cache ct.zarr --out runs/tiny --feature-size 12 --head 256 --grid 2 --steps 4",
+    "pretrain export runs/tiny --out backbone.safetensors",
+    "pretrain check --io ../shared/golden/voco-step.v1.safetensors",
+  ],
+});
 
-async function backend(v: Values): Promise<string> {
-  const name = String(v.backend) as BackendName;
-  if (!BACKENDS.includes(name)) {
-    throw new UsageError(`--backend must be one of ${BACKENDS.join(", ")}, got "${name}"`);
-  }
-  return await useBackend(name);
+type Values = Record<string, string | number | boolean | string[] | number[] | undefined>;
+
+async function backend(name: string): Promise<string> {
+  return await useBackend(name as BackendName);
 }
 
 async function check(v: Values): Promise<number> {
-  if (!v.io) throw new UsageError("check needs --io FILE (a voco-step.*.safetensors)");
-  const tol = positiveNumber("--tolerance", v.tolerance as string)!;
-  const lossTol = positiveNumber("--loss-tolerance", v["loss-tolerance"] as string)!;
-  const path = userPath(String(v.io));
+  if (!v.io) {
+    throw new UsageError("check needs --io FILE (a voco-step.*.safetensors)", {
+      command: "pretrain check",
+    });
+  }
+  const tol = v.tolerance as number, lossTol = v["loss-tolerance"] as number;
+  const path = String(v.io);
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
   } catch (e) {
     throw new Error(`--io ${path}: ${(e as Error).message}`);
   }
-  const be = await backend(v);
+  const be = await backend(String(v.backend));
   const t0 = performance.now();
   const r = await replayVocoStep(bytes);
   const ok = (row: (typeof r.rows)[number]) =>
@@ -175,71 +296,53 @@ async function check(v: Values): Promise<number> {
   return bad.length > 0 || r.rows.length === 0 ? 1 : 0;
 }
 
-async function exportRun(v: Values, positionals: string[]): Promise<number> {
-  const run = positionals[1];
-  if (!run) {
-    throw new UsageError("export needs the run folder: deno task pretrain export RUN --out FILE");
+async function exportRun(v: Values, run: string): Promise<number> {
+  if (!v.out) {
+    throw new UsageError("export needs --out FILE.safetensors", { command: "pretrain export" });
   }
-  if (!v.out) throw new UsageError("export needs --out FILE.safetensors");
-  const step = posInt("--step", v.step as string | undefined);
-  const { bytes, step: got, path } = await exportBackbone(userPath(run), {
-    step,
+  const { bytes, step: got, path } = await exportBackbone(run, {
+    step: v.step as number | undefined,
     teacher: Boolean(v.teacher),
   });
-  const out = userPath(String(v.out));
+  const out = String(v.out);
   const tmp = `${out}.tmp-${Deno.pid}`;
   await Deno.writeFile(tmp, bytes);
   await Deno.rename(tmp, out);
   console.log(
     `exported the ${v.teacher ? "teacher" : "student"} backbone of step ${got} (${path})\n` +
-      `  to ${out} (${
-        (bytes.length / 1e6).toFixed(1)
-      } MB, MONAI SwinUNETR(use_v2=True) keys swinViT.*, encoder*)`,
+      `  to ${out} (${(bytes.length / 1e6).toFixed(1)} MB; MONAI SwinUNETR(use_v2=True) keys ` +
+      `swinViT.*, encoder*)`,
   );
   return 0;
 }
 
+const usage = (message: string) => new UsageError(message, { command: "pretrain train" });
+
 function trainConfig(v: Values, be: string, base?: PretrainConfig): PretrainConfig {
-  const int = (flag: string) => posInt(`--${flag}`, v[flag] as string | undefined);
+  const num = (flag: string) => v[flag] as number | undefined;
   if (base) {
     // A resumed run keeps its settings; only its length may change.
-    const steps = int("steps");
+    const steps = num("steps");
     return { ...base, backend: be, ...(steps ? { steps } : {}) };
   }
-  const recipe = String(v.recipe ?? "voco-v2");
-  if (recipe !== "voco-v2" && recipe !== "voco-v1") {
-    throw new UsageError(`--recipe must be voco-v2 or voco-v1, got "${recipe}"`);
-  }
-  const version = recipe === "voco-v2" ? "v2" : "v1";
-  const caches = ((v.cache as string[] | undefined) ?? []).map(userPath);
+  const version = v.recipe === "voco-v1" ? "v1" : "v2";
+  const caches = (v.cache as string[] | undefined) ?? [];
   if (caches.length === 0) {
-    throw new UsageError("training needs --cache DIR (a cache made by deno task prep)");
+    throw usage("training needs --cache DIR (a cache made by deno task prep)");
   }
   const repeat: Record<string, number> = {};
   for (const r of (v.repeat as string[] | undefined) ?? []) {
     const m = r.match(/^([^=]+)=(\d+)$/);
-    if (!m || Number(m[2]) < 1) throw new UsageError(`--repeat takes DATASET=N, got "${r}"`);
+    if (!m || Number(m[2]) < 1) throw usage(`--repeat takes DATASET=N, got "${r}"`);
     repeat[m[1]] = Number(m[2]);
   }
-  const roi = int("roi") ?? 64;
-  if (roi % 32 !== 0 || roi < 64) {
-    throw new UsageError(`--roi must be a multiple of 32, at least 64, got ${roi}`);
-  }
-  const fs = int("feature-size") ?? 48;
+  const roi = num("roi") ?? 64;
+  if (roi % 32 !== 0) throw usage(`--roi must be a multiple of 32, at least 64, got ${roi}`);
+  const fs = num("feature-size") ?? 48;
   if (![12, 24, 48, 96, 192].includes(fs)) {
-    throw new UsageError(`--feature-size must be 12, 24, 48, 96 or 192, got ${fs}`);
+    throw usage(`--feature-size must be 12, 24, 48, 96 or 192, got ${fs}`);
   }
-  const dropout = String(v.dropout ?? "rows");
-  if (!["rows", "elements", "none"].includes(dropout)) {
-    throw new UsageError(`--dropout must be rows, elements or none, got "${dropout}"`);
-  }
-  const head = int("head");
-  const grid = int("grid");
-  if (grid !== undefined && grid < 2) throw new UsageError(`--grid needs at least 2, got ${grid}`);
-  const workers = v.workers === undefined ? undefined : Number(v.workers);
-  if (workers !== undefined && !(Number.isInteger(workers) && workers >= 0)) {
-    throw new UsageError(`--workers takes 0 or a positive integer, got "${v.workers}"`);
-  }
+  const head = num("head");
   const overrides: Partial<PretrainConfig> = {
     datasets: v.datasets
       ? String(v.datasets).split(",").map((s) => s.trim()).filter(Boolean)
@@ -247,48 +350,39 @@ function trainConfig(v: Values, be: string, base?: PretrainConfig): PretrainConf
     repeat: Object.keys(repeat).length ? repeat : undefined,
     roi,
     featureSize: fs,
-    dropout: dropout as PretrainConfig["dropout"],
+    dropout: v.dropout as PretrainConfig["dropout"],
     augment: !v["no-augment"],
     backend: be,
-    cropBatch: int("crop-batch") ?? (be === "wasm" ? 2 : undefined),
+    cropBatch: num("crop-batch") ?? (be === "wasm" ? 2 : undefined),
+    initFrom: v["init-from"] as string | undefined,
   };
   const set = <K extends keyof PretrainConfig>(k: K, value: PretrainConfig[K] | undefined) => {
     if (value !== undefined) overrides[k] = value;
   };
-  set("steps", int("steps"));
-  set("batchSize", int("batch-size"));
-  set("swBatchSize", int("sw-batch-size"));
-  set("grid", grid);
+  set("steps", num("steps"));
+  set("batchSize", num("batch-size"));
+  set("swBatchSize", num("sw-batch-size"));
+  set("grid", num("grid"));
   set("headDims", head ? [head, head, head] : undefined);
-  set("lr", positiveNumber("--lr", v.lr as string | undefined));
-  set("warmupSteps", v["warmup-steps"] === undefined ? undefined : Number(v["warmup-steps"]));
-  set("gradClip", positiveNumber("--grad-clip", v["grad-clip"] as string | undefined));
-  set("gradAccum", int("grad-accum"));
-  set("workers", workers);
-  set("saveEvery", int("save-every"));
-  set("keepCheckpoints", int("keep-checkpoints"));
-  set("seed", v.seed === undefined ? undefined : Number(v.seed));
-  set("initFrom", v["init-from"] ? userPath(String(v["init-from"])) : undefined);
-  if (
-    overrides.warmupSteps !== undefined &&
-    !(Number.isInteger(overrides.warmupSteps) && overrides.warmupSteps >= 0)
-  ) {
-    throw new UsageError(
-      `--warmup-steps takes 0 or a positive integer, got "${v["warmup-steps"]}"`,
-    );
-  }
+  set("lr", num("lr"));
+  set("warmupSteps", num("warmup-steps"));
+  set("gradClip", num("grad-clip"));
+  set("gradAccum", num("grad-accum"));
+  set("workers", num("workers"));
+  set("saveEvery", num("save-every"));
+  set("keepCheckpoints", num("keep-checkpoints"));
+  set("seed", num("seed"));
   return pretrainConfig(version, caches, overrides);
 }
 
 async function train(v: Values): Promise<number> {
-  if (v.resume && v.out) throw new UsageError("give --resume RUN or --out RUN, not both");
-  const dir = v.resume ? userPath(String(v.resume)) : v.out ? userPath(String(v.out)) : undefined;
-  if (!dir) throw new UsageError("training needs --out RUN (or --resume RUN)");
+  if (v.resume && v.out) throw usage("give --resume RUN or --out RUN, not both");
+  const dir = (v.resume ?? v.out) as string | undefined;
+  if (!dir) throw usage("training needs --out RUN (or --resume RUN)");
   const existing = await readRunConfig(dir).catch(() => undefined);
-  if (v.resume && !existing) {
-    throw new UsageError(`--resume ${dir}: not a run folder (no config.json)`);
-  }
-  const be = await backend(v);
+  if (v.resume && !existing) throw usage(`--resume ${dir}: not a run folder (no config.json)`);
+  if (!existing) trainConfig(v, "cpu"); // usage errors before any backend loads
+  const be = await backend(String(v.backend));
   const config = trainConfig(v, be, existing);
   const quiet = Boolean(v.quiet);
   let stopping = false;
@@ -365,17 +459,18 @@ async function train(v: Values): Promise<number> {
 }
 
 async function main(args: string[]): Promise<number> {
-  const { values: v, positionals } = parse(args, OPTIONS as never);
-  if (v.help) {
-    console.log(HELP);
+  // Training is the default command: `pretrain --cache ...` is `pretrain train --cache ...`.
+  const first = args[0];
+  const named = first !== undefined && Object.hasOwn(PRETRAIN.subcommands, first);
+  const help = first === "-h" || first === "--help" || first === undefined;
+  const parsed = parseCommand(PRETRAIN, named || help ? args : ["train", ...args]);
+  if (parsed.help !== undefined) {
+    console.log(parsed.help);
     return 0;
   }
-  if (positionals[0] === "check") return await check(v);
-  if (positionals[0] === "export") return await exportRun(v, positionals);
-  if (positionals.length) {
-    throw new UsageError(`Unknown command "${positionals[0]}" (check, export, or none to train)`);
-  }
-  return await train(v);
+  if (parsed.command === "check") return await check(parsed.values);
+  if (parsed.command === "export") return await exportRun(parsed.values, parsed.positionals[0]);
+  return await train(parsed.values);
 }
 
 if (import.meta.main) await runMain("pretrain", main);

@@ -8,6 +8,7 @@ import { CACHE, main as cacheMain } from "../../tasks/cache.ts";
 import { DEMO, demoHint, main as demoMain } from "../../tasks/demo.ts";
 import { main as modelMain, MODEL } from "../../tasks/model.ts";
 import { BENCH, main as benchMain } from "../../tasks/bench.ts";
+import { main as pretrainMain, PRETRAIN } from "../../tasks/pretrain.ts";
 import { tensorNote } from "../../tasks/_bench_model.ts";
 import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
 import { denoTask, ROOT } from "./_run.ts";
@@ -18,6 +19,7 @@ const TASKS: [CommandSpec, (args: string[]) => Promise<number>][] = [
   [DEMO, demoMain],
   [MODEL, modelMain],
   [BENCH, benchMain],
+  [PRETRAIN, pretrainMain],
 ];
 
 /** Every command line that takes options: each task, and each subcommand with its name. */
@@ -102,7 +104,7 @@ Deno.test("the demo writes ct.zarr, and its closing hint (zarr >= 3) names a cas
   assert(hint.includes("zarr >= 3"), hint);
   assert(!hint.includes(".tree()"), hint); // zarr 3's tree() needs the optional rich
   await using dir = await tempDir();
-  const demo = await runTask(demoMain, ["--out", dir.path]);
+  const demo = await runTask(demoMain, ["--out", dir.path, "--steps", "0"]);
   assertEquals(demo.code, 0, demo.text);
   const cache = join(dir.path, "ct.zarr");
   assert(demo.text.includes(demoHint(cache)), demo.text);

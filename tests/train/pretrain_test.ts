@@ -69,9 +69,10 @@ Deno.test("pretrain usage errors exit 2 and name the problem", async () => {
     const [args, pattern] of [
       [["--out", "x"], /needs --cache/],
       [["--cache", "c.zarr"], /needs --out/],
-      [["export"], /run folder/],
+      [["export"], /run/],
       [["check"], /needs --io/],
-      [["--cache", "c", "--out", "o", "--roi", "48"], /multiple of 32/],
+      [["--cache", "c", "--out", "o", "--roi", "80"], /multiple of 32/],
+      [["--cache", "c", "--out", "o", "--recipe", "voco-v3"], /voco-v2/],
     ] as [string[], RegExp][]
   ) {
     await assertRejectsUsage(args, pattern);
