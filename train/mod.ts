@@ -1,14 +1,14 @@
 /**
  * VoCo pre-training: the SwinUNETR-v2 backbone and VoCo head in TensorFlow.js with MONAI's
  * parameter names, safetensors import/export, `torch.save` checkpoints and starting weights,
- * the loss plot, backends and custom kernels. The sampler over the cache, the VoCo losses and
- * the training loop (`deno task pretrain`) are to come.
+ * the loss plot, backends and custom kernels; the VoCo sampler over the cache, losses, heads,
+ * AdamW and schedule, and the training loop behind `deno task pretrain`.
  *
  * @module
  */
 
-/** Whether `deno task pretrain` can train yet. */
-export const PRETRAIN_AVAILABLE = false;
+/** Whether `deno task pretrain` can train (it can since toolkit 0.1.0). */
+export const PRETRAIN_AVAILABLE = true;
 
 export { type BackendName, BACKENDS, useBackend } from "./backend.ts";
 export {
@@ -54,3 +54,71 @@ export { dense } from "./kernels/dense.ts";
 export { layerNormLastAxis } from "./kernels/layer_norm.ts";
 export { instanceNormChannelsLast } from "./kernels/instance_norm.ts";
 export { typedArrayKernels, useStockOps } from "./kernels/dispatch.ts";
+export { permutation, Rng, streamRng } from "./rng.ts";
+export {
+  buildSample,
+  positionLabels,
+  type ReadBox,
+  regionShape,
+  regionStart,
+  type SampleSpec,
+  sampleSpec,
+  type VocoSample,
+} from "./sampler/voco_sample.ts";
+export {
+  type CaseList,
+  EpochOrder,
+  listTrainingCases,
+  type ListOptions,
+  type TrainingCase,
+} from "./sampler/cases.ts";
+export {
+  type Batch,
+  BatchLoader,
+  type FailedSample,
+  type LoaderOptions,
+} from "./sampler/loader.ts";
+export { readPaddedBox } from "./sampler/read_box.ts";
+export {
+  positionLogits,
+  regularisation,
+  splitRows,
+  stopGradient,
+  type VocoV1Terms,
+  type VocoV2Terms,
+  vocoLossV1,
+  vocoLossV2,
+} from "./voco/loss.ts";
+export { emaUpdate, headForward, headSpecs, initHead } from "./voco/head.ts";
+export {
+  type FeatureDropout,
+  type StepInput,
+  type StepTerms,
+  VocoModel,
+  type VocoModelOptions,
+  type VocoVersion,
+} from "./voco/model.ts";
+export { replayVocoStep, type StepDiff, type StepReplay } from "./voco/check.ts";
+export { AdamW, type AdamWOptions, clipGradNorm } from "./optim/adamw.ts";
+export { warmupCosine, type WarmupCosineOptions } from "./optim/schedule.ts";
+export {
+  type CheckpointState,
+  checkpointName,
+  listCheckpoints,
+  loadCheckpoint,
+  readCheckpoint,
+  saveCheckpoint,
+} from "./run/checkpoint.ts";
+export { exportBackbone, type ExportOptions } from "./run/export.ts";
+export {
+  type MetricsRow,
+  pretrain,
+  type PretrainConfig,
+  pretrainConfig,
+  type PretrainHooks,
+  type PretrainSummary,
+  readMetrics,
+  readRunConfig,
+  TOOLKIT_VERSION,
+} from "./pretrain.ts";
+export { backboneFeatures } from "./swin/voco_model.ts";
