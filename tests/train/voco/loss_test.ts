@@ -101,3 +101,39 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "the losses and their gradients run on webgpu as on cpu (pretrain check v1), when an adapter exists",
+  ignore,
+  async fn() {
+    const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+    if (!gpu || !(await gpu.requestAdapter().catch(() => null))) {
+      console.warn("Skipping: no WebGPU adapter here.");
+      return;
+    }
+    // A child process: Deno's WebGPU teardown can abort the process at exit.
+    const task = new URL("../../../tasks/pretrain.ts", import.meta.url).pathname;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--frozen",
+        "-A",
+        task,
+        "check",
+        "--io",
+        `${SHARED}golden/voco-step.v1.safetensors`,
+        "--backend",
+        "webgpu",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(240_000),
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert(
+      /VoCo v1 reference step file on webgpu/.test(text) && /all 5 quantities match/.test(text),
+      text,
+    );
+  },
+});
