@@ -231,6 +231,10 @@ export async function pretrain(
     cropBatch: config.cropBatch,
   });
   let startStep = 0, position = 0;
+  // Temporary files of a run killed while writing (never read: the rename did not happen).
+  for await (const e of Deno.readDir(dir)) {
+    if (/\.tmp-\d+$/.test(e.name)) await Deno.remove(join(dir, e.name)).catch(() => {});
+  }
   const checkpoints = await listCheckpoints(dir);
   let rows: MetricsRow[] = [];
   let init: { loaded: number; missing: string[]; unexpected: string[]; format: string } | undefined;
@@ -322,7 +326,17 @@ export async function pretrain(
           },
           step * config.gradAccum + micro,
           1 / config.gradAccum,
-        );
+        ).catch((e: Error) => {
+          // tfjs-wasm's heap ends at a few GB: say what to change instead of a bare trap.
+          if (/memory access out of bounds|Aborted|allocation failed/i.test(e.message)) {
+            throw new RangeError(
+              `Step ${step + 1} ran out of ${config.backend} memory (${e.message}): lower ` +
+                `--crop-batch (now ${config.cropBatch ?? "all crops"}) or --batch-size`,
+              { cause: e },
+            );
+          }
+          throw e;
+        });
         for (const [k, v] of Object.entries(r.terms)) sum[k] = (sum[k] ?? 0) + v / config.gradAccum;
         for (const [k, g] of r.grads) {
           const prev = grads.get(k);
@@ -371,7 +385,10 @@ export async function pretrain(
     }
   } finally {
     loader.close();
-    model.dispose();
+    // After a failed step the backend may be unusable; that must not hide the step's error.
+    try {
+      model.dispose();
+    } catch { /* the first error propagates */ }
   }
   const last = checkpoint ??
     (await listCheckpoints(dir)).map((s) => join(dir, checkpointName(s))).pop();

@@ -146,3 +146,87 @@ Deno.test("learning happens: on a held-out batch the loss halves and the logits 
     model.dispose();
   }
 });
+
+Deno.test("Ctrl-C writes a checkpoint and exits 130; kill -9 never damages the run folder", async () => {
+  await using tmp = await tempDir();
+  const cache = await tinyCache(tmp.path, 2);
+  const run = join(tmp.path, "run");
+  const task = new URL("../../tasks/pretrain.ts", import.meta.url).pathname;
+  const spawn = () =>
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--frozen",
+        "-A",
+        task,
+        "--cache",
+        cache,
+        "--out",
+        run,
+        "--feature-size",
+        "12",
+        "--head",
+        "64",
+        "--batch-size",
+        "1",
+        "--sw-batch-size",
+        "1",
+        "--grid",
+        "2",
+        "--steps",
+        "20",
+        "--save-every",
+        "1",
+        "--workers",
+        "0",
+        "--backend",
+        "wasm",
+        "--crop-batch",
+        "2",
+        "--quiet",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  const waitFor = async (step: number, child: Deno.ChildProcess) => {
+    let exited = false;
+    child.status.then(() => exited = true);
+    const t0 = Date.now();
+    while (Date.now() - t0 < 240_000 && !exited) {
+      const steps = await listCheckpoints(run).catch(() => [] as number[]);
+      if (steps.includes(step)) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const out = exited ? await child.output() : undefined;
+    throw new Error(
+      `no checkpoint of step ${step}` +
+        (out
+          ? `: the run exited ${out.code}: ${new TextDecoder().decode(out.stderr)}`
+          : " in time"),
+    );
+  };
+  // Ctrl-C during step 2: the step finishes, its checkpoint is written, exit 130.
+  const first = spawn();
+  await waitFor(1, first);
+  first.kill("SIGINT");
+  const out = await first.output();
+  const text = new TextDecoder().decode(out.stdout);
+  assertEquals(out.code, 130, text + new TextDecoder().decode(out.stderr));
+  assert(/stopped at step 2\/20/.test(text), text);
+  assertEquals(await listCheckpoints(run), [1, 2]);
+  // kill -9 during step 3: the folder keeps its checkpoints whole and resumes from step 2.
+  const second = spawn();
+  await new Promise((r) => setTimeout(r, 4000));
+  second.kill("SIGKILL");
+  await second.output();
+  const steps = await listCheckpoints(run);
+  assert(steps.at(-1)! >= 2, `${steps}`);
+  for (const s of steps) {
+    await readCheckpoint(join(run, `ckpt-${String(s).padStart(7, "0")}.safetensors`));
+  }
+  const rows = await readMetrics(run);
+  assert(
+    rows.length >= 2 && rows.every((r, i) => r.step === i + 1),
+    JSON.stringify(rows.map((r) => r.step)),
+  );
+});
