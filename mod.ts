@@ -1,6 +1,6 @@
 /**
  * VoCo toolkit: turn CT collections into a compact, resampled Zarr v3 cache that
- * reproduces MONAI's VoCo preprocessing, and (soon) pre-train a SwinUNETR-v2 backbone
+ * reproduces MONAI's VoCo preprocessing, and pre-train a SwinUNETR-v2 backbone
  * on it.
  *
  * @example Preprocess one volume in memory
