@@ -77,6 +77,7 @@ Deno.test("mod.ts exports exactly the documented public API", () => {
     "headSpecs",
     "importWeights",
     "initCache",
+    "initFrom",
     "initHead",
     "initParams",
     "instanceNormChannelsLast",

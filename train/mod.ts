@@ -122,3 +122,4 @@ export {
   TOOLKIT_VERSION,
 } from "./pretrain.ts";
 export { backboneFeatures } from "./swin/voco_model.ts";
+export { initFrom, type InitReport } from "./run/init_from.ts";

@@ -15,8 +15,7 @@ import {
 } from "./run/checkpoint.ts";
 import { checkpointName } from "./run/checkpoint.ts";
 import * as tf from "@tensorflow/tfjs-core";
-import { loadInitWeights } from "./swin/init_weights.ts";
-import { fromTorch, paramSpecs } from "./swin/params.ts";
+import { initFrom, type InitReport } from "./run/init_from.ts";
 import { lossPlotSvg } from "./plot.ts";
 
 async function writeTextAtomic(path: string, text: string): Promise<void> {
@@ -237,26 +236,8 @@ export async function pretrain(
   }
   const checkpoints = await listCheckpoints(dir);
   let rows: MetricsRow[] = [];
-  let init: { loaded: number; missing: string[]; unexpected: string[]; format: string } | undefined;
-  if (checkpoints.length === 0 && config.initFrom) {
-    const w = await loadInitWeights(config.initFrom, model.config);
-    init = { loaded: 0, missing: w.missing, unexpected: w.unexpected, format: w.format };
-    const specs = new Map(paramSpecs(model.config).map((s) => [s.name, s]));
-    // The student backbone (and the v1 teacher, which starts as its copy in the reference
-    // sense of "continue from these weights") take every key the file has.
-    for (
-      const target of model.version === "v2" ? [model.backbone] : [model.backbone, model.teacher]
-    ) {
-      for (const [name, data] of w.params) {
-        const v = target.get(name), spec = specs.get(name);
-        if (!v || !spec) continue;
-        const t = tf.tensor(fromTorch(spec, data), v.shape);
-        v.assign(t);
-        t.dispose();
-        if (target === model.backbone) init.loaded++;
-      }
-    }
-  }
+  let init: InitReport | undefined;
+  if (checkpoints.length === 0 && config.initFrom) init = await initFrom(model, config.initFrom);
   if (checkpoints.length > 0) {
     const path = join(dir, checkpointName(checkpoints[checkpoints.length - 1]));
     const ckpt = await readCheckpoint(path);

@@ -107,7 +107,9 @@ export class AdamW {
             `Optimiser state of ${name} has ${t.data.length} values, expected ${p.size}`,
           );
         }
-        v.assign(tf.tensor(t.data, p.shape));
+        const value = tf.tensor(t.data, p.shape);
+        v.assign(value);
+        value.dispose();
       };
       set(s.m, m);
       set(s.v, state.get(`${name}.v`));

@@ -120,3 +120,22 @@ Deno.test("the loader skips a case with a damaged chunk, names it, and fills the
     }
   }
 });
+
+Deno.test("listTrainingCases() filters datasets, repeats them per epoch and names unknown ones", async () => {
+  await using tmp = await tempDir();
+  const cache = await tinyCache(tmp.path, 2);
+  const plain = await listTrainingCases([cache], { recipe: "voco-v2" });
+  assertEquals(plain.cases.map((c) => c.name), ["case0", "case1"]);
+  const repeated = await listTrainingCases([cache], {
+    recipe: "voco-v2",
+    datasets: ["phantoms"],
+    repeat: { phantoms: 3 },
+  });
+  assertEquals(repeated.cases.length, 6);
+  assertEquals(repeated.perDataset, { phantoms: 2 });
+  let message = "";
+  await listTrainingCases([cache], { recipe: "voco-v2", datasets: ["btcv"] }).catch((e) =>
+    message = e.message
+  );
+  assert(/No dataset "btcv".*there are: phantoms/.test(message), message);
+});

@@ -1,0 +1,43 @@
+// Starting a fresh run from existing backbone weights (`pretrain --init-from`): our or
+// MONAI safetensors, or a `torch.save` file, loaded into the student backbone (and the v1
+// teacher network, so that both sides start from the published weights).
+import * as tf from "@tensorflow/tfjs-core";
+import { loadInitWeights } from "../swin/init_weights.ts";
+import { fromTorch, paramSpecs } from "../swin/params.ts";
+import type { VocoModel } from "../voco/model.ts";
+
+/** What {@linkcode initFrom} loaded. */
+export interface InitReport {
+  /** Tensors loaded into the student. */
+  loaded: number;
+  /** Parameters the file lacks (they keep their fresh initialisation). */
+  missing: string[];
+  /** Keys of the file the model does not have. */
+  unexpected: string[];
+  /** `safetensors` or `torch`. */
+  format: string;
+}
+
+/** Loads the weights at `path` into `model`; throws naming the file when they do not fit. */
+export async function initFrom(model: VocoModel, path: string): Promise<InitReport> {
+  const w = await loadInitWeights(path, model.config);
+  const report: InitReport = {
+    loaded: 0,
+    missing: w.missing,
+    unexpected: w.unexpected,
+    format: w.format,
+  };
+  const specs = new Map(paramSpecs(model.config).map((s) => [s.name, s]));
+  const targets = model.version === "v2" ? [model.backbone] : [model.backbone, model.teacher];
+  for (const target of targets) {
+    for (const [name, data] of w.params) {
+      const v = target.get(name), spec = specs.get(name);
+      if (!v || !spec) continue;
+      const t = tf.tensor(fromTorch(spec, data), v.shape);
+      v.assign(t);
+      t.dispose();
+      if (target === model.backbone) report.loaded++;
+    }
+  }
+  return report;
+}
