@@ -41,6 +41,15 @@ how much smaller than float32, what MONAI's PersistentDataset stores), write and
 whole-volume read speed, and the time of a random 96³ crop read (what the pre-training
 sampler does). In memory: codec time only.`;
 
+/** The `--backend` flag of the model and pre-training benchmarks. */
+const BENCH_BACKEND = {
+  type: "string",
+  arg: "B",
+  choices: BACKENDS.filter((b) => b !== "auto"),
+  default: "wasm",
+  help: BACKENDS.filter((b) => b !== "auto").join(", "),
+} as const;
+
 /** The command line of `deno task bench`. */
 export const BENCH = defineCommand({
   name: "bench",
@@ -75,13 +84,7 @@ export const BENCH = defineCommand({
       summary: "forward and training-step time of the VoCo backbone",
       description: MODEL_HELP,
       flags: {
-        backend: {
-          type: "string",
-          arg: "B",
-          choices: BACKENDS.filter((b) => b !== "auto"),
-          default: "wasm",
-          help: BACKENDS.filter((b) => b !== "auto").join(", "),
-        },
+        backend: BENCH_BACKEND,
         size: { type: "number", integer: true, min: 32, default: 64, help: "crop edge in voxels" },
         batch: { type: "number", integer: true, min: 1, default: 2, help: "crops per batch" },
         feature: {
@@ -105,13 +108,7 @@ samples/s, the share of each step spent waiting for data, and peak RSS. The defa
 the reference measurement's setting: feature size 12, batch 2, 1 random + 9 base crops per
 volume (20 crops of 64³); PyTorch 1.13 takes 95 s per step on this 2-core machine.`,
       flags: {
-        backend: {
-          type: "string",
-          arg: "B",
-          choices: BACKENDS.filter((b) => b !== "auto"),
-          default: "wasm",
-          help: BACKENDS.filter((b) => b !== "auto").join(", "),
-        },
+        backend: BENCH_BACKEND,
         steps: { type: "number", integer: true, min: 1, default: 3, help: "training steps" },
         batch: { type: "number", integer: true, min: 1, default: 2, help: "volumes per step" },
         sw: { type: "number", integer: true, min: 1, default: 1, help: "random crops per volume" },
