@@ -98,13 +98,18 @@ export class HttpStore implements zarr.AsyncReadable {
    * Sends one request with the store's headers, signing, time limit and retries; the
    * response of any status is returned (the caller judges it).
    */
-  async fetch(url: string, headers: Record<string, string> = {}): Promise<Response> {
+  async fetch(
+    url: string,
+    headers: Record<string, string> = {},
+    method = "GET",
+  ): Promise<Response> {
     let lastError: unknown;
     for (let attempt = 0; attempt <= this.#retries; attempt++) {
       if (attempt) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
       this.#stats.requests++;
       try {
         const init = {
+          method,
           headers: { ...this.#headers, ...headers },
           signal: AbortSignal.timeout(this.#timeoutMs),
         };
@@ -124,11 +129,16 @@ export class HttpStore implements zarr.AsyncReadable {
     throw new FetchError(`GET ${url}: network error (${msg})`, url, 0, { cause: lastError });
   }
 
-  async #bytes(url: string, headers: Record<string, string>): Promise<Uint8Array | undefined> {
+  /** The body of a GET with `headers`, its status and `Content-Range`; 404 gives none. */
+  async #bytes(
+    url: string,
+    headers: Record<string, string>,
+  ): Promise<{ bytes?: Uint8Array; status: number; contentRange: string | null }> {
     const res = await this.fetch(url, headers);
-    if (res.status === 404) {
+    const contentRange = res.headers.get("content-range");
+    if (res.status === 404 || res.status === 416) {
       await res.body?.cancel();
-      return undefined;
+      return { status: res.status, contentRange };
     }
     if (res.status !== 200 && res.status !== 206) {
       await res.body?.cancel();
@@ -143,38 +153,64 @@ export class HttpStore implements zarr.AsyncReadable {
       });
     }
     this.#stats.bytes += bytes.length;
-    return bytes;
+    return { bytes, status: res.status, contentRange };
   }
 
   /** The whole value of `key`, or `undefined` when the server says 404. */
-  get(key: zarr.AbsolutePath): Promise<Uint8Array | undefined> {
-    return this.#bytes(this.url(key), {});
+  async get(key: zarr.AbsolutePath): Promise<Uint8Array | undefined> {
+    const url = this.url(key);
+    const r = await this.#bytes(url, {});
+    if (r.status === 416) throw new FetchError(`GET ${url}: 416`, url, 416);
+    return r.bytes;
   }
 
-  /** A byte range of `key` (or its last `suffixLength` bytes). */
+  /**
+   * A byte range of `key` (or its last `suffixLength` bytes). The answer's
+   * `Content-Range` is checked: a server that ignores ranges (200) is cut to the part
+   * asked for, and one that answers a suffix range wrongly (s3rver reads `bytes=-N` as
+   * `0-N`) or not at all (416) is asked again for the explicit range.
+   */
   async getRange(
     key: zarr.AbsolutePath,
     range: zarr.RangeQuery,
   ): Promise<Uint8Array | undefined> {
     const url = this.url(key);
-    const spec = "suffixLength" in range
+    const suffix = "suffixLength" in range;
+    const want = suffix ? range.suffixLength : range.length;
+    const spec = suffix
       ? `bytes=-${range.suffixLength}`
       : `bytes=${range.offset}-${range.offset + range.length - 1}`;
-    const bytes = await this.#bytes(url, { range: spec });
-    const want = "suffixLength" in range ? range.suffixLength : range.length;
-    if (bytes && bytes.length !== want) {
-      // A server that ignores Range sends the whole value: take the part asked for.
-      if (bytes.length > want) {
-        return "suffixLength" in range
-          ? bytes.subarray(bytes.length - want)
-          : bytes.subarray(range.offset, range.offset + want);
-      }
+    const r = await this.#bytes(url, { range: spec });
+    if (r.status === 404) return undefined;
+    const m = /bytes\s+(\d+)-(\d+)\/(\d+|\*)/.exec(r.contentRange ?? "");
+    const total = m && m[3] !== "*" ? Number(m[3]) : /\/(\d+)$/.exec(r.contentRange ?? "")?.[1];
+    const size = total === undefined ? undefined : Number(total);
+    if (r.status === 200 && r.bytes) {
+      const b = r.bytes;
+      if (b.length < want) throw this.#short(url, spec, b.length, want);
+      return suffix ? b.subarray(b.length - want) : b.subarray(range.offset, range.offset + want);
+    }
+    const first = m ? Number(m[1]) : undefined;
+    const expected = suffix ? size !== undefined ? size - want : undefined : range.offset;
+    if (r.status === 206 && r.bytes && r.bytes.length === want && first === expected) {
+      return r.bytes;
+    }
+    if (suffix && size !== undefined && size >= want) {
+      const again = await this.#bytes(url, { range: `bytes=${size - want}-${size - 1}` });
+      if (again.bytes?.length === want) return again.bytes;
+      throw this.#short(url, spec, again.bytes?.length ?? 0, want);
+    }
+    if (r.status === 416) {
       throw new FetchError(
-        `GET ${url} (${spec}): short read, ${bytes.length} of ${want} bytes`,
+        `GET ${url} (${spec}): 416 Range Not Satisfiable (the file has ${size ?? "fewer"} bytes)`,
         url,
-        206,
+        416,
       );
     }
-    return bytes;
+    throw this.#short(url, spec, r.bytes?.length ?? 0, want);
+  }
+
+  #short(url: string, spec: string, got: number, want: number): FetchError {
+    return new FetchError(`GET ${url} (${spec}): short read, ${got} of ${want} bytes`, url, 206);
   }
 }
