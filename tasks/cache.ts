@@ -13,7 +13,7 @@ import { closest, defineCommand, parseCommand, userPath } from "./_args.ts";
 const CACHE_ARG = {
   name: "cache",
   help:
-    "the cache: a folder, an http(s):// URL (cache serve) or s3://bucket/prefix (deno task cache inspect ct.zarr)",
+    "the path of the cache folder, or its http(s):// (cache serve) or s3://bucket/prefix URL (deno task cache inspect ct.zarr)",
   type: "string",
   min: 1,
   max: 1,

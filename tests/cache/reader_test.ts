@@ -121,3 +121,33 @@ Deno.test("CacheReader reads a sharded case (sharding_indexed) with coalesced ra
     await server.shutdown();
   }
 });
+
+Deno.test("CacheReader opens in a Worker from a URL string and plain options", async () => {
+  await using dir = await tempDir();
+  const root = join(dir.path, "c.zarr");
+  await writeTestCache(root);
+  const server = await serveCache(root, { port: 0 });
+  const worker = new Worker(new URL("./_reader_worker.ts", import.meta.url), { type: "module" });
+  try {
+    const got = await new Promise<{ data?: Float32Array; error?: string }>((resolve) => {
+      worker.onmessage = (e) => resolve(e.data);
+      worker.onerror = (e) => {
+        e.preventDefault();
+        resolve({ error: `worker: ${e.message}` });
+      };
+      worker.postMessage({
+        url: server.url,
+        options: { timeoutMs: 5000, retries: 0 },
+        name: "ds/b",
+        start: [20, 20, 20],
+        size: [8, 8, 8],
+      });
+    });
+    assert(!got.error, got.error);
+    const local = await (await CacheReader.open(root)).readCrop("ds/b", [20, 20, 20], [8, 8, 8]);
+    assertEquals(got.data, local.data);
+  } finally {
+    worker.terminate();
+    await server.shutdown();
+  }
+});
