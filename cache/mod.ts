@@ -46,3 +46,13 @@ export {
   STAGING_STALE_MS,
   type StagingRun,
 } from "./cache_dir.ts";
+export {
+  type CacheCaseInfo,
+  type CacheLocationKind,
+  CacheReader,
+  type CacheReaderOptions,
+  isCacheUrl,
+} from "./reader.ts";
+export { FetchError, type FetchStats } from "./_http_store.ts";
+export type { S3Options } from "./_s3.ts";
+export { cacheHandler, type CacheServer, serveCache, type ServeCacheOptions } from "./serve.ts";

@@ -9,6 +9,10 @@ import { storageEncoding } from "../cache/quantize.ts";
 import { type Compressor, DEFAULT_CHUNK } from "../cache/format.ts";
 import { registerCodecs } from "../cache/codecs.ts";
 import { formatBytes } from "./_cli.ts";
+import { FileSystemStore } from "@zarrita/storage";
+import { ensureDataset, initCache } from "../cache/cache_dir.ts";
+import { CacheReader } from "../cache/reader.ts";
+import { serveCache } from "../cache/serve.ts";
 
 /** Compressor settings compared: the compressor and its level. */
 const SETTINGS: [Compressor, number][] = [
@@ -82,5 +86,79 @@ export async function benchCache(file: string, options: BenchCacheOptions = {}):
         `${mbs(best(writes) * 1000).padStart(9)} ${mbs(best(reads) * 1000).padStart(9)} ` +
         `${`${crop.toFixed(0)} ms`.padStart(9)}`,
     );
+  }
+}
+
+/** Options of {@linkcode benchCrops}. */
+export interface BenchCropsOptions {
+  /** Random crops read per location (after one warm-up crop). @default {30} */
+  crops?: number;
+  /** Crop size in voxels. @default {[192, 192, 64]} */
+  size?: Shape3;
+}
+
+/**
+ * Random crops (192 x 192 x 64 by default, what the voco-v2 sampler reads per volume) from
+ * `file` prepped with the default recipe and storage into a temporary cache folder, read
+ * with `CacheReader` from the folder and over loopback HTTP from `cache serve` (the server
+ * in this process, on the same thread: one core for both): time per crop (best, median),
+ * bytes and requests per crop.
+ */
+export async function benchCrops(file: string, options: BenchCropsOptions = {}): Promise<void> {
+  const { crops = 30, size = [192, 192, 64] } = options;
+  registerCodecs();
+  const { volume } = applyRecipe(
+    readNifti(await Deno.readFile(file)).volume,
+    resolveRecipe("voco-v2"),
+  );
+  const dir = await Deno.makeTempDir({ prefix: "voco-bench-crops-" });
+  try {
+    await initCache(dir);
+    await ensureDataset(dir, "bench");
+    const encoding = storageEncoding("uint16", [0, 1], { windowWidthHu: 425 });
+    await writeCase(new FileSystemStore(dir), "/bench/ct", volume, {
+      encoding,
+      attributes: { affine: volume.affine },
+    });
+    const server = await serveCache(dir, { port: 0 });
+    try {
+      console.log(
+        `crop benchmark: ${size.join(" x ")} crops of ${file.split("/").pop()} ` +
+          `(voco-v2, ${volume.shape.join(" x ")} voxels, uint16, ${DEFAULT_CHUNK}³ chunks, ` +
+          `blosc-zstd); best of ${crops}, one thread (the server shares it over HTTP); ` +
+          `a shared machine: the numbers are noisy`,
+      );
+      for (const [label, location] of [["folder", dir], ["HTTP", server.url]]) {
+        const reader = await CacheReader.open(location);
+        let seed = 5;
+        const rand = (n: number) => {
+          seed = (seed * 1664525 + 1013904223) >>> 0;
+          return n > 0 ? seed % n : 0;
+        };
+        const start = () => volume.shape.map((n, a) => rand(n - size[a] + 1)) as Shape3;
+        await reader.readCrop("bench/ct", start(), size); // warm-up: metadata, codecs
+        const times: number[] = [];
+        const s0 = reader.stats();
+        for (let c = 0; c < crops; c++) {
+          const t = performance.now();
+          await reader.readCrop("bench/ct", start(), size);
+          times.push(performance.now() - t);
+        }
+        const s1 = reader.stats();
+        times.sort((a, b) => a - b);
+        const per = (x: number) => x / Math.max(1, crops);
+        console.log(
+          `  ${label.padEnd(7)} best ${times[0]?.toFixed(1)} ms, median ` +
+            `${times[times.length >> 1]?.toFixed(1)} ms; ` +
+            `${formatBytes(per(s1.bytes - s0.bytes))} and ${
+              per(s1.requests - s0.requests).toFixed(1)
+            } ${label === "HTTP" ? "requests" : "reads"} per crop`,
+        );
+      }
+    } finally {
+      await server.shutdown();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 }

@@ -18,7 +18,7 @@ import { type BackendName, BACKENDS } from "../train/backend.ts";
 import { DEFAULT_CHUNK } from "../cache/format.ts";
 import { benchPretrain } from "./_bench_pretrain.ts";
 import { benchModel } from "./_bench_model.ts";
-import { benchCache } from "./_bench_cache.ts";
+import { benchCache, benchCrops } from "./_bench_cache.ts";
 
 const PREP_HELP = `Builds (once, in .tmp/bench/) a clinical-size CT (512x512x270 int16,
 0.7x0.7x1.25 mm, .nii.gz) by upsampling ../shared/data/ct/example_ct.nii.gz (or a phantom
@@ -39,7 +39,10 @@ const CACHE_HELP =
 each chunk compressor (blosc-zstd at levels 1/3/5, blosc-lz4, zstd, none): cache size (and
 how much smaller than float32, what MONAI's PersistentDataset stores), write and
 whole-volume read speed, and the time of a random 96³ crop read (what the pre-training
-sampler does). In memory: codec time only.`;
+sampler does). In memory: codec time only. Then random 192 x 192 x 64 crops (the voco-v2
+sampler's region) of the shared example CT prepped with the defaults, read with
+CacheReader from a folder and over loopback HTTP from cache serve: ms per crop, bytes and
+requests per crop.`;
 
 /** The `--backend` flag of the model and pre-training benchmarks. */
 const BENCH_BACKEND = {
@@ -142,6 +145,17 @@ volume (20 crops of 64³); PyTorch 1.13 takes 95 s per step on this 2-core machi
           min: 0,
           default: 20,
           help: "random 96³ crop reads per compressor",
+        },
+        "big-crops": {
+          type: "number",
+          integer: true,
+          min: 0,
+          default: 30,
+          help: "random 192 x 192 x 64 crops read from a folder and over loopback HTTP",
+        },
+        "crops-only": {
+          type: "boolean",
+          help: "only the 192 x 192 x 64 crop reads (folder and HTTP), not the compressors",
         },
       },
       examples: ["bench cache --chunk 64 --crops 20"],
@@ -385,7 +399,13 @@ async function main(args: string[]): Promise<number> {
     await benchPretrain({ ...v, cropBatch: v["crop-batch"] });
   } else if (parsed.command === "model") {
     await benchModel({ ...parsed.values, backend: parsed.values.backend as BackendName });
-  } else await benchCache(await clinicalVolume(), parsed.values);
+  } else {
+    const v = parsed.values;
+    if (!v["crops-only"]) await benchCache(await clinicalVolume(), v);
+    // The README's volume: the shared example CT (the clinical copy where it is absent).
+    const ct = await Deno.stat(SHARED_CT).then(() => SHARED_CT, () => clinicalVolume());
+    if (v["big-crops"] > 0) await benchCrops(await ct, { crops: v["big-crops"] });
+  }
   return 0;
 }
 

@@ -3,8 +3,43 @@ import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { type CacheEntry, listCases } from "../cache/cache_dir.ts";
 import { type CaseAttributes, readCase } from "../cache/read_case.ts";
+import { CacheReader, type CacheReaderOptions, isCacheUrl } from "../cache/reader.ts";
+import { serveCache } from "../cache/serve.ts";
+import { renderPreview } from "../cache/preview.ts";
 import { formatBytes, runMain, UsageError } from "./_cli.ts";
-import { closest, defineCommand, parseCommand } from "./_args.ts";
+import { closest, defineCommand, parseCommand, userPath } from "./_args.ts";
+
+/** The positional `<cache>` of every subcommand: a folder, or a URL the reader opens. */
+const CACHE_ARG = {
+  name: "cache",
+  help:
+    "the path of the cache folder, or its http(s):// (cache serve) or s3://bucket/prefix URL (deno task cache inspect ct.zarr)",
+  type: "string",
+  min: 1,
+  max: 1,
+} as const;
+
+/** Flags of the subcommands that read a cache: where an s3:// cache is served. */
+const REMOTE_FLAGS = {
+  endpoint: {
+    type: "string",
+    arg: "URL",
+    help: "S3-compatible endpoint of s3:// URLs (default: AWS_ENDPOINT_URL, else AWS)",
+  },
+  anonymous: {
+    type: "boolean",
+    help: "unsigned S3 requests (a public bucket), even with AWS credentials set",
+  },
+} as const;
+
+/** A folder resolved against the user's folder; a URL as it is. */
+function cacheLocation(raw: string): string {
+  return isCacheUrl(raw) ? raw : userPath(raw);
+}
+
+function readerOptions(v: { endpoint?: string; anonymous?: boolean }): CacheReaderOptions {
+  return { endpoint: v.endpoint, anonymous: v.anonymous || undefined };
+}
 
 /** The command line of `deno task cache`. */
 export const CACHE = defineCommand({
@@ -18,15 +53,12 @@ export const CACHE = defineCommand({
       description:
         `Lists every dataset group and case with its shape, spacing, dtype, size on disk, recipe
 and source; cases whose metadata cannot be read are listed as BROKEN (exit code 1). With
---case, decodes that case and prints its attributes and value range.`,
-      positionals: {
-        name: "cache",
-        help: "the path of the cache folder to inspect (deno task cache inspect ct.zarr)",
-        type: "path",
-        min: 1,
-        max: 1,
-      },
+--case, decodes that case and prints its attributes and value range. The cache may be a
+URL: http(s):// (deno task cache serve; listing needs consolidated metadata) or
+s3://bucket/prefix (--endpoint, AWS_* variables); sizes are then not shown.`,
+      positionals: CACHE_ARG,
       flags: {
+        ...REMOTE_FLAGS,
         case: {
           type: "string",
           arg: "DATASET/CASE",
@@ -38,10 +70,93 @@ and source; cases whose metadata cannot be read are listed as BROKEN (exit code 
         "cache inspect ct.zarr",
         "cache inspect ct.zarr --case ct/example_ct",
         "cache inspect ct.zarr --json",
+        "cache inspect http://127.0.0.1:8000/ --case ct/example_ct",
+      ],
+    },
+    serve: {
+      name: "cache serve",
+      summary: "serve a cache read-only over HTTP (ranges, ETags, CORS)",
+      usage: ["cache serve <cache> [--port N] [--host ADDRESS]"],
+      description:
+        `Serves the files of a cache folder read-only: GET and HEAD with byte ranges (206,
+416), ETag / Last-Modified / If-None-Match (304) and CORS for browser viewers. No folder
+is listed, hidden names (.staging) and paths leading out of the cache (dot segments,
+encoded slashes, symbolic links pointing outside) are not served, and at most
+--max-concurrent requests are answered at once. Listens on 127.0.0.1 unless --host says
+otherwise; --port 0 picks a free port. Prints the URL, then serves until Ctrl-C.`,
+      positionals: { ...CACHE_ARG, help: "the cache folder to serve", type: "path" },
+      flags: {
+        port: {
+          type: "number",
+          integer: true,
+          min: 0,
+          max: 65535,
+          default: 8000,
+          help: "port to listen on; 0 picks a free one",
+        },
+        host: {
+          type: "string",
+          arg: "ADDRESS",
+          default: "127.0.0.1",
+          help: "address to listen on (0.0.0.0: every interface, reachable from other machines)",
+        },
+        "max-concurrent": {
+          type: "number",
+          integer: true,
+          min: 1,
+          default: 64,
+          help: "requests answered at once; more wait",
+        },
+      },
+      examples: ["cache serve ct.zarr", "cache serve ct.zarr --port 0"],
+    },
+    preview: {
+      name: "cache preview",
+      summary: "a PNG of a case's mid-slices, or a contact sheet of many cases",
+      usage: [
+        "cache preview <cache> --case DATASET/CASE [--out FILE.png]",
+        "cache preview <cache> [--cases N] [--dataset NAME] [--out FILE.png]",
+      ],
+      description:
+        `Draws the axial, coronal and sagittal slices through the centre of a case (in mm,
+patient right on the left, anterior and superior up; values 0..1 black to white) with its
+name. Without --case, a contact sheet of the first --cases cases of the cache (or of
+--dataset), each with its name (drawn in capitals). The cache may be a URL.`,
+      positionals: CACHE_ARG,
+      flags: {
+        ...REMOTE_FLAGS,
+        case: { type: "string", arg: "DATASET/CASE", help: "preview this case alone" },
+        cases: {
+          type: "number",
+          integer: true,
+          min: 1,
+          default: 16,
+          help: "cases on the contact sheet",
+        },
+        dataset: { type: "string", arg: "NAME", help: "the contact sheet of this dataset only" },
+        out: { type: "path", arg: "FILE", default: "preview.png", help: "the PNG to write" },
+        "tile-height": {
+          type: "number",
+          integer: true,
+          min: 16,
+          max: 4096,
+          arg: "PX",
+          help: "height of each case's slices (default: mm size for one case, 160 for a sheet)",
+        },
+      },
+      examples: [
+        "cache preview ct.zarr --case ct/example_ct --out ct.png",
+        "cache preview ct.zarr --cases 16 --out sheet.png",
+        "cache preview http://127.0.0.1:8000/ --dataset ct",
       ],
     },
   },
-  examples: ["cache inspect ct.zarr", "cache inspect ct.zarr --case ct/example_ct"],
+  examples: [
+    "cache inspect ct.zarr",
+    "cache inspect ct.zarr --case ct/example_ct",
+    "cache serve ct.zarr --port 0",
+    "cache preview ct.zarr --cases 16",
+  ],
 });
 
 async function dirBytes(dir: string): Promise<number> {
@@ -259,17 +374,146 @@ async function inspect(root: string, json: boolean): Promise<number> {
   return broken ? 1 : 0;
 }
 
+/** `cache inspect` of a URL: the reader's listing (no sizes), or one case decoded. */
+async function inspectRemote(
+  url: string,
+  spec: string | undefined,
+  json: boolean,
+  options: CacheReaderOptions,
+): Promise<number> {
+  const reader = await CacheReader.open(url, options);
+  if (spec !== undefined) {
+    const c = await reader.openCase(spec);
+    const v = await c.read();
+    let lo = Infinity, hi = -Infinity, sum = 0;
+    for (const x of v.data) {
+      lo = Math.min(lo, x);
+      hi = Math.max(hi, x);
+      sum += x;
+    }
+    const values = { min: lo, max: hi, mean: sum / v.data.length };
+    if (json) {
+      console.log(JSON.stringify(
+        { cache: url, case: spec, shape: v.shape, values, attributes: c.attributes },
+        null,
+        2,
+      ));
+      return 0;
+    }
+    const rows: [string, string][] = [
+      ["shape", `${v.shape.join(" x ")} voxels`],
+      ["values", `${num(lo)} .. ${num(hi)}, mean ${num(values.mean)} (decoded to float32)`],
+      ...attributeLines(c.attributes),
+    ];
+    const w = Math.max(...rows.map(([k]) => k.length)) + 2;
+    console.log(`${spec} in ${url}`);
+    for (const [k, line] of rows) console.log(`  ${k.padEnd(w)}${line}`);
+    return 0;
+  }
+  const cases = await reader.list();
+  const broken = cases.filter((c) => c.error).length;
+  if (json) {
+    console.log(JSON.stringify({ cache: url, broken, cases }, null, 2));
+    return broken ? 1 : 0;
+  }
+  const groups = new Set(cases.map((c) => c.dataset)).size;
+  console.log(`${url}: ${cases.length} case(s) in ${groups} dataset group(s)`);
+  const rows = cases.filter((c) => !c.error).map((c) => {
+    const a = c.attributes ?? {} as CaseAttributes;
+    return [
+      `${c.dataset}/${c.name}`,
+      c.shape!.join("x"),
+      a.spacing?.map((x) => x.toFixed(2)).join("x") ?? "?",
+      c.dataType ?? "?",
+      a.recipe?.name ?? "?",
+      a.source ?? "?",
+    ];
+  });
+  if (rows.length) {
+    console.log(
+      table([["case", "shape", "spacing mm", "dtype", "recipe", "source"], ...rows])
+        .join("\n"),
+    );
+  }
+  for (const c of cases.filter((c) => c.error)) {
+    console.log(`  BROKEN ${c.dataset}/${c.name}: ${c.error}`);
+  }
+  return broken ? 1 : 0;
+}
+
+/** `cache serve`: serves until Ctrl-C. */
+async function serve(root: string, v: { port: number; host: string; "max-concurrent": number }) {
+  const server = await serveCache(root, {
+    port: v.port,
+    hostname: v.host,
+    maxConcurrent: v["max-concurrent"],
+  });
+  console.log(`Serving ${root} read-only at ${server.url} (Ctrl-C stops)`);
+  if (v.host !== "127.0.0.1" && v.host !== "localhost" && v.host !== "::1") {
+    console.log(`  note: listening on ${v.host}, reachable from other machines`);
+  }
+  const stop = () => server.shutdown();
+  Deno.addSignalListener("SIGINT", stop);
+  try {
+    await server.finished;
+  } finally {
+    Deno.removeSignalListener("SIGINT", stop);
+  }
+  return 0;
+}
+
+/** `cache preview`: one case, or a contact sheet. */
+async function preview(
+  location: string,
+  v: {
+    case?: string;
+    cases: number;
+    dataset?: string;
+    out: string;
+    "tile-height"?: number;
+    endpoint?: string;
+    anonymous: boolean;
+  },
+): Promise<number> {
+  const reader = await CacheReader.open(location, readerOptions(v));
+  let names: string[];
+  if (v.case !== undefined) names = [v.case];
+  else {
+    const all = (await reader.list()).filter((c) => !c.error);
+    const of = v.dataset === undefined ? all : all.filter((c) => c.dataset === v.dataset);
+    if (!of.length) {
+      const groups = [...new Set(all.map((c) => c.dataset))];
+      throw new UsageError(
+        v.dataset === undefined
+          ? `${location} holds no case to preview`
+          : `--dataset ${v.dataset}: no such dataset in ${location}; its datasets: ${
+            groups.join(", ") || "none"
+          }`,
+        { command: "cache preview" },
+      );
+    }
+    names = of.slice(0, v.cases).map((c) => `${c.dataset}/${c.name}`);
+  }
+  const png = await renderPreview(reader, names, { tileHeight: v["tile-height"] });
+  await Deno.writeFile(v.out, png);
+  console.log(`${v.out}: ${names.length} case(s), ${formatBytes(png.length)}`);
+  return 0;
+}
+
 async function main(args: string[]): Promise<number> {
   const parsed = parseCommand(CACHE, args);
   if (parsed.help !== undefined) {
     console.log(parsed.help);
     return 0;
   }
-  const [root] = parsed.positionals;
+  if (parsed.command === "serve") return await serve(parsed.positionals[0], parsed.values);
+  const location = cacheLocation(parsed.positionals[0]);
+  if (parsed.command === "preview") return await preview(location, parsed.values);
   const { values: v } = parsed;
+  if (isCacheUrl(location)) return await inspectRemote(location, v.case, v.json, readerOptions(v));
   return v.case !== undefined
-    ? await inspectCase(root, v.case, v.json)
-    : await inspect(root, v.json);
+    ? await inspectCase(location, v.case, v.json)
+    : await inspect(location, v.json);
 }
 
 if (import.meta.main) await runMain("cache", main);

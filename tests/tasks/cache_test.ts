@@ -5,7 +5,7 @@ import { main as prepMain } from "../../tasks/prep.ts";
 import { main as cacheMain } from "../../tasks/cache.ts";
 import { UsageError } from "../../tasks/_cli.ts";
 import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
-import { denoTask, writePhantoms } from "./_run.ts";
+import { denoTask, ROOT, writePhantoms } from "./_run.ts";
 
 async function preppedCache(dir: string): Promise<string> {
   await writePhantoms(join(dir, "ct"), 2);
@@ -91,4 +91,47 @@ Deno.test("cache inspect prints an aligned table, and JSON with --json", async (
   );
   assertEquals(oneJson.attributes.recipe.name, "voco-v2");
   assertEquals(oneJson.values.max, 1);
+});
+
+Deno.test("cache serve --port 0 prints the URL it picked, serves the cache and stops on Ctrl-C", async () => {
+  await using dir = await tempDir();
+  const out = await preppedCache(dir.path);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--frozen",
+      "--allow-read",
+      "--allow-env",
+      "--allow-net=127.0.0.1",
+      join(ROOT, "tasks", "cache.ts"),
+      "serve",
+      out,
+      "--port",
+      "0",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const deadline = Date.now() + 30000;
+  while (!/http:\/\/127\.0\.0\.1:\d+\//.test(text) && Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  const url = /http:\/\/127\.0\.0\.1:\d+\//.exec(text)?.[0];
+  try {
+    assert(url && !url.endsWith(":0/"), text);
+    const r = await fetch(`${url}ct/case0/zarr.json`, { signal: AbortSignal.timeout(10000) });
+    assertEquals(r.status, 200);
+    assertEquals((await r.json()).node_type, "array");
+  } finally {
+    child.kill("SIGINT");
+    const status = await child.status;
+    reader.releaseLock();
+    await child.stdout.cancel().catch(() => {});
+    await child.stderr.cancel();
+    assertEquals(status.code, 0, "Ctrl-C stops the server cleanly");
+  }
 });
