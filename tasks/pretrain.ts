@@ -12,7 +12,8 @@ import {
 } from "../train/pretrain.ts";
 import { exportBackbone } from "../train/run/export.ts";
 import { formatSeconds, runMain, UsageError } from "./_cli.ts";
-import { defineCommand, parseCommand } from "./_args.ts";
+import { defineCommand, parseCommand, userPath } from "./_args.ts";
+import { isCacheUrl } from "../cache/reader.ts";
 
 const BACKEND_FLAG = {
   type: "string",
@@ -32,9 +33,10 @@ const TRAIN_FLAGS = {
   },
   cache: {
     type: "list",
-    item: "path",
-    arg: "DIR",
-    help: 'a cache made by "deno task prep" with that recipe; repeatable',
+    arg: "DIR|URL",
+    help: 'a cache made by "deno task prep" with that recipe: a folder, an http(s):// URL\n' +
+      "(e.g. from deno task cache serve) or s3://bucket/prefix (AWS_ENDPOINT_URL,\n" +
+      "AWS_REGION and the AWS_* credentials are read); repeatable",
   },
   datasets: { type: "string", arg: "A,B", help: "only these dataset groups" },
   repeat: {
@@ -326,7 +328,9 @@ function trainConfig(v: Values, be: string, base?: PretrainConfig): PretrainConf
     return { ...base, backend: be, ...(steps ? { steps } : {}) };
   }
   const version = v.recipe === "voco-v1" ? "v1" : "v2";
-  const caches = (v.cache as string[] | undefined) ?? [];
+  const caches = ((v.cache as string[] | undefined) ?? []).map((c) =>
+    isCacheUrl(c) ? c : userPath(c)
+  );
   if (caches.length === 0) {
     throw usage("training needs --cache DIR (a cache made by deno task prep)");
   }

@@ -127,7 +127,6 @@ Deno.test("mod.ts exports exactly the documented public API", () => {
     "readMetaImage",
     "readMetrics",
     "readNifti",
-    "readPaddedBox",
     "readRecipeFile",
     "readRunConfig",
     "readSafetensors",

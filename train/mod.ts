@@ -78,7 +78,6 @@ export {
   type FailedSample,
   type LoaderOptions,
 } from "./sampler/loader.ts";
-export { readPaddedBox } from "./sampler/read_box.ts";
 export {
   positionLogits,
   regularisation,

@@ -2,6 +2,7 @@
 // backward, clip, AdamW step at the schedule's lr, log, checkpoint. A run folder holds
 // everything: config.json, metrics.jsonl, checkpoints; resuming needs only the folder.
 import { join, resolve } from "node:path";
+import { isCacheUrl } from "../cache/reader.ts";
 import { listTrainingCases, type TrainingCase } from "./sampler/cases.ts";
 import { BatchLoader, type FailedSample } from "./sampler/loader.ts";
 import { sampleSpec } from "./sampler/voco_sample.ts";
@@ -28,7 +29,7 @@ async function writeTextAtomic(path: string, text: string): Promise<void> {
 export interface PretrainConfig {
   /** VoCo version (`v2` large-scale, `v1` CVPR). */
   version: VocoVersion;
-  /** Cache folders to sample from. */
+  /** Caches to sample from: folders, or `http(s)://` / `s3://` URLs. */
   caches: string[];
   /** Datasets to keep (all when absent). */
   datasets?: string[];
@@ -216,7 +217,7 @@ export async function pretrain(
 ): Promise<PretrainSummary> {
   await Deno.mkdir(dir, { recursive: true });
   const recipe = config.version === "v2" ? "voco-v2" : "voco-v1";
-  const list = await listTrainingCases(config.caches.map((c) => resolve(c)), {
+  const list = await listTrainingCases(config.caches.map((c) => isCacheUrl(c) ? c : resolve(c)), {
     datasets: config.datasets,
     recipe,
     repeat: config.repeat,

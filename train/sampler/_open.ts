@@ -1,34 +1,29 @@
-// Cases opened once per thread (metadata parsed, codecs ready), the last few kept.
-import { FileSystemStore } from "@zarrita/storage";
-import { type OpenCase, openCase } from "../../cache/read_case.ts";
+// Caches opened once per thread through the cache reader (a folder, http(s):// or s3://),
+// their cases kept open by the reader (metadata parsed, codecs ready).
+import { CacheReader, type CacheReaderOptions } from "../../cache/reader.ts";
 import type { Shape3 } from "../../prep/volume.ts";
-import { readPaddedBox } from "./read_box.ts";
 import type { ReadBox } from "./voco_sample.ts";
 
-/** Opens cases by cache and path, keeping the most recent `limit` open. */
+/** Opens cases by cache location and path. */
 export class CaseOpener {
-  readonly #open = new Map<string, Promise<OpenCase>>();
-  readonly #stores = new Map<string, FileSystemStore>();
-  readonly #limit: number;
+  readonly #readers = new Map<string, Promise<CacheReader>>();
+  readonly #options: CacheReaderOptions;
 
-  /** An opener keeping at most `limit` cases open. */
-  constructor(limit = 64) {
-    this.#limit = limit;
+  /** An opener; `options` (plain data) go to every `CacheReader.open`. */
+  constructor(options: CacheReaderOptions = {}) {
+    this.#options = options;
   }
 
-  /** The case's shape and a reader of padded boxes of it. */
+  /** The case's shape and a reader of zero-padded boxes of it. */
   async open(cache: string, path: `/${string}`): Promise<{ shape: Shape3; readBox: ReadBox }> {
-    const key = `${cache}\u0000${path}`;
-    let p = this.#open.get(key);
-    if (!p) {
-      let store = this.#stores.get(cache);
-      if (!store) this.#stores.set(cache, store = new FileSystemStore(cache));
-      p = openCase(store, path);
-      this.#open.set(key, p);
-      p.catch(() => this.#open.delete(key));
-      if (this.#open.size > this.#limit) this.#open.delete(this.#open.keys().next().value!);
+    let r = this.#readers.get(cache);
+    if (!r) {
+      r = CacheReader.open(cache, this.#options);
+      this.#readers.set(cache, r);
+      r.catch(() => this.#readers.delete(cache));
     }
-    const c = await p;
-    return { shape: c.shape, readBox: (start, size) => readPaddedBox(c, start, size) };
+    const reader = await r;
+    const c = await reader.openCase(path);
+    return { shape: c.shape, readBox: (start, size) => reader.readCrop(path, start, size) };
   }
 }

@@ -1,9 +1,7 @@
-// The cases a pre-training run draws from: one or more caches listed once, filtered by
+// The cases a pre-training run draws from: one or more caches (folders or URLs) listed once, filtered by
 // dataset, checked against the recipe, repeated per dataset as the large-scale recipe
 // does, and visited in a seeded shuffled order, every case once per epoch.
-import { join } from "node:path";
-import { listCases } from "../../cache/cache_dir.ts";
-import { readJsonFile } from "./_json.ts";
+import { CacheReader, type CacheReaderOptions } from "../../cache/reader.ts";
 import { permutation, streamRng } from "../rng.ts";
 
 /** One case a run can sample. */
@@ -28,6 +26,8 @@ export interface ListOptions {
   datasets?: readonly string[];
   /** The recipe every case must have been made with (`voco-v2`, `voco-v1`). */
   recipe: string;
+  /** Options of the cache reader (S3 endpoint, credentials, ...). */
+  reader?: CacheReaderOptions;
   /** Times each case of a dataset appears per epoch (`{ btcv: 8 }`); 1 when absent. */
   repeat?: Readonly<Record<string, number>>;
 }
@@ -56,40 +56,31 @@ export async function listTrainingCases(
   const skipped: CaseList["skipped"] = [];
   const seen = new Set<string>();
   for (const cache of caches) {
-    for (const entry of await listCases(cache)) {
+    const reader = await CacheReader.open(cache, options.reader);
+    for (const entry of await reader.list()) {
       seen.add(entry.dataset);
       if (options.datasets && !options.datasets.includes(entry.dataset)) continue;
-      if (!entry.name) continue;
-      const path = `/${entry.dataset}/${entry.name}` as const;
-      if (entry.error) {
-        skipped.push({ path: `${cache}${path}`, reason: entry.error });
+      if (entry.error || !entry.shape) {
+        skipped.push({ path: `${cache}${entry.path}`, reason: entry.error ?? "no shape" });
         continue;
       }
-      let meta: { shape?: number[]; attributes?: Record<string, unknown> };
-      try {
-        meta = await readJsonFile(join(entry.dir, "zarr.json")) as typeof meta;
-      } catch (e) {
-        skipped.push({ path: `${cache}${path}`, reason: (e as Error).message });
-        continue;
-      }
-      const recipe = (meta.attributes?.recipe as { name?: string } | undefined)?.name ?? "?";
+      const recipe = entry.attributes?.recipe?.name ?? "?";
       if (recipe.split("+")[0] !== options.recipe) {
         throw new RangeError(
-          `${cache}${path} was made with recipe "${recipe}", but this run trains ` +
+          `${cache}${entry.path} was made with recipe "${recipe}", but this run trains ` +
             `${options.recipe}: prepare the cache with "deno task prep --recipe ${options.recipe}"` +
             ` or pass --recipe ${recipe.split("+")[0]}`,
         );
       }
-      const shape = meta.shape as [number, number, number];
       const times = options.repeat?.[entry.dataset] ?? 1;
       perDataset[entry.dataset] = (perDataset[entry.dataset] ?? 0) + 1;
       const c: TrainingCase = {
         cache,
-        path,
+        path: entry.path,
         dataset: entry.dataset,
         name: entry.name,
-        shape,
-        fingerprint: String(meta.attributes?.fingerprint ?? ""),
+        shape: entry.shape as [number, number, number],
+        fingerprint: String(entry.attributes?.fingerprint ?? ""),
       };
       for (let r = 0; r < times; r++) cases.push(c);
     }

@@ -7,6 +7,8 @@ import { BatchLoader } from "../../../train/sampler/loader.ts";
 import { Rng } from "../../../train/rng.ts";
 import type { Shape3 } from "../../../prep/volume.ts";
 import { tinyCache } from "../_tiny_cache.ts";
+import { consolidate } from "../../cache/_caches.ts";
+import { serveCache } from "../../../cache/serve.ts";
 import { assert, assertEquals, tempDir } from "../../_helpers.ts";
 
 /** A volume whose voxel value encodes its index: x * 1e6 + y * 1e3 + z (+1, so 0 = padding). */
@@ -138,4 +140,31 @@ Deno.test("listTrainingCases() filters datasets, repeats them per epoch and name
     message = e.message
   );
   assert(/No dataset "btcv".*there are: phantoms/.test(message), message);
+});
+
+Deno.test("the loader reads the same batches over HTTP from cache serve as from the folder", async () => {
+  await using tmp = await tempDir();
+  const cache = await tinyCache(tmp.path, 2);
+  await consolidate(cache); // plain HTTP lists a cache from its consolidated metadata
+  const server = await serveCache(cache, { port: 0 });
+  try {
+    const spec = sampleSpec("v2", { grid: 2, crops: 1 });
+    const batches = async (location: string, workers: number) => {
+      const { cases } = await listTrainingCases([location], { recipe: "voco-v2" });
+      const loader = new BatchLoader(cases, { batchSize: 2, spec, seed: 3, workers });
+      try {
+        return [await loader.next(), await loader.next()];
+      } finally {
+        loader.close();
+      }
+    };
+    const local = await batches(cache, 0);
+    const remote = await batches(server.url, 1);
+    for (let i = 0; i < 2; i++) {
+      assertEquals(remote[i].cases, local[i].cases);
+      assert(remote[i].inputs.every((v, j) => v === local[i].inputs[j]), `batch ${i} differs`);
+    }
+  } finally {
+    await server.shutdown();
+  }
 });
