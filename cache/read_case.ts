@@ -4,6 +4,8 @@ import * as zarr from "zarrita";
 import type { CaseAffine as Mat4, CaseShape as Shape3, CaseVolume } from "./volume.ts";
 import { dequantize } from "./quantize.ts";
 import { registerCodecs } from "./codecs.ts";
+import { checkedStore } from "./_checked_store.ts";
+import type { AsyncReadable } from "@zarrita/storage";
 
 /** A readable store, as zarrita defines it. */
 export type ReadableStore = zarr.Readable;
@@ -71,8 +73,7 @@ export interface OpenCase {
  * ```
  */
 export async function openCase(store: ReadableStore, path: `/${string}`): Promise<OpenCase> {
-  registerCodecs();
-  const arr = await zarr.open.v3(new zarr.Location(store, path), { kind: "array" });
+  const arr = await openCaseArray(store, path);
   const attributes = arr.attrs as unknown as CaseAttributes;
   const shape = arr.shape as Shape3;
   // An array written without our attributes (a foreign Zarr array) gets voxel coordinates.
@@ -128,6 +129,46 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
       return { data: decode(chunk.data), shape: [...size] as Shape3, affine: moved };
     },
   };
+}
+
+/**
+ * The zarrita array of a cached case, read through a store view that names the chunk of
+ * a checksum error and raises a chunk missing from a case written whole (one whose
+ * attributes carry `stored_chunks` or a `fingerprint`: the cache writer stores every
+ * chunk) instead of returning the fill value. Sharded and unsharded arrays alike.
+ */
+export async function openCaseArray(
+  store: ReadableStore,
+  path: `/${string}`,
+): Promise<zarr.Array<zarr.DataType, zarr.Readable>> {
+  registerCodecs();
+  const metaKey = `${path === "/" ? "" : path}/zarr.json` as const;
+  const raw = await store.get(metaKey);
+  if (!raw) throw new Deno.errors.NotFound(`Case ${path}: no zarr.json (not in the cache)`);
+  let meta: Record<string, unknown> & {
+    codecs?: { name: string; configuration?: { chunk_shape?: number[] } }[];
+    chunk_grid?: { configuration?: { chunk_shape?: number[] } };
+    attributes?: Record<string, unknown>;
+  };
+  try {
+    meta = JSON.parse(new TextDecoder().decode(raw));
+  } catch (e) {
+    throw new SyntaxError(`Case ${path}: unreadable zarr.json: ${(e as Error).message}`);
+  }
+  const inner = meta.codecs?.find((c) => c.name === "sharding_indexed")?.configuration
+    ?.chunk_shape;
+  const outer = meta.chunk_grid?.configuration?.chunk_shape;
+  const a = meta.attributes ?? {};
+  const checked = checkedStore(store, {
+    path,
+    whole: typeof a.stored_chunks === "number" || typeof a.fingerprint === "string",
+    shardGrid: inner && outer ? outer.map((n, i) => n / inner[i]) : undefined,
+  });
+  const view: AsyncReadable = {
+    get: async (key, opts) => key === metaKey ? raw : await checked.get(key, opts),
+    getRange: checked.getRange,
+  };
+  return await zarr.open.v3(new zarr.Location(view, path), { kind: "array" });
 }
 
 /**
