@@ -2,7 +2,6 @@
 // chunks, dequantised to float32.
 import * as zarr from "zarrita";
 import type { CaseAffine as Mat4, CaseShape as Shape3, CaseVolume } from "./volume.ts";
-import { dequantize } from "./quantize.ts";
 import { registerCodecs } from "./codecs.ts";
 import { checkedStore } from "./_checked_store.ts";
 import type { AsyncReadable } from "@zarrita/storage";
@@ -79,30 +78,57 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
   // An array written without our attributes (a foreign Zarr array) gets voxel coordinates.
   const affine: Mat4 = attributes.affine ??
     [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]];
-  const get = async (selection: (zarr.Slice | null)[] | null) => {
-    try {
-      return await zarr.get(arr, selection);
-    } catch (e) {
-      // zarrita does not say which array failed: name the case.
-      if (e instanceof Error) {
-        const cause = e.cause instanceof Error ? `: ${e.cause.message}` : "";
-        e.message = `Case ${path}: ${e.message}${cause}`;
-      }
-      throw e;
-    }
+  const name = (e: unknown) => {
+    // zarrita does not say which array failed: name the case.
+    if (!(e instanceof Error) || e.message.startsWith(`Case ${path}:`)) return e;
+    const cause = e.cause instanceof Error && !e.message.includes(e.cause.message)
+      ? `: ${e.cause.message}`
+      : "";
+    return new Error(`Case ${path}: ${e.message}${cause}`, { cause: e });
   };
-  const decode = (data: unknown) =>
-    dequantize(data as ArrayLike<number>, {
-      scaleFactor: attributes.scale_factor,
-      addOffset: attributes.add_offset,
-    });
+  const scale = attributes.scale_factor, offset = attributes.add_offset ?? 0;
+  const inner = arr.chunks as Shape3;
+  // Only the chunks the box touches are read (in parallel), each decoded value written
+  // once into the float32 box, dequantised on the way.
+  const box = async (start: Shape3, size: Shape3): Promise<Float32Array> => {
+    const out = new Float32Array(size[0] * size[1] * size[2]);
+    const first = start.map((s, a) => Math.floor(s / inner[a]));
+    const last = start.map((s, a) => Math.floor((s + size[a] - 1) / inner[a]));
+    const jobs: Promise<void>[] = [];
+    for (let i = first[0]; i <= last[0]; i++) {
+      for (let j = first[1]; j <= last[1]; j++) {
+        for (let k = first[2]; k <= last[2]; k++) {
+          jobs.push(
+            arr.getChunk([i, j, k]).then(
+              (chunk) =>
+                copyChunk(out, start, size, chunk as never, [i, j, k], inner, scale, offset),
+              (e) => {
+                // A decoder's error does not say which chunk: name it (in a new error:
+                // zarrita hands one error, of a shard's index, to every chunk).
+                const text = `${e.message}${
+                  e.cause instanceof Error ? `: ${e.cause.message}` : ""
+                }`;
+                if (/chunk \[|chunk c\/|shard c\/|shard index of c\//.test(text)) throw e;
+                throw new Error(`chunk [${i},${j},${k}]: ${text}`, { cause: e });
+              },
+            ),
+          );
+        }
+      }
+    }
+    try {
+      await Promise.all(jobs);
+    } catch (e) {
+      throw name(e);
+    }
+    return out;
+  };
   return {
     path,
     shape,
     attributes,
     async read() {
-      const chunk = await get(null);
-      return { data: decode(chunk.data), shape, affine };
+      return { data: await box([0, 0, 0], shape), shape, affine };
     },
     async readCrop(start, size) {
       for (let a = 0; a < 3; a++) {
@@ -116,7 +142,7 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
           );
         }
       }
-      const chunk = await get(start.map((s, a) => zarr.slice(s, s + size[a])));
+      const data = await box(start, size);
       // The crop's first voxel is voxel `start` of the case.
       const moved = affine.map((row, r) =>
         r === 3 ? [...row] : [
@@ -126,9 +152,37 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
           row[3] + row[0] * start[0] + row[1] * start[1] + row[2] * start[2],
         ]
       ) as Mat4;
-      return { data: decode(chunk.data), shape: [...size] as Shape3, affine: moved };
+      return { data, shape: [...size] as Shape3, affine: moved };
     },
   };
+}
+
+/** Copies the part of one decoded chunk that lies in the box, dequantising the values. */
+function copyChunk(
+  out: Float32Array,
+  start: Shape3,
+  size: Shape3,
+  chunk: { data: ArrayLike<number>; stride: number[] },
+  coords: Shape3,
+  inner: Shape3,
+  scale: number | undefined,
+  offset: number,
+): void {
+  const origin = coords.map((c, a) => c * inner[a]);
+  const lo = origin.map((o, a) => Math.max(o, start[a]));
+  const hi = origin.map((o, a) => Math.min(o + inner[a], start[a] + size[a]));
+  const { data, stride } = chunk;
+  const s = scale ?? 1, o = scale === undefined ? 0 : offset;
+  const run = hi[2] - lo[2];
+  for (let x = lo[0]; x < hi[0]; x++) {
+    for (let y = lo[1]; y < hi[1]; y++) {
+      let src = (x - origin[0]) * stride[0] + (y - origin[1]) * stride[1] +
+        (lo[2] - origin[2]) * stride[2];
+      let dst = ((x - start[0]) * size[1] + (y - start[1])) * size[2] + (lo[2] - start[2]);
+      const step = stride[2];
+      for (let z = 0; z < run; z++, src += step) out[dst++] = data[src] * s + o;
+    }
+  }
 }
 
 /**

@@ -5,6 +5,7 @@ import { type CacheEntry, listCases } from "../cache/cache_dir.ts";
 import { type CaseAttributes, readCase } from "../cache/read_case.ts";
 import { formatBytes, runMain, UsageError } from "./_cli.ts";
 import { closest, defineCommand, parseCommand } from "./_args.ts";
+import { runStorageCommand, STORAGE_SUBCOMMANDS } from "./_cache_storage.ts";
 
 /** The command line of `deno task cache`. */
 export const CACHE = defineCommand({
@@ -40,6 +41,7 @@ and source; cases whose metadata cannot be read are listed as BROKEN (exit code 
         "cache inspect ct.zarr --json",
       ],
     },
+    ...STORAGE_SUBCOMMANDS,
   },
   examples: ["cache inspect ct.zarr", "cache inspect ct.zarr --case ct/example_ct"],
 });
@@ -265,6 +267,9 @@ async function main(args: string[]): Promise<number> {
     console.log(parsed.help);
     return 0;
   }
+  const storage = await runStorageCommand(parsed.command, parsed.values, parsed.positionals);
+  if (storage !== undefined) return storage;
+  if (parsed.command !== "inspect") throw new Error(`no handler for cache ${parsed.command}`);
   const [root] = parsed.positionals;
   const { values: v } = parsed;
   return v.case !== undefined
