@@ -101,3 +101,18 @@ export function checkedStore(
     },
   };
 }
+
+/** Messages that already say which chunk (set by this store's labels and errors). */
+const NAMES_CHUNK = /inner chunk \[|chunk c\/|shard c\/|shard index of c\//;
+
+/**
+ * What went wrong reading chunk `coords`, naming it: the labelled message of the error
+ * or its cause (zarrita wraps codec errors), else the message prefixed with the chunk.
+ */
+export function describeChunkError(e: unknown, coords: readonly number[]): string {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const cause = err.cause instanceof Error ? err.cause.message : undefined;
+  if (cause && NAMES_CHUNK.test(cause)) return cause;
+  if (NAMES_CHUNK.test(err.message)) return err.message;
+  return `chunk [${coords}]: ${err.message}${cause ? `: ${cause}` : ""}`;
+}

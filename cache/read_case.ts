@@ -3,7 +3,7 @@
 import * as zarr from "zarrita";
 import type { CaseAffine as Mat4, CaseShape as Shape3, CaseVolume } from "./volume.ts";
 import { registerCodecs } from "./codecs.ts";
-import { checkedStore } from "./_checked_store.ts";
+import { checkedStore, describeChunkError } from "./_checked_store.ts";
 import type { AsyncReadable } from "@zarrita/storage";
 
 /** A readable store, as zarrita defines it. */
@@ -81,10 +81,7 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
   const name = (e: unknown) => {
     // zarrita does not say which array failed: name the case.
     if (!(e instanceof Error) || e.message.startsWith(`Case ${path}:`)) return e;
-    const cause = e.cause instanceof Error && !e.message.includes(e.cause.message)
-      ? `: ${e.cause.message}`
-      : "";
-    return new Error(`Case ${path}: ${e.message}${cause}`, { cause: e });
+    return new Error(`Case ${path}: ${e.message}`, { cause: e });
   };
   const scale = attributes.scale_factor, offset = attributes.add_offset ?? 0;
   const inner = arr.chunks as Shape3;
@@ -103,13 +100,9 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
               (chunk) =>
                 copyChunk(out, start, size, chunk as never, [i, j, k], inner, scale, offset),
               (e) => {
-                // A decoder's error does not say which chunk: name it (in a new error:
-                // zarrita hands one error, of a shard's index, to every chunk).
-                const text = `${e.message}${
-                  e.cause instanceof Error ? `: ${e.cause.message}` : ""
-                }`;
-                if (/chunk \[|chunk c\/|shard c\/|shard index of c\//.test(text)) throw e;
-                throw new Error(`chunk [${i},${j},${k}]: ${text}`, { cause: e });
+                // Name the chunk (a new error: zarrita hands one error, of a shard's
+                // index, to every chunk of the shard).
+                throw new Error(describeChunkError(e, [i, j, k]), { cause: e });
               },
             ),
           );

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { type CacheEntry, listCases } from "./cache_dir.ts";
 import { openCaseArray } from "./read_case.ts";
+import { describeChunkError } from "./_checked_store.ts";
 import { caseFingerprint, settingsHash } from "./fingerprint.ts";
 import { decodeShardIndex, shardIndexBytes } from "./shard.ts";
 
@@ -205,12 +206,7 @@ export async function verifyCase(
             );
           }
         } catch (e) {
-          const err = e as Error;
-          const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
-          const text = `${err.message}${cause}`;
-          check.problems.push(
-            /inner chunk \[|chunk c\//.test(text) ? text : `chunk [${i},${j},${k}]: ${text}`,
-          );
+          check.problems.push(describeChunkError(e, [i, j, k]));
         }
       }
     }

@@ -242,9 +242,6 @@ async function verify(
     ));
     return broken.length ? 1 : 0;
   }
-  if (v.quiet) {
-    for (const c of broken) console.log(`BROKEN ${c.dataset}/${c.name}: ${c.problems.join("; ")}`);
-  }
   const noted = report.checks.filter((c) => c.notes.length);
   if (noted.length) {
     console.log(
