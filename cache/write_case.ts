@@ -8,6 +8,7 @@ import {
   COMPRESSOR_LEVELS,
   DEFAULT_CHUNK,
   DEFAULT_COMPRESSOR,
+  DEFAULT_INNER_CHUNK,
   DEFAULT_LAYOUT,
   DEFAULT_LEVEL,
   type Layout,
@@ -26,8 +27,8 @@ export interface WriteCaseOptions {
   /** How values are stored (dtype, scale and offset). */
   encoding: StorageEncoding;
   /**
-   * Chunk edge in voxels (clamped to the volume's shape).
-   * @default {64}
+   * Chunk edge in voxels (of the inner chunks when sharded; clamped to the volume's shape).
+   * @default {48 sharded, 64 chunked}
    */
   chunk?: number;
   /**
@@ -65,9 +66,9 @@ export async function writeCase(
 ): Promise<number> {
   registerCodecs();
   const enc = options.encoding;
-  const edge = options.chunk ?? DEFAULT_CHUNK;
-  if (!Number.isInteger(edge) || edge < 1) throw new RangeError(`Invalid chunk edge ${edge}`);
   const layout = options.layout ?? DEFAULT_LAYOUT;
+  const edge = options.chunk ?? (layout === "sharded" ? DEFAULT_INNER_CHUNK : DEFAULT_CHUNK);
+  if (!Number.isInteger(edge) || edge < 1) throw new RangeError(`Invalid chunk edge ${edge}`);
   const shape = [...volume.shape];
   const chunkShape = shape.map((n) => Math.min(n, edge));
   const grid = shape.map((n, a) => Math.ceil(n / chunkShape[a]));

@@ -29,6 +29,7 @@ import {
   COMPRESSORS,
   DEFAULT_CHUNK,
   DEFAULT_COMPRESSOR,
+  DEFAULT_INNER_CHUNK,
   DEFAULT_LAYOUT,
   DEFAULT_LEVEL,
   type Layout,
@@ -147,8 +148,8 @@ Relative paths are taken from the folder you run the command in.`,
       type: "number",
       integer: true,
       min: 1,
-      default: DEFAULT_CHUNK,
-      help: "chunk edge in voxels (of the inner chunks of a shard)",
+      help: `chunk edge in voxels, of the inner chunks when sharded (default ` +
+        `${DEFAULT_INNER_CHUNK} sharded,\n${DEFAULT_CHUNK} chunked)`,
     },
     layout: {
       type: "string",
@@ -268,7 +269,7 @@ async function main(args: string[]): Promise<number> {
     dtype: v.dtype as StorageDtype,
     compressor,
     level: range ? level : DEFAULT_LEVEL,
-    chunk: v.chunk,
+    chunk: v.chunk ?? (layout === "sharded" ? DEFAULT_INNER_CHUNK : DEFAULT_CHUNK),
     layout,
   };
   const workers = v.workers;

@@ -68,8 +68,8 @@ export {
 export {
   type CaseList,
   EpochOrder,
-  listTrainingCases,
   type ListOptions,
+  listTrainingCases,
   type TrainingCase,
 } from "./sampler/cases.ts";
 export {
@@ -84,10 +84,10 @@ export {
   regularisation,
   splitRows,
   stopGradient,
-  type VocoV1Terms,
-  type VocoV2Terms,
   vocoLossV1,
   vocoLossV2,
+  type VocoV1Terms,
+  type VocoV2Terms,
 } from "./voco/loss.ts";
 export { emaUpdate, headForward, headSpecs, initHead } from "./voco/head.ts";
 export {
@@ -102,8 +102,8 @@ export { replayVocoStep, type StepDiff, type StepReplay } from "./voco/check.ts"
 export { AdamW, type AdamWOptions, clipGradNorm } from "./optim/adamw.ts";
 export { warmupCosine, type WarmupCosineOptions } from "./optim/schedule.ts";
 export {
-  type CheckpointState,
   checkpointName,
+  type CheckpointState,
   listCheckpoints,
   loadCheckpoint,
   readCheckpoint,
