@@ -47,8 +47,8 @@ export function checkedStore(
     const all = await store.get(key, opts as never);
     if (!all) return undefined;
     return "suffixLength" in range
-      ? all.slice(Math.max(0, all.length - range.suffixLength))
-      : all.slice(range.offset, range.offset + range.length);
+      ? Uint8Array.prototype.slice.call(all, Math.max(0, all.length - range.suffixLength))
+      : Uint8Array.prototype.slice.call(all, range.offset, range.offset + range.length);
   };
   return {
     async get(key, opts) {
