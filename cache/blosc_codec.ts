@@ -112,6 +112,21 @@ export class NativeBloscCodec {
     const nblocks = Math.ceil(nbytes / blocksize);
     const shuffled = (flags & FLAG_SHUFFLE) !== 0 && typesize > 1;
     const split = (flags & FLAG_DONT_SPLIT) === 0 && typesize > 1 && shuffled;
+    if (nblocks === 1 && !split) {
+      // One block, one stream (what this writer emits): no intermediate copies.
+      const p = view.getInt32(HEADER, true);
+      const csize = p >= HEADER && p + 4 <= bytes.length ? view.getInt32(p, true) : -1;
+      if (csize < 0 || p + 4 + csize > bytes.length) {
+        throw new SyntaxError("Corrupt Blosc chunk: a block runs past the end of the chunk");
+      }
+      const part = bytes.subarray(p + 4, p + 4 + csize);
+      const z = csize === nbytes ? part : zstdDecompressSync(part);
+      if (z.length !== nbytes) {
+        throw new SyntaxError(`Corrupt Blosc chunk: ${z.length} bytes decoded, ${nbytes} expected`);
+      }
+      const raw = new Uint8Array(z.buffer, z.byteOffset, z.byteLength);
+      return shuffled ? unshuffleBytes(raw, typesize) : raw.slice();
+    }
     for (let b = 0; b < nblocks; b++) {
       const start = b * blocksize;
       const bsize = Math.min(blocksize, nbytes - start);
@@ -187,11 +202,18 @@ export function shuffleBytes(src: Uint8Array, typesize: number): Uint8Array {
   return out;
 }
 
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Inverse of {@linkcode shuffleBytes}. */
 export function unshuffleBytes(src: Uint8Array, typesize: number): Uint8Array {
   const n = Math.floor(src.length / typesize);
   const out = new Uint8Array(src.length);
-  if (typesize === 2) {
+  if (typesize === 2 && littleEndian) {
+    // One 16-bit store per element: twice as fast as two byte stores.
+    const out16 = new Uint16Array(out.buffer, 0, n);
+    const hi = src.subarray(n, 2 * n);
+    for (let i = 0; i < n; i++) out16[i] = src[i] | (hi[i] << 8);
+  } else if (typesize === 2) {
     for (let i = 0, k = 0; i < n; i++, k += 2) {
       out[k] = src[i];
       out[k + 1] = src[n + i];

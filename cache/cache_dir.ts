@@ -1,9 +1,13 @@
 // The cache folder on disk: the root group, dataset groups, staging folders of live runs,
 // and publishing a finished case into place with a rename.
-import * as zarr from "zarrita";
-import { FileSystemStore } from "@zarrita/storage";
 import { join } from "node:path";
-import { CACHE_FORMAT_VERSION, isValidNodeName, STAGING_DIR } from "./format.ts";
+import {
+  CACHE_FORMAT_VERSION,
+  isValidNodeName,
+  type Layout,
+  LAYOUTS,
+  STAGING_DIR,
+} from "./format.ts";
 
 /** One case of the cache. */
 export interface CacheEntry {
@@ -46,19 +50,84 @@ export async function cacheFolderProblem(root: string): Promise<string | undefin
 }
 
 /**
- * Makes `root` a cache (a Zarr v3 root group) if it is not one yet. Refuses a folder that
- * {@linkcode cacheFolderProblem} finds unfit.
+ * Writes `value` as the JSON file `path` of the cache at `root` in one step: a temporary
+ * file in the staging folder, then a rename, so that a reader (or another run) never
+ * sees half a file, whatever moment a process is killed at.
  */
-export async function initCache(root: string): Promise<void> {
+export async function writeJsonAtomic(root: string, path: string, value: unknown): Promise<void> {
+  const dir = join(root, STAGING_DIR);
+  await Deno.mkdir(dir, { recursive: true });
+  const tmp = join(dir, `tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}.json`);
+  await Deno.writeTextFile(tmp, JSON.stringify(value, null, 2));
+  try {
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/** Options of {@linkcode initCache}. */
+export interface InitCacheOptions {
+  /**
+   * Layout recorded in a new cache (`voco_cache.layout` of the root group).
+   * @default {undefined: none recorded}
+   */
+  layout?: Layout;
+}
+
+/**
+ * Makes `root` a cache (a Zarr v3 root group) if it is not one yet. Refuses a folder that
+ * {@linkcode cacheFolderProblem} finds unfit. Safe when several processes start at once.
+ */
+export async function initCache(root: string, options: InitCacheOptions = {}): Promise<void> {
   const problem = await cacheFolderProblem(root);
   if (problem) throw new TypeError(problem);
   await Deno.mkdir(root, { recursive: true });
   if (await readJson(join(root, "zarr.json"))) return;
-  await zarr.create(zarr.root(new FileSystemStore(root)), {
+  await writeJsonAtomic(root, join(root, "zarr.json"), {
+    zarr_format: 3,
+    node_type: "group",
     attributes: {
-      voco_cache: { format_version: CACHE_FORMAT_VERSION, created: new Date().toISOString() },
+      voco_cache: {
+        format_version: CACHE_FORMAT_VERSION,
+        created: new Date().toISOString(),
+        ...(options.layout ? { layout: options.layout } : {}),
+      },
     },
   });
+}
+
+/**
+ * The layout a cache records (`voco_cache.layout`): `chunked` for a cache made before
+ * layouts were recorded, `undefined` when `root` is no cache yet.
+ */
+export async function cacheLayout(root: string): Promise<Layout | undefined> {
+  const meta = await readJson(join(root, "zarr.json")).catch(() => undefined);
+  if (meta?.node_type !== "group") return undefined;
+  const layout = ((meta.attributes as Record<string, unknown> | undefined)?.voco_cache as
+    | Record<string, unknown>
+    | undefined)?.layout;
+  return LAYOUTS.includes(layout as Layout) ? layout as Layout : "chunked";
+}
+
+/** Records `layout` as the cache's layout (the root group's other metadata kept). */
+export async function setCacheLayout(root: string, layout: Layout): Promise<void> {
+  const path = join(root, "zarr.json");
+  const meta = await readJson(path);
+  if (meta?.node_type !== "group") throw new TypeError(`${root} is not a cache`);
+  const attributes = (meta.attributes ?? {}) as Record<string, unknown>;
+  const voco = (attributes.voco_cache ?? {}) as Record<string, unknown>;
+  if (voco.layout === layout) return;
+  attributes.voco_cache = { ...voco, layout };
+  await writeJsonAtomic(root, path, { ...meta, attributes });
+}
+
+/** Whether `root` is a VoCo cache: a Zarr v3 root group with `voco_cache` attributes. */
+export async function isVocoCache(root: string): Promise<boolean> {
+  const meta = await readJson(join(root, "zarr.json")).catch(() => undefined);
+  return meta?.node_type === "group" &&
+    typeof (meta.attributes as Record<string, unknown> | undefined)?.voco_cache === "object";
 }
 
 /** Creates the group of a dataset when missing, or rewrites its metadata when damaged. */
@@ -66,7 +135,10 @@ export async function ensureDataset(root: string, dataset: string): Promise<void
   if (!isValidNodeName(dataset)) throw new RangeError(`Invalid dataset name "${dataset}"`);
   const meta = await readJson(join(root, dataset, "zarr.json")).catch(() => undefined);
   if (meta?.node_type === "group") return;
-  await zarr.create(zarr.root(new FileSystemStore(root)).resolve(dataset), {
+  await Deno.mkdir(join(root, dataset), { recursive: true });
+  await writeJsonAtomic(root, join(root, dataset, "zarr.json"), {
+    zarr_format: 3,
+    node_type: "group",
     attributes: { dataset },
   });
 }
@@ -181,28 +253,53 @@ function processAlive(pid: number): boolean | undefined {
   }
 }
 
+/** Whether an error is a rename refused because the target folder exists, not empty. */
+function targetExists(e: unknown): boolean {
+  return e instanceof Deno.errors.AlreadyExists ||
+    (e instanceof Error && /not empty|ENOTEMPTY|EEXIST|exists/i.test(e.message));
+}
+
 /**
  * Moves a fully written case from staging into the cache with a rename, so a reader sees
- * either the old case or the new one, never half of one.
+ * either the old case or the new one, never half of one. Another run may publish the same
+ * case at the same time (overlapping inputs): when it got there first with the same
+ * fingerprint, this copy is dropped (`"already"`); with another, this one replaces it.
  */
 export async function publishCase(
   root: string,
   dataset: string,
   name: string,
   stagedDir: string,
-): Promise<void> {
+): Promise<"published" | "already"> {
   if (!isValidNodeName(name)) throw new RangeError(`Invalid case name "${name}"`);
   const target = join(root, dataset, name);
-  const old = `${stagedDir}.replaced`;
-  let replaced = false;
-  try {
-    await Deno.rename(target, old);
-    replaced = true;
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  const mine = (await readJson(join(stagedDir, "zarr.json")))?.attributes as
+    | Record<string, unknown>
+    | undefined;
+  for (let attempt = 0;; attempt++) {
+    const old = `${stagedDir}.replaced${attempt}`;
+    let replaced = false;
+    try {
+      await Deno.rename(target, old);
+      replaced = true;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    try {
+      await Deno.rename(stagedDir, target);
+      if (replaced) await Deno.remove(old, { recursive: true });
+      return "published";
+    } catch (e) {
+      if (replaced) await Deno.remove(old, { recursive: true }).catch(() => {});
+      if (!targetExists(e) || attempt >= 8) throw e;
+    }
+    // Another run published this case between the two renames.
+    const theirs = await cachedFingerprint(root, dataset, name);
+    if (theirs !== undefined && theirs === mine?.fingerprint) {
+      await Deno.remove(stagedDir, { recursive: true }).catch(() => {});
+      return "already";
+    }
   }
-  await Deno.rename(stagedDir, target);
-  if (replaced) await Deno.remove(old, { recursive: true });
 }
 
 /**
@@ -272,6 +369,18 @@ export async function readGroup(root: string, dataset: string): Promise<GroupCas
     out.push({ name, attributes: (meta?.attributes as Record<string, unknown>) ?? undefined });
   }
   return out;
+}
+
+/**
+ * Removes a dataset group with all its cases: renamed out of the cache first (readers
+ * then see it gone at once), then deleted.
+ */
+export async function removeDataset(root: string, dataset: string): Promise<void> {
+  if (!isValidNodeName(dataset)) throw new RangeError(`Invalid dataset name "${dataset}"`);
+  const doomed = join(root, STAGING_DIR, `removed-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  await Deno.mkdir(join(root, STAGING_DIR), { recursive: true });
+  await Deno.rename(join(root, dataset), doomed);
+  await Deno.remove(doomed, { recursive: true });
 }
 
 /**

@@ -1,92 +1,154 @@
-// `deno task bench cache`: size, write and read speed of each chunk compressor on a real
-// preprocessed volume, to choose the cache's default by measuring all three together.
+// `deno task bench cache`: size, files, write speed and random-crop reads of each layout,
+// inner chunk edge and compressor on a real preprocessed volume, written to disk, to
+// choose the cache's defaults by measuring them together.
+import { join } from "node:path";
+import { FileSystemStore } from "@zarrita/storage";
 import { readNifti } from "../prep/formats/read_nifti.ts";
 import { applyRecipe, resolveRecipe } from "../prep/recipes/recipe.ts";
 import { writeCase } from "../cache/write_case.ts";
-import { openCase, readCase } from "../cache/read_case.ts";
+import { openCase } from "../cache/read_case.ts";
 import type { Shape3 } from "../prep/volume.ts";
 import { storageEncoding } from "../cache/quantize.ts";
-import { type Compressor, DEFAULT_CHUNK } from "../cache/format.ts";
+import { type Compressor, DEFAULT_CHUNK, type Layout } from "../cache/format.ts";
 import { registerCodecs } from "../cache/codecs.ts";
+import { PICKLE_OVERHEAD } from "../cache/stats.ts";
 import { formatBytes } from "./_cli.ts";
-import { FileSystemStore } from "@zarrita/storage";
 import { ensureDataset, initCache } from "../cache/cache_dir.ts";
 import { CacheReader } from "../cache/reader.ts";
 import { serveCache } from "../cache/serve.ts";
 
-/** Compressor settings compared: the compressor and its level. */
-const SETTINGS: [Compressor, number][] = [
-  ["blosc-zstd", 1],
-  ["blosc-zstd", 3],
-  ["blosc-zstd", 5],
-  ["blosc-lz4", 5],
-  ["zstd", 3],
-  ["none", 0],
+/** Settings compared: layout, chunk edge (inner, when sharded), compressor, level. */
+const SETTINGS: [Layout, number, Compressor, number][] = [
+  ["chunked", 64, "blosc-zstd", 3],
+  ["sharded", 64, "blosc-zstd", 3],
+  ["sharded", 48, "blosc-zstd", 3],
+  ["sharded", 32, "blosc-zstd", 3],
+  ["sharded", 48, "blosc-zstd", 1],
+  ["sharded", 48, "blosc-lz4", 5],
+  ["sharded", 48, "zstd", 3],
+  ["sharded", 48, "none", 0],
 ];
-
-function best(times: number[]): number {
-  return Math.min(...times) / 1000;
-}
 
 /** Options of {@linkcode benchCache}. */
 export interface BenchCacheOptions {
-  /** Chunk edge in voxels. @default {DEFAULT_CHUNK} */
+  /** Only this chunk edge (all compared when absent). */
   chunk?: number;
-  /** Random 96³ crop reads per setting. @default {20} */
+  /** Random 192 x 192 x 64 crop reads per setting (the best and the median are shown). @default {20} */
   crops?: number;
+}
+
+async function walk(dir: string): Promise<{ bytes: number; files: number }> {
+  let bytes = 0, files = 0;
+  for await (const e of Deno.readDir(dir)) {
+    const p = join(dir, e.name);
+    if (e.isDirectory) {
+      const r = await walk(p);
+      bytes += r.bytes;
+      files += r.files;
+    } else {
+      bytes += (await Deno.stat(p)).size;
+      files++;
+    }
+  }
+  return { bytes, files };
 }
 
 /** Runs the cache benchmark on `file` (a NIfTI CT) prepped with voco-v2 as uint16. */
 export async function benchCache(file: string, options: BenchCacheOptions = {}): Promise<void> {
-  const { chunk = DEFAULT_CHUNK, crops = 20 } = options;
+  const { crops = 20 } = options;
   registerCodecs();
   const recipe = resolveRecipe("voco-v2");
   const { volume } = applyRecipe(readNifti(await Deno.readFile(file)).volume, recipe);
   const encoding = storageEncoding("uint16", [0, 1], { windowWidthHu: 425 });
-  const voxels = volume.data.length, rawBytes = voxels * 2;
+  const voxels = volume.data.length, f32 = voxels * 4;
+  const size = volume.shape.map((n, a) => Math.min(n, [192, 192, 64][a])) as Shape3;
   console.log(
-    `cache benchmark: ${volume.shape.join(" x ")} voxels (voco-v2), uint16 at 1 HU steps, ` +
-      `${chunk}³ chunks, in memory (codec time only); MB/s of uint16 data`,
+    `cache benchmark: ${volume.shape.join(" x ")} voxels (voco-v2), uint16 at 1 HU steps, on ` +
+      `disk; float32 ${formatBytes(f32)}, a PersistentDataset ${
+        formatBytes(f32 + PICKLE_OVERHEAD)
+      }`,
   );
   console.log(
-    `  ${"compressor".padEnd(16)} ${"size".padStart(9)} ${"vs float32".padStart(10)} ` +
-      `${"write".padStart(9)} ${"read all".padStart(9)} ${"96³ crop".padStart(9)}`,
+    `  random ${size.join(" x ")} crops through openCase().readCrop(), one thread, ` +
+      `best and median of ${crops} (the page cache warm)`,
   );
-  const edge = Math.min(96, ...volume.shape);
-  let seed = 11;
-  const rand = (n: number) => {
-    seed = (seed * 1664525 + 1013904223) >>> 0;
-    return seed % n;
-  };
-  for (const [compressor, level] of SETTINGS) {
-    const writes: number[] = [], reads: number[] = [];
-    let store = new Map<string, Uint8Array>();
-    for (let rep = 0; rep < 3; rep++) {
-      store = new Map();
-      let t = performance.now();
-      await writeCase(store, "/case", volume, { encoding, chunk, compressor, level });
-      writes.push(performance.now() - t);
-      t = performance.now();
-      await readCase(store, "/case");
-      reads.push(performance.now() - t);
+  const head = [
+    "layout",
+    "chunk",
+    "compressor",
+    "files",
+    "size",
+    "vs f32",
+    "write",
+    "crop best",
+    "median",
+    "read/crop",
+  ];
+  const rows: string[][] = [head];
+  const dir = await Deno.makeTempDir({ prefix: "voco-bench-cache-" });
+  try {
+    for (const [layout, edge, compressor, level] of SETTINGS) {
+      if (options.chunk !== undefined && edge !== options.chunk) continue;
+      const root = join(dir, `${layout}-${edge}-${compressor}-${level}`);
+      const t0 = performance.now();
+      await writeCase(new FileSystemStore(root), "/", volume, {
+        encoding,
+        chunk: edge,
+        compressor,
+        level,
+        layout,
+      });
+      const write = (performance.now() - t0) / 1000;
+      const { bytes, files } = await walk(root);
+      const fs = new FileSystemStore(root);
+      let read = 0;
+      const counting = {
+        get: async (k: `/${string}`) => {
+          const b = await fs.get(k);
+          if (b && !k.endsWith("zarr.json")) read += b.length;
+          return b;
+        },
+        getRange: async (k: `/${string}`, r: never) => {
+          const b = await fs.getRange(k, r);
+          read += b?.length ?? 0;
+          return b;
+        },
+      };
+      let seed = 11;
+      const rand = (n: number) => {
+        seed = (seed * 1664525 + 1013904223) >>> 0;
+        return seed % n;
+      };
+      const c = await openCase(counting, "/");
+      await c.readCrop([0, 0, 0], size); // the shard index, read once per opened case
+      read = 0;
+      const times: number[] = [];
+      for (let i = 0; i < crops; i++) {
+        const start = volume.shape.map((n, a) => rand(n - size[a] + 1)) as Shape3;
+        const t = performance.now();
+        await c.readCrop(start, size);
+        times.push(performance.now() - t);
+      }
+      times.sort((a, b) => a - b);
+      const ms = (x: number | undefined) => x === undefined ? "-" : `${x.toFixed(1)} ms`;
+      rows.push([
+        layout,
+        `${edge}³`,
+        `${compressor}${compressor === "none" ? "" : ` ${level}`}`,
+        String(files),
+        formatBytes(bytes),
+        `${(f32 / bytes).toFixed(1)}x`,
+        `${write.toFixed(2)} s`,
+        ms(times[0]),
+        ms(times[times.length >> 1]),
+        crops ? formatBytes(read / crops) : "-",
+      ]);
     }
-    let bytes = 0;
-    for (const [k, v] of store) if (!k.endsWith("zarr.json")) bytes += v.length;
-    const opened = await openCase(store, "/case");
-    const t = performance.now();
-    for (let c = 0; c < crops; c++) {
-      const start = volume.shape.map((n) => rand(n - edge + 1)) as Shape3;
-      await opened.readCrop(start, [edge, edge, edge]);
-    }
-    const crop = crops ? (performance.now() - t) / crops : 0;
-    const mbs = (ms: number) => `${(rawBytes / 1e6 / (ms / 1000)).toFixed(0)} MB/s`;
-    console.log(
-      `  ${`${compressor} ${compressor === "none" ? "" : level}`.padEnd(16)} ` +
-        `${formatBytes(bytes).padStart(9)} ${`${(voxels * 4 / bytes).toFixed(1)}x`.padStart(10)} ` +
-        `${mbs(best(writes) * 1000).padStart(9)} ${mbs(best(reads) * 1000).padStart(9)} ` +
-        `${`${crop.toFixed(0)} ms`.padStart(9)}`,
-    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
+  const widths = head.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) console.log(`  ${r.map((x, i) => x.padEnd(widths[i])).join("  ")}`);
 }
 
 /** Options of {@linkcode benchCrops}. */

@@ -15,7 +15,14 @@ import type { StorageOptions } from "../prep/pipeline/process_case.ts";
 import { formatBytes, runMain } from "./_cli.ts";
 import { defineCommand, parseCommand } from "./_args.ts";
 import { type BackendName, BACKENDS } from "../train/backend.ts";
-import { DEFAULT_CHUNK } from "../cache/format.ts";
+import {
+  DEFAULT_CHUNK,
+  DEFAULT_INNER_CHUNK,
+  DEFAULT_LAYOUT,
+  type Layout,
+  LAYOUTS,
+} from "../cache/format.ts";
+import { verifyCache } from "../cache/verify.ts";
 import { benchPretrain } from "./_bench_pretrain.ts";
 import { benchModel } from "./_bench_model.ts";
 import { benchCache, benchCrops } from "./_bench_cache.ts";
@@ -35,14 +42,13 @@ AdamW) with the number of live tensors after each (the first step adds the optim
 two moments per parameter, which stay), and peak RSS.`;
 
 const CACHE_HELP =
-  `The clinical volume of "bench prep", prepped with voco-v2 and stored as uint16 with
-each chunk compressor (blosc-zstd at levels 1/3/5, blosc-lz4, zstd, none): cache size (and
-how much smaller than float32, what MONAI's PersistentDataset stores), write and
-whole-volume read speed, and the time of a random 96³ crop read (what the pre-training
-sampler does). In memory: codec time only. Then random 192 x 192 x 64 crops (the voco-v2
-sampler's region) of the shared example CT prepped with the defaults, read with
-CacheReader from a folder and over loopback HTTP from cache serve: ms per crop, bytes and
-requests per crop.`;
+  `The clinical volume of "bench prep", prepped with voco-v2 and stored as uint16 on disk in
+each layout (sharded, chunked), inner chunk edge (64, 48, 32) and compressor (blosc-zstd,
+blosc-lz4, zstd, none): files, cache size (and how much smaller than float32, what MONAI's
+PersistentDataset stores), write time, and random 192 x 192 x 64 crop reads (what the
+voco-v2 sampler reads per volume): best and median time and the bytes read per crop. Then the same crops of the shared example
+CT read with CacheReader from a folder and over loopback HTTP from cache serve: ms per
+crop, bytes and requests per crop.`;
 
 /** The `--backend` flag of the model and pre-training benchmarks. */
 const BENCH_BACKEND = {
@@ -79,6 +85,13 @@ export const BENCH = defineCommand({
           help: "worker counts of the whole runs",
         },
         "skip-formats": { type: "boolean", help: "leave out the .mhd and DICOM copies" },
+        layout: {
+          type: "string",
+          arg: "L",
+          choices: LAYOUTS,
+          default: DEFAULT_LAYOUT,
+          help: "cache layout of the runs",
+        },
       },
       examples: ["bench prep --copies 4 --workers 1,2", "bench prep --copies 0 --workers 1"],
     },
@@ -136,15 +149,14 @@ volume (20 crops of 64³); PyTorch 1.13 takes 95 s per step on this 2-core machi
           type: "number",
           integer: true,
           min: 1,
-          default: DEFAULT_CHUNK,
-          help: "chunk edge in voxels",
+          help: "only the settings with this chunk edge (default: all)",
         },
         crops: {
           type: "number",
           integer: true,
           min: 0,
           default: 20,
-          help: "random 96³ crop reads per compressor",
+          help: "random 192 x 192 x 64 crop reads per setting",
         },
         "big-crops": {
           type: "number",
@@ -158,7 +170,7 @@ volume (20 crops of 64³); PyTorch 1.13 takes 95 s per step on this 2-core machi
           help: "only the 192 x 192 x 64 crop reads (folder and HTTP), not the compressors",
         },
       },
-      examples: ["bench cache --chunk 64 --crops 20"],
+      examples: ["bench cache --crops 20", "bench cache --chunk 48 --crops 50"],
     },
   },
   examples: ["bench prep --copies 4 --workers 1,2", "bench model --backend wasm", "bench cache"],
@@ -211,6 +223,7 @@ interface BenchPrepOptions {
   copies: number;
   workers: number[];
   "skip-formats": boolean;
+  layout: string;
 }
 
 async function benchPrep(options: BenchPrepOptions): Promise<void> {
@@ -218,7 +231,13 @@ async function benchPrep(options: BenchPrepOptions): Promise<void> {
   const file = await clinicalVolume();
   const size = (await Deno.stat(file)).size;
   const recipe = resolveRecipe("voco-v2");
-  const storage = { dtype: "uint16", compressor: "blosc-zstd", level: 3, chunk: 64 } as const;
+  const storage = {
+    dtype: "uint16",
+    compressor: "blosc-zstd",
+    level: 3,
+    chunk: options.layout === "sharded" ? DEFAULT_INNER_CHUNK : DEFAULT_CHUNK,
+    layout: options.layout as Layout,
+  } as const;
 
   // Stage by stage, in this thread.
   const { gunzip } = await import("../prep/formats/decompress.ts");
@@ -251,7 +270,10 @@ async function benchPrep(options: BenchPrepOptions): Promise<void> {
     await Deno.remove(dir, { recursive: true });
   }
   const best = (a: number[]) => Math.min(...a) / 1000;
-  console.log(`prep benchmark: ${file} (${formatBytes(size)}), recipe voco-v2, uint16 blosc-zstd`);
+  console.log(
+    `prep benchmark: ${file} (${formatBytes(size)}), recipe voco-v2, uint16 blosc-zstd, ` +
+      `${storage.layout}`,
+  );
   console.log(`  in-process, best of 3:`);
   console.log(`    gunzip (native zlib)           ${best(stages.gunzip).toFixed(2)} s`);
   console.log(`    read NIfTI (gunzip + decode)   ${best(stages.read).toFixed(2)} s`);
@@ -276,6 +298,22 @@ async function benchPrep(options: BenchPrepOptions): Promise<void> {
       `  ${copies} volumes, ${w} worker(s): ${s.seconds.toFixed(2)} s wall, ` +
         `${(s.seconds / copies).toFixed(2)} s per volume, peak RSS ${formatBytes(peakRss())}`,
     );
+    if (w === workerCounts[0]) {
+      const v = await verifyCache(out);
+      const chunks = v.checks.reduce((a, c) => a + c.chunks, 0);
+      const f32 = s.reports.reduce(
+        (a, r) => a + 4 * (r.outcome?.shape ?? [0]).reduce((x, y) => x * y, 1),
+        0,
+      );
+      console.log(
+        `    cache ${formatBytes(v.bytes)} (${
+          (f32 / v.bytes).toFixed(1)
+        }x smaller than float32); ` +
+          `cache verify: ${chunks} chunks in ${v.seconds.toFixed(2)} s, ` +
+          `${(v.bytes / 1e6 / v.seconds).toFixed(0)} MB/s of stored bytes` +
+          (v.checks.some((c) => c.problems.length) ? ", BROKEN" : ""),
+      );
+    }
     await Deno.remove(out, { recursive: true });
   }
   if (!options["skip-formats"]) await benchFormats(file, recipe, storage);

@@ -8,6 +8,7 @@ import { serveCache } from "../cache/serve.ts";
 import { renderPreview } from "../cache/preview.ts";
 import { formatBytes, runMain, UsageError } from "./_cli.ts";
 import { closest, defineCommand, parseCommand, userPath } from "./_args.ts";
+import { runStorageCommand, STORAGE_SUBCOMMANDS } from "./_cache_storage.ts";
 
 /** The positional `<cache>` of every subcommand: a folder, or a URL the reader opens. */
 const CACHE_ARG = {
@@ -150,6 +151,7 @@ name. Without --case, a contact sheet of the first --cases cases of the cache (o
         "cache preview http://127.0.0.1:8000/ --dataset ct",
       ],
     },
+    ...STORAGE_SUBCOMMANDS,
   },
   examples: [
     "cache inspect ct.zarr",
@@ -507,8 +509,11 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (parsed.command === "serve") return await serve(parsed.positionals[0], parsed.values);
+  const storage = await runStorageCommand(parsed.command, parsed.values, parsed.positionals);
+  if (storage !== undefined) return storage;
   const location = cacheLocation(parsed.positionals[0]);
   if (parsed.command === "preview") return await preview(location, parsed.values);
+  if (parsed.command !== "inspect") throw new Error(`no handler for cache ${parsed.command}`);
   const { values: v } = parsed;
   if (isCacheUrl(location)) return await inspectRemote(location, v.case, v.json, readerOptions(v));
   return v.case !== undefined

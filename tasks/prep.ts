@@ -29,10 +29,16 @@ import {
   COMPRESSORS,
   DEFAULT_CHUNK,
   DEFAULT_COMPRESSOR,
+  DEFAULT_INNER_CHUNK,
+  DEFAULT_LAYOUT,
   DEFAULT_LEVEL,
+  type Layout,
+  LAYOUTS,
   toNodeName,
 } from "../cache/format.ts";
-import { cacheFolderProblem, removeCase } from "../cache/cache_dir.ts";
+import { cacheFolderProblem, cacheLayout, removeCase, setCacheLayout } from "../cache/cache_dir.ts";
+import { refreshConsolidated } from "../cache/consolidate.ts";
+import { caseShard, resolveShard } from "../prep/pipeline/shard_cases.ts";
 import {
   EXIT_INTERRUPTED,
   formatBytes,
@@ -142,8 +148,30 @@ Relative paths are taken from the folder you run the command in.`,
       type: "number",
       integer: true,
       min: 1,
-      default: DEFAULT_CHUNK,
-      help: "chunk edge in voxels",
+      help: `chunk edge in voxels, of the inner chunks when sharded (default ` +
+        `${DEFAULT_INNER_CHUNK} sharded,\n${DEFAULT_CHUNK} chunked)`,
+    },
+    layout: {
+      type: "string",
+      arg: "L",
+      choices: LAYOUTS,
+      help: `sharded (one file per case) or chunked (one file per chunk); default: the\n` +
+        `cache's recorded layout, ${DEFAULT_LAYOUT} for a new cache`,
+    },
+    shard: {
+      type: "string",
+      arg: "I/N",
+      help: "prep only shard I of N (0-based) of the cases, by a hash of dataset/case,\n" +
+        "for many machines sharing one cache (default: from SLURM_ARRAY_TASK_ID/\n" +
+        "SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX with --shards)",
+    },
+    shards: {
+      type: "number",
+      integer: true,
+      min: 1,
+      arg: "N",
+      help: "number of shards, with the index from JOB_COMPLETION_INDEX (a Kubernetes\n" +
+        "indexed Job) or SLURM_ARRAY_TASK_ID",
     },
     workers: {
       type: "number",
@@ -229,11 +257,20 @@ async function main(args: string[]): Promise<number> {
     resizeShape: expandTriple(v.resize),
   };
   const recipe = recipeFor(v.recipe, overrides);
+  let shard;
+  try {
+    shard = resolveShard(v.shard, v.shards, Deno.env.toObject());
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const recorded = await cacheLayout(out);
+  const layout = (v.layout ?? recorded ?? DEFAULT_LAYOUT) as Layout;
   const storage: StorageOptions = {
     dtype: v.dtype as StorageDtype,
     compressor,
     level: range ? level : DEFAULT_LEVEL,
-    chunk: v.chunk,
+    chunk: v.chunk ?? (layout === "sharded" ? DEFAULT_INNER_CHUNK : DEFAULT_CHUNK),
+    layout,
   };
   const workers = v.workers;
   const decodeThreads = v["decode-threads"];
@@ -308,10 +345,23 @@ async function main(args: string[]): Promise<number> {
     for (const c of items) console.error(`prep: ${c.path}: ${c.error}`);
     return 1;
   }
+  // Every shard compares the whole run with the cache, then preps its own cases only.
   const states = await groupStates(
     out,
     items.map((it) => ({ dataset: it.dataset!, name: it.name, recipe: it.recipe! })),
   );
+  const mine = (dataset: string, name: string) =>
+    !shard || caseShard(dataset, name, shard.count) === shard.index;
+  const allCount = items.length;
+  if (shard) {
+    const kept = items.filter((it) => mine(it.dataset!, it.name));
+    items.length = 0;
+    items.push(...kept);
+    console.error(
+      `prep: shard ${shard.index}/${shard.count} (from ${shard.from}): ${items.length} of ` +
+        `${allCount} case(s)`,
+    );
+  }
   const mixing = states.filter((s) => s.replaced.length + s.kept.length > 0);
   for (const s of mixing) {
     const theirs = [...new Set([...s.replaced, ...s.kept].map((c) => c.recipe))].join(", ");
@@ -343,7 +393,16 @@ async function main(args: string[]): Promise<number> {
         skipped.slice(0, 3).map((f) => `${f.path}: ${f.reason}`).join("; "),
     );
   }
-  const stale = states.flatMap((s) => s.stale.map((c) => ({ ...c, dataset: s.dataset })));
+  const stale = states.flatMap((s) =>
+    s.stale.filter((c) => mine(s.dataset, c.name)).map((c) => ({ ...c, dataset: s.dataset }))
+  );
+  if (recorded && v.layout && v.layout !== recorded) {
+    console.error(
+      `prep: --layout ${v.layout}: ${out} holds ${recorded} cases; the cases of this run are ` +
+        `rewritten as ${v.layout}, and the cache records ${v.layout} from now on`,
+    );
+    await setCacheLayout(out, v.layout as Layout);
+  }
   const staleText = (list: typeof stale) =>
     list.slice(0, 5).map((c) => `${c.dataset}/${c.name}${c.source ? ` <- ${c.source}` : ""}`)
       .join(", ") + (list.length > 5 ? `, ... (${list.length - 5} more)` : "");
@@ -389,7 +448,12 @@ async function main(args: string[]): Promise<number> {
   }
   // Pruning only after a whole run: an interrupted one has not looked at every input.
   const pruned = v.prune && !interrupt.interrupted ? stale : [];
-  for (const c of pruned) await removeCase(out, c.dataset, c.name);
+  for (const c of pruned) {
+    await removeCase(out, c.dataset, c.name).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e; // another run pruned it first
+    });
+  }
+  if (pruned.length) await refreshConsolidated(out);
   const count = (s: string) => summary.reports.filter((r) => r.status === s).length;
   const failed = summary.reports.filter((r) => r.status === "failed");
   const written = summary.reports.filter((r) => r.status === "written");

@@ -12,7 +12,12 @@ import { columnNorms } from "../transforms/_affine.ts";
 import { orientationCode } from "../transforms/orient.ts";
 import { writeCase } from "../../cache/write_case.ts";
 import { type StorageDtype, storageEncoding } from "../../cache/quantize.ts";
-import { CACHE_FORMAT_VERSION, type Compressor } from "../../cache/format.ts";
+import {
+  CACHE_FORMAT_VERSION,
+  type Compressor,
+  DEFAULT_LAYOUT,
+  type Layout,
+} from "../../cache/format.ts";
 
 /** How the cache stores voxels. */
 export interface StorageOptions {
@@ -22,8 +27,13 @@ export interface StorageOptions {
   compressor: Compressor;
   /** Compression level. */
   level: number;
-  /** Chunk edge in voxels. */
+  /** Chunk edge in voxels (of the inner chunks, when sharded). */
   chunk: number;
+  /**
+   * One shard file per case, or one file per chunk.
+   * @default {"sharded"}
+   */
+  layout?: Layout;
 }
 
 /** One case to preprocess: plain data, so it can be posted to a worker. */
@@ -154,6 +164,7 @@ export async function processCase(
       : undefined,
   });
   const v = result.volume;
+  const storage = { ...job.storage, layout: job.storage.layout ?? DEFAULT_LAYOUT };
   const attributes = {
     voco_cache_format: CACHE_FORMAT_VERSION,
     affine: v.affine,
@@ -165,7 +176,7 @@ export async function processCase(
     source_sha256: sourceSha256,
     recipe: job.recipe,
     fingerprint,
-    storage: { ...job.storage },
+    storage,
     original: {
       format: image.format,
       dtype: image.sourceDtype,
@@ -190,6 +201,7 @@ export async function processCase(
     chunk: job.storage.chunk,
     compressor: job.storage.compressor,
     level: job.storage.level,
+    layout: storage.layout,
     attributes,
   });
   const warnings = image.warnings?.map((w) => `${job.files[0]}: ${w}`);

@@ -13,6 +13,8 @@ import {
   initCache,
   publishCase,
 } from "../../cache/cache_dir.ts";
+import { DEFAULT_LAYOUT } from "../../cache/format.ts";
+import { refreshConsolidated } from "../../cache/consolidate.ts";
 
 /** Options of {@linkcode runPrep}. */
 export interface RunPrepOptions {
@@ -102,13 +104,14 @@ export async function runPrep(
 ): Promise<PrepSummary> {
   const t0 = performance.now();
   const { out } = options;
+  const storage = { ...options.storage, layout: options.storage.layout ?? DEFAULT_LAYOUT };
   const plan = cases.map((c) => {
     const dataset = c.dataset ?? options.dataset;
     const recipe = c.recipe ?? options.recipe;
     if (!dataset || !recipe) throw new TypeError(`Case ${c.path} has no dataset or recipe`);
     return { dataset, recipe };
   });
-  await initCache(out);
+  await initCache(out, { layout: storage.layout });
   await cleanStaging(out);
   for (const d of new Set(plan.map((p) => p.dataset))) await ensureDataset(out, d);
   const stagingRun = await createStagingRun(out);
@@ -117,7 +120,7 @@ export async function runPrep(
   for (const { recipe } of plan) {
     const key = JSON.stringify(recipe);
     if (!settingsByRecipe.has(key)) {
-      settingsByRecipe.set(key, await settingsHash({ recipe, storage: options.storage }));
+      settingsByRecipe.set(key, await settingsHash({ recipe, storage }));
     }
   }
   const nWorkers = Math.max(
@@ -150,7 +153,7 @@ export async function runPrep(
         source: c.source,
         stagingDir: join(staging, `${index}-${c.name}`),
         recipe,
-        storage: options.storage,
+        storage,
         settingsHash: settingsByRecipe.get(JSON.stringify(recipe))!,
         knownFingerprint: await cachedFingerprint(out, dataset, c.name),
         decodeThreads,
@@ -260,5 +263,7 @@ export async function runPrep(
     decoders?.close();
     await stagingRun.close();
   }
+  // A consolidated cache keeps its one metadata document up to date with the run.
+  await refreshConsolidated(out);
   return { reports: reports.filter(Boolean), seconds: (performance.now() - t0) / 1000 };
 }

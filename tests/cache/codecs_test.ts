@@ -5,7 +5,7 @@ import { NativeZstdCodec } from "../../cache/zstd_codec.ts";
 import { writeCase } from "../../cache/write_case.ts";
 import { openCase, readCase } from "../../cache/read_case.ts";
 import { storageEncoding } from "../../cache/quantize.ts";
-import { COMPRESSORS } from "../../cache/format.ts";
+import { type Compressor, COMPRESSORS, type Layout, LAYOUTS } from "../../cache/format.ts";
 import { makePhantom } from "../../prep/synthetic/phantom.ts";
 import { scaleIntensityRange } from "../../prep/transforms/window.ts";
 import { assert, assertEquals, assertRejects } from "../_helpers.ts";
@@ -69,13 +69,26 @@ Deno.test("NativeZstdCodec round-trips and emits standard zstd frames", async ()
 Deno.test("writeCase() and readCase() round-trip within half a quantisation step", async () => {
   const v = scaleIntensityRange(makePhantom({ shape: [40, 30, 20] }), { windowHu: [-175, 250] });
   for (const [dtype, tol] of [["uint16", 1.2e-3], ["uint8", 2e-3], ["float32", 0]] as const) {
-    for (const compressor of COMPRESSORS) {
+    for (const [compressor, layout] of COMPRESSORS.flatMap((c) => LAYOUTS.map((l) => [c, l]))) {
       const store = new Map<string, Uint8Array>();
       const enc = storageEncoding(dtype, [0, 1], { windowWidthHu: 425 });
-      await writeCase(store, "/case", v, { encoding: enc, chunk: 16, compressor });
+      await writeCase(store, "/case", v, {
+        encoding: enc,
+        chunk: 16,
+        compressor: compressor as Compressor,
+        layout: layout as Layout,
+      });
       const meta = JSON.parse(new TextDecoder().decode(store.get("/case/zarr.json")));
       assertEquals(meta.shape, [40, 30, 20]);
-      assertEquals(meta.chunk_grid.configuration.chunk_shape, [16, 16, 16]);
+      if (layout === "chunked") {
+        assertEquals(meta.chunk_grid.configuration.chunk_shape, [16, 16, 16]);
+      } else {
+        // One shard of whole inner chunks; 3 x 2 x 2 inner chunks of 16^3.
+        assertEquals(meta.chunk_grid.configuration.chunk_shape, [48, 32, 32]);
+        assertEquals(meta.codecs[0].configuration.chunk_shape, [16, 16, 16]);
+        assertEquals([...store.keys()].sort(), ["/case/c/0/0/0", "/case/zarr.json"]);
+      }
+      assertEquals(meta.attributes.stored_chunks, 12);
       assertEquals(meta.data_type, dtype);
       const back = await readCase(store, "/case");
       let m = 0;

@@ -176,7 +176,7 @@ Deno.test("a run killed with SIGKILL leaves no half case and the next run finish
   const out = `${dir.path}/cache`;
   const task = new URL("../../../tasks/prep.ts", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", task, inp, "--out", out, "--workers", "1", "--quiet"],
+    args: ["run", "-A", task, inp, "--out", out, "--workers", "1", "--quiet", "--chunk", "64"],
     stdout: "null",
     stderr: "null",
   }).spawn();
