@@ -335,7 +335,10 @@ export class CacheReader {
     }
     p = openCase(this.store, path).catch((e: Error) => {
       this.#open.delete(path);
-      if (e instanceof zarr.NotFoundError || e.name === "NotFoundError") {
+      if (
+        e instanceof zarr.NotFoundError || e instanceof Deno.errors.NotFound ||
+        e.name === "NotFoundError"
+      ) {
         throw new Deno.errors.NotFound(`Case ${path.slice(1)} not found in ${this.location}`);
       }
       e.message = `${this.location}: ${e.message}`;
