@@ -9,7 +9,12 @@ import { writeCase } from "../cache/write_case.ts";
 import { openCase } from "../cache/read_case.ts";
 import type { Shape3 } from "../prep/volume.ts";
 import { storageEncoding } from "../cache/quantize.ts";
-import { type Compressor, DEFAULT_CHUNK, type Layout } from "../cache/format.ts";
+import {
+  type Compressor,
+  DEFAULT_INNER_CHUNK,
+  DEFAULT_LAYOUT,
+  type Layout,
+} from "../cache/format.ts";
 import { registerCodecs } from "../cache/codecs.ts";
 import { PICKLE_OVERHEAD } from "../cache/stats.ts";
 import { formatBytes } from "./_cli.ts";
@@ -186,8 +191,8 @@ export async function benchCrops(file: string, options: BenchCropsOptions = {}):
     try {
       console.log(
         `crop benchmark: ${size.join(" x ")} crops of ${file.split("/").pop()} ` +
-          `(voco-v2, ${volume.shape.join(" x ")} voxels, uint16, ${DEFAULT_CHUNK}³ chunks, ` +
-          `blosc-zstd); best of ${crops}, one thread (the server shares it over HTTP); ` +
+          `(voco-v2, ${volume.shape.join(" x ")} voxels, uint16, ${DEFAULT_LAYOUT}, ` +
+          `${DEFAULT_INNER_CHUNK}³ blosc-zstd chunks); best of ${crops}, one thread (the server shares it over HTTP); ` +
           `a shared machine: the numbers are noisy`,
       );
       for (const [label, location] of [["folder", dir], ["HTTP", server.url]]) {

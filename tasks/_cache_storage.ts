@@ -205,7 +205,7 @@ async function verify(
       const label = c.name ? `${c.dataset}/${c.name}` : `${c.dataset} (dataset group)`;
       progress?.tick(
         c.problems.length ? `BROKEN ${label}: ${c.problems.join("; ")}` : undefined,
-        `ok ${label}`,
+        `${c.problems.length ? "BROKEN" : "ok"} ${label}`,
       );
     },
   });
