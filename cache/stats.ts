@@ -58,12 +58,13 @@ export interface DatasetStats {
  */
 export const PICKLE_OVERHEAD = 4096;
 
-async function walk(dir: string): Promise<{ bytes: number; files: number }> {
+/** Bytes and regular files under `dir`, recursively. */
+export async function folderSize(dir: string): Promise<{ bytes: number; files: number }> {
   let bytes = 0, files = 0;
   for await (const e of Deno.readDir(dir)) {
     const p = join(dir, e.name);
     if (e.isDirectory) {
-      const r = await walk(p);
+      const r = await folderSize(p);
       bytes += r.bytes;
       files += r.files;
     } else if (e.isFile) {
@@ -82,7 +83,7 @@ export async function listCaseInfo(root: string): Promise<CaseInfo[]> {
       out.push({ dataset: c.dataset, name: c.name, bytes: 0, files: 0, error: c.error });
       continue;
     }
-    const { bytes, files } = await walk(c.dir).catch(() => ({ bytes: 0, files: 0 }));
+    const { bytes, files } = await folderSize(c.dir).catch(() => ({ bytes: 0, files: 0 }));
     try {
       const meta = JSON.parse(await Deno.readTextFile(join(c.dir, "zarr.json")));
       const a = meta.attributes ?? {};

@@ -16,7 +16,7 @@ import {
   type Layout,
 } from "../cache/format.ts";
 import { registerCodecs } from "../cache/codecs.ts";
-import { PICKLE_OVERHEAD } from "../cache/stats.ts";
+import { folderSize, PICKLE_OVERHEAD } from "../cache/stats.ts";
 import { formatBytes } from "./_cli.ts";
 import { ensureDataset, initCache } from "../cache/cache_dir.ts";
 import { CacheReader } from "../cache/reader.ts";
@@ -40,22 +40,6 @@ export interface BenchCacheOptions {
   chunk?: number;
   /** Random 192 x 192 x 64 crop reads per setting (the best and the median are shown). @default {20} */
   crops?: number;
-}
-
-async function walk(dir: string): Promise<{ bytes: number; files: number }> {
-  let bytes = 0, files = 0;
-  for await (const e of Deno.readDir(dir)) {
-    const p = join(dir, e.name);
-    if (e.isDirectory) {
-      const r = await walk(p);
-      bytes += r.bytes;
-      files += r.files;
-    } else {
-      bytes += (await Deno.stat(p)).size;
-      files++;
-    }
-  }
-  return { bytes, files };
 }
 
 /** Runs the cache benchmark on `file` (a NIfTI CT) prepped with voco-v2 as uint16. */
@@ -104,7 +88,7 @@ export async function benchCache(file: string, options: BenchCacheOptions = {}):
         layout,
       });
       const write = (performance.now() - t0) / 1000;
-      const { bytes, files } = await walk(root);
+      const { bytes, files } = await folderSize(root);
       const fs = new FileSystemStore(root);
       let read = 0;
       const counting = {
