@@ -1,5 +1,6 @@
 // A zarrita store over fetch (plain HTTP or SigV4-signed S3): one request per get, suffix
-// ranges for shard indexes, errors that name the URL and the reason, request counts.
+// ranges for shard indexes, sizes by HEAD, errors that name the URL and the reason,
+// request counts.
 import type * as zarr from "zarrita";
 import { AwsClient } from "aws4fetch";
 
@@ -116,7 +117,11 @@ export class HttpStore implements zarr.AsyncReadable {
         const res = this.#aws ? await this.#aws.fetch(url, init) : await fetch(url, init);
         if (res.status >= 500 && attempt < this.#retries) {
           await res.body?.cancel();
-          lastError = new FetchError(`GET ${url}: ${reason(res.status, res.statusText)}`, url, 0);
+          lastError = new FetchError(
+            `${method} ${url}: ${reason(res.status, res.statusText)}`,
+            url,
+            res.status,
+          );
           continue;
         }
         return res;
@@ -126,7 +131,7 @@ export class HttpStore implements zarr.AsyncReadable {
     }
     if (lastError instanceof FetchError) throw lastError;
     const msg = lastError instanceof Error ? lastError.message : String(lastError);
-    throw new FetchError(`GET ${url}: network error (${msg})`, url, 0, { cause: lastError });
+    throw new FetchError(`${method} ${url}: network error (${msg})`, url, 0, { cause: lastError });
   }
 
   /** The body of a GET with `headers`, its status and `Content-Range`; 404 gives none. */
@@ -162,6 +167,41 @@ export class HttpStore implements zarr.AsyncReadable {
     const r = await this.#bytes(url, {});
     if (r.status === 416) throw new FetchError(`GET ${url}: 416`, url, 416);
     return r.bytes;
+  }
+
+  /**
+   * The stored size in bytes of `key`, or `undefined` when the server says 404: a HEAD
+   * request (signed like any other for S3) and its `Content-Length`. A server that
+   * answers HEAD without a length, or refuses HEAD (405, 501), is asked for the first byte
+   * instead, and the size taken from its `Content-Range`.
+   */
+  async size(key: zarr.AbsolutePath): Promise<number | undefined> {
+    const url = this.url(key);
+    const head = await this.fetch(url, {}, "HEAD");
+    await head.body?.cancel();
+    if (head.status === 404) return undefined;
+    const length = head.headers.get("content-length");
+    if (head.status === 200 && length !== null && /^\d+$/.test(length)) return Number(length);
+    if (head.status !== 200 && head.status !== 405 && head.status !== 501) {
+      throw new FetchError(
+        `HEAD ${url}: ${reason(head.status, head.statusText)}`,
+        url,
+        head.status,
+      );
+    }
+    const res = await this.fetch(url, { range: "bytes=0-0" });
+    await res.body?.cancel();
+    if (res.status === 404) return undefined;
+    const total = /\/(\d+)\s*$/.exec(res.headers.get("content-range") ?? "")?.[1];
+    if (res.status === 206 && total !== undefined) return Number(total);
+    if (res.status === 416) return 0; // no first byte: an empty file
+    const whole = res.headers.get("content-length");
+    if (res.status === 200 && whole !== null && /^\d+$/.test(whole)) return Number(whole);
+    throw new FetchError(
+      `GET ${url} (bytes=0-0): ${reason(res.status, res.statusText)}, and no size in the answer`,
+      url,
+      res.status,
+    );
   }
 
   /**

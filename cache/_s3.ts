@@ -1,5 +1,5 @@
 // `s3://bucket/prefix` locations: the endpoint and credentials (options, then the usual
-// AWS_* variables), and listing "folders" with ListObjectsV2.
+// AWS_* variables), and listing "folders" and objects with ListObjectsV2.
 import type { HttpStore, S3Signing } from "./_http_store.ts";
 
 /** Where and how to reach an S3-compatible service (all fields optional, plain data). */
@@ -63,20 +63,17 @@ function unescapeXml(s: string): string {
     .replace(/&amp;/g, "&");
 }
 
-/**
- * The "sub-folders" (common prefixes) directly below `prefix/` in `bucket`, their names
- * only, in order; all pages of ListObjectsV2 are read.
- */
-export async function listS3Folders(
+/** Every page of ListObjectsV2 of `prefix/` in `bucket` (`delimiter` "/" or none). */
+async function* listPages(
   store: HttpStore,
   bucketRoot: string,
   prefix: string,
-): Promise<string[]> {
-  const p = prefix ? `${prefix.replace(/\/+$/, "")}/` : "";
-  const names: string[] = [];
+  delimiter: boolean,
+): AsyncGenerator<string> {
   let token: string | undefined;
-  for (let page = 0; page < 10000; page++) {
-    const q = new URLSearchParams({ "list-type": "2", delimiter: "/", prefix: p });
+  for (let page = 0; page < 1_000_000; page++) {
+    const q = new URLSearchParams({ "list-type": "2", prefix });
+    if (delimiter) q.set("delimiter", "/");
     if (token) q.set("continuation-token", token);
     const url = `${bucketRoot}?${q}`;
     const res = await store.fetch(url);
@@ -87,14 +84,57 @@ export async function listS3Folders(
         `Listing ${url}: ${res.status} ${res.statusText}${code ? ` (${code})` : ""}`,
       );
     }
-    for (const m of text.matchAll(/<CommonPrefixes>\s*<Prefix>([^<]*)<\/Prefix>/g)) {
-      const full = unescapeXml(m[1]);
-      names.push(full.slice(p.length).replace(/\/$/, ""));
-    }
+    yield text;
     const truncated = /<IsTruncated>true<\/IsTruncated>/.test(text);
     token = /<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(text)?.[1];
     if (!truncated || !token) break;
     token = unescapeXml(token);
   }
+}
+
+/** `prefix` as a folder prefix for ListObjectsV2 (`a/b/`; "" for the bucket's root). */
+function folderPrefix(prefix: string): string {
+  return prefix ? `${prefix.replace(/\/+$/, "")}/` : "";
+}
+
+/**
+ * The "sub-folders" (common prefixes) directly below `prefix/` in `bucket`, their names
+ * only, in order; all pages of ListObjectsV2 are read.
+ */
+export async function listS3Folders(
+  store: HttpStore,
+  bucketRoot: string,
+  prefix: string,
+): Promise<string[]> {
+  const p = folderPrefix(prefix);
+  const names: string[] = [];
+  for await (const text of listPages(store, bucketRoot, p, true)) {
+    for (const m of text.matchAll(/<CommonPrefixes>\s*<Prefix>([^<]*)<\/Prefix>/g)) {
+      const full = unescapeXml(m[1]);
+      names.push(full.slice(p.length).replace(/\/$/, ""));
+    }
+  }
   return names.sort();
+}
+
+/**
+ * Every object below `prefix/` in `bucket`, at any depth, with its size, in key order:
+ * ListObjectsV2 without a delimiter, 1000 objects a request.
+ */
+export async function listS3Objects(
+  store: HttpStore,
+  bucketRoot: string,
+  prefix: string,
+): Promise<{ key: string; size: number }[]> {
+  const p = folderPrefix(prefix);
+  const out: { key: string; size: number }[] = [];
+  for await (const text of listPages(store, bucketRoot, p, false)) {
+    for (const m of text.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
+      const key = /<Key>([^<]*)<\/Key>/.exec(m[1])?.[1];
+      const size = /<Size>(\d+)<\/Size>/.exec(m[1])?.[1];
+      if (key === undefined || size === undefined) continue;
+      out.push({ key: unescapeXml(key).slice(p.length), size: Number(size) });
+    }
+  }
+  return out.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 }

@@ -5,10 +5,11 @@ import { FileSystemStore } from "@zarrita/storage";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type FetchStats, HttpStore } from "./_http_store.ts";
-import { listS3Folders, resolveS3, type S3Options } from "./_s3.ts";
+import { listS3Folders, listS3Objects, resolveS3, type S3Options } from "./_s3.ts";
 import { type CaseAttributes, type OpenCase, openCase } from "./read_case.ts";
 import type { CaseAffine, CaseShape, CaseVolume } from "./volume.ts";
 import { STAGING_DIR } from "./format.ts";
+import { mapLimit } from "./_limit.ts";
 
 /** Options of {@linkcode CacheReader.open}: plain data, so a Worker can be given them. */
 export interface CacheReaderOptions extends S3Options {
@@ -53,6 +54,14 @@ export interface CacheCaseInfo {
   error?: string;
 }
 
+/** One stored object of a cache (a file, an S3 object) and its size. */
+export interface StoredObject {
+  /** Its key relative to the listed prefix (`ds/case/c/0/0/0`). */
+  key: string;
+  /** Size in bytes. */
+  size: number;
+}
+
 type Meta = Record<string, unknown>;
 
 /** True when `s` is a URL this reader opens (`http:`, `https:`, `s3:`, `file:`). */
@@ -88,20 +97,6 @@ function decodeJson(bytes: Uint8Array | undefined, what: string): Meta | undefin
   } catch (e) {
     throw new SyntaxError(`Unreadable Zarr metadata ${what}: ${(e as Error).message}`);
   }
-}
-
-/** Runs `fn` over `items` with at most `limit` at once, results in order. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const run = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
-  return out;
 }
 
 function caseInfo(dataset: string, name: string, meta: Meta | undefined): CacheCaseInfo {
@@ -250,6 +245,64 @@ export class CacheReader {
     return this.#raw instanceof HttpStore ? this.#raw.stats() : { ...this.#raw.stats };
   }
 
+  /**
+   * The stored bytes of `key` (`/ds/case/zarr.json`, `/ds/case/c/0/0/0`) as they are,
+   * past the consolidated metadata (which {@linkcode CacheReader.store} answers
+   * `zarr.json` keys from); `undefined` when there is no such file or object (404).
+   */
+  getStored(key: zarr.AbsolutePath): Promise<Uint8Array | undefined> {
+    return this.#raw.get(key);
+  }
+
+  /**
+   * The size in bytes of the stored file or object `key`, or `undefined` when there is
+   * none: a `stat` of a folder's file, a HEAD request over HTTP and S3 (signed like the
+   * reads).
+   */
+  async size(key: zarr.AbsolutePath): Promise<number | undefined> {
+    if (this.#raw instanceof HttpStore) return await this.#raw.size(key);
+    try {
+      const info = await Deno.stat(join(this.location, key));
+      return info.isFile ? info.size : undefined;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Every stored file or object below `prefix` (`ds/case`; "" for the whole cache), at
+   * any depth, with its size, keys relative to `prefix`, in key order: a folder walk, or
+   * ListObjectsV2 on S3 (a request per 1000 objects). Throws for a plain HTTP server,
+   * which lists nothing.
+   */
+  async listStored(prefix = ""): Promise<StoredObject[]> {
+    const rel = prefix.replace(/^\/+|\/+$/g, "");
+    if (this.kind === "s3") {
+      const { bucketRoot, prefix: root } = this.#s3!;
+      return await listS3Objects(
+        this.#raw as HttpStore,
+        bucketRoot,
+        [root, rel].filter(Boolean).join("/"),
+      );
+    }
+    if (this.kind === "http") {
+      throw new Error(
+        `${this.location} cannot be listed: a plain HTTP server lists no files`,
+      );
+    }
+    const out: StoredObject[] = [];
+    const walk = async (dir: string, key: string): Promise<void> => {
+      for await (const e of Deno.readDir(dir)) {
+        const k = key ? `${key}/${e.name}` : e.name;
+        if (e.isDirectory) await walk(join(dir, e.name), k);
+        else if (e.isFile) out.push({ key: k, size: (await Deno.stat(join(dir, e.name))).size });
+      }
+    };
+    await walk(join(this.location, rel), "");
+    return out.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  }
+
   async #meta(path: string): Promise<Meta | undefined> {
     return decodeJson(await this.#raw.get(`/${path}/zarr.json`), `${this.location}/${path}`);
   }
@@ -292,7 +345,9 @@ export class CacheReader {
         if (this.#consolidated.get(parts[0])?.node_type !== "group") continue;
         out.push(caseInfo(parts[0], parts[1], meta));
       }
-      return out.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+      // Dataset by dataset, as a folder listing goes (`ct` before `ct-a`).
+      const cmp = (x: string, y: string) => x < y ? -1 : x > y ? 1 : 0;
+      return out.sort((a, b) => cmp(a.dataset, b.dataset) || cmp(a.name, b.name));
     }
     const datasets = (await this.#folders("")).filter((d) => d !== STAGING_DIR);
     const out: CacheCaseInfo[] = [];
