@@ -1,6 +1,14 @@
 // The storage subcommands of `deno task cache`: ls, stats, verify, rm, consolidate (their
-// specs, spread into tasks/cache.ts, and their printing; the work is in cache/).
+// specs, spread into tasks/cache.ts, and their printing; the work is in cache/). ls, stats
+// and verify read a folder or a URL; rm and consolidate write, so only a folder.
 import { userPath } from "./_args.ts";
+import {
+  CACHE_LOCATION_ARG,
+  cacheLocation,
+  isRemoteLocation,
+  readerOptions,
+  REMOTE_FLAGS,
+} from "./_cache_location.ts";
 import { formatBytes, Progress, UsageError } from "./_cli.ts";
 import { datasetStats, listCaseInfo, PICKLE_OVERHEAD } from "../cache/stats.ts";
 import { verifyCache } from "../cache/verify.ts";
@@ -8,14 +16,21 @@ import { removeCase, removeDataset } from "../cache/cache_dir.ts";
 import { removeFromCache } from "../cache/remove.ts";
 import { consolidate, refreshConsolidated } from "../cache/consolidate.ts";
 import { ensureDataset } from "../cache/cache_dir.ts";
+import type { CacheReaderOptions } from "../cache/reader.ts";
 
 const CACHE_ARG = {
   name: "cache",
-  help: "the path of the cache folder (deno task cache ls ct.zarr)",
-  type: "path",
+  help: "the path of the cache folder (deno task cache consolidate ct.zarr)",
+  type: "string",
   min: 1,
   max: 1,
 } as const;
+
+/** What the URL forms of ls and stats say in their help. */
+const REMOTE_SIZES =
+  `The cache may be a URL: http(s):// (deno task cache serve; listing needs consolidated
+metadata) or s3://bucket/prefix (--endpoint, AWS_* variables); the bytes are then those
+stored, from a HEAD request per file (S3: from the object listing).`;
 
 const JSON_FLAG = { type: "boolean", help: "print JSON (for scripts) instead of text" } as const;
 
@@ -25,20 +40,36 @@ export const STORAGE_SUBCOMMANDS = {
     name: "cache ls",
     summary: "list datasets and cases: shape, spacing, bytes, source",
     usage: ["cache ls <cache> [--dataset NAME] [--json]"],
-    positionals: CACHE_ARG,
+    description: `Lists each dataset group with its cases: shape, spacing, bytes on disk and
+source; entries whose metadata cannot be read are listed as BROKEN (exit code 1).
+${REMOTE_SIZES}`,
+    positionals: CACHE_LOCATION_ARG,
     flags: {
+      ...REMOTE_FLAGS,
       dataset: { type: "string", arg: "NAME", help: "only the cases of this dataset group" },
       json: JSON_FLAG,
     },
-    examples: ["cache ls ct.zarr", "cache ls ct.zarr --dataset ct --json"],
+    examples: [
+      "cache ls ct.zarr",
+      "cache ls ct.zarr --dataset ct --json",
+      "cache ls http://127.0.0.1:8000/",
+      "cache ls s3://bucket/caches/ct.zarr --endpoint http://127.0.0.1:9000",
+    ],
   },
   stats: {
     name: "cache stats",
     summary: "totals per dataset: bytes, ratio to float32 and to a PersistentDataset, recipes",
     usage: ["cache stats <cache> [--json]"],
-    positionals: CACHE_ARG,
-    flags: { json: JSON_FLAG },
-    examples: ["cache stats ct.zarr"],
+    description: `Totals each dataset group: cases, files, bytes, the same voxels as float32
+and as MONAI's PersistentDataset, how much smaller the cache is, and the cases per recipe.
+${REMOTE_SIZES}`,
+    positionals: CACHE_LOCATION_ARG,
+    flags: { ...REMOTE_FLAGS, json: JSON_FLAG },
+    examples: [
+      "cache stats ct.zarr",
+      "cache stats http://127.0.0.1:8000/ --json",
+      "cache stats s3://bucket/caches/ct.zarr --endpoint http://127.0.0.1:9000",
+    ],
   },
   verify: {
     name: "cache verify",
@@ -48,14 +79,23 @@ export const STORAGE_SUBCOMMANDS = {
       `Reads every chunk of every case and checks its CRC-32C and decoded size, that none is
 missing, each shard index, the metadata and attributes, and recomputes each fingerprint.
 --fix removes the broken cases (the next prep rebuilds them) and rewrites damaged dataset
-group metadata.`,
-    positionals: CACHE_ARG,
+group metadata. The cache may be a URL: http(s):// (deno task cache serve; listing needs
+consolidated metadata) or s3://bucket/prefix (--endpoint, AWS_* variables); each file is
+then fetched whole (one request per shard), a few at once. A cache at a URL is read-only
+from here: --fix is refused, run it on the machine that holds the folder.`,
+    positionals: CACHE_LOCATION_ARG,
     flags: {
+      ...REMOTE_FLAGS,
       fix: { type: "boolean", help: "remove broken cases so that the next prep rebuilds them" },
       json: JSON_FLAG,
       quiet: { type: "boolean", help: "no progress bar" },
     },
-    examples: ["cache verify ct.zarr", "cache verify ct.zarr --fix"],
+    examples: [
+      "cache verify ct.zarr",
+      "cache verify ct.zarr --fix",
+      "cache verify http://127.0.0.1:8000/ --quiet",
+      "cache verify s3://bucket/caches/ct.zarr --endpoint http://127.0.0.1:9000",
+    ],
     footer: `Exit code: 0 when every case is sound, 1 when any is broken (also with --fix, which
 removed them: run prep again), 2 on bad usage.`,
   },
@@ -93,8 +133,13 @@ function table(rows: string[][], indent = "  "): string[] {
   );
 }
 
-async function ls(root: string, dataset: string | undefined, json: boolean): Promise<number> {
-  let cases = await listCaseInfo(root);
+async function ls(
+  root: string,
+  dataset: string | undefined,
+  json: boolean,
+  options: CacheReaderOptions,
+): Promise<number> {
+  let cases = await listCaseInfo(root, options);
   if (dataset !== undefined) {
     const groups = [...new Set(cases.map((c) => c.dataset))];
     if (!groups.includes(dataset)) {
@@ -130,8 +175,8 @@ async function ls(root: string, dataset: string | undefined, json: boolean): Pro
   return broken ? 1 : 0;
 }
 
-async function stats(root: string, json: boolean): Promise<number> {
-  const cases = await listCaseInfo(root);
+async function stats(root: string, json: boolean, options: CacheReaderOptions): Promise<number> {
+  const cases = await listCaseInfo(root, options);
   const groups = datasetStats(cases);
   const total = groups.reduce(
     (t, g) => ({
@@ -192,10 +237,20 @@ async function stats(root: string, json: boolean): Promise<number> {
 
 async function verify(
   root: string,
-  v: { fix: boolean; json: boolean; quiet: boolean },
+  v: { fix: boolean; json: boolean; quiet: boolean; endpoint?: string; anonymous?: boolean },
 ): Promise<number> {
+  const remote = isRemoteLocation(root);
+  if (remote && v.fix) {
+    throw new UsageError(
+      `--fix cannot repair ${root}: a cache at a URL is read-only from here (nothing is ` +
+        `removed over HTTP or S3); run "deno task cache verify <folder> --fix" on the machine ` +
+        `that holds the cache folder, then publish it again`,
+      { command: "cache verify" },
+    );
+  }
   let progress: Progress | undefined;
   const report = await verifyCache(root, {
+    ...readerOptions(v),
     onStart: (e, i, total) => {
       progress ??= new Progress(total, v.quiet || v.json);
       progress.working(`${e.dataset}/${e.name}`);
@@ -252,21 +307,36 @@ async function verify(
   }
   const chunks = report.checks.reduce((a, c) => a + c.chunks, 0);
   console.log(
-    `verified ${report.checks.length} case(s), ${chunks} chunks, ${formatBytes(report.bytes)} ` +
+    (remote ? `${root}: ` : "") +
+      `verified ${report.checks.length} case(s), ${chunks} chunks, ${formatBytes(report.bytes)} ` +
       `in ${report.seconds.toFixed(2)} s (${mbs.toFixed(0)} MB/s): ` +
       (broken.length
         ? `${broken.length} broken` +
           (v.fix
             ? `, removed (run prep again to rebuild them): ${fixed.join(", ")}`
+            : remote
+            ? "; verify --fix on the cache folder itself removes them"
             : "; --fix removes them")
         : "all sound"),
   );
   return broken.length ? 1 : 0;
 }
 
+/** Refuses a URL given to a subcommand that writes into the cache folder. */
+function folderOnly(raw: string, command: string): string {
+  if (isRemoteLocation(raw)) {
+    throw new UsageError(
+      `${raw}: cache ${command} changes the cache folder itself; a cache at a URL is ` +
+        `read-only from here: run it on the machine that holds the folder`,
+      { command: `cache ${command}` },
+    );
+  }
+  return userPath(raw);
+}
+
 async function rm(args: string[]): Promise<number> {
   const [rawRoot, ...specs] = args;
-  const root = userPath(rawRoot);
+  const root = folderOnly(rawRoot, "rm");
   let removed: string[];
   try {
     removed = await removeFromCache(root, specs);
@@ -287,17 +357,27 @@ export async function runStorageCommand(
   values: Record<string, unknown>,
   positionals: string[],
 ): Promise<number | undefined> {
-  const [root] = positionals;
+  const [raw] = positionals;
+  const options = readerOptions(values as { endpoint?: string; anonymous?: boolean });
   switch (command) {
     case "ls":
-      return await ls(root, values.dataset as string | undefined, values.json as boolean);
+      return await ls(
+        cacheLocation(raw),
+        values.dataset as string | undefined,
+        values.json as boolean,
+        options,
+      );
     case "stats":
-      return await stats(root, values.json as boolean);
+      return await stats(cacheLocation(raw), values.json as boolean, options);
     case "verify":
-      return await verify(root, values as { fix: boolean; json: boolean; quiet: boolean });
+      return await verify(
+        cacheLocation(raw),
+        values as { fix: boolean; json: boolean; quiet: boolean },
+      );
     case "rm":
       return await rm(positionals);
     case "consolidate": {
+      const root = folderOnly(raw, "consolidate");
       const n = await consolidate(root);
       console.log(`${root}: consolidated the metadata of ${n} node(s) into zarr.json`);
       return 0;

@@ -7,40 +7,14 @@ import { CacheReader, type CacheReaderOptions, isCacheUrl } from "../cache/reade
 import { serveCache } from "../cache/serve.ts";
 import { renderPreview } from "../cache/preview.ts";
 import { formatBytes, runMain, UsageError } from "./_cli.ts";
-import { closest, defineCommand, parseCommand, userPath } from "./_args.ts";
+import { closest, defineCommand, parseCommand } from "./_args.ts";
 import { runStorageCommand, STORAGE_SUBCOMMANDS } from "./_cache_storage.ts";
-
-/** The positional `<cache>` of every subcommand: a folder, or a URL the reader opens. */
-const CACHE_ARG = {
-  name: "cache",
-  help:
-    "the path of the cache folder, or its http(s):// (cache serve) or s3://bucket/prefix URL (deno task cache inspect ct.zarr)",
-  type: "string",
-  min: 1,
-  max: 1,
-} as const;
-
-/** Flags of the subcommands that read a cache: where an s3:// cache is served. */
-const REMOTE_FLAGS = {
-  endpoint: {
-    type: "string",
-    arg: "URL",
-    help: "S3-compatible endpoint of s3:// URLs (default: AWS_ENDPOINT_URL, else AWS)",
-  },
-  anonymous: {
-    type: "boolean",
-    help: "unsigned S3 requests (a public bucket), even with AWS credentials set",
-  },
-} as const;
-
-/** A folder resolved against the user's folder; a URL as it is. */
-function cacheLocation(raw: string): string {
-  return isCacheUrl(raw) ? raw : userPath(raw);
-}
-
-function readerOptions(v: { endpoint?: string; anonymous?: boolean }): CacheReaderOptions {
-  return { endpoint: v.endpoint, anonymous: v.anonymous || undefined };
-}
+import {
+  CACHE_LOCATION_ARG as CACHE_ARG,
+  cacheLocation,
+  readerOptions,
+  REMOTE_FLAGS,
+} from "./_cache_location.ts";
 
 /** The command line of `deno task cache`. */
 export const CACHE = defineCommand({
