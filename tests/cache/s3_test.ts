@@ -1,51 +1,13 @@
 // Tests of `CacheReader` on s3:// URLs against a real S3-speaking server (s3rver) on
 // 127.0.0.1: signed (SigV4) and anonymous reads, ListObjectsV2 listing, same bits as a
 // local read, errors that name the bucket.
-import { join, relative } from "node:path";
-import S3rver from "s3rver";
-import { AwsClient } from "aws4fetch";
+import { join } from "node:path";
 import { CacheReader } from "../../cache/reader.ts";
 import { resolveS3 } from "../../cache/_s3.ts";
 import type { CaseShape } from "../../cache/volume.ts";
 import { assert, assertEquals, assertRejects, tempDir } from "../_helpers.ts";
 import { writeShardedCase, writeTestCache } from "./_caches.ts";
-
-const CREDS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER", region: "us-east-1" };
-
-async function* files(dir: string): AsyncGenerator<string> {
-  for await (const e of Deno.readDir(dir)) {
-    const p = join(dir, e.name);
-    if (e.isDirectory) yield* files(p);
-    else if (e.isFile) yield p;
-  }
-}
-
-/** An s3rver on 127.0.0.1 (random port) with bucket `bkt` holding `root` under `prefix`. */
-async function startS3(dir: string, root: string, prefix: string) {
-  const server = new S3rver({
-    address: "127.0.0.1",
-    port: 0,
-    silent: true,
-    directory: join(dir, "s3"),
-    configureBuckets: [{ name: "bkt", configs: [] }],
-  });
-  const { port } = await server.run();
-  const endpoint = `http://127.0.0.1:${port}`;
-  const aws = new AwsClient({ ...CREDS, service: "s3", retries: 0 });
-  let uploads = 0;
-  for await (const f of files(root)) {
-    const key = `${prefix}/${relative(root, f)}`;
-    const r = await aws.fetch(`${endpoint}/bkt/${key}`, {
-      method: "PUT",
-      body: await Deno.readFile(f),
-      signal: AbortSignal.timeout(10000),
-    });
-    assertEquals(r.status, 200, `PUT ${key}: ${await r.text()}`);
-    uploads++;
-  }
-  assert(uploads > 0 && uploads < 200, `${uploads} uploads`);
-  return { endpoint, close: () => server.close() };
-}
+import { CREDS, startS3 } from "./_s3.ts";
 
 Deno.test("CacheReader reads s3://bucket/prefix from a real S3 server (s3rver), bit for bit", async () => {
   await using dir = await tempDir();
