@@ -190,7 +190,8 @@ async function remoteCaseInfo(
 /** A listed case as {@linkcode CaseInfo}, with its stored bytes and files. */
 function caseInfoOf(c: CacheCaseInfo, stored: { bytes: number; files: number }): CaseInfo {
   if (c.error || !c.shape) {
-    return { dataset: c.dataset, name: c.name, ...stored, error: c.error ?? "no shape" };
+    // As for a folder, whose listing gives no sizes for an unreadable case.
+    return { dataset: c.dataset, name: c.name, bytes: 0, files: 0, error: c.error ?? "no shape" };
   }
   const a: Record<string, unknown> = c.attributes ?? {};
   return {
