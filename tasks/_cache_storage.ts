@@ -32,6 +32,13 @@ const REMOTE_SIZES =
 metadata) or s3://bucket/prefix (--endpoint, AWS_* variables); the bytes are then those
 stored, from a HEAD request per file (S3: from the object listing).`;
 
+/** The `<cache>` of ls, stats and verify: a folder or a URL. */
+const LOCATION_ARG = {
+  ...CACHE_LOCATION_ARG,
+  help:
+    "the path of the cache folder, or its http(s):// (cache serve) or s3://bucket/prefix URL (deno task cache ls ct.zarr)",
+} as const;
+
 const JSON_FLAG = { type: "boolean", help: "print JSON (for scripts) instead of text" } as const;
 
 /** The specs of the storage subcommands, spread into `CACHE.subcommands`. */
@@ -43,7 +50,7 @@ export const STORAGE_SUBCOMMANDS = {
     description: `Lists each dataset group with its cases: shape, spacing, bytes on disk and
 source; entries whose metadata cannot be read are listed as BROKEN (exit code 1).
 ${REMOTE_SIZES}`,
-    positionals: CACHE_LOCATION_ARG,
+    positionals: LOCATION_ARG,
     flags: {
       ...REMOTE_FLAGS,
       dataset: { type: "string", arg: "NAME", help: "only the cases of this dataset group" },
@@ -63,7 +70,7 @@ ${REMOTE_SIZES}`,
     description: `Totals each dataset group: cases, files, bytes, the same voxels as float32
 and as MONAI's PersistentDataset, how much smaller the cache is, and the cases per recipe.
 ${REMOTE_SIZES}`,
-    positionals: CACHE_LOCATION_ARG,
+    positionals: LOCATION_ARG,
     flags: { ...REMOTE_FLAGS, json: JSON_FLAG },
     examples: [
       "cache stats ct.zarr",
@@ -83,7 +90,7 @@ group metadata. The cache may be a URL: http(s):// (deno task cache serve; listi
 consolidated metadata) or s3://bucket/prefix (--endpoint, AWS_* variables); each file is
 then fetched whole (one request per shard), a few at once. A cache at a URL is read-only
 from here: --fix is refused, run it on the machine that holds the folder.`,
-    positionals: CACHE_LOCATION_ARG,
+    positionals: LOCATION_ARG,
     flags: {
       ...REMOTE_FLAGS,
       fix: { type: "boolean", help: "remove broken cases so that the next prep rebuilds them" },
