@@ -102,6 +102,7 @@ Deno.test("cache ls, stats and verify over HTTP (cache serve) give what the fold
     // Damage in the served folder: a flipped bit in a shard, a chunk file gone.
     await flip(join(out, "sh", "case1", "c", "0", "0", "0"), 100);
     await Deno.remove(join(out, "ch", "case0", "c", "1", "0", "1"));
+    await Deno.remove(join(out, "ch", "case1", "zarr.json")); // still in the consolidated list
     const bad = await runTask(cacheMain, ["verify", url, "--quiet"]);
     assertEquals(bad.code, 1, bad.text);
     assert(
@@ -112,7 +113,11 @@ Deno.test("cache ls, stats and verify over HTTP (cache serve) give what the fold
     );
     assert(/BROKEN ch\/case0: chunk c\/1\/0\/1 is missing/.test(bad.text), bad.text);
     assert(
-      /verified 4 case\(s\), .*: 2 broken; verify --fix on the cache folder itself removes them/
+      bad.text.includes(`BROKEN ch/case1: zarr.json: missing (404 at ${url}ch/case1/zarr.json)`),
+      bad.text,
+    );
+    assert(
+      /verified 4 case\(s\), .*: 3 broken; verify --fix on the cache folder itself removes them/
         .test(bad.text),
       bad.text,
     );
@@ -124,8 +129,18 @@ Deno.test("cache ls, stats and verify over HTTP (cache serve) give what the fold
     assert(e instanceof UsageError, String(e));
     await assertRejects(() => runTask(cacheMain, ["rm", url, "sh/case1"]), /read-only/);
     assert(await Deno.stat(join(out, "sh", "case1")).then(() => true), "case1 kept");
-  } finally {
+    // The server gone: the case's check names the URL and the network error.
+    const gone = await CacheReader.open(url, { retries: 0, timeoutMs: 2000 });
     await server.shutdown();
+    const lost = await verifyCase(gone, "sh/case0");
+    assert(
+      new RegExp(`^zarr\\.json: GET ${url}sh/case0/zarr\\.json: network error`).test(
+        lost.problems[0],
+      ),
+      lost.problems.join("; "),
+    );
+  } finally {
+    await server.shutdown().catch(() => {});
   }
 });
 
