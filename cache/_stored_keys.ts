@@ -1,5 +1,6 @@
 // The files a case's array stores, from its metadata alone: one key per chunk (a shard,
-// for a sharded array) of its grid, in the array's chunk key encoding.
+// for a sharded array) of its grid, in the array's chunk key encoding; and the order a
+// folder's listing gives cases in.
 
 /** The parts of a Zarr v3 array's metadata that decide its stored keys. */
 export interface KeyedArrayMeta {
@@ -55,4 +56,13 @@ export function storedKeys(meta: KeyedArrayMeta): string[] {
     out.push(chunkKey(meta, coords));
   }
   return out;
+}
+
+/**
+ * `cases` dataset by dataset, each group's cases by name: the order of a folder's listing
+ * (`listCases`), which a path sort differs from (`ct-a/x` sorts before `ct/x`).
+ */
+export function folderOrder<T extends { dataset: string; name: string }>(cases: T[]): T[] {
+  const cmp = (x: string, y: string) => x < y ? -1 : x > y ? 1 : 0;
+  return cases.sort((a, b) => cmp(a.dataset, b.dataset) || cmp(a.name, b.name));
 }

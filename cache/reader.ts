@@ -345,9 +345,7 @@ export class CacheReader {
         if (this.#consolidated.get(parts[0])?.node_type !== "group") continue;
         out.push(caseInfo(parts[0], parts[1], meta));
       }
-      // Dataset by dataset, as a folder listing goes (`ct` before `ct-a`).
-      const cmp = (x: string, y: string) => x < y ? -1 : x > y ? 1 : 0;
-      return out.sort((a, b) => cmp(a.dataset, b.dataset) || cmp(a.name, b.name));
+      return out.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
     }
     const datasets = (await this.#folders("")).filter((d) => d !== STAGING_DIR);
     const out: CacheCaseInfo[] = [];

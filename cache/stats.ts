@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { listCases } from "./cache_dir.ts";
 import { type CacheCaseInfo, CacheReader, type CacheReaderOptions } from "./reader.ts";
-import { storedKeys } from "./_stored_keys.ts";
+import { folderOrder, storedKeys } from "./_stored_keys.ts";
 import { mapLimit } from "./_limit.ts";
 
 /** One case as `cache ls` shows it. */
@@ -149,7 +149,7 @@ async function remoteCaseInfo(
   options: ListCaseInfoOptions,
 ): Promise<CaseInfo[]> {
   const reader = await CacheReader.open(location, options);
-  const cases = await reader.list();
+  const cases = folderOrder(await reader.list());
   const sizes = new Map<string, { bytes: number; files: number }>();
   const add = (path: string, size: number) => {
     const s = sizes.get(path) ?? { bytes: 0, files: 0 };

@@ -11,7 +11,7 @@ import { describeChunkError } from "./_checked_store.ts";
 import { caseFingerprint, settingsHash } from "./fingerprint.ts";
 import { decodeShardIndex, shardIndexBytes } from "./shard.ts";
 import { CacheReader, type CacheReaderOptions } from "./reader.ts";
-import { chunkKey, storedKeys } from "./_stored_keys.ts";
+import { chunkKey, folderOrder, storedKeys } from "./_stored_keys.ts";
 import { gate } from "./_limit.ts";
 
 /** What verifying one case found. */
@@ -450,7 +450,7 @@ export async function verifyCache(
   let files: (e: { dataset: string; name: string }) => CaseFiles;
   if (isRemote(location)) {
     const reader = await CacheReader.open(location, options);
-    entries = await reader.list();
+    entries = folderOrder(await reader.list());
     files = (e) => caseFiles(reader, e.dataset, e.name, options.concurrency ?? 8);
   } else {
     const root = folderPath(location);
