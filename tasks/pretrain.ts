@@ -78,7 +78,7 @@ const TRAIN_FLAGS = {
   roi: {
     type: "number",
     integer: true,
-    min: 64,
+    min: 32,
     help: "model input edge, a multiple of 32 (default 64)",
   },
   grid: {
@@ -341,7 +341,7 @@ function trainConfig(v: Values, be: string, base?: PretrainConfig): PretrainConf
     repeat[m[1]] = Number(m[2]);
   }
   const roi = num("roi") ?? 64;
-  if (roi % 32 !== 0) throw usage(`--roi must be a multiple of 32, at least 64, got ${roi}`);
+  if (roi % 32 !== 0) throw usage(`--roi must be a multiple of 32, got ${roi}`);
   const fs = num("feature-size") ?? 48;
   if (![12, 24, 48, 96, 192].includes(fs)) {
     throw usage(`--feature-size must be 12, 24, 48, 96 or 192, got ${fs}`);

@@ -69,6 +69,11 @@ export interface PretrainConfig {
   augment: boolean;
   /** Crops per backbone pass (all of a batch when absent). */
   cropBatch?: number;
+  /**
+   * Attention window edge (7, MONAI's, when absent; another size does not load into MONAI:
+   * for quick checks only).
+   */
+  windowSize?: number;
   /** Sample workers (0: inline). */
   workers: number;
   /** Batches prefetched. */
@@ -229,6 +234,7 @@ export async function pretrain(
     seed: config.seed,
     dropout: config.dropout,
     cropBatch: config.cropBatch,
+    windowSize: config.windowSize,
   });
   let startStep = 0, position = 0;
   // Temporary files of a run killed while writing (never read: the rename did not happen).

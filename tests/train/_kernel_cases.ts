@@ -2,7 +2,7 @@
 // cpu and the webgpu probe.
 import * as tf from "@tensorflow/tfjs-core";
 import { windowAttentionCore } from "../../train/kernels/window_attention.ts";
-import { conv3dSame } from "../../train/kernels/conv3d.ts";
+import { conv3dPatches, conv3dSame } from "../../train/kernels/conv3d.ts";
 import { instanceNormChannelsLast } from "../../train/kernels/instance_norm.ts";
 import { layerNormLastAxis } from "../../train/kernels/layer_norm.ts";
 import { gatherBias, gatherRows } from "../../train/kernels/gather_rows.ts";
@@ -51,6 +51,23 @@ export function kernelCases(): [string, () => tf.Tensor[]][] {
         vol(5, 3),
         tf.tensor5d(seeded(27 * 5 * 8, 4), [3, 3, 3, 5, 8]),
       ])],
+    // Over more voxels than tfjs-webgpu's own weight gradient gets right (see conv3dStock).
+    [
+      "conv3dSame, 1 x 1 x 1 over 3 x 32³ voxels",
+      () =>
+        withGrads((a, b) => conv3dSame(a as tf.Tensor5D, b as tf.Tensor5D), [
+          tf.tensor5d(seeded(3 * 32 ** 3, 11), [3, 32, 32, 32, 1]),
+          tf.tensor5d(seeded(12, 12), [1, 1, 1, 1, 12]),
+        ]),
+    ],
+    [
+      "conv3dPatches, 2³ patches of 3 x 32³ voxels",
+      () =>
+        withGrads((a, b) => conv3dPatches(a as tf.Tensor5D, b as tf.Tensor5D, 2), [
+          tf.tensor5d(seeded(3 * 32 ** 3, 13), [3, 32, 32, 32, 1]),
+          tf.tensor5d(seeded(8 * 12, 14), [2, 2, 2, 1, 12]),
+        ]),
+    ],
     [
       "instanceNormChannelsLast",
       () => withGrads((a) => instanceNormChannelsLast(a as tf.Tensor5D, 1e-5), [vol(6, 5)]),

@@ -23,7 +23,7 @@ for (let o = 0; o < ops.length; o++) {
   let m = 0; // relative to the largest reference value (at least 1)
   for (let i = 0; i < out.length; i++) {
     const got = await out[i].data(), want = ref[o][i];
-    const scale = Math.max(1, ...want.map(Math.abs));
+    const scale = want.reduce((a, v) => Math.max(a, Math.abs(v)), 1);
     for (let j = 0; j < want.length; j++) m = Math.max(m, Math.abs(got[j] - want[j]) / scale);
   }
   tf.dispose(out);

@@ -21,6 +21,13 @@ async function onCpu(f: () => tf.Tensor[]): Promise<Float32Array[]> {
   return tf.tidy(f).map((t) => t.dataSync() as Float32Array);
 }
 
+/** The largest |value|, at least 1. */
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 1;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
@@ -188,8 +195,10 @@ Deno.test("every kernel's stock-op fallback equals the kernel, values and gradie
     cases.forEach(([name, f], c) => {
       const stock = tf.tidy(f).map((t) => t.dataSync());
       stock.forEach((v, i) => {
-        const d = maxDiff(v, kernel[c][i]) / Math.max(1, ...kernel[c][i].map(Math.abs));
-        assert(d < 2e-6, `${name}, output ${i}: max relative diff ${d}`);
+        const d = maxDiff(v, kernel[c][i]) / maxAbs(kernel[c][i]);
+        // Weight gradients summed over ~1e5 voxels in float32, in another order: 1e-5.
+        const tol = /voxels/.test(name) ? 1e-5 : 2e-6;
+        assert(d < tol, `${name}, output ${i}: max relative diff ${d}`);
       });
     });
   } finally {

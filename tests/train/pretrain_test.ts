@@ -232,3 +232,65 @@ Deno.test("Ctrl-C writes a checkpoint and exits 130; kill -9 never damages the r
     JSON.stringify(rows.map((r) => r.step)),
   );
 });
+
+Deno.test("one tiny training step on webgpu equals the same step on cpu, when an adapter exists", async () => {
+  const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+  if (!gpu || !(await gpu.requestAdapter().catch(() => null))) {
+    console.warn("Skipping: no WebGPU adapter here.");
+    return;
+  }
+  // Each backend in a child process (the backend is global, and Deno's WebGPU teardown can
+  // abort a process at exit). Roi 32 with a 4-token window keeps the step to about a
+  // minute on a software adapter (7-token windows: 7 minutes) while running every layer.
+  await using tmp = await tempDir();
+  const cache = await tinyCache(tmp.path, 1);
+  const script = new URL("./_one_step.ts", import.meta.url).pathname;
+  const run = async (backend: string) => {
+    const dir = join(tmp.path, backend);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--frozen", "-A", script, backend, cache, dir],
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(300_000),
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert(out.success, `${backend} step failed:\n${text}`);
+    const [row] = await readMetrics(dir);
+    const { tensors } = await readCheckpoint(join(dir, "ckpt-0000001.safetensors"));
+    return { row, tensors };
+  };
+  const cpu = await run("cpu"), webgpu = await run("webgpu");
+  for (const term of ["loss", "intra", "inter", "reg"]) {
+    const d = Math.abs(webgpu.row[term]! - cpu.row[term]!);
+    assert(d < 2e-5, `${term}: webgpu ${webgpu.row[term]}, cpu ${cpu.row[term]}`);
+  }
+  // Gradients (AdamW's first moment is 0.1 g) within 1e-3 of each tensor's largest value;
+  // weights within 1% in norm (one AdamW step moves an entry by about lr whatever the
+  // gradient's size, so rounding noise in a tiny gradient can flip its sign); the teacher
+  // (the EMA taken before the step) exactly. The biases that feed a BatchNorm are noise on
+  // both backends (see pretrain check) and not judged.
+  assertEquals([...webgpu.tensors.keys()].sort(), [...cpu.tensors.keys()].sort());
+  let judged = 0;
+  for (const [name, want] of cpu.tensors) {
+    if (/layer[12]\.0\.bias/.test(name) || /\.v(_max)?$/.test(name)) continue;
+    const got = webgpu.tensors.get(name)!.data;
+    let dmax = 0, wmax = 0, d2 = 0, w2 = 0;
+    for (let i = 0; i < want.data.length; i++) {
+      const d = Math.abs(got[i] - want.data[i]);
+      dmax = Math.max(dmax, d);
+      wmax = Math.max(wmax, Math.abs(want.data[i]));
+      d2 += d * d;
+      w2 += want.data[i] ** 2;
+    }
+    if (name.startsWith("optim.")) {
+      assert(dmax <= 1e-3 * wmax + 1e-12, `${name}: gradients differ by ${dmax / wmax} of max`);
+    } else if (name.startsWith("model.teacher.")) {
+      assert(dmax <= 1e-6 * Math.max(wmax, 1), `${name}: teacher differs by ${dmax}`);
+    } else {
+      const rel = Math.sqrt(d2 / Math.max(w2, 1e-30));
+      assert(rel < 1e-2, `${name}: weights differ by ${rel} in norm`);
+    }
+    judged++;
+  }
+  assert(judged > 100, `only ${judged} tensors compared`);
+});

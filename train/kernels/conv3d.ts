@@ -87,7 +87,7 @@ function convolve(
  * gradients of both inputs. Stock `tf.conv3d` off the CPU backends.
  */
 export function conv3dSame(x: tf.Tensor5D, w: tf.Tensor5D): tf.Tensor5D {
-  if (!typedArrayKernels()) return tf.conv3d(x, w, 1, "same");
+  if (!typedArrayKernels()) return conv3dStock(x, w, 1);
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xIn, wIn, save] = args as [tf.Tensor5D, tf.Tensor5D, tf.GradSaveFunc];
     const [b, d, h, wd, cin] = xIn.shape;
@@ -126,6 +126,84 @@ export function conv3dSame(x: tf.Tensor5D, w: tf.Tensor5D): tf.Tensor5D {
         weightGradKernel(at.x, at.dw, at.dy, b, d, h, wd, cin, cop, k);
         const dw = narrow(arena.f32(at.dw, taps * cin * cop), taps * cin, cop, cout);
         return [tf.tensor5d(dx, [b, d, h, wd, cin]), tf.tensor5d(dw, [k, k, k, cin, cout])];
+      },
+    };
+  });
+  return f(x, w) as tf.Tensor5D;
+}
+
+/**
+ * `tf.conv3d(x, w, stride, "valid")` with a kernel edge equal to `stride` (the patch
+ * embedding): stock on the CPU backends, {@linkcode conv3dStock} elsewhere.
+ */
+export function conv3dPatches(x: tf.Tensor5D, w: tf.Tensor5D, stride: number): tf.Tensor5D {
+  return typedArrayKernels() ? tf.conv3d(x, w, stride, "valid") : conv3dStock(x, w, stride);
+}
+
+/**
+ * `tf.conv3d(x, w, stride, pad)` in stock ops, for `stride` 1 with 'same' padding (odd k)
+ * or `stride` equal to the kernel edge without padding (the patch embedding), with the
+ * weight gradient as one matMul per kernel tap: sum over voxels of the tap's shifted input
+ * times the output gradient.
+ *
+ * Why not the stock weight gradient: tfjs-webgpu's Conv3DBackpropFilterV2 (4.22) runs one
+ * thread per weight that loops over every voxel of the batch, and on this machine's
+ * adapter it returns wrong values once the batch holds more than about 2 x 32³ voxels
+ * (a 1 x 1 x 1 filter's gradient over 5 x 32³ voxels is off by 100%). The matMuls are
+ * what a GPU does best. The forward and input gradient stay stock (checked against cpu).
+ */
+export function conv3dStock(x: tf.Tensor5D, w: tf.Tensor5D, stride: number): tf.Tensor5D {
+  const [k, , , cin, cout] = w.shape;
+  const same = stride === 1;
+  if (same ? k % 2 !== 1 : k !== stride) {
+    throw new RangeError(`conv3dStock: kernel ${k} with stride ${stride} is not supported`);
+  }
+  const pad = same ? "same" : "valid";
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xIn, wIn, save] = args as [tf.Tensor5D, tf.Tensor5D, tf.GradSaveFunc];
+    save([xIn, wIn]);
+    return {
+      value: tf.conv3d(xIn, wIn, stride, pad),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xv, wv] = saved as [tf.Tensor5D, tf.Tensor5D];
+        const dy5 = dy as tf.Tensor5D;
+        const dx = tf.conv3dTranspose(dy5, wv, xv.shape, stride, pad);
+        const [b, d, h, wd] = dy5.shape;
+        // No padded copy of x: tfjs-webgpu's rank-5 pad (4.22) fails on Deno's WebGPU and
+        // takes every pending result with it. With 'same' padding, tap t reads input voxel
+        // v + t - r, so each tap pairs the in-range part of x with that of dy.
+        const r = same ? (k - 1) / 2 : 0;
+        const taps: tf.Tensor2D[] = [];
+        for (let i = 0; i < k; i++) {
+          for (let j = 0; j < k; j++) {
+            for (let l = 0; l < k; l++) {
+              let xs: tf.Tensor, ys: tf.Tensor;
+              if (same) {
+                const o = [i - r, j - r, l - r];
+                const n = [d, h, wd].map((e, a) => e - Math.abs(o[a]));
+                if (n.some((e) => e <= 0)) {
+                  taps.push(tf.zeros([cin, cout]));
+                  continue;
+                }
+                xs = tf.slice(xv, [0, ...o.map((e) => Math.max(0, e)), 0], [b, ...n, cin]);
+                ys = tf.slice(dy5, [0, ...o.map((e) => Math.max(0, -e)), 0], [b, ...n, cout]);
+              } else {
+                const end = [b, i + (d - 1) * stride + 1, j + (h - 1) * stride + 1, cin];
+                end.splice(3, 0, l + (wd - 1) * stride + 1);
+                xs = tf.stridedSlice(xv, [0, i, j, l, 0], end, [1, stride, stride, stride, 1]);
+                ys = dy5;
+              }
+              const rows = xs.size / cin;
+              const xr = tf.reshape(xs, [rows, cin]) as tf.Tensor2D;
+              const yr = tf.reshape(ys, [rows, cout]) as tf.Tensor2D;
+              taps.push(tf.matMul(xr, yr, true, false));
+              tf.dispose([xs, xr, yr, ...(ys === dy5 ? [] : [ys])]);
+            }
+          }
+        }
+        const dw = tf.reshape(tf.stack(taps), [k, k, k, cin, cout]);
+        tf.dispose(taps);
+        return [dx, dw];
       },
     };
   });

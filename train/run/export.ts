@@ -39,7 +39,10 @@ export async function exportBackbone(
     : options.teacher
     ? "model.teacher."
     : "model.student.";
-  const swin = swinConfig(config.featureSize, { headDims: config.headDims });
+  const swin = swinConfig(config.featureSize, {
+    headDims: config.headDims,
+    windowSize: config.windowSize ?? 7,
+  });
   const params: Params = new Map();
   try {
     for (const spec of paramSpecs(swin, { head: false })) {

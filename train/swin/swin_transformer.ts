@@ -7,6 +7,7 @@ import type { Params } from "./params.ts";
 import { dropout, dropPath, gelu, layerNorm, linear, resBlock } from "./layers.ts";
 import { windowAttentionCore } from "../kernels/window_attention.ts";
 import { gatherBias, gatherRows } from "../kernels/gather_rows.ts";
+import { conv3dPatches } from "../kernels/conv3d.ts";
 import {
   attentionMask,
   mergeIndex,
@@ -177,12 +178,8 @@ export function swinTransformer(
     { length: total },
     (_, i) => total > 1 ? c.dropPathRate * i / (total - 1) : 0,
   );
-  let x = tf.conv3d(
-    input,
-    p.get("swinViT.patch_embed.proj.weight") as tf.Variable<tf.Rank.R5>,
-    c.patchSize,
-    "valid",
-  );
+  const embed = p.get("swinViT.patch_embed.proj.weight") as tf.Variable<tf.Rank.R5>;
+  let x = conv3dPatches(input, embed, c.patchSize);
   x = tf.add(x, p.get("swinViT.patch_embed.proj.bias")!);
   x = dropout(x, c.dropRate, training) as tf.Tensor5D;
   const outs: tf.Tensor5D[] = [layerNorm(x) as tf.Tensor5D];

@@ -34,8 +34,8 @@ export function backboneFeatures(
   options: ForwardOptions = {},
 ): Omit<VocoOutputs, "projection"> {
   const [, d, h, w] = input.shape;
-  if ([d, h, w].some((n) => n % 32 !== 0 || n < 64)) {
-    throw new RangeError(`Input edges must be multiples of 32 and at least 64, got ${d}x${h}x${w}`);
+  if ([d, h, w].some((n) => n % 32 !== 0 || n < 32)) {
+    throw new RangeError(`Input edges must be positive multiples of 32, got ${d}x${h}x${w}`);
   }
   const hidden = swinTransformer(input, p, c, options);
   const pool = (x: tf.Tensor5D) => tf.reshape(spatialMean(x), [x.shape[0], x.shape[4]]);

@@ -34,6 +34,13 @@ export interface VocoModelOptions {
   momentum?: number;
   /** Crops per backbone pass; fewer than a batch's rows bounds memory (exact: the backbone treats crops independently). @default {all} */
   cropBatch?: number;
+  /**
+   * Attention window edge in tokens. MONAI's SwinUNETR fixes it at 7, so a backbone
+   * trained with another size does not load into MONAI; smaller windows are for quick
+   * checks (a tiny step on a software WebGPU adapter).
+   * @default {7}
+   */
+  windowSize?: number;
 }
 
 /** The loss terms of one step (plain numbers). */
@@ -67,7 +74,9 @@ export class VocoModel {
   readonly teacher: Params;
   /** AdamW over every trained parameter. */
   readonly optimizer: AdamW;
-  readonly #o: Required<Omit<VocoModelOptions, "cropBatch" | "headDims">> & { cropBatch?: number };
+  readonly #o: Required<Omit<VocoModelOptions, "cropBatch" | "headDims" | "windowSize">> & {
+    cropBatch?: number;
+  };
   /** Every trained parameter by name (backbone and student head). */
   readonly trained: Params;
 
@@ -85,7 +94,10 @@ export class VocoModel {
       momentum: options.momentum ?? 0.9,
       cropBatch: options.cropBatch,
     };
-    this.config = swinConfig(this.#o.featureSize, { headDims: dims });
+    this.config = swinConfig(this.#o.featureSize, {
+      headDims: dims,
+      windowSize: options.windowSize ?? 7,
+    });
     const seed = this.#o.seed;
     if (version === "v2") {
       this.backbone = initParams(this.config, seed, { head: false });
