@@ -1,7 +1,7 @@
 // The Zarr `zstd` codec on Node's native zstd (node:zlib), faster than the WebAssembly
 // build zarrita would load.
 import * as zarr from "zarrita";
-import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
+import { constants, zstdCompressSync, zstdDecompressSync, type ZstdOptions } from "node:zlib";
 
 /** Configuration of the Zarr v3 `zstd` codec. */
 export interface ZstdConfig {
@@ -22,8 +22,9 @@ export interface ZstdConfig {
  *
  * zarrita ships a WebAssembly zstd from numcodecs that decodes at roughly 70 MB/s on
  * this data; the native binding decodes several times faster and can also encode, which
- * zarrita's default cannot. The frames are standard zstd, so any Zarr reader (zarr-python,
- * tensorstore, zarrita's own codec) decodes them.
+ * zarrita's default cannot. The frames are standard zstd with their decoded size in the
+ * header, so any Zarr reader (zarr-python with any numcodecs >= 0.14, tensorstore,
+ * zarrita's own codec) decodes them.
  */
 export class NativeZstdCodec {
   /** Codec kind, as zarrita's pipeline expects. */
@@ -46,14 +47,22 @@ export class NativeZstdCodec {
     return new NativeZstdCodec(config);
   }
 
-  /** Compresses one chunk. */
+  /**
+   * Compresses one chunk into one frame whose header records the decoded size
+   * (Frame_Content_Size), as libzstd's one-shot `ZSTD_compress` writes it: numcodecs'
+   * Zstd before 0.16.2 (zarr-python's decoder) rejects a frame without it.
+   */
   encode(bytes: Uint8Array): Uint8Array {
-    const out = zstdCompressSync(bytes, {
+    // node:zlib compresses as a stream; the pledged size puts the size in the header
+    // (Node's and Deno's option, missing from their ZstdOptions type).
+    const options: ZstdOptions & { pledgedSrcSize: number } = {
+      pledgedSrcSize: bytes.length,
       params: {
         [constants.ZSTD_c_compressionLevel]: this.#level,
         [constants.ZSTD_c_checksumFlag]: this.#checksum ? 1 : 0,
       },
-    });
+    };
+    const out = zstdCompressSync(bytes, options);
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
 

@@ -1,5 +1,6 @@
 // Tests of the cache codecs against numcodecs and zarrita.
 import Blosc from "numcodecs/blosc";
+import { zstdCompressSync } from "node:zlib";
 import { NativeBloscCodec, shuffleBytes, unshuffleBytes } from "../../cache/blosc_codec.ts";
 import { NativeZstdCodec } from "../../cache/zstd_codec.ts";
 import { writeCase } from "../../cache/write_case.ts";
@@ -65,6 +66,57 @@ Deno.test("NativeZstdCodec round-trips and emits standard zstd frames", async ()
   assert(viaWasm.every((v, i) => v === bytes[i]));
   assert(codec.decode(frame).every((v, i) => v === bytes[i]));
 });
+
+/**
+ * The Frame_Content_Size of a zstd frame's header (RFC 8878, 3.1.1.1), or undefined when
+ * the header leaves it out.
+ */
+function zstdContentSize(frame: Uint8Array): number | undefined {
+  assertEquals(Array.from(frame.subarray(0, 4)), [0x28, 0xb5, 0x2f, 0xfd]);
+  const fhd = frame[4];
+  const single = (fhd >> 5) & 1;
+  const fcsBytes = [single ? 1 : 0, 2, 4, 8][fhd >> 6];
+  if (fcsBytes === 0) return undefined;
+  const at = 5 + (single ? 0 : 1) + [0, 1, 2, 4][fhd & 3];
+  let n = 0;
+  for (let i = fcsBytes - 1; i >= 0; i--) n = n * 256 + frame[at + i];
+  return fcsBytes === 2 ? n + 256 : n;
+}
+
+Deno.test("zstd chunks record their decoded size (numcodecs < 0.16.2 cannot decode without)", async () => {
+  // zarr-python decodes the zstd codec with numcodecs' Zstd, which before 0.16.2 raised
+  // "Zstd decompression error: invalid input data" on a frame without Frame_Content_Size.
+  for (const n of [100, 300, 10000, 48 * 48 * 48 * 2]) {
+    const bytes = sample(Math.ceil(n / 2)).subarray(0, n);
+    assertEquals(zstdContentSize(new NativeZstdCodec({ level: 3 }).encode(bytes)), n);
+  }
+  // Chunks written before, without the size, still decode.
+  const raw = sample(5000), old = zstdCompressSync(raw);
+  assertEquals(zstdContentSize(old), undefined);
+  assert(new NativeZstdCodec().decode(old).every((v, i) => v === raw[i]));
+  // Through the writer: every inner chunk of a zstd shard, and every chunk of a chunked case.
+  const v = scaleIntensityRange(makePhantom({ shape: [20, 18, 10] }), { windowHu: [-175, 250] });
+  const encoding = storageEncoding("uint16", [0, 1], { windowWidthHu: 425 });
+  for (const layout of LAYOUTS) {
+    const store = new Map<string, Uint8Array>();
+    await writeCase(store, "/case", v, { encoding, chunk: 8, compressor: "zstd", layout });
+    const frames = layout === "chunked"
+      ? [...store].filter(([k]) => k.includes("/c/")).map(([, b]) => b.subarray(0, -4))
+      : shardChunks(store.get("/case/c/0/0/0")!, 3 * 3 * 2);
+    assertEquals(frames.length, 18);
+    for (const f of frames) assertEquals(zstdContentSize(f), 8 * 8 * 8 * 2, layout);
+  }
+});
+
+/** The inner chunks of a shard of `count` chunks, their CRC-32C dropped. */
+function shardChunks(shard: Uint8Array, count: number): Uint8Array[] {
+  const index = new DataView(shard.buffer, shard.byteOffset + shard.length - 4 - 16 * count);
+  return Array.from({ length: count }, (_, i) => {
+    const o = Number(index.getBigUint64(16 * i, true));
+    const n = Number(index.getBigUint64(16 * i + 8, true));
+    return shard.subarray(o, o + n - 4);
+  });
+}
 
 Deno.test("writeCase() and readCase() round-trip within half a quantisation step", async () => {
   const v = scaleIntensityRange(makePhantom({ shape: [40, 30, 20] }), { windowHu: [-175, 250] });
