@@ -82,16 +82,25 @@ export function registerKernels<N extends string>(
     local.push(kernels.instance.exports[name] as (...args: number[]) => void);
   }
   if (pool) stopPool();
+  // Start the workers (about a second) while the caller sets up, once every module that
+  // loads with this one has registered.
+  if (threads > 1 && !prestarting) {
+    prestarting = true;
+    setTimeout(() => {
+      if (threads > 1) spawnWorkers(threads - 1);
+    }, 0);
+  }
   return ids;
 }
+let prestarting = false;
 
 function stopPool(): void {
   for (const w of pool!.workers) w.terminate();
   pool = undefined;
 }
 
-/** Starts workers until there are `count`, and waits (blocking) until they are ready. */
-function ensureWorkers(count: number): Pool {
+/** Starts workers until there are `count`, without waiting for them. */
+function spawnWorkers(count: number): Pool {
   if (!pool) {
     pool = {
       workers: [],
@@ -112,6 +121,12 @@ function ensureWorkers(count: number): Pool {
     });
     p.workers.push(worker);
   }
+  return p;
+}
+
+/** Starts workers until there are `count`, and waits (blocking) until they are ready. */
+function ensureWorkers(count: number): Pool {
+  const p = spawnWorkers(count);
   const deadline = performance.now() + 60_000;
   for (let ready; (ready = Atomics.load(p.ctl, READY)) < count;) {
     if (performance.now() > deadline) throw new Error("kernel worker threads did not start");
