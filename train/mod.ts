@@ -54,6 +54,7 @@ export { dense } from "./kernels/dense.ts";
 export { layerNormLastAxis } from "./kernels/layer_norm.ts";
 export { instanceNormChannelsLast } from "./kernels/instance_norm.ts";
 export { typedArrayKernels, useStockOps } from "./kernels/dispatch.ts";
+export { kernelThreads, setKernelThreads } from "./kernels/_pool.ts";
 export { permutation, Rng, streamRng } from "./rng.ts";
 export {
   buildSample,

@@ -14,6 +14,7 @@ import { attentionMask, windowAndShift, windowIndex } from "../../train/swin/_wi
 import { assert } from "../_helpers.ts";
 import { useStockOps } from "../../train/kernels/dispatch.ts";
 import { kernelCases, seeded, SMALL_SCORE_CHUNK } from "./_kernel_cases.ts";
+import { setKernelThreads } from "../../train/kernels/_pool.ts";
 
 /** Runs `f` on the cpu backend and returns plain arrays of its tensors. */
 async function onCpu(f: () => tf.Tensor[]): Promise<Float32Array[]> {
@@ -370,5 +371,58 @@ Deno.test("instanceNormChannelsLast() equals the stock composition, value and gr
       const d = maxDiff(got[i], r);
       assert(d < 2e-5, `output ${i} (${backend}): max diff ${d}`);
     });
+  }
+});
+
+/** `f`'s tensors as plain arrays, computed with the kernels on `threads` threads. */
+function withThreads(threads: number, f: () => tf.Tensor[]): Float32Array[] {
+  const before = setKernelThreads(threads);
+  try {
+    return tf.tidy(f).map((t) => t.dataSync() as Float32Array);
+  } finally {
+    setKernelThreads(before);
+  }
+}
+
+Deno.test("the kernels on 2 and 3 threads equal one thread (bias gradient: to rounding)", async () => {
+  await useBackend("wasm");
+  // Odd sizes, so that no split is even: rows, weight rows and windows.
+  const conv = (k: number, cin: number, cout: number) => () => {
+    const x = tf.tensor5d(seeded(2 * 5 * 7 * 11 * cin, 21), [2, 5, 7, 11, cin]);
+    const w = tf.tensor5d(seeded(k ** 3 * cin * cout, 22), [k, k, k, cin, cout]);
+    const g = tf.tensor5d(seeded(2 * 5 * 7 * 11 * cout, 23), [2, 5, 7, 11, cout]);
+    const f = (a: tf.Tensor, b: tf.Tensor) => conv3dSame(a as tf.Tensor5D, b as tf.Tensor5D);
+    return [f(x, w), ...tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.mul(f(a, b), g))([x, w])];
+  };
+  const [bw, n, heads, d, windows] = [7, 49, 3, 4, 7];
+  const mask = Float32Array.from(seeded(windows * n * n, 24), (v) => (v > 0.3 ? -100 : 0));
+  const queries = Uint8Array.from({ length: bw * n }, (_, t) => (t % 5 === 2 ? 0 : 1));
+  const attention = () => {
+    const x = tf.tensor3d(seeded(bw * n * 3 * heads * d, 25), [bw, n, 3 * heads * d]);
+    const b = tf.tensor3d(seeded(heads * n * n, 26), [heads, n, n]);
+    const g = tf.tensor3d(seeded(bw * n * heads * d, 27), [bw, n, heads * d]);
+    const f = (a: tf.Tensor, h: tf.Tensor) =>
+      windowAttentionCore(a as tf.Tensor3D, h as tf.Tensor3D, heads, 0.5, mask, queries);
+    return [f(x, b), ...tf.grads((a: tf.Tensor, h: tf.Tensor) => tf.mul(f(a, h), g))([x, b])];
+  };
+  const cases: [string, () => tf.Tensor[]][] = [
+    ["conv3dSame k3", conv(3, 5, 6)],
+    ["conv3dSame k1", conv(1, 3, 4)],
+    ["windowAttentionCore", attention],
+  ];
+  for (const [name, f] of cases) {
+    const one = withThreads(1, f);
+    for (const threads of [2, 3]) {
+      const many = withThreads(threads, f);
+      one.forEach((ref, i) => {
+        const what = `${name} on ${threads} threads, tensor ${i}`;
+        // The attention's bias gradient sums each thread's windows, then the threads.
+        if (name === "windowAttentionCore" && i === 2) {
+          assert(maxDiff(many[i], ref) / maxAbs(ref) < 1e-6, what);
+        } else {
+          assert(many[i].every((v, j) => Object.is(v, ref[j])), `${what}: not identical`);
+        }
+      });
+    }
   }
 });

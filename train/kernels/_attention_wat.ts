@@ -8,7 +8,7 @@
 // score -inf, so their probability is exactly 0. Handwritten because no npm package
 // offers fused attention for wasm and the stock tfjs ops are slow here (window_attention.ts).
 //
-// Pointers are byte offsets into the exported memory; scratch needs 2·d·n4 + n4 floats
+// Pointers are byte offsets into the (shared, imported) memory; scratch needs 2·d·n4 + n4 floats
 // forward and 4·d·n4 + 2·n4 backward. Bias and mask rows are read as f32x4 up to 3 floats
 // past their end (into the next row; those scores are then overwritten with -inf), and
 // bias gradient rows get +0 there, so the caller leaves 16 zeroed bytes after each buffer.
@@ -58,7 +58,7 @@ function expInline(): string {
 
 export const ATTENTION_WAT = String.raw`
 (module
-  (memory (export "memory") 1)
+  (import "env" "memory" (memory 1 65535 shared))
 
   (func $hsum (param $v v128) (result f32)
     (f32.add

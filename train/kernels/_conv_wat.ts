@@ -55,6 +55,38 @@ function tapRuns(body: string): string {
             (br_if $lz (i32.lt_u (local.tee $dz (i32.add (local.get $dz) (i32.const 1))) (local.get $k))))`;
 }
 
+/**
+ * The weight rows u in [u0, u1) (u = (dz·k + dy)·k·Ci + t over each (dz, dy) run of
+ * t < k·Ci inputs), with `body` once per input value: a thread's share of `weightGrad`.
+ * Each dw row still sums the voxels in the same order, so any split gives the same values.
+ */
+function tapRange(body: string): string {
+  return `
+          (local.set $p (i32.div_u (local.get $u0) (local.get $kc)))
+          (block $pdone
+            (loop $lp
+              (br_if $pdone (i32.ge_u (local.tee $pk (i32.mul (local.get $p) (local.get $kc)))
+                (local.get $u1)))
+              (local.set $dz (i32.div_u (local.get $p) (local.get $k)))
+              (local.set $dy (i32.rem_u (local.get $p) (local.get $k)))
+              ${RUN_START}
+              ;; this run's inputs t0 <= t < t1
+              (local.set $tend (select (i32.sub (local.get $u1) (local.get $pk)) (local.get $kc)
+                (i32.lt_u (i32.sub (local.get $u1) (local.get $pk)) (local.get $kc))))
+              (local.set $end (i32.add (local.get $ip) (i32.shl (local.get $tend) (i32.const 2))))
+              (if (i32.gt_u (local.get $u0) (local.get $pk)) (then
+                (local.set $ip (i32.add (local.get $ip)
+                  (i32.shl (i32.sub (local.get $u0) (local.get $pk)) (i32.const 2))))
+                (local.set $wq (i32.add (local.get $wq)
+                  (i32.mul (i32.sub (local.get $u0) (local.get $pk)) (local.get $cop4))))))
+              (loop $lt
+                ${body}
+                (local.set $wq (i32.add (local.get $wq) (local.get $cop4)))
+                (br_if $lt (i32.lt_u (local.tee $ip (i32.add (local.get $ip) (i32.const 4))) (local.get $end))))
+              (local.set $p (i32.add (local.get $p) (i32.const 1)))
+              (br $lp)))`;
+}
+
 /** Forward: the block of `v` voxels at x0, every group of 4 output channels. */
 function forwardBlock(v: number): string {
   const acc = range(v);
@@ -94,13 +126,14 @@ function weightGradBlock(v: number): string {
     g.map((q) => `(local.set $a${q} (v128.load ${at("$op", "t", q)}))`).join("\n          ")
   }
           ${
-    tapRuns(`(v128.store (local.get $wq) (f32x4.add (v128.load (local.get $wq))
+    tapRange(`(v128.store (local.get $wq) (f32x4.add (v128.load (local.get $wq))
                   ${products}))`)
   }
           (br_if $col (i32.lt_u (local.tee $co (i32.add (local.get $co) (i32.const 4))) (local.get $cop))))`;
 }
 
-/** A kernel over every output row (b, z, y): blocks of V voxels along x, then single ones. */
+/**
+ * A kernel over output rows r0 <= row < r1 of the (b, z, y) rows (r0 < r1): blocks of V voxels along x, then single ones. */
 function kernel(name: string, block: (v: number) => string): string {
   const locals = [
     ...range(V).map((q) => `(local $a${q} v128)`),
@@ -110,6 +143,8 @@ function kernel(name: string, block: (v: number) => string): string {
   (func (export "${name}") (param $x i32) (param $w i32) (param $y i32)
       (param $b i32) (param $d i32) (param $h i32) (param $wd i32)
       (param $cin i32) (param $cop i32) (param $k i32)
+      (param $r0 i32) (param $r1 i32) (param $u0 i32) (param $u1 i32)
+    (local $row i32) (local $kc i32) (local $p i32) (local $pk i32) (local $tend i32)
     (local $hp i32) (local $wp i32) (local $run i32) (local $cop4 i32)
     (local $bz i32) (local $zb i32) (local $yy i32) (local $x0 i32) (local $o i32) (local $co i32)
     (local $dz i32) (local $dy i32) (local $ip i32) (local $wq i32) (local $op i32) (local $end i32)
@@ -118,21 +153,22 @@ function kernel(name: string, block: (v: number) => string): string {
     (local.set $wp (i32.sub (i32.add (local.get $wd) (local.get $k)) (i32.const 1)))
     (local.set $run (i32.shl (i32.mul (local.get $k) (local.get $cin)) (i32.const 2)))
     (local.set $cop4 (i32.shl (local.get $cop) (i32.const 2)))
+    (local.set $kc (i32.mul (local.get $k) (local.get $cin)))
     ${
     range(V).slice(1).map((q) =>
       `(local.set $s${q} (i32.shl (i32.mul (local.get $cin) (i32.const ${q})) (i32.const 2)))
     (local.set $t${q} (i32.shl (i32.mul (local.get $cop) (i32.const ${q})) (i32.const 2)))`
     ).join("\n    ")
   }
-    ;; bz runs over (b, z); the padded slab of (b, z) starts at zb = b (D+k-1) + z
-    (local.set $bz (i32.const 0))
-    (loop $lbz
+    ;; rows r0 <= row < r1 of the (b, z, y) rows; the padded slab of (b, z) = bz starts at
+    ;; zb = b (D+k-1) + z
+    (local.set $row (local.get $r0))
+    (loop $lrow
+      (local.set $bz (i32.div_u (local.get $row) (local.get $h)))
+      (local.set $yy (i32.rem_u (local.get $row) (local.get $h)))
       (local.set $zb (i32.add (local.get $bz) (i32.mul (i32.div_u (local.get $bz) (local.get $d))
         (i32.sub (local.get $k) (i32.const 1)))))
-      (local.set $yy (i32.const 0))
-      (loop $lyy
-        (local.set $o (i32.mul (i32.add (i32.mul (local.get $bz) (local.get $h)) (local.get $yy))
-          (local.get $wd)))
+        (local.set $o (i32.mul (local.get $row) (local.get $wd)))
         (local.set $x0 (i32.const 0))
         (block $done
           (loop $lx
@@ -146,16 +182,19 @@ function kernel(name: string, block: (v: number) => string): string {
             ${block(1)}
             (local.set $x0 (i32.add (local.get $x0) (i32.const 1)))
             (br $lx)))
-        (br_if $lyy (i32.lt_u (local.tee $yy (i32.add (local.get $yy) (i32.const 1))) (local.get $h))))
-      (br_if $lbz (i32.lt_u (local.tee $bz (i32.add (local.get $bz) (i32.const 1)))
-        (i32.mul (local.get $b) (local.get $d)))))
+        (br_if $lrow (i32.lt_u (local.tee $row (i32.add (local.get $row) (i32.const 1)))
+          (local.get $r1))))
   )`;
 }
 
-/** The module: `forward` and `weightGrad`, both (xp, w, y, B, D, H, W, Ci, Co, k). */
+/**
+ * The module: `forward` and `weightGrad`, both (xp, w, y, B, D, H, W, Ci, Co, k, r0, r1,
+ * u0, u1) over the shared memory: output rows [r0, r1), and for `weightGrad` weight rows
+ * [u0, u1) of the k³·Ci (u0 < u1; `forward` ignores them).
+ */
 export const CONV_WAT = `
 (module
-  (memory (export "memory") 1)
+  (import "env" "memory" (memory 1 65535 shared))
   ${kernel("forward", forwardBlock)}
   ${kernel("weightGrad", weightGradBlock)}
 )

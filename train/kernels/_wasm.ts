@@ -1,32 +1,57 @@
 // Compiles the WebAssembly text of our kernels with wabt (the WebAssembly binary toolkit,
-// built to wasm on npm: about 70 ms to load and compile) and manages their linear memory.
+// built to wasm on npm: about 70 ms to load and compile) and manages their linear memory,
+// which is shared (threads feature) so that the worker threads of `_pool.ts` can run the
+// same kernels on it.
 import wabtInit from "wabt";
 
-/** Compiles WebAssembly text (SIMD enabled) and instantiates it without imports. */
-export async function compileWat(name: string, source: string): Promise<WebAssembly.Instance> {
+/**
+ * Pages of a kernel memory at most: 4 GiB - 64 KiB, all that wasm32 addresses. A shared
+ * memory needs a maximum; only the pages in use are committed.
+ */
+export const MAX_PAGES = 65535;
+
+/** A compiled kernel module, its shared memory and the calling thread's instance. */
+export interface KernelModule {
+  /** The compiled module (workers instantiate it on the same memory). */
+  module: WebAssembly.Module;
+  /** The shared memory it imports as `env.memory`. */
+  memory: WebAssembly.Memory;
+  /** The calling thread's instance. */
+  instance: WebAssembly.Instance;
+}
+
+/**
+ * Compiles WebAssembly text (SIMD, bulk memory and threads enabled) that imports its
+ * memory as `(import "env" "memory" (memory 1 65535 shared))`, and instantiates it on a
+ * new shared memory.
+ */
+export async function compileWat(name: string, source: string): Promise<KernelModule> {
   const wabt = await wabtInit();
-  const parsed = wabt.parseWat(name, source, { simd: true, bulk_memory: true });
+  const parsed = wabt.parseWat(name, source, { simd: true, bulk_memory: true, threads: true });
   try {
     const { buffer } = parsed.toBinary({});
-    return new WebAssembly.Instance(new WebAssembly.Module(buffer as Uint8Array<ArrayBuffer>), {});
+    const module = new WebAssembly.Module(buffer as Uint8Array<ArrayBuffer>);
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+    const instance = new WebAssembly.Instance(module, { env: { memory } });
+    return { module, memory, instance };
   } finally {
     parsed.destroy();
   }
 }
 
 /**
- * A bump allocator over a kernel's exported memory: `reset`, `alloc` every buffer of one
- * call (16-byte aligned, each followed by 16 zeroed bytes of slack for vector reads past
- * the end), `commit` (grows the memory once), then take views. Views are only valid until
- * the next `commit`.
+ * A bump allocator over a kernel's memory: `reset`, `alloc` every buffer of one call
+ * (16-byte aligned, each followed by 16 zeroed bytes of slack for vector reads past the
+ * end), `commit` (grows the memory once), then take views. Views are only valid until the
+ * next `commit` (growth replaces the memory's buffer, for every thread).
  */
 export class Arena {
   #memory: WebAssembly.Memory;
   #top = 0;
 
-  /** Wraps the memory exported by `instance` as `memory`. */
-  constructor(instance: WebAssembly.Instance) {
-    this.#memory = instance.exports.memory as WebAssembly.Memory;
+  /** Allocates in `memory`. */
+  constructor(memory: WebAssembly.Memory) {
+    this.#memory = memory;
   }
 
   /** Forgets every allocation. */
@@ -43,6 +68,9 @@ export class Arena {
 
   /** Grows the memory to hold every allocation and zeroes it. */
   commit(): void {
+    if (this.#top > MAX_PAGES * 65536) {
+      throw new RangeError(`a kernel needs ${this.#top} bytes, more than wasm32's 4 GiB`);
+    }
     const need = this.#top - this.#memory.buffer.byteLength;
     if (need > 0) this.#memory.grow(Math.ceil(need / 65536));
     new Uint8Array(this.#memory.buffer, 0, this.#top).fill(0);

@@ -10,23 +10,31 @@ import * as tf from "@tensorflow/tfjs-core";
 import { readSync, typedArrayKernels } from "./dispatch.ts";
 import { CONV_WAT } from "./_conv_wat.ts";
 import { Arena, compileWat } from "./_wasm.ts";
+import { kernelThreads, registerKernels, runParts, split } from "./_pool.ts";
 
-const instance = await compileWat("conv.wat", CONV_WAT);
-const arena = new Arena(instance);
-type Kernel = (
-  x: number,
-  w: number,
-  y: number,
-  b: number,
-  d: number,
-  h: number,
-  wd: number,
-  cin: number,
-  cop: number,
-  k: number,
-) => void;
-const forwardKernel = instance.exports.forward as Kernel;
-const weightGradKernel = instance.exports.weightGrad as Kernel;
+const kernels = await compileWat("conv.wat", CONV_WAT);
+const arena = new Arena(kernels.memory);
+const fns = registerKernels(kernels, ["forward", "weightGrad"] as const);
+
+/**
+ * Runs the forward kernel (x, w, y, B, D, H, W, Ci, Co, k) over every output row, the
+ * rows split between the threads (each output row is computed alike on any thread).
+ */
+function forwardKernel(...args: number[]): void {
+  const [b, d, h] = args.slice(3, 6);
+  const rows = split(b * d * h, kernelThreads());
+  runParts(rows.map(([r0, r1]) => [[fns.forward, ...args, r0, r1, 0, 0]]));
+}
+
+/**
+ * Runs the weight-gradient kernel over every voxel, the k³·Ci weight rows split between
+ * the threads: each row sums the voxels in the same order as on one thread.
+ */
+function weightGradKernel(...args: number[]): void {
+  const [b, d, h, , cin, , k] = args.slice(3, 10);
+  const taps = split(k ** 3 * cin, kernelThreads());
+  runParts(taps.map(([u0, u1]) => [[fns.weightGrad, ...args, 0, b * d * h, u0, u1]]));
+}
 
 const ceil4 = (n: number) => (n + 3) & ~3;
 

@@ -10,46 +10,11 @@ import * as tf from "@tensorflow/tfjs-core";
 import { readSync, typedArrayKernels } from "./dispatch.ts";
 import { ATTENTION_WAT } from "./_attention_wat.ts";
 import { Arena, compileWat } from "./_wasm.ts";
+import { type Call, kernelThreads, registerKernels, runParts, split } from "./_pool.ts";
 
-const instance = await compileWat("attention.wat", ATTENTION_WAT);
-const arena = new Arena(instance);
-type Ptr = number;
-const forwardKernel = instance.exports.forward as (
-  q: Ptr,
-  k: Ptr,
-  v: Ptr,
-  bias: Ptr,
-  mask: Ptr,
-  queries: Ptr,
-  out: Ptr,
-  stats: Ptr,
-  scratch: Ptr,
-  n: number,
-  d: number,
-  ld: number,
-  ldo: number,
-  scale: number,
-) => void;
-const backwardKernel = instance.exports.backward as (
-  q: Ptr,
-  k: Ptr,
-  v: Ptr,
-  bias: Ptr,
-  mask: Ptr,
-  queries: Ptr,
-  stats: Ptr,
-  g: Ptr,
-  dq: Ptr,
-  dk: Ptr,
-  dv: Ptr,
-  dbias: Ptr,
-  scratch: Ptr,
-  n: number,
-  d: number,
-  ld: number,
-  ldo: number,
-  scale: number,
-) => void;
+const kernels = await compileWat("attention.wat", ATTENTION_WAT);
+const arena = new Arena(kernels.memory);
+const fns = registerKernels(kernels, ["forward", "backward"] as const);
 
 /** Copies the inputs every pass needs into the kernel's memory; returns their offsets. */
 function stage(
@@ -113,19 +78,24 @@ export function windowAttentionCore(
     const out = new Float32Array(bw * n * ch);
     arena.reset();
     const input = stage(qkvs, bs, mask, queries, bw, n);
+    // The (window, head) calls split between the threads, each with its own scratch.
+    const parts = split(bw * heads, kernelThreads());
     const at = {
       out: arena.alloc(out.length * 4),
       stats: arena.alloc(stats.length * 4),
-      scratch: arena.alloc((2 * d * n4 + n4) * 4),
+      scratch: parts.map(() => arena.alloc((2 * d * n4 + n4) * 4)),
     };
     arena.commit();
     input.fill();
     const { qkv: pq, bias: pb, mask: pm, queries: pqs } = input.at;
-    for (let w = 0; w < bw; w++) {
-      const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
-      for (let h = 0; h < heads; h++) {
+    runParts(parts.map(([from, to], t) => {
+      const calls: Call[] = [];
+      for (let u = from; u < to; u++) {
+        const w = Math.floor(u / heads), h = u % heads;
+        const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
         const q = pq + row + h * d * 4;
-        forwardKernel(
+        calls.push([
+          fns.forward,
           q,
           q + ch * 4,
           q + 2 * ch * 4,
@@ -134,15 +104,16 @@ export function windowAttentionCore(
           pqs + w * n,
           at.out + (w * n * ch + h * d) * 4,
           at.stats + (w * heads + h) * n * 8,
-          at.scratch,
+          at.scratch[t],
           n,
           d,
           c3,
           ch,
           scale,
-        );
+        ]);
       }
-    }
+      return calls;
+    }));
     out.set(arena.f32(at.out, out.length));
     stats.set(arena.f32(at.stats, stats.length));
     return {
@@ -151,47 +122,60 @@ export function windowAttentionCore(
         const g = readSync(dy);
         arena.reset();
         const input = stage(qkvs, bs, mask, queries, bw, n);
+        // Windows split between the threads, each with its own scratch and bias gradient
+        // (part 0's is the result; the others are added to it in order).
+        const parts = split(bw, kernelThreads());
         const at = {
           stats: arena.alloc(stats.length * 4),
           g: arena.alloc(g.length * 4),
           dqkv: arena.alloc(qkvs.length * 4),
-          dbias: arena.alloc(bs.length * 4),
-          scratch: arena.alloc((4 * d * n4 + 2 * n4) * 4),
+          dbias: parts.map(() => arena.alloc(bs.length * 4)),
+          scratch: parts.map(() => arena.alloc((4 * d * n4 + 2 * n4) * 4)),
         };
         arena.commit();
         input.fill();
         arena.f32(at.stats, stats.length).set(stats);
         arena.f32(at.g, g.length).set(g);
         const { qkv: pq, bias: pb, mask: pm, queries: pqs } = input.at;
-        for (let w = 0; w < bw; w++) {
-          const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
-          for (let h = 0; h < heads; h++) {
-            const o = row + h * d * 4, q = pq + o, dq = at.dqkv + o;
-            backwardKernel(
-              q,
-              q + ch * 4,
-              q + 2 * ch * 4,
-              pb + h * n * n * 4,
-              maskAt,
-              pqs + w * n,
-              at.stats + (w * heads + h) * n * 8,
-              at.g + (w * n * ch + h * d) * 4,
-              dq,
-              dq + ch * 4,
-              dq + 2 * ch * 4,
-              at.dbias + h * n * n * 4,
-              at.scratch,
-              n,
-              d,
-              c3,
-              ch,
-              scale,
-            );
+        runParts(parts.map(([from, to], t) => {
+          const calls: Call[] = [];
+          for (let w = from; w < to; w++) {
+            const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
+            for (let h = 0; h < heads; h++) {
+              const o = row + h * d * 4, q = pq + o, dq = at.dqkv + o;
+              calls.push([
+                fns.backward,
+                q,
+                q + ch * 4,
+                q + 2 * ch * 4,
+                pb + h * n * n * 4,
+                maskAt,
+                pqs + w * n,
+                at.stats + (w * heads + h) * n * 8,
+                at.g + (w * n * ch + h * d) * 4,
+                dq,
+                dq + ch * 4,
+                dq + 2 * ch * 4,
+                at.dbias[t] + h * n * n * 4,
+                at.scratch[t],
+                n,
+                d,
+                c3,
+                ch,
+                scale,
+              ]);
+            }
           }
+          return calls;
+        }));
+        const dbias = arena.f32(at.dbias[0], bs.length).slice();
+        for (let t = 1; t < parts.length; t++) {
+          const part = arena.f32(at.dbias[t], bs.length);
+          for (let i = 0; i < dbias.length; i++) dbias[i] += part[i];
         }
         return [
           tf.tensor3d(arena.f32(at.dqkv, qkvs.length).slice(), [bw, n, c3]),
-          tf.tensor3d(arena.f32(at.dbias, bs.length).slice(), [heads, n, n]),
+          tf.tensor3d(dbias, [heads, n, n]),
         ];
       },
     };
