@@ -181,31 +181,33 @@ export function conv3dStock(x: tf.Tensor5D, w: tf.Tensor5D, stride: number): tf.
         // takes every pending result with it. With 'same' padding, tap t reads input voxel
         // v + t - r, so each tap pairs the in-range part of x with that of dy.
         const r = same ? (k - 1) / 2 : 0;
+        const out = [d, h, wd];
         const taps: tf.Tensor2D[] = [];
         for (let i = 0; i < k; i++) {
           for (let j = 0; j < k; j++) {
             for (let l = 0; l < k; l++) {
-              let xs: tf.Tensor, ys: tf.Tensor;
-              if (same) {
-                const o = [i - r, j - r, l - r];
-                const n = [d, h, wd].map((e, a) => e - Math.abs(o[a]));
-                if (n.some((e) => e <= 0)) {
-                  taps.push(tf.zeros([cin, cout]));
-                  continue;
+              taps.push(tf.tidy(() => {
+                let xs: tf.Tensor, ys: tf.Tensor = dy5;
+                if (same) {
+                  const o = [i - r, j - r, l - r];
+                  const n = out.map((e, a) => e - Math.abs(o[a]));
+                  if (n.some((e) => e <= 0)) return tf.zeros([cin, cout]);
+                  xs = tf.slice(xv, [0, ...o.map((e) => Math.max(0, e)), 0], [b, ...n, cin]);
+                  ys = tf.slice(dy5, [0, ...o.map((e) => Math.max(0, -e)), 0], [b, ...n, cout]);
+                } else {
+                  const begin = [i, j, l];
+                  const end = begin.map((v, a) => v + (out[a] - 1) * stride + 1);
+                  const steps = [1, stride, stride, stride, 1];
+                  xs = tf.stridedSlice(xv, [0, ...begin, 0], [b, ...end, cin], steps);
                 }
-                xs = tf.slice(xv, [0, ...o.map((e) => Math.max(0, e)), 0], [b, ...n, cin]);
-                ys = tf.slice(dy5, [0, ...o.map((e) => Math.max(0, -e)), 0], [b, ...n, cout]);
-              } else {
-                const end = [b, i + (d - 1) * stride + 1, j + (h - 1) * stride + 1, cin];
-                end.splice(3, 0, l + (wd - 1) * stride + 1);
-                xs = tf.stridedSlice(xv, [0, i, j, l, 0], end, [1, stride, stride, stride, 1]);
-                ys = dy5;
-              }
-              const rows = xs.size / cin;
-              const xr = tf.reshape(xs, [rows, cin]) as tf.Tensor2D;
-              const yr = tf.reshape(ys, [rows, cout]) as tf.Tensor2D;
-              taps.push(tf.matMul(xr, yr, true, false));
-              tf.dispose([xs, xr, yr, ...(ys === dy5 ? [] : [ys])]);
+                const rows = xs.size / cin;
+                return tf.matMul(
+                  tf.reshape(xs, [rows, cin]) as tf.Tensor2D,
+                  tf.reshape(ys, [rows, cout]) as tf.Tensor2D,
+                  true,
+                  false,
+                );
+              }));
             }
           }
         }

@@ -24,8 +24,8 @@ export function projectionHead(features: tf.Tensor2D, p: Params): tf.Tensor2D {
 }
 
 /**
- * The backbone alone on crops `[B, D, H, W, 1]` (each edge divisible by 32 and at least
- * 64): the five hidden states and the pooled features `[B, 24 * feature]`.
+ * The backbone alone on crops `[B, D, H, W, 1]` (each edge a positive multiple of 32): the
+ * five hidden states and the pooled features `[B, 24 * feature]`.
  */
 export function backboneFeatures(
   input: tf.Tensor5D,
@@ -50,8 +50,8 @@ export function backboneFeatures(
 }
 
 /**
- * Runs the VoCo backbone and head (`head.*`) on crops `[B, D, H, W, 1]` (each edge
- * divisible by 32 and at least 64).
+ * Runs the VoCo backbone and head (`head.*`) on crops `[B, D, H, W, 1]` (each edge a
+ * positive multiple of 32).
  */
 export function vocoForward(
   input: tf.Tensor5D,
