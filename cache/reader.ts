@@ -69,6 +69,11 @@ export function isCacheUrl(s: string): boolean {
   return /^(https?|s3|file):\/\//i.test(s);
 }
 
+/** A folder location as a path (a `file://` URL converted; anything else as it is). */
+export function folderPath(location: string): string {
+  return /^file:\/\//i.test(location) ? fileURLToPath(location) : location;
+}
+
 /** A store that counts its reads (local folders). */
 class CountingStore implements zarr.AsyncReadable {
   readonly #inner: FileSystemStore;
@@ -214,7 +219,7 @@ export class CacheReader {
       raw = new HttpStore(location, httpOptions);
     } else {
       kind = "file";
-      shown = /^file:\/\//i.test(location) ? fileURLToPath(location) : location;
+      shown = folderPath(location);
       raw = new CountingStore(shown);
     }
     let rootMeta: Meta | undefined;

@@ -2,9 +2,8 @@
 // what the same volumes would take as float32 and as MONAI PersistentDataset pickles; of
 // a folder, or of a cache at a URL (http(s)://, s3://).
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { listCases } from "./cache_dir.ts";
-import { type CacheCaseInfo, CacheReader, type CacheReaderOptions } from "./reader.ts";
+import { type CacheCaseInfo, CacheReader, type CacheReaderOptions, folderPath } from "./reader.ts";
 import { folderOrder, storedKeys } from "./_stored_keys.ts";
 import { mapLimit } from "./_limit.ts";
 
@@ -98,7 +97,7 @@ export async function listCaseInfo(
   options: ListCaseInfoOptions = {},
 ): Promise<CaseInfo[]> {
   if (/^(https?|s3):\/\//i.test(location)) return await remoteCaseInfo(location, options);
-  const root = /^file:\/\//i.test(location) ? fileURLToPath(location) : location;
+  const root = folderPath(location);
   const out: CaseInfo[] = [];
   for (const c of await listCases(root)) {
     if (c.error || !c.name) {

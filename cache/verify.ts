@@ -2,7 +2,6 @@
 // case read and checked (checksums, sizes, none missing), the metadata and attributes
 // checked, and each fingerprint recomputed.
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type * as zarr from "zarrita";
 import { FileSystemStore } from "@zarrita/storage";
 import { type CacheEntry, listCases } from "./cache_dir.ts";
@@ -10,7 +9,8 @@ import { openCaseArray } from "./read_case.ts";
 import { describeChunkError } from "./_checked_store.ts";
 import { caseFingerprint, settingsHash } from "./fingerprint.ts";
 import { decodeShardIndex, shardIndexBytes } from "./shard.ts";
-import { CacheReader, type CacheReaderOptions } from "./reader.ts";
+import { CacheReader, type CacheReaderOptions, folderPath } from "./reader.ts";
+import { folderSize } from "./stats.ts";
 import { chunkKey, folderOrder, storedKeys } from "./_stored_keys.ts";
 import { gate } from "./_limit.ts";
 
@@ -66,21 +66,6 @@ export interface VerifyReport {
 /** True for the locations verified through a {@linkcode CacheReader} (`http(s)`, `s3`). */
 function isRemote(location: string): boolean {
   return /^(https?|s3):\/\//i.test(location);
-}
-
-/** A folder location as a path (`file://` URLs converted). */
-function folderPath(location: string): string {
-  return /^file:\/\//i.test(location) ? fileURLToPath(location) : location;
-}
-
-async function filesBytes(dir: string): Promise<number> {
-  let total = 0;
-  for await (const e of Deno.readDir(dir)) {
-    const p = join(dir, e.name);
-    if (e.isDirectory) total += await filesBytes(p);
-    else if (e.isFile) total += (await Deno.stat(p)).size;
-  }
-  return total;
 }
 
 /** A zarrita store with ranges (what {@linkcode openCaseArray} reads chunks through). */
@@ -153,7 +138,7 @@ function folderFiles(root: string, dataset: string, name: string): CaseFiles {
     },
     prefetch() {},
     close() {},
-    bytes: () => filesBytes(dir),
+    bytes: async () => (await folderSize(dir)).bytes,
   };
 }
 
