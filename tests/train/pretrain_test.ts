@@ -12,6 +12,7 @@ import { sampleSpec } from "../../train/sampler/voco_sample.ts";
 import { readSafetensors } from "../../train/safetensors.ts";
 import { main as pretrainMain } from "../../tasks/pretrain.ts";
 import { tinyCache } from "./_tiny_cache.ts";
+import { denoTask } from "../tasks/_run.ts";
 import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
 
 const tiny = (cache: string, steps: number) =>
@@ -56,6 +57,13 @@ Deno.test("a run resumed from its step-1 checkpoint gives the same losses as one
       keys.includes("encoder10.layer.conv1.conv.weight"),
   );
   assert(!keys.some((k) => k.startsWith("head.") || k.startsWith("student.")), keys.join());
+  // As users run it: `deno task pretrain export` in a fresh process, no backend loaded.
+  const file = join(tmp.path, "backbone.safetensors");
+  const ran = await denoTask(["pretrain", "export", straight, "--out", file]);
+  assertEquals(ran.code, 0, ran.stdout + ran.stderr);
+  assert(/exported the student backbone of step 2/.test(ran.stdout), ran.stdout);
+  const written = await Deno.readFile(file);
+  assert(written.length === bytes.length && written.every((b, i) => b === bytes[i]), "same bytes");
 });
 
 Deno.test("a voco-v1 run on a voco-v2 cache is refused with the recipe named", async () => {

@@ -1,10 +1,10 @@
 // Exporting a run's backbone for fine-tuning: the student's (or the v1 teacher's)
 // `swinViT.*` and `encoder*` weights in MONAI's names and PyTorch layouts, loadable into
-// `monai.networks.nets.SwinUNETR(use_v2=True)` with `strict=False` (no decoder).
+// `monai.networks.nets.SwinUNETR(use_v2=True)` with `strict=False` (no decoder). Works on
+// the checkpoint's plain arrays: no tfjs backend is needed, so it runs in a fresh process.
 import { join } from "node:path";
-import * as tf from "@tensorflow/tfjs-core";
 import { swinConfig } from "../swin/config.ts";
-import { type Params, paramSpecs, tfjsShape } from "../swin/params.ts";
+import { paramSpecs } from "../swin/params.ts";
 import { exportWeights } from "../swin/weights.ts";
 import { checkpointName, listCheckpoints, readCheckpoint } from "./checkpoint.ts";
 import { readRunConfig } from "../pretrain.ts";
@@ -43,21 +43,17 @@ export async function exportBackbone(
     headDims: config.headDims,
     windowSize: config.windowSize ?? 7,
   });
-  const params: Params = new Map();
-  try {
-    for (const spec of paramSpecs(swin, { head: false })) {
-      const t = tensors.get(prefix + spec.name);
-      if (!t) throw new RangeError(`Checkpoint ${path} has no ${prefix}${spec.name}`);
-      params.set(spec.name, tf.variable(tf.tensor(t.data, tfjsShape(spec)), false));
-    }
-    const bytes = await exportWeights(params, swin, {
-      voco_version: config.version,
-      voco_step: String(step),
-      network: options.teacher ? "teacher" : "student",
-      feature_size: String(config.featureSize),
-    }, { head: false });
-    return { bytes, step, path };
-  } finally {
-    tf.dispose([...params.values()]);
+  const arrays = new Map<string, Float32Array>();
+  for (const spec of paramSpecs(swin, { head: false })) {
+    const t = tensors.get(prefix + spec.name);
+    if (!t) throw new RangeError(`Checkpoint ${path} has no ${prefix}${spec.name}`);
+    arrays.set(spec.name, t.data);
   }
+  const bytes = await exportWeights(arrays, swin, {
+    voco_version: config.version,
+    voco_step: String(step),
+    network: options.teacher ? "teacher" : "student",
+    feature_size: String(config.featureSize),
+  }, { head: false });
+  return { bytes, step, path };
 }

@@ -46,10 +46,11 @@ export function importWeights(
  * Writes parameters as a safetensors file in MONAI's layout and names, with the
  * `relative_position_index` buffers MONAI's `state_dict` holds (int64), so that
  * `SwinUNETR(..., use_v2=True).load_state_dict(...)` takes the `swinViT.*` and
- * `encoder*` keys with strict matching.
+ * `encoder*` keys with strict matching. The values are tfjs variables or plain arrays in
+ * tfjs layout (a checkpoint's tensors): plain arrays need no tfjs backend.
  */
 export async function exportWeights(
-  params: Params,
+  params: Params | ReadonlyMap<string, Float32Array>,
   config: SwinConfig,
   metadata: Record<string, string> = {},
   options: { head?: boolean } = {},
@@ -61,10 +62,13 @@ export async function exportWeights(
   for (const spec of paramSpecs(config, options)) {
     const v = params.get(spec.name);
     if (!v) throw new RangeError(`Missing parameter ${spec.name}`);
-    entries.push([spec.name, {
-      shape: spec.torchShape,
-      data: toTorch(spec, (await v.data()) as Float32Array),
-    }]);
+    const data = v instanceof Float32Array ? v : (await v.data()) as Float32Array;
+    if (data.length !== spec.torchShape.reduce((a, b) => a * b, 1)) {
+      throw new RangeError(
+        `Parameter ${spec.name} has ${data.length} values, expected [${spec.torchShape}]`,
+      );
+    }
+    entries.push([spec.name, { shape: spec.torchShape, data: toTorch(spec, data) }]);
     if (spec.kind === "table") {
       entries.push([
         spec.name.replace("relative_position_bias_table", "relative_position_index"),
