@@ -14,6 +14,16 @@
  * @module
  */
 export {
+  BadInputError,
+  DamagedCacheError,
+  type ErrorKind,
+  errorKind,
+  NotACacheError,
+  UsageError,
+  VocoError,
+  type VocoErrorOptions,
+} from "./errors.ts";
+export {
   CACHE_FORMAT_VERSION,
   type Compressor,
   COMPRESSORS,
@@ -22,10 +32,10 @@ export {
   isValidNodeName,
   STAGING_DIR,
   toNodeName,
-} from "./format.ts";
-export { type BloscConfig, NativeBloscCodec, registerNativeBlosc } from "./blosc_codec.ts";
-export { NativeZstdCodec, registerNativeZstd, type ZstdConfig } from "./zstd_codec.ts";
-export { registerCodecs } from "./codecs.ts";
+} from "./format/format.ts";
+export { type BloscConfig, NativeBloscCodec, registerNativeBlosc } from "./codecs/blosc.ts";
+export { NativeZstdCodec, registerNativeZstd, type ZstdConfig } from "./codecs/zstd.ts";
+export { registerCodecs } from "./codecs/register.ts";
 export {
   dequantize,
   quantize,
@@ -34,8 +44,13 @@ export {
   type StorageEncoding,
   storageEncoding,
   type StorageEncodingOptions,
-} from "./quantize.ts";
-export { chunkCodecs, type WritableStore, writeCase, type WriteCaseOptions } from "./write_case.ts";
+} from "./format/quantize.ts";
+export {
+  chunkCodecs,
+  type WritableStore,
+  writeCase,
+  type WriteCaseOptions,
+} from "./write/write_case.ts";
 export {
   type CaseAttributes,
   type OpenCase,
@@ -43,7 +58,7 @@ export {
   type ReadableStore,
   readCase,
   readCaseAttributes,
-} from "./read_case.ts";
+} from "./read/read_case.ts";
 export {
   cachedFingerprint,
   type CacheEntry,
@@ -55,7 +70,7 @@ export {
   publishCase,
   STAGING_STALE_MS,
   type StagingRun,
-} from "./cache_dir.ts";
+} from "./write/cache_dir.ts";
 export {
   type CacheCaseInfo,
   type CacheLocationKind,
@@ -63,7 +78,7 @@ export {
   type CacheReaderOptions,
   isCacheUrl,
   type StoredObject,
-} from "./reader.ts";
+} from "./read/cache_reader.ts";
 export {
   type CaseInfo,
   type DatasetStats,
@@ -71,7 +86,7 @@ export {
   listCaseInfo,
   type ListCaseInfoOptions,
   PICKLE_OVERHEAD,
-} from "./stats.ts";
+} from "./inspect/stats.ts";
 export {
   type CaseCheck,
   verifyCache,
@@ -79,11 +94,16 @@ export {
   type VerifyCaseOptions,
   type VerifyOptions,
   type VerifyReport,
-} from "./verify.ts";
-export { consolidate, refreshConsolidated } from "./consolidate.ts";
-export { removeFromCache } from "./remove.ts";
-export { type PreviewOptions, renderPreview } from "./preview.ts";
-export { crc32c } from "./crc32c.ts";
-export { FetchError, type FetchStats } from "./_http_store.ts";
-export type { S3Options } from "./_s3.ts";
-export { cacheHandler, type CacheServer, serveCache, type ServeCacheOptions } from "./serve.ts";
+} from "./inspect/verify.ts";
+export { consolidate, refreshConsolidated } from "./write/consolidate.ts";
+export { removeFromCache } from "./write/remove.ts";
+export { type PreviewOptions, renderPreview } from "./inspect/preview.ts";
+export { crc32c } from "./codecs/crc32c.ts";
+export { FetchError, type FetchStats } from "./store/http_store.ts";
+export type { S3Options } from "./store/s3.ts";
+export {
+  cacheHandler,
+  type CacheServer,
+  serveCache,
+  type ServeCacheOptions,
+} from "./store/serve.ts";

@@ -88,9 +88,6 @@ export { scaleIntensityRange, type WindowOptions } from "./transforms/window.ts"
 export { type Box, cropToBox, foregroundBox, type ForegroundOptions } from "./transforms/crop.ts";
 export { type PadOptions, padToMinShape } from "./transforms/pad.ts";
 export { type ResizeOptions, resizeToShape } from "./transforms/resize.ts";
-export { flipAxis } from "./transforms/flip.ts";
-export { rotate90 } from "./transforms/rotate90.ts";
-export { shiftIntensity } from "./transforms/shift_intensity.ts";
 export {
   applyRecipe,
   type Recipe,
@@ -139,4 +136,4 @@ export {
   runPrep,
   type RunPrepOptions,
 } from "./pipeline/run_prep.ts";
-export { caseFingerprint, settingsHash, sha256Hex } from "./pipeline/fingerprint.ts";
+export { caseFingerprint, settingsHash, sha256Hex } from "../cache/format/fingerprint.ts";

@@ -5,22 +5,22 @@ import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { readNifti } from "../prep/formats/read_nifti.ts";
 import { applyRecipe, resolveRecipe } from "../prep/recipes/recipe.ts";
-import { writeCase } from "../cache/write_case.ts";
-import { openCase } from "../cache/read_case.ts";
+import { writeCase } from "../cache/write/write_case.ts";
+import { openCase } from "../cache/read/read_case.ts";
 import type { Shape3 } from "../prep/volume.ts";
-import { storageEncoding } from "../cache/quantize.ts";
+import { storageEncoding } from "../cache/format/quantize.ts";
 import {
   type Compressor,
   DEFAULT_INNER_CHUNK,
   DEFAULT_LAYOUT,
   type Layout,
-} from "../cache/format.ts";
-import { registerCodecs } from "../cache/codecs.ts";
-import { folderSize, PICKLE_OVERHEAD } from "../cache/stats.ts";
+} from "../cache/format/format.ts";
+import { registerCodecs } from "../cache/codecs/register.ts";
+import { folderSize, PICKLE_OVERHEAD } from "../cache/inspect/stats.ts";
 import { formatBytes } from "./_cli.ts";
-import { ensureDataset, initCache } from "../cache/cache_dir.ts";
-import { CacheReader } from "../cache/reader.ts";
-import { serveCache } from "../cache/serve.ts";
+import { ensureDataset, initCache } from "../cache/write/cache_dir.ts";
+import { CacheReader } from "../cache/read/cache_reader.ts";
+import { serveCache } from "../cache/store/serve.ts";
 
 /** Settings compared: layout, chunk edge (inner, when sharded), compressor, level. */
 const SETTINGS: [Layout, number, Compressor, number][] = [

@@ -5,7 +5,7 @@ import { swinConfig } from "../train/swin/config.ts";
 import { initParams } from "../train/swin/params.ts";
 import { resBlock } from "../train/swin/layers.ts";
 import { swinTransformer } from "../train/swin/swin_transformer.ts";
-import { vocoForward } from "../train/swin/voco_model.ts";
+import { vocoForward } from "../train/swin/backbone.ts";
 import { formatBytes } from "./_cli.ts";
 import { typedArrayKernels } from "../train/kernels/dispatch.ts";
 

@@ -1,6 +1,6 @@
 // Where the `deno task cache` subcommands that only read find a cache: a folder, or an
 // http(s):// or s3:// URL, with the flags that say how to reach an S3 endpoint.
-import { type CacheReaderOptions, isCacheUrl } from "../cache/reader.ts";
+import { type CacheReaderOptions, isCacheUrl } from "../cache/read/cache_reader.ts";
 import { userPath } from "./_args.ts";
 
 /** The positional `<cache>` of the subcommands that read: a folder, or a URL. */

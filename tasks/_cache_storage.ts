@@ -10,13 +10,13 @@ import {
   REMOTE_FLAGS,
 } from "./_cache_location.ts";
 import { formatBytes, Progress, UsageError } from "./_cli.ts";
-import { datasetStats, listCaseInfo, PICKLE_OVERHEAD } from "../cache/stats.ts";
-import { verifyCache } from "../cache/verify.ts";
-import { removeCase, removeDataset } from "../cache/cache_dir.ts";
-import { removeFromCache } from "../cache/remove.ts";
-import { consolidate, refreshConsolidated } from "../cache/consolidate.ts";
-import { ensureDataset } from "../cache/cache_dir.ts";
-import type { CacheReaderOptions } from "../cache/reader.ts";
+import { datasetStats, listCaseInfo, PICKLE_OVERHEAD } from "../cache/inspect/stats.ts";
+import { verifyCache } from "../cache/inspect/verify.ts";
+import { removeCase, removeDataset } from "../cache/write/cache_dir.ts";
+import { removeFromCache } from "../cache/write/remove.ts";
+import { consolidate, refreshConsolidated } from "../cache/write/consolidate.ts";
+import { ensureDataset } from "../cache/write/cache_dir.ts";
+import type { CacheReaderOptions } from "../cache/read/cache_reader.ts";
 
 const CACHE_ARG = {
   name: "cache",

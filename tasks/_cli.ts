@@ -1,24 +1,8 @@
 // Shared helpers of the command-line tasks: usage errors, running a task, Ctrl-C, sizes,
 // durations, progress. The argument parser is in `_args.ts`.
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import { errorKind, UsageError } from "../cache/errors.ts";
 
-/** Options of {@linkcode UsageError}. */
-export interface UsageErrorOptions {
-  /** The command whose `--help` the hint names (`cache inspect`); default: the task. */
-  command?: string;
-}
-
-/** Raised for bad command-line usage; tasks print it with their help hint, exit code 2. */
-export class UsageError extends Error {
-  /** The command whose `--help` the hint names, when not the task itself. */
-  command?: string;
-  /** Makes a usage error. */
-  constructor(message: string, options: UsageErrorOptions = {}) {
-    super(message);
-    this.name = "UsageError";
-    this.command = options.command;
-  }
-}
+export { UsageError };
 
 /** Exit code of a run stopped with Ctrl-C (128 + SIGINT), as shells report it. */
 export const EXIT_INTERRUPTED = 130;
@@ -47,66 +31,6 @@ export function onInterrupt(
     },
     dispose: () => Deno.removeSignalListener("SIGINT", handler),
   };
-}
-
-/**
- * `parseArgs` that also accepts negative numbers as option values (`--window -175,250`).
- * @deprecated Declare the command with `defineCommand` and use `parseCommand` (`_args.ts`):
- * unknown flags with a suggestion, `--help` text, paths from the user's folder.
- */
-export function parse(
-  args: string[],
-  options: NonNullable<ParseArgsConfig["options"]>,
-): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
-  const fixed: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const next = args[i + 1];
-    if (a.startsWith("--") && !a.includes("=") && next !== undefined && /^-\d/.test(next)) {
-      fixed.push(`${a}=${next}`);
-      i++;
-    } else fixed.push(a);
-  }
-  try {
-    const r = parseArgs({ args: fixed, options, allowPositionals: true, strict: true });
-    return {
-      values: r.values as Record<string, string | boolean | string[] | undefined>,
-      positionals: r.positionals,
-    };
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-}
-
-/** Parses `"a"` or `"a,b,c"` into three numbers. */
-export function triple(flag: string, s: string | undefined): [number, number, number] | undefined {
-  if (s === undefined) return undefined;
-  const parts = s.split(",").map((p) => Number(p.trim()));
-  const t = parts.length === 1 ? [parts[0], parts[0], parts[0]] : parts;
-  if (t.length !== 3 || t.some((v) => !Number.isFinite(v))) {
-    throw new UsageError(`${flag} takes one number or three separated by commas, got "${s}"`);
-  }
-  return t as [number, number, number];
-}
-
-/** Parses `"a,b"` into two numbers. */
-export function pair(flag: string, s: string | undefined): [number, number] | undefined {
-  if (s === undefined) return undefined;
-  const t = s.split(",").map((p) => Number(p.trim()));
-  if (t.length !== 2 || t.some((v) => !Number.isFinite(v))) {
-    throw new UsageError(`${flag} takes two numbers separated by a comma, got "${s}"`);
-  }
-  return t as [number, number];
-}
-
-/** Parses a positive integer flag. */
-export function posInt(flag: string, s: string | undefined): number | undefined {
-  if (s === undefined) return undefined;
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new UsageError(`${flag} takes a positive integer, got "${s}"`);
-  }
-  return n;
 }
 
 /** Human-readable byte count (`12.3 MB`). */
@@ -240,8 +164,24 @@ export class StatusLine {
 }
 
 /**
- * Runs a task's `main(args)` as the program: exits with its code; a {@linkcode UsageError}
- * prints the help hint and exits 2, any other error prints its message and exits 1.
+ * Exit codes of every task: 0 done; 1 done, but items failed and were skipped (cases,
+ * samples), damage was found, or a check exceeded its tolerance; 2 nothing was done: bad
+ * usage, or an input named on the command line is missing or unusable; 3 an internal
+ * error (a bug); 130 stopped with Ctrl-C.
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, internal: 3, interrupted: 130 } as const;
+
+/** The exit code for an error that ended a task, by its kind (see {@linkcode EXIT}). */
+export function exitCodeOf(e: unknown): number {
+  const kind = errorKind(e);
+  if (kind === "usage" || kind === "bad-input" || kind === "not-a-cache") return EXIT.usage;
+  return EXIT.failed;
+}
+
+/**
+ * Runs a task's `main(args)` as the program: exits with its code. A usage error prints
+ * the help hint and exits 2; other errors print their message and exit by kind
+ * ({@linkcode exitCodeOf}).
  */
 export async function runMain(
   name: string,
@@ -253,9 +193,9 @@ export async function runMain(
     if (e instanceof UsageError) {
       const command = e.command ?? name;
       console.error(`${command}: ${e.message}\nRun "deno task ${command} --help" for usage.`);
-      Deno.exit(2);
+    } else {
+      console.error(`${name}: ${(e as Error).message}`);
     }
-    console.error(`${name}: ${(e as Error).message}`);
-    Deno.exit(1);
+    Deno.exit(exitCodeOf(e));
   }
 }

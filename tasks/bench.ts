@@ -8,7 +8,7 @@ import { resolveRecipe } from "../prep/recipes/recipe.ts";
 import { runPrep } from "../prep/pipeline/run_prep.ts";
 import { discoverCases } from "../prep/pipeline/discover.ts";
 import { processCase } from "../prep/pipeline/process_case.ts";
-import { settingsHash } from "../prep/pipeline/fingerprint.ts";
+import { settingsHash } from "../cache/format/fingerprint.ts";
 import { writeMetaImage } from "../prep/synthetic/write_metaimage.ts";
 import { writeDicomSeries } from "../prep/synthetic/write_dicom.ts";
 import type { StorageOptions } from "../prep/pipeline/process_case.ts";
@@ -21,8 +21,8 @@ import {
   DEFAULT_LAYOUT,
   type Layout,
   LAYOUTS,
-} from "../cache/format.ts";
-import { verifyCache } from "../cache/verify.ts";
+} from "../cache/format/format.ts";
+import { verifyCache } from "../cache/inspect/verify.ts";
 import { benchPretrain } from "./_bench_pretrain.ts";
 import { benchModel } from "./_bench_model.ts";
 import { benchCache, benchCrops } from "./_bench_cache.ts";

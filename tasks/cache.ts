@@ -1,11 +1,11 @@
 // `deno task cache`: look inside a cache (a table for people, JSON for scripts).
 import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
-import { type CacheEntry, listCases } from "../cache/cache_dir.ts";
-import { type CaseAttributes, readCase } from "../cache/read_case.ts";
-import { CacheReader, type CacheReaderOptions, isCacheUrl } from "../cache/reader.ts";
-import { serveCache } from "../cache/serve.ts";
-import { renderPreview } from "../cache/preview.ts";
+import { type CacheEntry, listCases } from "../cache/write/cache_dir.ts";
+import { type CaseAttributes, readCase } from "../cache/read/read_case.ts";
+import { CacheReader, type CacheReaderOptions, isCacheUrl } from "../cache/read/cache_reader.ts";
+import { serveCache } from "../cache/store/serve.ts";
+import { renderPreview } from "../cache/inspect/preview.ts";
 import { formatBytes, runMain, UsageError } from "./_cli.ts";
 import { closest, defineCommand, parseCommand } from "./_args.ts";
 import { runStorageCommand, STORAGE_SUBCOMMANDS } from "./_cache_storage.ts";

@@ -22,7 +22,7 @@ import {
 import { type PrepItem, runPrep } from "../prep/pipeline/run_prep.ts";
 import { groupStates } from "../prep/pipeline/group_state.ts";
 import type { StorageOptions } from "../prep/pipeline/process_case.ts";
-import type { StorageDtype } from "../cache/quantize.ts";
+import type { StorageDtype } from "../cache/format/quantize.ts";
 import {
   type Compressor,
   COMPRESSOR_LEVELS,
@@ -35,9 +35,14 @@ import {
   type Layout,
   LAYOUTS,
   toNodeName,
-} from "../cache/format.ts";
-import { cacheFolderProblem, cacheLayout, removeCase, setCacheLayout } from "../cache/cache_dir.ts";
-import { refreshConsolidated } from "../cache/consolidate.ts";
+} from "../cache/format/format.ts";
+import {
+  cacheFolderProblem,
+  cacheLayout,
+  removeCase,
+  setCacheLayout,
+} from "../cache/write/cache_dir.ts";
+import { refreshConsolidated } from "../cache/write/consolidate.ts";
 import { caseShard, resolveShard } from "../prep/pipeline/shard_cases.ts";
 import {
   EXIT_INTERRUPTED,

@@ -13,7 +13,7 @@ import {
 import { exportBackbone } from "../train/run/export.ts";
 import { formatSeconds, runMain, UsageError } from "./_cli.ts";
 import { defineCommand, parseCommand, userPath } from "./_args.ts";
-import { isCacheUrl } from "../cache/reader.ts";
+import { isCacheUrl } from "../cache/read/cache_reader.ts";
 
 const BACKEND_FLAG = {
   type: "string",

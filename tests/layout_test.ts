@@ -1,5 +1,7 @@
-// Pins the repository's layout rules: imports between top-level folders go one way, and
-// every source file opens with a line on what it is for.
+// Pins the repository's layout rules: imports between top-level folders go one way, no two
+// files import each other in a circle, rooms hold at most 16 source files, train/ takes from
+// prep/ only its transforms and volume type, and every source file opens with a line on what
+// it is for.
 import { join, relative, resolve } from "node:path";
 import { assert } from "./_helpers.ts";
 
@@ -53,4 +55,61 @@ Deno.test("every source file opens with a comment saying what it is for", () => 
     }
   }
   assert(bare.length === 0, `files without an opening comment: ${bare.join(", ")}`);
+});
+
+/** Every relative import of every source file under the top-level folders, resolved. */
+function fileImports(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const top of FOLDERS) {
+    for (const file of sourceFiles(join(ROOT, top))) {
+      const text = Deno.readTextFileSync(file);
+      const targets = [...text.matchAll(/(?:from|import)\s*\(?\s*"(\.{1,2}\/[^"]+\.ts)"/g)]
+        .map((m) => relative(ROOT, resolve(file, "..", m[1])));
+      // A file naming itself is an `@example` in its docs, not an import.
+      graph.set(relative(ROOT, file), targets.filter((t) => t !== relative(ROOT, file)));
+    }
+  }
+  return graph;
+}
+
+Deno.test("no source files import each other in a circle", () => {
+  const graph = fileImports();
+  const state = new Map<string, "open" | "done">();
+  const circles: string[] = [];
+  const visit = (file: string, path: string[]) => {
+    if (state.get(file) === "done") return;
+    if (state.get(file) === "open") {
+      circles.push([...path.slice(path.indexOf(file)), file].join(" -> "));
+      return;
+    }
+    state.set(file, "open");
+    for (const next of graph.get(file) ?? []) visit(next, [...path, file]);
+    state.set(file, "done");
+  };
+  for (const file of graph.keys()) visit(file, []);
+  assert(circles.length === 0, `import circles:\n${circles.join("\n")}`);
+});
+
+Deno.test("no folder holds more than 16 source files", () => {
+  const crowded: string[] = [];
+  const walk = (dir: string) => {
+    const entries = [...Deno.readDirSync(dir)];
+    const n = entries.filter((e) => e.isFile && e.name.endsWith(".ts")).length;
+    if (n > 16) crowded.push(`${relative(ROOT, dir)}/ (${n})`);
+    for (const e of entries) if (e.isDirectory) walk(join(dir, e.name));
+  };
+  for (const top of FOLDERS) walk(join(ROOT, top));
+  assert(crowded.length === 0, `split into rooms by job: ${crowded.join(", ")}`);
+});
+
+Deno.test("train/ takes from prep/ only its transforms and its volume type", () => {
+  const allowed = /^prep\/(transforms\/[^/]+|volume)\.ts$/;
+  const bad: string[] = [];
+  for (const [file, targets] of fileImports()) {
+    if (!file.startsWith("train/")) continue;
+    for (const t of targets) {
+      if (t.startsWith("prep/") && !allowed.test(t)) bad.push(`${file} -> ${t}`);
+    }
+  }
+  assert(bad.length === 0, bad.join("\n"));
 });

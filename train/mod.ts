@@ -16,7 +16,7 @@ export {
   readSafetensors,
   type SafetensorsDtype,
   writeSafetensors,
-} from "./safetensors.ts";
+} from "./weights/safetensors.ts";
 export { featureLength, type SwinConfig, swinConfig } from "./swin/config.ts";
 export {
   fromTorch,
@@ -42,10 +42,10 @@ export {
   type TorchCheckpoint,
   type TorchDtype,
   type TorchTensor,
-} from "./torch_checkpoint.ts";
-export { type LossPlotOptions, lossPlotSvg } from "./plot.ts";
+} from "./weights/torch_checkpoint.ts";
+export { type LossPlotOptions, lossPlotSvg } from "./run/plot.ts";
 export { type ForwardOptions, swinTransformer } from "./swin/swin_transformer.ts";
-export { projectionHead, vocoForward, type VocoOutputs } from "./swin/voco_model.ts";
+export { projectionHead, vocoForward, type VocoOutputs } from "./swin/backbone.ts";
 export { compareWithReference, type OutputDiff } from "./swin/check.ts";
 export { conv3dSame } from "./kernels/conv3d.ts";
 export { STOCK_ATTENTION_LIMITS, windowAttentionCore } from "./kernels/window_attention.ts";
@@ -79,6 +79,9 @@ export {
   type FailedSample,
   type LoaderOptions,
 } from "./sampler/loader.ts";
+export { flipAxis } from "./sampler/flip.ts";
+export { rotate90 } from "./sampler/rotate90.ts";
+export { shiftIntensity } from "./sampler/shift_intensity.ts";
 export {
   positionLogits,
   regularisation,
@@ -121,5 +124,5 @@ export {
   readRunConfig,
   TOOLKIT_VERSION,
 } from "./pretrain.ts";
-export { backboneFeatures } from "./swin/voco_model.ts";
+export { backboneFeatures } from "./swin/backbone.ts";
 export { initFrom, type InitReport } from "./run/init_from.ts";

@@ -2,7 +2,7 @@
 // backward, clip, AdamW step at the schedule's lr, log, checkpoint. A run folder holds
 // everything: config.json, metrics.jsonl, checkpoints; resuming needs only the folder.
 import { join, resolve } from "node:path";
-import { isCacheUrl } from "../cache/reader.ts";
+import { isCacheUrl } from "../cache/read/cache_reader.ts";
 import { listTrainingCases, type TrainingCase } from "./sampler/cases.ts";
 import { BatchLoader, type FailedSample } from "./sampler/loader.ts";
 import { sampleSpec } from "./sampler/voco_sample.ts";
@@ -17,7 +17,7 @@ import {
 import { checkpointName } from "./run/checkpoint.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import { initFrom, type InitReport } from "./run/init_from.ts";
-import { lossPlotSvg } from "./plot.ts";
+import { lossPlotSvg } from "./run/plot.ts";
 
 async function writeTextAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;

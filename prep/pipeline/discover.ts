@@ -5,7 +5,7 @@ import { formatOf, stripImageSuffix } from "../formats/read_image.ts";
 import { isDicomPart10, parseDicom, sliceInfo } from "../formats/dicom/dicom_parse.ts";
 import { type DicomFileInfo, groupDicomSeries } from "../formats/dicom/dicom_series.ts";
 import { metaImageDataFile, parseMetaImageHeader } from "../formats/read_metaimage.ts";
-import { toNodeName } from "../../cache/format.ts";
+import { toNodeName } from "../../cache/format/format.ts";
 import { describeFileKind, readHead, statRegular } from "./_files.ts";
 
 /** One source image found in the inputs. */

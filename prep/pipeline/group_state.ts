@@ -1,8 +1,8 @@
 // What a run finds in the dataset groups it writes to: cached cases none of its inputs
 // give any more (their source is gone), and cases made with another recipe.
-import { readGroup } from "../../cache/cache_dir.ts";
+import { readGroup } from "../../cache/write/cache_dir.ts";
 import type { Recipe } from "../recipes/recipe.ts";
-import { canonicalJson } from "./fingerprint.ts";
+import { canonicalJson } from "../../cache/format/fingerprint.ts";
 
 /** A case of the run, as far as its group is concerned: its dataset, name and recipe. */
 export interface GroupItem {

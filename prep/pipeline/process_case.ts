@@ -7,17 +7,17 @@ import { checkRecipeSize } from "./_recipe_size.ts";
 import { readRegularFile } from "./_files.ts";
 import type { FrameDecoderPool } from "../formats/dicom/frame_pool.ts";
 import { applyRecipe, type Recipe } from "../recipes/recipe.ts";
-import { caseFingerprint, sha256Hex } from "./fingerprint.ts";
+import { caseFingerprint, sha256Hex } from "../../cache/format/fingerprint.ts";
 import { columnNorms } from "../transforms/_affine.ts";
 import { orientationCode } from "../transforms/orient.ts";
-import { writeCase } from "../../cache/write_case.ts";
-import { type StorageDtype, storageEncoding } from "../../cache/quantize.ts";
+import { writeCase } from "../../cache/write/write_case.ts";
+import { type StorageDtype, storageEncoding } from "../../cache/format/quantize.ts";
 import {
   CACHE_FORMAT_VERSION,
   type Compressor,
   DEFAULT_LAYOUT,
   type Layout,
-} from "../../cache/format.ts";
+} from "../../cache/format/format.ts";
 
 /** How the cache stores voxels. */
 export interface StorageOptions {

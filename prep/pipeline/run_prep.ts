@@ -4,7 +4,7 @@ import type { SourceCase } from "./discover.ts";
 import type { CaseJob, CaseOutcome, StorageOptions } from "./process_case.ts";
 import type { Recipe } from "../recipes/recipe.ts";
 import { DecodeWorkers } from "../formats/dicom/frame_pool.ts";
-import { settingsHash } from "./fingerprint.ts";
+import { settingsHash } from "../../cache/format/fingerprint.ts";
 import {
   cachedFingerprint,
   cleanStaging,
@@ -12,9 +12,9 @@ import {
   ensureDataset,
   initCache,
   publishCase,
-} from "../../cache/cache_dir.ts";
-import { DEFAULT_LAYOUT } from "../../cache/format.ts";
-import { refreshConsolidated } from "../../cache/consolidate.ts";
+} from "../../cache/write/cache_dir.ts";
+import { DEFAULT_LAYOUT } from "../../cache/format/format.ts";
+import { refreshConsolidated } from "../../cache/write/consolidate.ts";
 
 /** Options of {@linkcode runPrep}. */
 export interface RunPrepOptions {

@@ -2,11 +2,11 @@
 // written here from the spec) and consolidated.
 import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
-import { ensureDataset, initCache } from "../../cache/cache_dir.ts";
-import { writeCase } from "../../cache/write_case.ts";
-import { storageEncoding } from "../../cache/quantize.ts";
-import { NativeZstdCodec } from "../../cache/zstd_codec.ts";
-import type { CaseShape, CaseVolume } from "../../cache/volume.ts";
+import { ensureDataset, initCache } from "../../cache/write/cache_dir.ts";
+import { writeCase } from "../../cache/write/write_case.ts";
+import { storageEncoding } from "../../cache/format/quantize.ts";
+import { NativeZstdCodec } from "../../cache/codecs/zstd.ts";
+import type { CaseShape, CaseVolume } from "../../cache/format/case_volume.ts";
 
 /** A volume of smooth values in 0..1 with a known affine. */
 export function testVolume(shape: CaseShape, seed = 1): CaseVolume {

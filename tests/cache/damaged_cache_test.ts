@@ -10,8 +10,8 @@ import {
   initCache,
   listCases,
   STAGING_STALE_MS,
-} from "../../cache/cache_dir.ts";
-import { readCase } from "../../cache/read_case.ts";
+} from "../../cache/write/cache_dir.ts";
+import { readCase } from "../../cache/read/read_case.ts";
 import { main as cacheMain } from "../../tasks/cache.ts";
 import { main as prepMain } from "../../tasks/prep.ts";
 import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";

@@ -7,7 +7,7 @@ import { resampleToSpacing } from "../../prep/transforms/resample.ts";
 import { orientationCode } from "../../prep/transforms/orient.ts";
 import { discoverCases } from "../../prep/pipeline/discover.ts";
 import { runPrep } from "../../prep/pipeline/run_prep.ts";
-import { readCase } from "../../cache/read_case.ts";
+import { readCase } from "../../cache/read/read_case.ts";
 import { FileSystemStore } from "@zarrita/storage";
 import { HAVE_SHARED, loadGolden, maxAbsDiff, SHARED } from "../_shared.ts";
 import { assert, assertClose, assertEquals, permuteAxes, tempDir } from "../_helpers.ts";

@@ -5,7 +5,7 @@ import { FileSystemStore } from "@zarrita/storage";
 import { main as prepMain } from "../../tasks/prep.ts";
 import { main as cacheMain } from "../../tasks/cache.ts";
 import { UsageError } from "../../tasks/_cli.ts";
-import { listCases } from "../../cache/cache_dir.ts";
+import { listCases } from "../../cache/write/cache_dir.ts";
 import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
 import { writePhantoms } from "./_run.ts";
 

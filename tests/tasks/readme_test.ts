@@ -8,12 +8,21 @@ import { CACHE } from "../../tasks/cache.ts";
 import { DEMO } from "../../tasks/demo.ts";
 import { MODEL } from "../../tasks/model.ts";
 import { BENCH } from "../../tasks/bench.ts";
-import { readCaseAttributes } from "../../cache/read_case.ts";
+import { readCaseAttributes } from "../../cache/read/read_case.ts";
 import { HAVE_SHARED, SHARED } from "../_shared.ts";
 import { assert, assertEquals, tempDir } from "../_helpers.ts";
 import { denoTask, ROOT } from "./_run.ts";
 
+/** README.md, the first screen, and the references beside the code, which the same rules hold. */
+const READMES = [
+  "README.md",
+  "prep/README.md",
+  "cache/README.md",
+  "train/README.md",
+  "tasks/README.md",
+];
 const README = Deno.readTextFileSync(join(ROOT, "README.md"));
+const ALL = READMES.map((f) => Deno.readTextFileSync(join(ROOT, f))).join("\n");
 const SPECS: Record<string, CommandSpec> = {
   prep: PREP,
   cache: CACHE,
@@ -25,7 +34,7 @@ const SPECS: Record<string, CommandSpec> = {
 /** The `deno task ...` command lines of the README's shell blocks, comments dropped. */
 function readmeCommands(): string[][] {
   const out: string[][] = [];
-  for (const block of README.matchAll(/```sh\n([\s\S]*?)```/g)) {
+  for (const block of ALL.matchAll(/```sh\n([\s\S]*?)```/g)) {
     const text = block[1].replace(/\\\n\s*/g, " ");
     for (const line of text.split("\n")) {
       const code = line.replace(/\s#.*$/, "").trim();
@@ -48,8 +57,8 @@ Deno.test("README commands parse with their task's options and never write to --
     const out = args[args.indexOf("--out") + 1];
     if (args.includes("--out")) assert(out !== "cache" && out !== "cache/", args.join(" "));
   }
-  assert(!/open_group\("cache"|FileSystemStore\("cache"\)|open_zarr\("cache"/.test(README));
-  assert(!/group="btcv\/img0001"/.test(README), "xarray opens groups, not arrays");
+  assert(!/open_group\("cache"|FileSystemStore\("cache"\)|open_zarr\("cache"/.test(ALL));
+  assert(!/group="btcv\/img0001"/.test(ALL), "xarray opens groups, not arrays");
 });
 
 Deno.test({
@@ -74,7 +83,9 @@ Deno.test({
       new FileSystemStore(join(cwd, "ct.zarr")),
       "/ct/example_ct",
     );
-    const list = README.match(/Attributes of each\s+case:([\s\S]*?)\n\n/)![1];
-    for (const key of Object.keys(a)) assert(list.includes(`\`${key}\``), `README lacks ${key}`);
+    const list = ALL.match(/Attributes of each\s+case:([\s\S]*?)\n\n/)![1];
+    for (const key of Object.keys(a)) {
+      assert(list.includes(`\`${key}\``), `cache/README.md lacks ${key}`);
+    }
   },
 });

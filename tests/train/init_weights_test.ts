@@ -1,7 +1,7 @@
 // Tests of loadInitWeights(): safetensors and torch.save files, VoCo's key fixes, errors.
 import * as tf from "@tensorflow/tfjs-core";
 import { useBackend } from "../../train/backend.ts";
-import { readSafetensors, writeSafetensors } from "../../train/safetensors.ts";
+import { readSafetensors, writeSafetensors } from "../../train/weights/safetensors.ts";
 import { swinConfig } from "../../train/swin/config.ts";
 import { initParams, paramSpecs } from "../../train/swin/params.ts";
 import { exportWeights } from "../../train/swin/weights.ts";

@@ -9,7 +9,7 @@ import { VocoModel } from "../../train/voco/model.ts";
 import { BatchLoader } from "../../train/sampler/loader.ts";
 import { listTrainingCases } from "../../train/sampler/cases.ts";
 import { sampleSpec } from "../../train/sampler/voco_sample.ts";
-import { readSafetensors } from "../../train/safetensors.ts";
+import { readSafetensors } from "../../train/weights/safetensors.ts";
 import { main as pretrainMain } from "../../tasks/pretrain.ts";
 import { tinyCache } from "./_tiny_cache.ts";
 import { denoTask } from "../tasks/_run.ts";

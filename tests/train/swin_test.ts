@@ -1,13 +1,13 @@
 // The tfjs SwinUNETR-v2: MONAI names and layouts, weight round trips, golden parity.
 import * as tf from "@tensorflow/tfjs-core";
 import { useBackend } from "../../train/backend.ts";
-import { readSafetensors } from "../../train/safetensors.ts";
+import { readSafetensors } from "../../train/weights/safetensors.ts";
 import { swinConfig } from "../../train/swin/config.ts";
 import { initParams, paramSpecs } from "../../train/swin/params.ts";
 import { exportWeights, importWeights } from "../../train/swin/weights.ts";
 import { relativePositionIndex } from "../../train/swin/_windows.ts";
 import { compareWithReference } from "../../train/swin/check.ts";
-import { vocoForward } from "../../train/swin/voco_model.ts";
+import { vocoForward } from "../../train/swin/backbone.ts";
 import { main as modelMain } from "../../tasks/model.ts";
 import { HAVE_SHARED, SHARED } from "../_shared.ts";
 import { assert, assertEquals, runTask } from "../_helpers.ts";

@@ -4,7 +4,7 @@
 // checkpoint; the newest few are kept.
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import { readSafetensors, writeSafetensors } from "../safetensors.ts";
+import { readSafetensors, writeSafetensors } from "../weights/safetensors.ts";
 import type { VocoModel } from "../voco/model.ts";
 
 /** What a checkpoint records besides the tensors. */

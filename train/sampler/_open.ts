@@ -1,6 +1,6 @@
 // Caches opened once per thread through the cache reader (a folder, http(s):// or s3://),
 // their cases kept open by the reader (metadata parsed, codecs ready).
-import { CacheReader, type CacheReaderOptions } from "../../cache/reader.ts";
+import { CacheReader, type CacheReaderOptions } from "../../cache/read/cache_reader.ts";
 import type { Shape3 } from "../../prep/volume.ts";
 import type { ReadBox } from "./voco_sample.ts";
 

@@ -1,7 +1,7 @@
 // The cases a pre-training run draws from: one or more caches (folders or URLs) listed once, filtered by
 // dataset, checked against the recipe, repeated per dataset as the large-scale recipe
 // does, and visited in a seeded shuffled order, every case once per epoch.
-import { CacheReader, type CacheReaderOptions } from "../../cache/reader.ts";
+import { CacheReader, type CacheReaderOptions } from "../../cache/read/cache_reader.ts";
 import { permutation, streamRng } from "../rng.ts";
 
 /** One case a run can sample. */

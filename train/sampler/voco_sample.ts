@@ -6,9 +6,9 @@
 import type { Shape3, Volume } from "../../prep/volume.ts";
 import { cropToBox } from "../../prep/transforms/crop.ts";
 import { resizeToShape } from "../../prep/transforms/resize.ts";
-import { flipAxis } from "../../prep/transforms/flip.ts";
-import { rotate90 } from "../../prep/transforms/rotate90.ts";
-import { shiftIntensity } from "../../prep/transforms/shift_intensity.ts";
+import { flipAxis } from "./flip.ts";
+import { rotate90 } from "./rotate90.ts";
+import { shiftIntensity } from "./shift_intensity.ts";
 import type { Rng } from "../rng.ts";
 
 /** How samples are cut; {@linkcode sampleSpec} gives each recipe's defaults. */

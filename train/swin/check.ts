@@ -1,8 +1,8 @@
 // Comparing our backbone's outputs with MONAI reference outputs (`model check`).
 import * as tf from "@tensorflow/tfjs-core";
-import { readSafetensors } from "../safetensors.ts";
+import { readSafetensors } from "../weights/safetensors.ts";
 import { importWeights } from "./weights.ts";
-import { vocoForward } from "./voco_model.ts";
+import { vocoForward } from "./backbone.ts";
 
 /** One output compared with its reference. */
 export interface OutputDiff {

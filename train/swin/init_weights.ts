@@ -1,8 +1,8 @@
 // Starting weights for `pretrain --init-from`: our safetensors, MONAI/PyTorch safetensors or
 // a `torch.save` checkpoint (the published VoCo ones included), told apart by content, with
 // the key fixes the VoCo README applies, matched against the backbone's parameters.
-import { readSafetensors } from "../safetensors.ts";
-import { readTorchCheckpoint } from "../torch_checkpoint.ts";
+import { readSafetensors } from "../weights/safetensors.ts";
+import { readTorchCheckpoint } from "../weights/torch_checkpoint.ts";
 import type { SwinConfig } from "./config.ts";
 import { paramSpecs } from "./params.ts";
 

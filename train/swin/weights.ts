@@ -1,5 +1,5 @@
 // Importing and exporting backbone weights as safetensors in MONAI key names.
-import { readSafetensors, writeSafetensors } from "../safetensors.ts";
+import { readSafetensors, writeSafetensors } from "../weights/safetensors.ts";
 import { type SwinConfig, swinConfig } from "./config.ts";
 import { type Params, paramSpecs, toTorch, toVariable } from "./params.ts";
 import { relativePositionIndex } from "./_windows.ts";

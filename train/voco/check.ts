@@ -2,7 +2,7 @@
 // running the reference implementations' loss, head and schedule on fixed embeddings)
 // with our code, and comparing every recorded quantity (`pretrain check`).
 import * as tf from "@tensorflow/tfjs-core";
-import { type NamedTensor, readSafetensors } from "../safetensors.ts";
+import { type NamedTensor, readSafetensors } from "../weights/safetensors.ts";
 import type { OutputDiff } from "../swin/check.ts";
 import { fromTorch, type Params, toTorch } from "../swin/params.ts";
 import { emaUpdate, headForward, headSpecs } from "./head.ts";

@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { featureLength, type SwinConfig, swinConfig } from "../swin/config.ts";
 import { initParams, type Params } from "../swin/params.ts";
-import { backboneFeatures } from "../swin/voco_model.ts";
+import { backboneFeatures } from "../swin/backbone.ts";
 import { emaUpdate, headForward, initHead } from "./head.ts";
 import { stopGradient, vocoLossV1, vocoLossV2 } from "./loss.ts";
 import { AdamW, clipGradNorm } from "../optim/adamw.ts";

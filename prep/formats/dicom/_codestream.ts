@@ -1,7 +1,7 @@
 // Checks a compressed frame's own header (JPEG 2000 SIZ, JPEG/JPEG-LS SOF) against the
 // DICOM header before any decoder sees the frame: a lying codestream fails with the
 // reason instead of sending a codec into an endless loop or returning garbage.
-import type { CompressedEncoding, FrameInfo } from "./dicom_codecs.ts";
+import type { CompressedEncoding, FrameInfo } from "./dicom_parse.ts";
 
 /** Most tiles a JPEG 2000 frame may have (the standard's tile index is 16-bit). */
 const MAX_TILES = 65535;

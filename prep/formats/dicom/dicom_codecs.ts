@@ -1,10 +1,18 @@
 // DICOM pixel data: the transfer syntaxes read, frame extraction, and decoding through
 // the codec packages (JPEG 2000, HTJ2K, JPEG-LS, JPEG lossless, RLE).
 import dicomParser from "dicom-parser";
-import type { DicomDataSet, DicomSliceInfo } from "./dicom_parse.ts";
+import type {
+  CompressedEncoding,
+  DicomDataSet,
+  DicomSliceInfo,
+  FrameInfo,
+  PixelEncoding,
+} from "./dicom_parse.ts";
 import { decodeRle } from "./_rle.ts";
 import { checkCodestream } from "./_codestream.ts";
 import { describeError } from "../_checks.ts";
+
+export type { CompressedEncoding, FrameInfo, PixelEncoding };
 
 /** Decoded pixels of one frame, typed by bits allocated and pixel representation. */
 export type PixelArray =
@@ -14,16 +22,6 @@ export type PixelArray =
   | Uint16Array
   | Int32Array
   | Uint32Array;
-
-/** How the pixels of a transfer syntax are decoded. */
-export type PixelEncoding =
-  | "native"
-  | "native-big-endian"
-  | "rle"
-  | "jpeg2000"
-  | "htj2k"
-  | "jpeg-lossless"
-  | "jpeg-ls";
 
 /** Transfer syntaxes this reader decodes, by UID. */
 export const TRANSFER_SYNTAXES: ReadonlyMap<string, { name: string; encoding: PixelEncoding }> =
@@ -177,15 +175,6 @@ export function applyBitsStored(pixels: PixelArray, info: FrameInfo): void {
     for (let i = 0; i < pixels.length; i++) pixels[i] = pixels[i] & mask;
   }
 }
-
-/** Encodings whose frames are compressed and decoded by a codec. */
-export type CompressedEncoding = Exclude<PixelEncoding, "native" | "native-big-endian">;
-
-/** The header fields a frame decoder needs: plain data, so it can be posted to a worker. */
-export type FrameInfo = Pick<
-  DicomSliceInfo,
-  "rows" | "columns" | "bitsAllocated" | "bitsStored" | "pixelRepresentation"
->;
 
 /** One compressed frame, extracted from its file, with how to decode it. */
 export interface EncodedFrame {

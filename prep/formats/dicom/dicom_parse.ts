@@ -215,3 +215,22 @@ export function frameInfos(ds: DicomDataSet, info: DicomSliceInfo): DicomSliceIn
     };
   });
 }
+
+/** How the pixels of a transfer syntax are decoded. */
+export type PixelEncoding =
+  | "native"
+  | "native-big-endian"
+  | "rle"
+  | "jpeg2000"
+  | "htj2k"
+  | "jpeg-lossless"
+  | "jpeg-ls";
+
+/** Encodings whose frames are compressed and decoded by a codec. */
+export type CompressedEncoding = Exclude<PixelEncoding, "native" | "native-big-endian">;
+
+/** The header fields a frame decoder needs: plain data, so it can be posted to a worker. */
+export type FrameInfo = Pick<
+  DicomSliceInfo,
+  "rows" | "columns" | "bitsAllocated" | "bitsStored" | "pixelRepresentation"
+>;

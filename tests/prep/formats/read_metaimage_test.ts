@@ -14,7 +14,7 @@ import { orientToRas } from "../../../prep/transforms/orient.ts";
 import { discoverCases } from "../../../prep/pipeline/discover.ts";
 import { runPrep } from "../../../prep/pipeline/run_prep.ts";
 import { resolveRecipe } from "../../../prep/recipes/recipe.ts";
-import { readCase } from "../../../cache/read_case.ts";
+import { readCase } from "../../../cache/read/read_case.ts";
 import { HAVE_SHARED, maxAbsDiff, SHARED } from "../../_shared.ts";
 import {
   assert,

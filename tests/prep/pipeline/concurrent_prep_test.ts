@@ -2,9 +2,9 @@
 // several moments then a resume, and three `--shard` processes against a single run.
 import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
-import { listCases } from "../../../cache/cache_dir.ts";
-import { readCase } from "../../../cache/read_case.ts";
-import { verifyCache } from "../../../cache/verify.ts";
+import { listCases } from "../../../cache/write/cache_dir.ts";
+import { readCase } from "../../../cache/read/read_case.ts";
+import { verifyCache } from "../../../cache/inspect/verify.ts";
 import { writePhantoms } from "../../tasks/_run.ts";
 import { assert, assertEquals, tempDir } from "../../_helpers.ts";
 

@@ -7,8 +7,8 @@ import { writeMetaImage } from "../../../prep/synthetic/write_metaimage.ts";
 import { writeDicomSeries } from "../../../prep/synthetic/write_dicom.ts";
 import { parseDicom } from "../../../prep/formats/dicom/dicom_parse.ts";
 import { datasetAdapter, DATASETS, detectDataset } from "../../../prep/pipeline/datasets.ts";
-import { readCase } from "../../../cache/read_case.ts";
-import { listCases } from "../../../cache/cache_dir.ts";
+import { readCase } from "../../../cache/read/read_case.ts";
+import { listCases } from "../../../cache/write/cache_dir.ts";
 import { main as prepMain } from "../../../tasks/prep.ts";
 import { assert, assertEquals, runTask, tempDir } from "../../_helpers.ts";
 

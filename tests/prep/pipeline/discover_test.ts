@@ -7,7 +7,7 @@ import { makePhantom } from "../../../prep/synthetic/phantom.ts";
 import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
 import { writeMetaImage } from "../../../prep/synthetic/write_metaimage.ts";
 import { writeDicomSeries } from "../../../prep/synthetic/write_dicom.ts";
-import { listCases } from "../../../cache/cache_dir.ts";
+import { listCases } from "../../../cache/write/cache_dir.ts";
 import { main as prepMain } from "../../../tasks/prep.ts";
 import { assert, assertEquals, runTask, tempDir } from "../../_helpers.ts";
 

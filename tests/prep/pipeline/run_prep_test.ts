@@ -6,8 +6,8 @@ import { runPrep, type RunPrepOptions } from "../../../prep/pipeline/run_prep.ts
 import { resolveRecipe } from "../../../prep/recipes/recipe.ts";
 import { makePhantom } from "../../../prep/synthetic/phantom.ts";
 import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
-import { listCases } from "../../../cache/cache_dir.ts";
-import { readCase } from "../../../cache/read_case.ts";
+import { listCases } from "../../../cache/write/cache_dir.ts";
+import { readCase } from "../../../cache/read/read_case.ts";
 import { main as prepMain } from "../../../tasks/prep.ts";
 import { HAVE_SHARED, SHARED } from "../../_shared.ts";
 import { assert, assertEquals, runTask, tempDir } from "../../_helpers.ts";

@@ -6,7 +6,7 @@ import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
 import { applyRecipe, RECIPES, resolveRecipe } from "../../../prep/recipes/recipe.ts";
 import { parseRecipe } from "../../../prep/recipes/recipe_file.ts";
 import { columnNorms } from "../../../prep/transforms/_affine.ts";
-import { readCase } from "../../../cache/read_case.ts";
+import { readCase } from "../../../cache/read/read_case.ts";
 import { main as prepMain } from "../../../tasks/prep.ts";
 import { assert, assertClose, assertEquals, runTask, tempDir } from "../../_helpers.ts";
 

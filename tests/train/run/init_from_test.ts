@@ -3,7 +3,7 @@ import { useBackend } from "../../../train/backend.ts";
 import { VocoModel } from "../../../train/voco/model.ts";
 import { initFrom } from "../../../train/run/init_from.ts";
 import { exportWeights } from "../../../train/swin/weights.ts";
-import { readSafetensors } from "../../../train/safetensors.ts";
+import { readSafetensors } from "../../../train/weights/safetensors.ts";
 import { stateDict, tensorOf, torchSave } from "../_torch_save.ts";
 import { assert, assertEquals, tempDir } from "../../_helpers.ts";
 

@@ -8,7 +8,7 @@ import { Rng } from "../../../train/rng.ts";
 import type { Shape3 } from "../../../prep/volume.ts";
 import { tinyCache } from "../_tiny_cache.ts";
 import { consolidate } from "../../cache/_caches.ts";
-import { serveCache } from "../../../cache/serve.ts";
+import { serveCache } from "../../../cache/store/serve.ts";
 import { assert, assertEquals, tempDir } from "../../_helpers.ts";
 
 /** A volume whose voxel value encodes its index: x * 1e6 + y * 1e3 + z (+1, so 0 = padding). */

@@ -8,7 +8,7 @@ import {
   vocoLossV2,
 } from "../../../train/voco/loss.ts";
 import { positionLabels } from "../../../train/sampler/voco_sample.ts";
-import { readSafetensors, writeSafetensors } from "../../../train/safetensors.ts";
+import { readSafetensors, writeSafetensors } from "../../../train/weights/safetensors.ts";
 import { main as pretrainMain } from "../../../tasks/pretrain.ts";
 import { HAVE_SHARED, SHARED } from "../../_shared.ts";
 import { assert, assertClose, runTask } from "../../_helpers.ts";

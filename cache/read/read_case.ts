@@ -1,0 +1,231 @@
+// Reading cached cases: attributes, the whole volume, or a crop that touches only its
+// chunks, dequantised to float32.
+import * as zarr from "zarrita";
+import type { CaseAffine as Mat4, CaseShape as Shape3, CaseVolume } from "../format/case_volume.ts";
+import { registerCodecs } from "../codecs/register.ts";
+import { checkedStore, describeChunkError } from "./checked_store.ts";
+import type { AsyncReadable } from "@zarrita/storage";
+
+/** A readable store, as zarrita defines it. */
+export type ReadableStore = zarr.Readable;
+
+/** Attributes every cached case carries (see README "Cache layout"). */
+export interface CaseAttributes {
+  /** Voxel index to RAS mm of the cached array. */
+  affine: Mat4;
+  /** Voxel spacing in mm. */
+  spacing: [number, number, number];
+  /** Source path relative to the dataset root. */
+  source: string;
+  /** Source file size in bytes. */
+  source_bytes: number;
+  /** SHA-256 of the source file (hex). */
+  source_sha256: string;
+  /** Recipe name and steps. */
+  recipe: { name: string; steps: unknown[] };
+  /** Hash of source identity, recipe, storage options and format version. */
+  fingerprint: string;
+  /** Decoding scale of quantised storage. */
+  scale_factor?: number;
+  /** Decoding offset of quantised storage. */
+  add_offset?: number;
+  /** Other recorded facts (original geometry, crop box, …). */
+  [key: string]: unknown;
+}
+
+/** Reads the attributes of a cached case without touching its chunks. */
+export async function readCaseAttributes(
+  store: ReadableStore,
+  path: `/${string}`,
+): Promise<CaseAttributes> {
+  registerCodecs();
+  const arr = await zarr.open.v3(new zarr.Location(store, path), { kind: "array" });
+  return arr.attrs as unknown as CaseAttributes;
+}
+
+/** A cached case opened once for many reads (its metadata parsed, its codecs ready). */
+export interface OpenCase {
+  /** The case's path in the store, e.g. `/btcv/img0001`. */
+  path: `/${string}`;
+  /** Array shape, in the cache's axis order (RAS voxel order). */
+  shape: Shape3;
+  /** The case's attributes. */
+  attributes: CaseAttributes;
+  /** The whole case as a float32 volume (quantised values decoded). */
+  read(): Promise<CaseVolume>;
+  /**
+   * The box of `size` voxels starting at voxel `start` as a float32 volume, its affine
+   * moved to the box's first voxel; only the chunks the box touches are read. Throws a
+   * `RangeError` naming the case when the box leaves the array.
+   */
+  readCrop(start: Shape3, size: Shape3): Promise<CaseVolume>;
+}
+
+/**
+ * Opens a cached case for reading: the whole volume or crops of it (what a pre-training
+ * sampler does, many times per case).
+ *
+ * @example
+ * ```ts
+ * const c = await openCase(new FileSystemStore("cache"), "/btcv/img0001");
+ * const crop = await c.readCrop([0, 0, 0], [96, 96, 96]);
+ * ```
+ */
+export async function openCase(store: ReadableStore, path: `/${string}`): Promise<OpenCase> {
+  const arr = await openCaseArray(store, path);
+  const attributes = arr.attrs as unknown as CaseAttributes;
+  const shape = arr.shape as Shape3;
+  // An array written without our attributes (a foreign Zarr array) gets voxel coordinates.
+  const affine: Mat4 = attributes.affine ??
+    [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]];
+  const name = (e: unknown) => {
+    // zarrita does not say which array failed: name the case.
+    if (!(e instanceof Error) || e.message.startsWith(`Case ${path}:`)) return e;
+    return new Error(`Case ${path}: ${e.message}`, { cause: e });
+  };
+  const scale = attributes.scale_factor, offset = attributes.add_offset ?? 0;
+  const inner = arr.chunks as Shape3;
+  // Only the chunks the box touches are read (in parallel), each decoded value written
+  // once into the float32 box, dequantised on the way.
+  const box = async (start: Shape3, size: Shape3): Promise<Float32Array> => {
+    const out = new Float32Array(size[0] * size[1] * size[2]);
+    const first = start.map((s, a) => Math.floor(s / inner[a]));
+    const last = start.map((s, a) => Math.floor((s + size[a] - 1) / inner[a]));
+    const jobs: Promise<void>[] = [];
+    for (let i = first[0]; i <= last[0]; i++) {
+      for (let j = first[1]; j <= last[1]; j++) {
+        for (let k = first[2]; k <= last[2]; k++) {
+          jobs.push(
+            arr.getChunk([i, j, k]).then(
+              (chunk) =>
+                copyChunk(out, start, size, chunk as never, [i, j, k], inner, scale, offset),
+              (e) => {
+                // Name the chunk (a new error: zarrita hands one error, of a shard's
+                // index, to every chunk of the shard).
+                throw new Error(describeChunkError(e, [i, j, k]), { cause: e });
+              },
+            ),
+          );
+        }
+      }
+    }
+    try {
+      await Promise.all(jobs);
+    } catch (e) {
+      throw name(e);
+    }
+    return out;
+  };
+  return {
+    path,
+    shape,
+    attributes,
+    async read() {
+      return { data: await box([0, 0, 0], shape), shape, affine };
+    },
+    async readCrop(start, size) {
+      for (let a = 0; a < 3; a++) {
+        if (
+          !Number.isInteger(start[a]) || !Number.isInteger(size[a]) || start[a] < 0 ||
+          size[a] < 1 || start[a] + size[a] > shape[a]
+        ) {
+          throw new RangeError(
+            `Case ${path}: crop at [${start}] of size [${size}] leaves the array ` +
+              `(shape [${shape}])`,
+          );
+        }
+      }
+      const data = await box(start, size);
+      // The crop's first voxel is voxel `start` of the case.
+      const moved = affine.map((row, r) =>
+        r === 3 ? [...row] : [
+          row[0],
+          row[1],
+          row[2],
+          row[3] + row[0] * start[0] + row[1] * start[1] + row[2] * start[2],
+        ]
+      ) as Mat4;
+      return { data, shape: [...size] as Shape3, affine: moved };
+    },
+  };
+}
+
+/** Copies the part of one decoded chunk that lies in the box, dequantising the values. */
+function copyChunk(
+  out: Float32Array,
+  start: Shape3,
+  size: Shape3,
+  chunk: { data: ArrayLike<number>; stride: number[] },
+  coords: Shape3,
+  inner: Shape3,
+  scale: number | undefined,
+  offset: number,
+): void {
+  const origin = coords.map((c, a) => c * inner[a]);
+  const lo = origin.map((o, a) => Math.max(o, start[a]));
+  const hi = origin.map((o, a) => Math.min(o + inner[a], start[a] + size[a]));
+  const { data, stride } = chunk;
+  const s = scale ?? 1, o = scale === undefined ? 0 : offset;
+  const run = hi[2] - lo[2];
+  for (let x = lo[0]; x < hi[0]; x++) {
+    for (let y = lo[1]; y < hi[1]; y++) {
+      let src = (x - origin[0]) * stride[0] + (y - origin[1]) * stride[1] +
+        (lo[2] - origin[2]) * stride[2];
+      let dst = ((x - start[0]) * size[1] + (y - start[1])) * size[2] + (lo[2] - start[2]);
+      const step = stride[2];
+      for (let z = 0; z < run; z++, src += step) out[dst++] = data[src] * s + o;
+    }
+  }
+}
+
+/**
+ * The zarrita array of a cached case, read through a store view that names the chunk of
+ * a checksum error and raises a chunk missing from a case written whole (one whose
+ * attributes carry `stored_chunks` or a `fingerprint`: the cache writer stores every
+ * chunk) instead of returning the fill value. Sharded and unsharded arrays alike.
+ */
+export async function openCaseArray(
+  store: ReadableStore,
+  path: `/${string}`,
+): Promise<zarr.Array<zarr.DataType, zarr.Readable>> {
+  registerCodecs();
+  const metaKey = `${path === "/" ? "" : path}/zarr.json` as const;
+  const raw = await store.get(metaKey);
+  if (!raw) throw new Deno.errors.NotFound(`Case ${path}: no zarr.json (not in the cache)`);
+  let meta: Record<string, unknown> & {
+    codecs?: { name: string; configuration?: { chunk_shape?: number[] } }[];
+    chunk_grid?: { configuration?: { chunk_shape?: number[] } };
+    attributes?: Record<string, unknown>;
+  };
+  try {
+    meta = JSON.parse(new TextDecoder().decode(raw));
+  } catch (e) {
+    throw new SyntaxError(`Case ${path}: unreadable zarr.json: ${(e as Error).message}`);
+  }
+  const inner = meta.codecs?.find((c) => c.name === "sharding_indexed")?.configuration
+    ?.chunk_shape;
+  const outer = meta.chunk_grid?.configuration?.chunk_shape;
+  const a = meta.attributes ?? {};
+  const checked = checkedStore(store, {
+    path,
+    whole: typeof a.stored_chunks === "number" || typeof a.fingerprint === "string",
+    shardGrid: inner && outer ? outer.map((n, i) => n / inner[i]) : undefined,
+  });
+  const view: AsyncReadable = {
+    get: async (key, opts) => key === metaKey ? raw : await checked.get(key, opts),
+    getRange: checked.getRange,
+  };
+  return await zarr.open.v3(new zarr.Location(view, path), { kind: "array" });
+}
+
+/**
+ * Reads a cached case as a float32 volume in RAS (quantised values decoded with the
+ * stored `scale_factor`/`add_offset`).
+ */
+export async function readCase(
+  store: ReadableStore,
+  path: `/${string}`,
+): Promise<CaseVolume & { attributes: CaseAttributes }> {
+  const c = await openCase(store, path);
+  return { ...await c.read(), attributes: c.attributes };
+}
