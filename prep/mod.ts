@@ -136,4 +136,15 @@ export {
   runPrep,
   type RunPrepOptions,
 } from "./pipeline/run_prep.ts";
+export {
+  defaultDatasetName,
+  type PlanGroup,
+  planPrep,
+  type PlanResult,
+  type PrepPlan,
+  type PrepRequest,
+  runPlan,
+  type RunPlanOptions,
+  type StaleCase,
+} from "./pipeline/plan.ts";
 export { caseFingerprint, settingsHash, sha256Hex } from "../cache/format/fingerprint.ts";

@@ -1,31 +1,15 @@
 // `deno task prep`: datasets -> Zarr cache.
-import { basename, dirname } from "node:path";
+import { DATALIST_ADAPTER, DATASETS } from "../prep/pipeline/datasets.ts";
 import {
-  discoverInputs,
-  type Discovery,
-  type ScanProgress,
-  type SkippedFile,
-} from "../prep/pipeline/discover.ts";
-import {
-  type Recipe,
-  type RecipeOverrides,
-  RECIPES,
-  resolveRecipe,
-} from "../prep/recipes/recipe.ts";
-import { readRecipeFile } from "../prep/recipes/recipe_file.ts";
-import {
-  DATALIST_ADAPTER,
-  datasetAdapter,
-  DATASETS,
-  detectDataset,
-} from "../prep/pipeline/datasets.ts";
-import { type PrepItem, runPrep } from "../prep/pipeline/run_prep.ts";
-import { groupStates } from "../prep/pipeline/group_state.ts";
-import type { StorageOptions } from "../prep/pipeline/process_case.ts";
+  planPrep,
+  type PlanResult,
+  type PrepPlan,
+  runPlan,
+  type StaleCase,
+} from "../prep/pipeline/plan.ts";
 import type { StorageDtype } from "../cache/format/quantize.ts";
 import {
   type Compressor,
-  COMPRESSOR_LEVELS,
   COMPRESSORS,
   DEFAULT_CHUNK,
   DEFAULT_COMPRESSOR,
@@ -34,16 +18,7 @@ import {
   DEFAULT_LEVEL,
   type Layout,
   LAYOUTS,
-  toNodeName,
 } from "../cache/format/format.ts";
-import {
-  cacheFolderProblem,
-  cacheLayout,
-  removeCase,
-  setCacheLayout,
-} from "../cache/write/cache_dir.ts";
-import { refreshConsolidated } from "../cache/write/consolidate.ts";
-import { caseShard, resolveShard } from "../prep/pipeline/shard_cases.ts";
 import {
   EXIT_INTERRUPTED,
   formatBytes,
@@ -54,7 +29,7 @@ import {
   StatusLine,
   UsageError,
 } from "./_cli.ts";
-import { closest, defineCommand, expandTriple, parseCommand, userPath } from "./_args.ts";
+import { defineCommand, expandTriple, parseCommand, userCwd } from "./_args.ts";
 
 /** The command line of `deno task prep`: flags, help and examples in one place. */
 export const PREP = defineCommand({
@@ -233,192 +208,49 @@ async function main(args: string[]): Promise<number> {
     console.log(listDatasets());
     return 0;
   }
-  const specs = v.dataset;
-  if (positionals.length === 0 && specs.length === 0) {
+  if (positionals.length === 0 && v.dataset.length === 0) {
     throw new UsageError("No input given (files, folders, datalists or --dataset)");
   }
   if (!v.out) throw new UsageError("--out <cache folder> is required (for example --out ct.zarr)");
-  const out = v.out;
-  const outProblem = await cacheFolderProblem(out);
-  if (outProblem) {
-    throw new UsageError(`--out: ${outProblem}; give a new folder, such as --out ct.zarr`);
-  }
-  const compressor = v.compressor as Compressor;
-  const range = COMPRESSOR_LEVELS[compressor];
-  if (v.level !== undefined && !range) {
-    throw new UsageError(`--level has no meaning with --compressor ${compressor}`);
-  }
-  const level = v.level ?? DEFAULT_LEVEL;
-  if (range && (level < range[0] || level > range[1])) {
-    throw new UsageError(
-      `--level for ${compressor} takes ${range[0]}..${range[1]}, got ${level}`,
-    );
-  }
-  const overrides: RecipeOverrides = {
-    spacingMm: expandTriple(v.spacing),
-    windowHu: v.window as [number, number] | undefined,
-    cropThreshold: v["crop-threshold"],
-    minShape: expandTriple(v["min-size"]),
-    resizeShape: expandTriple(v.resize),
-  };
-  const recipe = recipeFor(v.recipe, overrides);
-  let shard;
-  try {
-    shard = resolveShard(v.shard, v.shards, Deno.env.toObject());
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const recorded = await cacheLayout(out);
-  const layout = (v.layout ?? recorded ?? DEFAULT_LAYOUT) as Layout;
-  const storage: StorageOptions = {
-    dtype: v.dtype as StorageDtype,
-    compressor,
-    level: range ? level : DEFAULT_LEVEL,
-    chunk: v.chunk ?? (layout === "sharded" ? DEFAULT_INNER_CHUNK : DEFAULT_CHUNK),
-    layout,
-  };
-  const workers = v.workers;
-  const decodeThreads = v["decode-threads"];
-  const maxVoxels = v["max-voxels"];
-
-  // Each input becomes a group of cases with its dataset name and recipe.
-  const items: PrepItem[] = [];
-  const skipped: SkippedFile[] = [];
-  const groups: {
-    dataset: string;
-    recipe: Recipe;
-    cases: number;
-    what: string;
-    layout?: string;
-  }[] = [];
-  const add = (dataset: string, r: Recipe, found: Discovery, what: string, layout?: string) => {
-    if (groups.some((g) => g.dataset === dataset)) {
-      throw new UsageError(
-        `Dataset group "${dataset}" is given twice; name them apart (NAME=PATH)`,
-      );
-    }
-    items.push(...found.cases.map((c) => ({ ...c, dataset, recipe: r })));
-    skipped.push(...found.skipped);
-    groups.push({ dataset, recipe: r, cases: found.cases.length, what, layout });
-  };
   // Scanning a large tree (LIDC-IDRI: 244k files) takes a while: say how far it is.
   const status = new StatusLine(v.quiet);
-  const scanning = (what: string) => (p: ScanProgress) =>
-    status.update(
-      `prep: scanning ${what}: ${p.files} files` +
-        (p.headers ? `, ${p.headers} DICOM headers read` : ""),
-    );
-  if (positionals.length > 0) {
-    const dataset = toNodeName(v["dataset-name"] ?? defaultDatasetName(positionals[0]));
-    const found = await discoverInputs(positionals, {
-      baseDir: v["base-dir"],
-      onProgress: scanning(positionals.join(", ")),
-    });
-    status.end();
-    add(dataset, recipe, found, positionals.join(", "));
-  }
-  for (const spec of specs) {
-    const d = await parseDatasetSpec(spec);
-    let adapter = d.name ? datasetAdapter(d.name) : undefined;
-    if (!adapter) {
-      adapter = await detectDataset(d.path);
-      console.error(
-        `prep: ${d.path}: detected ${adapter.name} (${adapter.title})` +
-          (d.name ? `, cached as group "${d.name}"` : ""),
-      );
-    }
-    const group = toNodeName(
-      d.name ??
-        (adapter.name === "generic" || adapter.name === "datalist"
-          ? defaultDatasetName(d.path)
-          : adapter.name),
-    );
-    const r = d.recipe ? recipeFor(d.recipe, overrides) : recipe;
-    const found = await adapter.find(d.path, { onProgress: scanning(d.path) });
-    status.end();
-    add(group, r, found, `${d.path} as ${adapter.name}`, adapter.layout);
-  }
-  // One message per input that gave nothing, with the layout its adapter expects.
-  for (const g of groups) {
-    if (g.cases > 0) continue;
-    console.error(
-      `prep: no images (.nii, .nii.gz, .mha, .mhd, DICOM) found in ${g.what}` +
-        (g.layout ? `; expected layout: ${g.layout}` : ""),
-    );
-  }
-  if (items.every((c) => c.error)) {
-    for (const c of items) console.error(`prep: ${c.path}: ${c.error}`);
-    return 1;
-  }
-  // Every shard compares the whole run with the cache, then preps its own cases only.
-  const states = await groupStates(
-    out,
-    items.map((it) => ({ dataset: it.dataset!, name: it.name, recipe: it.recipe! })),
-  );
-  const mine = (dataset: string, name: string) =>
-    !shard || caseShard(dataset, name, shard.count) === shard.index;
-  const allCount = items.length;
-  if (shard) {
-    const kept = items.filter((it) => mine(it.dataset!, it.name));
-    items.length = 0;
-    items.push(...kept);
-    console.error(
-      `prep: shard ${shard.index}/${shard.count} (from ${shard.from}): ${items.length} of ` +
-        `${allCount} case(s)`,
-    );
-  }
-  const mixing = states.filter((s) => s.replaced.length + s.kept.length > 0);
-  for (const s of mixing) {
-    const theirs = [...new Set([...s.replaced, ...s.kept].map((c) => c.recipe))].join(", ");
-    const n = s.replaced.length + s.kept.length;
-    const what = `group "${s.dataset}" of ${out} holds ${n} case(s) made with recipe ${theirs}` +
-      `${theirs === s.recipes.join(", ") ? " (other steps)" : ""}; this run uses ` +
-      `${s.recipes.join(", ")}: it would replace ${s.replaced.length} of them` +
-      (s.kept.length
-        ? v.prune
-          ? ` and prune ${s.kept.length}`
-          : ` and leave ${s.kept.length} next to the new ones, mixing recipes in one group`
-        : "");
-    if (!v.force) {
-      throw new UsageError(
-        `${what}. Write this run to another group (--dataset-name NAME, or NAME= in ` +
-          `--dataset) or another cache, or add --force`,
-      );
-    }
-    console.error(`prep: --force: ${what}`);
-  }
-  for (const g of groups) {
-    console.error(
-      `prep: ${g.cases} case(s) from ${g.what} -> ${out} [${g.dataset}], recipe ${g.recipe.name}`,
-    );
-  }
-  if (skipped.length > 0) {
-    console.error(
-      `prep: ${skipped.length} file(s) skipped (not CT images, or not regular files), e.g. ` +
-        skipped.slice(0, 3).map((f) => `${f.path}: ${f.reason}`).join("; "),
-    );
-  }
-  const stale = states.flatMap((s) =>
-    s.stale.filter((c) => mine(s.dataset, c.name)).map((c) => ({ ...c, dataset: s.dataset }))
-  );
-  if (recorded && v.layout && v.layout !== recorded) {
-    console.error(
-      `prep: --layout ${v.layout}: ${out} holds ${recorded} cases; the cases of this run are ` +
-        `rewritten as ${v.layout}, and the cache records ${v.layout} from now on`,
-    );
-    await setCacheLayout(out, v.layout as Layout);
-  }
-  const staleText = (list: typeof stale) =>
-    list.slice(0, 5).map((c) => `${c.dataset}/${c.name}${c.source ? ` <- ${c.source}` : ""}`)
-      .join(", ") + (list.length > 5 ? `, ... (${list.length - 5} more)` : "");
-  if (stale.length > 0) {
-    console.error(
-      `prep: ${stale.length} cached case(s) no input gives any more (source removed or ` +
-        `renamed?): ${staleText(stale)}; ` +
-        (v.prune ? "--prune removes them after the run" : "prep --prune removes them"),
-    );
-  }
-  const progress = new Progress(items.length, v.quiet);
+  const plan = await planPrep({
+    out: v.out,
+    inputs: positionals,
+    datasets: v.dataset,
+    datasetName: v["dataset-name"],
+    baseDir: v["base-dir"],
+    recipe: v.recipe,
+    overrides: {
+      spacingMm: expandTriple(v.spacing),
+      windowHu: v.window as [number, number] | undefined,
+      cropThreshold: v["crop-threshold"],
+      minShape: expandTriple(v["min-size"]),
+      resizeShape: expandTriple(v.resize),
+    },
+    storage: {
+      dtype: v.dtype as StorageDtype,
+      compressor: v.compressor as Compressor,
+      level: v.level,
+      chunk: v.chunk,
+      layout: v.layout as Layout | undefined,
+    },
+    shard: v.shard,
+    shards: v.shards,
+    prune: v.prune,
+    force: v.force,
+    cwd: userCwd(),
+    onScan: (what, p) =>
+      p
+        ? status.update(
+          `prep: scanning ${what}: ${p.files} files` +
+            (p.headers ? `, ${p.headers} DICOM headers read` : ""),
+        )
+        : status.end(),
+  });
+  printPlan(plan);
+  if (nothingToRead(plan)) return 1;
+  const progress = new Progress(plan.items.length, v.quiet);
   const abort = new AbortController();
   const interrupt = onInterrupt(() => {
     abort.abort();
@@ -427,14 +259,12 @@ async function main(args: string[]): Promise<number> {
         "(Ctrl-C again to quit at once).",
     );
   });
-  let summary;
+  let result;
   try {
-    summary = await runPrep(items, {
-      out,
-      storage,
-      workers,
-      decodeThreads,
-      maxVoxels,
+    result = await runPlan(plan, {
+      workers: v.workers,
+      decodeThreads: v["decode-threads"],
+      maxVoxels: v["max-voxels"],
       signal: abort.signal,
       onEvent: (e) => {
         if (e.type === "case-start") progress.working(e.case.name);
@@ -451,112 +281,111 @@ async function main(args: string[]): Promise<number> {
     interrupt.dispose();
     progress.end();
   }
-  // Pruning only after a whole run: an interrupted one has not looked at every input.
-  const pruned = v.prune && !interrupt.interrupted ? stale : [];
-  for (const c of pruned) {
-    await removeCase(out, c.dataset, c.name).catch((e) => {
-      if (!(e instanceof Deno.errors.NotFound)) throw e; // another run pruned it first
-    });
+  console.log(summaryText(plan, result));
+  if (interrupt.interrupted) return EXIT_INTERRUPTED;
+  const failed = result.summary.reports.some((r) => r.status === "failed");
+  return failed || result.summary.reports.length < plan.items.length ? 1 : 0;
+}
+
+/** The plan's messages, before the run: groups, skips, stale cases, notes. */
+function printPlan(plan: PrepPlan): void {
+  for (const note of plan.notes) console.error(`prep: ${note}`);
+  // One message per input that gave nothing, with the layout its adapter expects.
+  for (const g of plan.groups) {
+    if (g.cases > 0) continue;
+    console.error(
+      `prep: no images (.nii, .nii.gz, .mha, .mhd, DICOM) found in ${g.what}` +
+        (g.layout ? `; expected layout: ${g.layout}` : ""),
+    );
   }
-  if (pruned.length) await refreshConsolidated(out);
-  const count = (s: string) => summary.reports.filter((r) => r.status === s).length;
-  const failed = summary.reports.filter((r) => r.status === "failed");
-  const written = summary.reports.filter((r) => r.status === "written");
-  const bytesIn = summary.reports.reduce((a, r) => a + (r.outcome?.bytesIn ?? 0), 0);
+  if (nothingToRead(plan)) {
+    for (const c of plan.items) console.error(`prep: ${c.path}: ${c.error}`);
+    return;
+  }
+  if (plan.shard) {
+    console.error(
+      `prep: shard ${plan.shard.index}/${plan.shard.count} (from ${plan.shard.from}): ` +
+        `${plan.items.length} of ${plan.totalCases} case(s)`,
+    );
+  }
+  for (const g of plan.groups) {
+    console.error(
+      `prep: ${g.cases} case(s) from ${g.what} -> ${plan.out} [${g.dataset}], recipe ` +
+        g.recipe.name,
+    );
+  }
+  if (plan.skipped.length > 0) {
+    console.error(
+      `prep: ${plan.skipped.length} file(s) skipped (not CT images, or not regular files), ` +
+        `e.g. ${plan.skipped.slice(0, 3).map((f) => `${f.path}: ${f.reason}`).join("; ")}`,
+    );
+  }
+  if (plan.stale.length > 0) {
+    console.error(
+      `prep: ${plan.stale.length} cached case(s) no input gives any more (source removed or ` +
+        `renamed?): ${staleText(plan.stale)}; ` +
+        (plan.prune ? "--prune removes them after the run" : "prep --prune removes them"),
+    );
+  }
+}
+
+/** No input gave a readable case (every shard sees the same). */
+function nothingToRead(plan: PrepPlan): boolean {
+  return plan.totalCases === 0 || (plan.items.length > 0 && plan.items.every((c) => c.error));
+}
+
+function staleText(list: readonly StaleCase[]): string {
+  return list.slice(0, 5).map((c) => `${c.dataset}/${c.name}${c.source ? ` <- ${c.source}` : ""}`)
+    .join(", ") + (list.length > 5 ? `, ... (${list.length - 5} more)` : "");
+}
+
+/** The one-screen summary at the end of a run. */
+function summaryText(plan: PrepPlan, { summary, pruned }: PlanResult): string {
+  const reports = summary.reports;
+  const count = (s: string) => reports.filter((r) => r.status === s).length;
+  const failed = reports.filter((r) => r.status === "failed");
+  const written = reports.filter((r) => r.status === "written");
+  const bytesIn = reports.reduce((a, r) => a + (r.outcome?.bytesIn ?? 0), 0);
   const bytesOut = written.reduce((a, r) => a + (r.outcome?.bytesOut ?? 0), 0);
   const f32 = written.reduce(
     (a, r) => a + 4 * (r.outcome?.shape ?? [0, 0, 0]).reduce((x, y) => x * y, 1),
     0,
   );
-  const notRun = items.length - summary.reports.length;
-  const perGroup = groups.length > 1
-    ? groups.map((g) => {
-      const rs = summary.reports.filter((r) => r.dataset === g.dataset);
+  const notRun = plan.items.length - reports.length;
+  const perGroup = plan.groups.length > 1
+    ? plan.groups.map((g) => {
+      const rs = reports.filter((r) => r.dataset === g.dataset);
       const n = (s: string) => rs.filter((r) => r.status === s).length;
       return `  ${g.dataset.padEnd(10)} ${g.cases} case(s), recipe ${g.recipe.name}: ` +
         `${n("written")} written, ${n("unchanged")} unchanged, ${n("failed")} failed`;
     })
     : [];
-  console.log(
-    [
-      `prep summary (${out}, ${groups.map((g) => `${g.dataset}: ${g.recipe.name}`).join(", ")})`,
-      `  cases      ${items.length}: ${count("written")} written, ${
-        count("unchanged")
-      } unchanged, ` +
-      `${failed.length} failed${notRun ? `, ${notRun} not run (interrupted)` : ""}`,
-      ...perGroup,
-      `  time       ${formatSeconds(summary.seconds)} wall, ` +
-      `${
-        (summary.reports.reduce((a, r) => a + r.seconds, 0) / Math.max(1, summary.reports.length))
-          .toFixed(2)
-      }s per case`,
-      `  read       ${formatBytes(bytesIn)} of source files` +
-      (skipped.length ? `; ${skipped.length} non-image file(s) skipped` : ""),
-      written.length
-        ? `  written    ${formatBytes(bytesOut)} for ${formatBytes(f32)} of float32 voxels ` +
-          `(${(f32 / Math.max(1, bytesOut)).toFixed(1)}x smaller than MONAI's PersistentDataset)`
-        : `  written    nothing new`,
-      ...(pruned.length
-        ? [`  pruned     ${pruned.length} case(s) without a source: ${staleText(pruned)}`]
-        : stale.length
-        ? [`  stale      ${stale.length} case(s) without a source (prep --prune removes them)`]
-        : []),
-      ...failed.map((r) => `  FAILED     ${r.dataset}/${r.case.name} (${r.case.path}): ${r.error}`),
-      ...summary.reports.flatMap((r) =>
-        (r.outcome?.warnings ?? []).map((w) => `  NOTE       ${r.dataset}/${r.case.name}: ${w}`)
-      ),
-    ].join("\n"),
-  );
-  if (interrupt.interrupted) return EXIT_INTERRUPTED;
-  return failed.length > 0 || notRun > 0 ? 1 : 0;
-}
-
-/** Resolves `--recipe` (a built-in name or a JSON file) with the flag overrides. */
-function recipeFor(spec: string, overrides: RecipeOverrides): Recipe {
-  try {
-    const base = spec.toLowerCase().endsWith(".json") ? readRecipeFile(userPath(spec)) : spec;
-    return resolveRecipe(base, overrides);
-  } catch (e) {
-    if (e instanceof RangeError) throw new UsageError(e.message);
-    throw e;
-  }
-}
-
-const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
-
-/**
- * Splits `[NAME=]PATH[:RECIPE]`, with PATH (and a recipe file) from the user's folder. A
- * PATH that exists as written keeps its colons; otherwise a tail that is no recipe is
- * named as an unknown recipe when the path before it exists.
- */
-async function parseDatasetSpec(
-  spec: string,
-): Promise<{ name?: string; path: string; recipe?: string }> {
-  let rest = spec;
-  let name: string | undefined;
-  const eq = rest.indexOf("=");
-  if (eq > 0 && !rest.slice(0, eq).includes("/")) {
-    name = rest.slice(0, eq);
-    rest = rest.slice(eq + 1);
-  }
-  if (!rest) throw new UsageError(`--dataset "${spec}" has no path`);
-  if (await exists(userPath(rest))) return { name, path: userPath(rest) };
-  const colon = rest.lastIndexOf(":");
-  const tail = colon > 0 ? rest.slice(colon + 1) : "";
-  const head = colon > 0 ? userPath(rest.slice(0, colon)) : userPath(rest);
-  if (tail in RECIPES || tail.toLowerCase().endsWith(".json")) {
-    if (!(await exists(head))) throw new UsageError(`--dataset ${spec}: ${head} does not exist`);
-    const recipe = tail.toLowerCase().endsWith(".json") ? userPath(tail) : tail;
-    return { name, path: head, recipe };
-  }
-  if (tail && !tail.includes("/") && (await exists(head))) {
-    const near = closest(tail, Object.keys(RECIPES));
-    throw new UsageError(
-      `--dataset ${spec}: unknown recipe "${tail}"` + (near ? ` (did you mean ${near}?)` : "") +
-        `; recipes: ${Object.keys(RECIPES).join(", ")}, or a recipe .json file`,
-    );
-  }
-  throw new UsageError(`--dataset ${spec}: ${userPath(rest)} does not exist`);
+  const perCase = reports.reduce((a, r) => a + r.seconds, 0) / Math.max(1, reports.length);
+  return [
+    `prep summary (${plan.out}, ${
+      plan.groups.map((g) => `${g.dataset}: ${g.recipe.name}`).join(", ")
+    })`,
+    `  cases      ${plan.items.length}: ${count("written")} written, ${
+      count("unchanged")
+    } unchanged, ${failed.length} failed${notRun ? `, ${notRun} not run (interrupted)` : ""}`,
+    ...perGroup,
+    `  time       ${formatSeconds(summary.seconds)} wall, ${perCase.toFixed(2)}s per case`,
+    `  read       ${formatBytes(bytesIn)} of source files` +
+    (plan.skipped.length ? `; ${plan.skipped.length} non-image file(s) skipped` : ""),
+    written.length
+      ? `  written    ${formatBytes(bytesOut)} for ${formatBytes(f32)} of float32 voxels ` +
+        `(${(f32 / Math.max(1, bytesOut)).toFixed(1)}x smaller than MONAI's PersistentDataset)`
+      : `  written    nothing new`,
+    ...(pruned.length
+      ? [`  pruned     ${pruned.length} case(s) without a source: ${staleText(pruned)}`]
+      : plan.stale.length
+      ? [`  stale      ${plan.stale.length} case(s) without a source (prep --prune removes them)`]
+      : []),
+    ...failed.map((r) => `  FAILED     ${r.dataset}/${r.case.name} (${r.case.path}): ${r.error}`),
+    ...reports.flatMap((r) =>
+      (r.outcome?.warnings ?? []).map((w) => `  NOTE       ${r.dataset}/${r.case.name}: ${w}`)
+    ),
+  ].join("\n");
 }
 
 function listDatasets(): string {
@@ -565,15 +394,6 @@ function listDatasets(): string {
     "Dataset adapters (--dataset NAME=PATH; the layout is detected when NAME is omitted):",
     ...all.flatMap((d) => [`  ${d.name.padEnd(17)}${d.title}`, `  ${"".padEnd(17)}${d.layout}`]),
   ].join("\n");
-}
-
-function defaultDatasetName(input: string): string {
-  const abs = userPath(input);
-  try {
-    if (Deno.statSync(abs).isDirectory) return basename(abs);
-  } catch { /* reported later by discovery */ }
-  if (abs.toLowerCase().endsWith(".json")) return basename(abs).replace(/\.json$/i, "");
-  return basename(dirname(abs));
 }
 
 if (import.meta.main) await runMain("prep", main);

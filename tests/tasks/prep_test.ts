@@ -3,17 +3,17 @@
 import { join } from "node:path";
 import { main as prepMain } from "../../tasks/prep.ts";
 import { main as cacheMain } from "../../tasks/cache.ts";
-import { UsageError } from "../../tasks/_cli.ts";
+import { exitCodeOf } from "../../tasks/_cli.ts";
 import { listCases } from "../../cache/write/cache_dir.ts";
 import { readCaseAttributes } from "../../cache/read/read_case.ts";
 import { FileSystemStore } from "@zarrita/storage";
 import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
 import { denoTask, ROOT, writePhantoms } from "./_run.ts";
 
-/** Runs prep in-process and expects a usage error matching `pattern`. */
+/** Runs prep in-process and expects an error of exit code 2 matching `pattern`. */
 async function usage(args: string[], pattern: RegExp): Promise<void> {
   const e = await assertRejects(() => runTask(prepMain, args), pattern);
-  assert(e instanceof UsageError, `${e.message} is not a usage error`);
+  assertEquals(exitCodeOf(e), 2, `${e.message} is not an exit-2 error`);
 }
 
 Deno.test("prep refuses unknown options with a suggestion and exits 2", async () => {
