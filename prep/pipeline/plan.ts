@@ -14,7 +14,7 @@ import {
   detectDataset,
 } from "./datasets.ts";
 import { type PrepItem, type PrepSummary, runPrep, type RunPrepOptions } from "./run_prep.ts";
-import { type CachedCase, groupStates } from "./group_state.ts";
+import { type CachedCase, type GroupState, groupStates } from "./group_state.ts";
 import { caseShard, resolveShard, type ShardSpec } from "./shard_cases.ts";
 import type { StorageOptions } from "./process_case.ts";
 import { type Recipe, type RecipeOverrides, RECIPES, resolveRecipe } from "../recipes/recipe.ts";
@@ -145,6 +145,47 @@ export async function planPrep(request: PrepRequest): Promise<PrepPlan> {
   const recipe = recipeFor(request.recipe ?? "voco-v2", overrides, abs);
   const shard = shardOf(request);
   const notes: string[] = [];
+  const { items, groups, skipped } = await findGroups(request, recipe, abs, notes);
+  // Every shard compares the whole run with the cache, then preps its own cases only.
+  const states = await groupStates(
+    out,
+    items.map((it) => ({ dataset: it.dataset!, name: it.name, recipe: it.recipe! })),
+  );
+  const mine = (dataset: string, name: string) =>
+    !shard || caseShard(dataset, name, shard.count) === shard.index;
+  notes.push(...states.flatMap((s) => mixingNote(s, out, request)));
+  const switchFrom = recorded && recorded !== storage.layout ? recorded : undefined;
+  if (switchFrom) {
+    notes.push(
+      `--layout ${storage.layout}: ${out} holds ${switchFrom} cases; the cases of this run are ` +
+        `rewritten as ${storage.layout}, and the cache records ${storage.layout} from now on`,
+    );
+  }
+  return {
+    out,
+    items: items.filter((it) => mine(it.dataset!, it.name)),
+    totalCases: items.length,
+    groups,
+    skipped,
+    storage,
+    shard,
+    stale: states.flatMap((s) =>
+      s.stale.filter((c) => mine(s.dataset, c.name)).map((c) => ({ ...c, dataset: s.dataset }))
+    ),
+    prune: Boolean(request.prune),
+    switchFrom,
+    notes,
+  };
+}
+
+/** The run's groups: the positional inputs as one, and each `--dataset` spec as its own. */
+async function findGroups(
+  request: PrepRequest,
+  recipe: Recipe,
+  abs: (p: string) => string,
+  notes: string[],
+): Promise<{ items: PrepItem[]; groups: PlanGroup[]; skipped: SkippedFile[] }> {
+  const overrides = request.overrides ?? {};
   const items: PrepItem[] = [], skipped: SkippedFile[] = [], groups: PlanGroup[] = [];
   const add = (group: PlanGroup, found: { cases: PrepItem[]; skipped: SkippedFile[] }) => {
     if (groups.some((g) => g.dataset === group.dataset)) {
@@ -190,55 +231,32 @@ export async function planPrep(request: PrepRequest): Promise<PrepPlan> {
       layout: adapter.layout,
     }, found);
   }
-  // Every shard compares the whole run with the cache, then preps its own cases only.
-  const states = await groupStates(
-    out,
-    items.map((it) => ({ dataset: it.dataset!, name: it.name, recipe: it.recipe! })),
-  );
-  const mine = (dataset: string, name: string) =>
-    !shard || caseShard(dataset, name, shard.count) === shard.index;
-  for (const s of states) {
-    const n = s.replaced.length + s.kept.length;
-    if (n === 0) continue;
-    const theirs = [...new Set([...s.replaced, ...s.kept].map((c) => c.recipe))].join(", ");
-    const what = `group "${s.dataset}" of ${out} holds ${n} case(s) made with recipe ${theirs}` +
-      `${theirs === s.recipes.join(", ") ? " (other steps)" : ""}; this run uses ` +
-      `${s.recipes.join(", ")}: it would replace ${s.replaced.length} of them` +
-      (s.kept.length
-        ? request.prune
-          ? ` and prune ${s.kept.length}`
-          : ` and leave ${s.kept.length} next to the new ones, mixing recipes in one group`
-        : "");
-    if (!request.force) {
-      throw new BadInputError(
-        `${what}. Write this run to another group (--dataset-name NAME, or NAME= in ` +
-          `--dataset) or another cache, or add --force`,
-      );
-    }
-    notes.push(`--force: ${what}`);
-  }
-  const switchFrom = recorded && recorded !== storage.layout ? recorded : undefined;
-  if (switchFrom) {
-    notes.push(
-      `--layout ${storage.layout}: ${out} holds ${switchFrom} cases; the cases of this run are ` +
-        `rewritten as ${storage.layout}, and the cache records ${storage.layout} from now on`,
+  return { items, groups, skipped };
+}
+
+/**
+ * A group whose cached cases were made with another recipe: refused without `force`
+ * (the group would mix recipes), else the note of what the run replaces and leaves.
+ */
+function mixingNote(s: GroupState, out: string, request: PrepRequest): string[] {
+  const n = s.replaced.length + s.kept.length;
+  if (n === 0) return [];
+  const theirs = [...new Set([...s.replaced, ...s.kept].map((c) => c.recipe))].join(", ");
+  const what = `group "${s.dataset}" of ${out} holds ${n} case(s) made with recipe ${theirs}` +
+    `${theirs === s.recipes.join(", ") ? " (other steps)" : ""}; this run uses ` +
+    `${s.recipes.join(", ")}: it would replace ${s.replaced.length} of them` +
+    (s.kept.length
+      ? request.prune
+        ? ` and prune ${s.kept.length}`
+        : ` and leave ${s.kept.length} next to the new ones, mixing recipes in one group`
+      : "");
+  if (!request.force) {
+    throw new BadInputError(
+      `${what}. Write this run to another group (--dataset-name NAME, or NAME= in ` +
+        `--dataset) or another cache, or add --force`,
     );
   }
-  return {
-    out,
-    items: items.filter((it) => mine(it.dataset!, it.name)),
-    totalCases: items.length,
-    groups,
-    skipped,
-    storage,
-    shard,
-    stale: states.flatMap((s) =>
-      s.stale.filter((c) => mine(s.dataset, c.name)).map((c) => ({ ...c, dataset: s.dataset }))
-    ),
-    prune: Boolean(request.prune),
-    switchFrom,
-    notes,
-  };
+  return [`--force: ${what}`];
 }
 
 /** Options of {@linkcode runPlan}: those of `runPrep` that the plan does not fix. */
