@@ -1,8 +1,7 @@
 // The toolkit's errors by kind, as zarrita's `errors.ts` tags its own: bad input, a damaged
 // cache, a folder or URL that is not a cache, bad usage. Every folder throws these for
 // conditions a caller handles; the CLI maps the kind to an exit code. Here, in the lowest
-// folder, so that prep/, train/ and tasks/ all import it downward. With them, `closest`:
-// the "did you mean" of a message.
+// folder, so that prep/, train/ and tasks/ all import it downward.
 
 /** What went wrong, for callers and for the command line's exit codes. */
 export type ErrorKind = "bad-input" | "damaged-cache" | "not-a-cache" | "usage";
@@ -81,44 +80,4 @@ export class UsageError extends VocoError {
 /** The kind of a tagged error, `undefined` for any other value (an untagged error is a bug). */
 export function errorKind(e: unknown): ErrorKind | undefined {
   return e instanceof VocoError ? e.kind : undefined;
-}
-
-/**
- * Edit distance of two strings: insertions, deletions, substitutions and swaps of two
- * neighbours (`chset` is one edit from `chest`), each counting one.
- */
-export function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => {
-    const row = new Array<number>(b.length + 1).fill(0);
-    row[0] = i;
-    return row;
-  });
-  for (let j = 0; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[a.length][b.length];
-}
-
-/**
- * The candidate closest to `word` when it is close enough to be a typo (one edit per
- * three letters, at least one; or a unique prefix), else `undefined`.
- */
-export function closest(word: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined, bestD = Infinity;
-  const list = [...candidates];
-  for (const c of list) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD) [best, bestD] = [c, d];
-  }
-  const allowed = Math.max(1, Math.floor(word.length / 3));
-  if (best !== undefined && bestD <= allowed && bestD < word.length) return best;
-  const prefixed = list.filter((c) => word.length >= 2 && c.startsWith(word));
-  return prefixed.length === 1 ? prefixed[0] : undefined;
 }

@@ -14,7 +14,7 @@
 // UsageError with the help hint and exits 2. Adding a flag is one entry in `flags`.
 import { isAbsolute, resolve } from "node:path";
 import { UsageError } from "./_cli.ts";
-import { closest, editDistance } from "../cache/errors.ts";
+import { closest, editDistance } from "../cache/text.ts";
 
 export { closest, editDistance };
 

@@ -1,8 +1,9 @@
 // Shared helpers of the command-line tasks: usage errors, running a task, Ctrl-C, sizes,
 // durations, progress. The argument parser is in `_args.ts`.
 import { errorKind, UsageError } from "../cache/errors.ts";
+import { formatBytes, formatSeconds } from "../cache/text.ts";
 
-export { UsageError };
+export { formatBytes, formatSeconds, UsageError };
 
 /** Exit code of a run stopped with Ctrl-C (128 + SIGINT), as shells report it. */
 export const EXIT_INTERRUPTED = 130;
@@ -31,26 +32,6 @@ export function onInterrupt(
     },
     dispose: () => Deno.removeSignalListener("SIGINT", handler),
   };
-}
-
-/** Human-readable byte count (`12.3 MB`). */
-export function formatBytes(n: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let u = 0;
-  while (n >= 1000 && u < units.length - 1) {
-    n /= 1000;
-    u++;
-  }
-  return `${n.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
-}
-
-/** Human-readable duration (`1m05s`). */
-export function formatSeconds(s: number): string {
-  if (!Number.isFinite(s)) return "?";
-  if (s < 60) return `${s.toFixed(1)}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(Math.round(s - m * 60)).padStart(2, "0")}s`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
 }
 
 /**

@@ -6,7 +6,7 @@ import { join, relative, resolve } from "node:path";
 import { assert } from "./_helpers.ts";
 
 const ROOT = resolve(new URL("..", import.meta.url).pathname);
-const FOLDERS = ["prep", "cache", "train", "tasks"];
+const FOLDERS = ["prep", "cache", "train", "bench", "tasks"];
 
 function* sourceFiles(dir: string): Generator<string> {
   for (const e of Deno.readDirSync(dir)) {
@@ -43,6 +43,7 @@ Deno.test("imports between top-level folders go one way (cache imports neither p
   assert(edges.get("cache")!.size === 0, `cache/ imports ${[...edges.get("cache")!]}`);
   for (const top of ["prep", "cache", "train"]) {
     assert(!edges.get(top)!.has("tasks"), `${top}/ imports tasks/`);
+    assert(!edges.get(top)!.has("bench"), `${top}/ imports bench/`);
   }
 });
 

@@ -37,7 +37,8 @@ import {
   setCacheLayout,
 } from "../../cache/write/cache_dir.ts";
 import { refreshConsolidated } from "../../cache/write/consolidate.ts";
-import { BadInputError, closest } from "../../cache/errors.ts";
+import { BadInputError } from "../../cache/errors.ts";
+import { closest } from "../../cache/text.ts";
 
 /** What a prep run is asked to do: the flags of `deno task prep` as plain data. */
 export interface PrepRequest {

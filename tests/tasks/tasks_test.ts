@@ -9,7 +9,7 @@ import { DEMO, demoHint, main as demoMain } from "../../tasks/demo.ts";
 import { main as modelMain, MODEL } from "../../tasks/model.ts";
 import { BENCH, main as benchMain } from "../../tasks/bench.ts";
 import { main as pretrainMain, PRETRAIN } from "../../tasks/pretrain.ts";
-import { tensorNote } from "../../tasks/_bench_model.ts";
+import { tensorNote } from "../../bench/model.ts";
 import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
 import { denoTask, ROOT } from "./_run.ts";
 

@@ -6,13 +6,9 @@ import { initParams } from "../train/swin/params.ts";
 import { resBlock } from "../train/swin/layers.ts";
 import { swinTransformer } from "../train/swin/swin_transformer.ts";
 import { vocoForward } from "../train/swin/backbone.ts";
-import { formatBytes } from "./_cli.ts";
+import { formatBytes } from "../cache/text.ts";
 import { typedArrayKernels } from "../train/kernels/dispatch.ts";
-
-function peakRss(): number {
-  const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
-  return m ? Number(m[1]) * 1024 : Deno.memoryUsage().rss;
-}
+import { peakRss } from "./_common.ts";
 
 async function timed(f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
   const t = performance.now();

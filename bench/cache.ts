@@ -17,7 +17,7 @@ import {
 } from "../cache/format/format.ts";
 import { registerCodecs } from "../cache/codecs/register.ts";
 import { folderSize, PICKLE_OVERHEAD } from "../cache/inspect/stats.ts";
-import { formatBytes } from "./_cli.ts";
+import { formatBytes } from "../cache/text.ts";
 import { ensureDataset, initCache } from "../cache/write/cache_dir.ts";
 import { CacheReader } from "../cache/read/cache_reader.ts";
 import { serveCache } from "../cache/store/serve.ts";

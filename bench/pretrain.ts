@@ -8,7 +8,8 @@ import { makePhantom } from "../prep/synthetic/phantom.ts";
 import { writeNifti } from "../prep/synthetic/write_nifti.ts";
 import { type BackendName, useBackend } from "../train/backend.ts";
 import { type MetricsRow, pretrain, pretrainConfig } from "../train/pretrain.ts";
-import { formatBytes } from "./_cli.ts";
+import { formatBytes } from "../cache/text.ts";
+import { peakRss } from "./_common.ts";
 
 /** Settings of {@linkcode benchPretrain}. */
 export interface BenchPretrainOptions {
@@ -32,11 +33,6 @@ export interface BenchPretrainOptions {
 
 /** PyTorch 1.13 (MONAI 1.3.2 backbone + head, 2 threads) on this 2-core machine, 20 crops. */
 const REFERENCE_S = 95;
-
-function peakRss(): number {
-  const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
-  return m ? Number(m[1]) * 1024 : Deno.memoryUsage().rss;
-}
 
 /** Runs the benchmark and prints its figures. */
 export async function benchPretrain(o: BenchPretrainOptions): Promise<void> {
