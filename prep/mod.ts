@@ -86,8 +86,8 @@ export {
 } from "./transforms/resample.ts";
 export { scaleIntensityRange, type WindowOptions } from "./transforms/window.ts";
 export { type Box, cropToBox, foregroundBox, type ForegroundOptions } from "./transforms/crop.ts";
-export { type PadOptions, padToMinShape } from "./transforms/pad.ts";
-export { type ResizeOptions, resizeToShape } from "./transforms/resize.ts";
+export { padGrid, type PadOptions, padToMinShape } from "./transforms/pad.ts";
+export { resizeGrid, type ResizeOptions, resizeToShape } from "./transforms/resize.ts";
 export {
   applyRecipe,
   type Recipe,

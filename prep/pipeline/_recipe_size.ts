@@ -1,31 +1,24 @@
 // The voxel counts a recipe will produce, known before it runs, so that a case whose
 // resampling would fill the memory fails up front with a message.
 import type { Recipe } from "../recipes/recipe.ts";
-import type { Shape3, Volume, VoxelArray } from "../volume.ts";
-import { rasGeometry } from "../transforms/orient.ts";
-import { spacingGrid } from "../transforms/resample.ts";
+import { type Grid, opOf } from "../recipes/ops.ts";
+import type { Volume, VoxelArray } from "../volume.ts";
 import { formatSize } from "../formats/_checks.ts";
 
 /**
  * Throws a `RangeError` when a step of `recipe` applied to `volume` would produce more
- * than `maxVoxels` voxels (or an invalid shape). Crops are assumed to keep everything,
- * so the bound holds for any foreground.
+ * than `maxVoxels` voxels (or an invalid shape). Every op says its output grid; crops
+ * are assumed to keep everything, so the bound holds for any foreground.
  */
 export function checkRecipeSize(
   volume: Volume<VoxelArray>,
   recipe: Recipe,
   maxVoxels: number,
 ): void {
-  let shape: Shape3 = volume.shape;
-  let affine = volume.affine;
+  let grid: Grid = { shape: volume.shape, affine: volume.affine };
   for (const step of recipe.steps) {
-    if (step.op === "orient") ({ shape, affine } = rasGeometry(shape, affine));
-    else if (step.op === "spacing") {
-      ({ shape, affine } = spacingGrid(shape, affine, step.spacingMm));
-    } else if (step.op === "pad") {
-      shape = shape.map((n, a) => Math.max(n, step.minShape[a])) as Shape3;
-    } else if (step.op === "resize") shape = [...step.shape];
-    else continue;
+    grid = opOf(step).grid(grid, step);
+    const shape = grid.shape;
     const voxels = shape[0] * shape[1] * shape[2];
     if (!shape.every((n) => Number.isSafeInteger(n) && n >= 1) || !(voxels <= maxVoxels)) {
       throw new RangeError(

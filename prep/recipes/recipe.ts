@@ -1,24 +1,11 @@
 // Built-in preprocessing recipes (MONAI's VoCo pipelines) and applying one to a volume.
 import type { Volume, VoxelArray } from "../volume.ts";
-import { orientToRas, rasGeometry } from "../transforms/orient.ts";
-import { resampleToGrid, resampleToSpacing, spacingGrid } from "../transforms/resample.ts";
-import { scaleIntensityRange } from "../transforms/window.ts";
-import { type Box, cropToBox, foregroundBox } from "../transforms/crop.ts";
-import { padToMinShape } from "../transforms/pad.ts";
-import { resizeToShape } from "../transforms/resize.ts";
+import { rasGeometry } from "../transforms/orient.ts";
+import { resampleToGrid, spacingGrid } from "../transforms/resample.ts";
+import type { Box } from "../transforms/crop.ts";
+import { opOf, type RecipeStep, type StepRecord, type Triple } from "./ops.ts";
 
-/** Three numbers, one per axis. */
-export type Triple = [number, number, number];
-
-/** One preprocessing step; a recipe is a plain array of them, applied in order. */
-export type RecipeStep =
-  | { op: "castInt16" }
-  | { op: "orient"; axcodes: "RAS" }
-  | { op: "spacing"; spacingMm: Triple }
-  | { op: "window"; windowHu: [number, number]; outputRange: [number, number]; clip: boolean }
-  | { op: "cropForeground"; threshold: number; marginVoxels: number }
-  | { op: "pad"; minShape: Triple }
-  | { op: "resize"; shape: Triple };
+export type { RecipeStep, Triple };
 
 /** A named preprocessing recipe. */
 export interface Recipe {
@@ -161,13 +148,13 @@ export interface RecipeResult {
 }
 
 /**
- * Runs a recipe on a volume in Hounsfield units. Throws a `RangeError` when a crop
- * step finds no foreground (nothing would be left to train on).
+ * Runs a recipe on a volume in Hounsfield units, step by step as `OPS` defines them.
+ * Throws a `BadInputError` when a crop step finds no foreground (nothing would be left
+ * to train on).
  */
 export function applyRecipe(input: Volume<VoxelArray>, recipe: Recipe): RecipeResult {
   let v: Volume<VoxelArray> = input;
-  let cropBox: Box | undefined;
-  let valueRange: [number, number] | undefined;
+  const record: StepRecord = {};
   const steps = recipe.steps;
   for (let s = 0; s < steps.length; s++) {
     const step = steps[s];
@@ -181,42 +168,8 @@ export function applyRecipe(input: Volume<VoxelArray>, recipe: Recipe): RecipeRe
       s++;
       continue;
     }
-    switch (step.op) {
-      case "castInt16": {
-        const d = new Int16Array(v.data.length);
-        d.set(v.data as ArrayLike<number>);
-        v = { data: d, shape: v.shape, affine: v.affine };
-        break;
-      }
-      case "orient":
-        v = orientToRas(v);
-        break;
-      case "spacing":
-        v = resampleToSpacing(v, { spacingMm: step.spacingMm });
-        break;
-      case "window":
-        v = scaleIntensityRange(v, step);
-        if (step.clip) {
-          valueRange = [Math.min(...step.outputRange), Math.max(...step.outputRange)];
-        }
-        break;
-      case "cropForeground": {
-        const box = foregroundBox(v, step);
-        if (!box) {
-          throw new RangeError(`No voxel above the foreground threshold ${step.threshold}`);
-        }
-        cropBox = box;
-        v = cropToBox(v, box);
-        break;
-      }
-      case "pad":
-        v = padToMinShape(v, step);
-        break;
-      case "resize":
-        v = resizeToShape(v, step);
-        break;
-    }
+    v = opOf(step).apply(v, step, record);
   }
   const data = v.data instanceof Float32Array ? v.data : Float32Array.from(v.data);
-  return { volume: { data, shape: v.shape, affine: v.affine }, cropBox, valueRange };
+  return { volume: { data, shape: v.shape, affine: v.affine }, ...record };
 }

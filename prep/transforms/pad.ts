@@ -1,11 +1,29 @@
 // Zero padding to a minimum shape, centred (MONAI `SpatialPad`).
-import type { Shape3, Volume, VoxelArray } from "../volume.ts";
+import type { Mat4, Shape3, Volume, VoxelArray } from "../volume.ts";
 import { shiftOrigin } from "./_affine.ts";
 
 /** Options of {@linkcode padToMinShape}. */
 export interface PadOptions {
   /** Minimum voxel count per axis. */
   minShape: readonly [number, number, number];
+}
+
+/**
+ * The grid {@linkcode padToMinShape} makes: `floor(d / 2)` voxels before each axis short of
+ * `minShape` by `d`, and the shape grown to `minShape`; the origin moves by the voxels
+ * added before.
+ */
+export function padGrid(
+  shape: Shape3,
+  affine: Mat4,
+  minShape: readonly [number, number, number],
+): { shape: Shape3; affine: Mat4; before: number[] } {
+  const before = [0, 1, 2].map((a) => Math.floor(Math.max(0, minShape[a] - shape[a]) / 2));
+  return {
+    shape: [0, 1, 2].map((a) => Math.max(shape[a], minShape[a])) as Shape3,
+    affine: shiftOrigin(affine, before.map((b) => -b)),
+    before,
+  };
 }
 
 /**
@@ -17,10 +35,7 @@ export function padToMinShape<T extends VoxelArray>(
   volume: Volume<T>,
   options: PadOptions,
 ): Volume<T> {
-  const before = [0, 1, 2].map((a) =>
-    Math.floor(Math.max(0, options.minShape[a] - volume.shape[a]) / 2)
-  );
-  const shape = [0, 1, 2].map((a) => Math.max(volume.shape[a], options.minShape[a])) as Shape3;
+  const { shape, affine, before } = padGrid(volume.shape, volume.affine, options.minShape);
   if (shape.every((n, a) => n === volume.shape[a])) return volume;
   const Ctor = volume.data.constructor as new (n: number) => T;
   const out = new Ctor(shape[0] * shape[1] * shape[2]);
@@ -32,5 +47,5 @@ export function padToMinShape<T extends VoxelArray>(
       out.set(volume.data.subarray(i, i + sz) as never, o);
     }
   }
-  return { data: out, shape, affine: shiftOrigin(volume.affine, before.map((b) => -b)) };
+  return { data: out, shape, affine };
 }

@@ -10,6 +10,25 @@ export interface ResizeOptions {
 }
 
 /**
+ * The grid {@linkcode resizeToShape} makes: `shape`, and MONAI's affine, each axis scaled
+ * by `n_in / n_out` about the volume centre.
+ */
+export function resizeGrid(
+  inShape: Shape3,
+  affine: Mat4,
+  shape: readonly [number, number, number],
+): { shape: Shape3; affine: Mat4 } {
+  const s = [0, 1, 2].map((a) => inShape[a] / shape[a]);
+  const scale: Mat4 = [
+    [s[0], 0, 0, (s[0] - 1) / 2],
+    [0, s[1], 0, (s[1] - 1) / 2],
+    [0, 0, s[2], (s[2] - 1) / 2],
+    [0, 0, 0, 1],
+  ];
+  return { shape: [...shape] as Shape3, affine: matmul4(affine, scale) };
+}
+
+/**
  * Resizes to a fixed shape (MONAI's `Resize`, `mode="trilinear"`, `align_corners=True`):
  * output index `j` samples input coordinate `j * (n_in - 1) / (n_out - 1)`.
  *
@@ -31,12 +50,5 @@ export function resizeToShape(
     return axisTable(nIn, nOut, (j) => j * step);
   });
   const data = sampleSeparable(volume.data, volume.shape, tables as never);
-  const s = [0, 1, 2].map((a) => volume.shape[a] / shape[a]);
-  const scale: Mat4 = [
-    [s[0], 0, 0, (s[0] - 1) / 2],
-    [0, s[1], 0, (s[1] - 1) / 2],
-    [0, 0, s[2], (s[2] - 1) / 2],
-    [0, 0, 0, 1],
-  ];
-  return { data, shape, affine: matmul4(volume.affine, scale) };
+  return { data, ...resizeGrid(volume.shape, volume.affine, shape) };
 }

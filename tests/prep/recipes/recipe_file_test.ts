@@ -9,6 +9,7 @@ import { columnNorms } from "../../../prep/transforms/_affine.ts";
 import { readCase } from "../../../cache/read/read_case.ts";
 import { main as prepMain } from "../../../tasks/prep.ts";
 import { assert, assertClose, assertEquals, runTask, tempDir } from "../../_helpers.ts";
+import { BadInputError } from "../../../cache/errors.ts";
 
 Deno.test("the chest recipe resamples to 1.25 x 1.25 x 5 mm with the lung window", () => {
   const v = makePhantom({ shape: [64, 56, 40], spacingMm: [2, 2, 2.5] });
@@ -79,7 +80,7 @@ Deno.test("parseRecipe() rejects unknown keys and bad values, naming the file an
     try {
       parseRecipe(json, "r.json");
     } catch (e) {
-      assert(e instanceof RangeError);
+      assert(e instanceof BadInputError, `${e}: not bad input`);
       message = e.message;
     }
     assert(pattern.test(message), `"${message}" does not match ${pattern}`);
