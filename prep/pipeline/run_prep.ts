@@ -115,13 +115,10 @@ export async function runPrep(
   await cleanStaging(out);
   for (const d of new Set(plan.map((p) => p.dataset))) await ensureDataset(out, d);
   const stagingRun = await createStagingRun(out);
-  const staging = stagingRun.dir;
-  const settingsByRecipe = new Map<string, string>();
+  const settings = new Map<string, string>();
   for (const { recipe } of plan) {
     const key = JSON.stringify(recipe);
-    if (!settingsByRecipe.has(key)) {
-      settingsByRecipe.set(key, await settingsHash({ recipe, storage }));
-    }
+    if (!settings.has(key)) settings.set(key, await settingsHash({ recipe, storage }));
   }
   const nWorkers = Math.max(
     1,
@@ -131,98 +128,9 @@ export async function runPrep(
     Math.max(1, Math.floor((navigator.hardwareConcurrency ?? 1) / nWorkers));
   const emit = options.onEvent ?? (() => {});
   emit({ type: "start", total: cases.length, workers: nWorkers });
+  const ctx: RunContext = { options, storage, staging: stagingRun.dir, settings, decodeThreads };
   const reports: CaseReport[] = new Array(cases.length);
   let next = 0, done = 0;
-
-  type Reply = {
-    ok: boolean;
-    outcome?: CaseOutcome;
-    error?: string;
-    seconds: number;
-    restart?: boolean;
-  };
-  const runOne = (worker: Worker, index: number): Promise<CaseReport & { restart?: boolean }> => {
-    const c = cases[index];
-    const { dataset, recipe } = plan[index];
-    return (async () => {
-      if (c.error) return { case: c, dataset, status: "failed", error: c.error, seconds: 0 };
-      const job: CaseJob = {
-        path: c.path,
-        files: c.files,
-        format: c.format,
-        source: c.source,
-        stagingDir: join(staging, `${index}-${c.name}`),
-        recipe,
-        storage,
-        settingsHash: settingsByRecipe.get(JSON.stringify(recipe))!,
-        knownFingerprint: await cachedFingerprint(out, dataset, c.name),
-        decodeThreads,
-        maxVoxels: options.maxVoxels,
-        decodeLimits: options.decodeLimits,
-      };
-      emit({ type: "case-start", case: c });
-      const t0 = performance.now();
-      const reply = await new Promise<Reply>((res) => {
-        // A frame decoded in the worker's own thread: if it overruns its time, the
-        // decoder hangs (a WebAssembly loop the worker cannot leave); stop the worker.
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const finish = (r: Reply) => {
-          clearTimeout(timer);
-          res(r);
-        };
-        worker.onmessage = (e) => {
-          const m = e.data;
-          if (m.type === "arm") {
-            clearTimeout(timer);
-            timer = setTimeout(() => {
-              worker.terminate();
-              finish({
-                ok: false,
-                error: `${m.what}: decoding the frame took more than ` +
-                  `${Number((m.ms / 1000).toFixed(1))} s, so the decoder was stopped (a damaged ` +
-                  `frame can send it into an endless loop)`,
-                seconds: (performance.now() - t0) / 1000,
-                restart: true,
-              });
-            }, m.ms);
-          } else if (m.type === "disarm") clearTimeout(timer);
-          else finish(m);
-        };
-        worker.onerror = (e) => {
-          e.preventDefault();
-          finish({ ok: false, error: `worker crashed: ${e.message}`, seconds: 0, restart: true });
-        };
-        worker.postMessage(job);
-      });
-      if (!reply.ok) {
-        await Deno.remove(job.stagingDir, { recursive: true }).catch(() => {});
-        return {
-          case: c,
-          dataset,
-          status: "failed",
-          error: reply.error,
-          seconds: reply.seconds,
-          restart: reply.restart,
-        };
-      }
-      const outcome = reply.outcome!;
-      if (outcome.status === "written") {
-        try {
-          await publishCase(out, dataset, c.name, job.stagingDir);
-        } catch (e) {
-          return {
-            case: c,
-            dataset,
-            status: "failed",
-            error: `publishing failed: ${(e as Error).message}`,
-            seconds: reply.seconds,
-          };
-        }
-      }
-      return { case: c, dataset, status: outcome.status, seconds: reply.seconds, outcome };
-    })();
-  };
-
   // Frame decoders for DICOM series, started here and lent to the workers by port: a
   // worker started from a worker takes about a second to answer in Deno 2.9.
   const decoders = decodeThreads > 1 && cases.some((c) => c.format === "dicom")
@@ -238,13 +146,18 @@ export async function runPrep(
     }
     return worker;
   };
-
   const lane = async (_: unknown, laneIndex: number) => {
     let worker = startWorker(laneIndex);
     try {
       while (next < cases.length && !options.signal?.aborted) {
         const index = next++;
-        const { restart, ...report } = await runOne(worker, index);
+        const { dataset, recipe } = plan[index];
+        const { restart, ...report } = await runCase(ctx, worker, cases[index], {
+          index,
+          dataset,
+          recipe,
+          onStart: () => emit({ type: "case-start", case: cases[index] }),
+        });
         if (restart) {
           worker.terminate();
           worker = startWorker(laneIndex, true);
@@ -266,4 +179,113 @@ export async function runPrep(
   // A consolidated cache keeps its one metadata document up to date with the run.
   await refreshConsolidated(out);
   return { reports: reports.filter(Boolean), seconds: (performance.now() - t0) / 1000 };
+}
+
+/** What every case of a run shares. */
+interface RunContext {
+  options: RunPrepOptions;
+  storage: StorageOptions;
+  /** This run's staging folder. */
+  staging: string;
+  /** Settings hash per recipe (its JSON). */
+  settings: Map<string, string>;
+  decodeThreads: number;
+}
+
+/** A worker's answer for one case. */
+interface Reply {
+  ok: boolean;
+  outcome?: CaseOutcome;
+  error?: string;
+  seconds: number;
+  /** The worker must be replaced (it crashed, or a decoder in it hung). */
+  restart?: boolean;
+}
+
+/** One case in `worker`: staged, processed, published; a failure is its report. */
+async function runCase(
+  ctx: RunContext,
+  worker: Worker,
+  c: PrepItem,
+  at: { index: number; dataset: string; recipe: Recipe; onStart: () => void },
+): Promise<CaseReport & { restart?: boolean }> {
+  const { dataset, recipe } = at;
+  const out = ctx.options.out;
+  if (c.error) return { case: c, dataset, status: "failed", error: c.error, seconds: 0 };
+  const job: CaseJob = {
+    path: c.path,
+    files: c.files,
+    format: c.format,
+    source: c.source,
+    stagingDir: join(ctx.staging, `${at.index}-${c.name}`),
+    recipe,
+    storage: ctx.storage,
+    settingsHash: ctx.settings.get(JSON.stringify(recipe))!,
+    knownFingerprint: await cachedFingerprint(out, dataset, c.name),
+    decodeThreads: ctx.decodeThreads,
+    maxVoxels: ctx.options.maxVoxels,
+    decodeLimits: ctx.options.decodeLimits,
+  };
+  at.onStart();
+  const reply = await askWorker(worker, job);
+  const failed = (error: string | undefined, restart?: boolean): CaseReport => ({
+    case: c,
+    dataset,
+    status: "failed",
+    error,
+    seconds: reply.seconds,
+    ...(restart ? { restart } : {}),
+  });
+  if (!reply.ok) {
+    await Deno.remove(job.stagingDir, { recursive: true }).catch(() => {});
+    return failed(reply.error, reply.restart);
+  }
+  const outcome = reply.outcome!;
+  if (outcome.status === "written") {
+    try {
+      await publishCase(out, dataset, c.name, job.stagingDir);
+    } catch (e) {
+      return failed(`publishing failed: ${(e as Error).message}`);
+    }
+  }
+  return { case: c, dataset, status: outcome.status, seconds: reply.seconds, outcome };
+}
+
+/**
+ * Posts a case to a worker and waits for its answer. A frame decoded in the worker's own
+ * thread that overruns its time (the worker arms a timer before, disarms it after) hangs
+ * in a WebAssembly loop the worker cannot leave: the worker is stopped and replaced.
+ */
+function askWorker(worker: Worker, job: CaseJob): Promise<Reply> {
+  const t0 = performance.now();
+  return new Promise<Reply>((res) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finish = (r: Reply) => {
+      clearTimeout(timer);
+      res(r);
+    };
+    worker.onmessage = (e) => {
+      const m = e.data;
+      if (m.type === "arm") {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          worker.terminate();
+          finish({
+            ok: false,
+            error: `${m.what}: decoding the frame took more than ` +
+              `${Number((m.ms / 1000).toFixed(1))} s, so the decoder was stopped (a damaged ` +
+              `frame can send it into an endless loop)`,
+            seconds: (performance.now() - t0) / 1000,
+            restart: true,
+          });
+        }, m.ms);
+      } else if (m.type === "disarm") clearTimeout(timer);
+      else finish(m);
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      finish({ ok: false, error: `worker crashed: ${e.message}`, seconds: 0, restart: true });
+    };
+    worker.postMessage(job);
+  });
 }
