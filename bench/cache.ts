@@ -21,6 +21,7 @@ import { formatBytes } from "../cache/text.ts";
 import { ensureDataset, initCache } from "../cache/write/cache_dir.ts";
 import { CacheReader } from "../cache/read/cache_reader.ts";
 import { serveCache } from "../cache/store/serve.ts";
+import { findReference, notMeasured, runReference } from "./_reference.ts";
 
 /** Settings compared: layout, chunk edge (inner, when sharded), compressor, level. */
 const SETTINGS: [Layout, number, Compressor, number][] = [
@@ -146,6 +147,8 @@ export interface BenchCropsOptions {
   crops?: number;
   /** Crop size in voxels. @default {[192, 192, 64]} */
   size?: Shape3;
+  /** Also time MONAI's PersistentDataset load-and-crop of the same volume, in this run. */
+  torch?: boolean;
 }
 
 /**
@@ -157,6 +160,7 @@ export interface BenchCropsOptions {
  */
 export async function benchCrops(file: string, options: BenchCropsOptions = {}): Promise<void> {
   const { crops = 30, size = [192, 192, 64] } = options;
+  const ref = options.torch ? await findReference() : undefined;
   registerCodecs();
   const { volume } = applyRecipe(
     readNifti(await Deno.readFile(file)).volume,
@@ -179,6 +183,7 @@ export async function benchCrops(file: string, options: BenchCropsOptions = {}):
           `${DEFAULT_INNER_CHUNK}³ blosc-zstd chunks); best of ${crops}, one thread (the server shares it over HTTP); ` +
           `a shared machine: the numbers are noisy`,
       );
+      const best: Record<string, number> = {};
       for (const [label, location] of [["folder", dir], ["HTTP", server.url]]) {
         const reader = await CacheReader.open(location);
         let seed = 5;
@@ -197,6 +202,7 @@ export async function benchCrops(file: string, options: BenchCropsOptions = {}):
         }
         const s1 = reader.stats();
         times.sort((a, b) => a - b);
+        best[label] = times[0];
         const per = (x: number) => x / Math.max(1, crops);
         console.log(
           `  ${label.padEnd(7)} best ${times[0]?.toFixed(1)} ms, median ` +
@@ -206,6 +212,22 @@ export async function benchCrops(file: string, options: BenchCropsOptions = {}):
             } ${label === "HTTP" ? "requests" : "reads"} per crop`,
         );
       }
+      if (ref && "python" in ref) {
+        // PersistentDataset's float32 volume of the same case: torch.load, then the crop.
+        const raw = join(dir, "volume.f32");
+        await Deno.writeFile(raw, new Uint8Array(volume.data.buffer));
+        const r = await runReference<{ best_ms: number; median_ms: number; torch: string }>(
+          ref,
+          "persistent_crop.py",
+          ["--volume", raw, "--shape", volume.shape.join(","), "--crops", String(crops)],
+        );
+        console.log(
+          `  MONAI PersistentDataset (torch ${r.torch}: torch.load + crop) best ` +
+            `${r.best_ms.toFixed(1)} ms, median ${r.median_ms.toFixed(1)} ms; folder best is ` +
+            `${(best.folder / r.best_ms).toFixed(2)}x its time, HTTP ` +
+            `${(best.HTTP / r.best_ms).toFixed(2)}x (side by side in this run)`,
+        );
+      } else console.log(notMeasured("MONAI PersistentDataset load + crop", ref));
     } finally {
       await server.shutdown();
     }

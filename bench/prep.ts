@@ -16,6 +16,7 @@ import { DEFAULT_CHUNK, DEFAULT_INNER_CHUNK, type Layout } from "../cache/format
 import { verifyCache } from "../cache/inspect/verify.ts";
 import { formatBytes } from "../cache/text.ts";
 import { BENCH_DIR, peakRss, SHARED_CT } from "./_common.ts";
+import { findReference, notMeasured, runReference } from "./_reference.ts";
 
 /** The clinical-size test volume, built once into `.tmp/bench/`; resolves to its path. */
 export async function clinicalVolume(): Promise<string> {
@@ -53,6 +54,8 @@ export async function clinicalVolume(): Promise<string> {
 
 /** Options of {@linkcode benchPrep}, as `bench prep` parses them. */
 export interface BenchPrepOptions {
+  /** Also run MONAI's pipeline on the same volumes, in this run. */
+  torch?: boolean;
   copies: number;
   workers: number[];
   "skip-formats": boolean;
@@ -126,6 +129,8 @@ export async function benchPrep(options: BenchPrepOptions): Promise<void> {
     await Deno.link(file, p).catch(() => Deno.copyFile(file, p));
   }
   const cases = await discoverCases([inputs]);
+  const perVolume: Record<number, number> = {};
+  let cacheBytes = 0;
   for (const w of copies > 0 ? workerCounts : []) {
     const out = await Deno.makeTempDir({ prefix: "voco-bench-cache-" });
     const s = await runPrep(cases, { out, dataset: "bench", recipe, storage, workers: w });
@@ -135,8 +140,10 @@ export async function benchPrep(options: BenchPrepOptions): Promise<void> {
       `  ${copies} volumes, ${w} worker(s): ${s.seconds.toFixed(2)} s wall, ` +
         `${(s.seconds / copies).toFixed(2)} s per volume, peak RSS ${formatBytes(peakRss())}`,
     );
+    perVolume[w] = s.seconds / copies;
     if (w === workerCounts[0]) {
       const v = await verifyCache(out);
+      cacheBytes = v.bytes;
       const chunks = v.checks.reduce((a, c) => a + c.chunks, 0);
       const f32 = s.reports.reduce(
         (a, r) => a + 4 * (r.outcome?.shape ?? [0]).reduce((x, y) => x * y, 1),
@@ -153,7 +160,35 @@ export async function benchPrep(options: BenchPrepOptions): Promise<void> {
     }
     await Deno.remove(out, { recursive: true });
   }
+  if (options.torch && copies > 0) {
+    await monaiPrep(cases.map((c) => c.path), perVolume[1], cacheBytes);
+  } else console.log(notMeasured("MONAI 1.3.2 (PersistentDataset, 1 thread)", undefined));
   if (!options["skip-formats"]) await benchFormats(file, recipe, storage);
+}
+
+/**
+ * MONAI's voco-v2 transforms and PersistentDataset write (bench/reference/monai_prep.py)
+ * on the same volumes, one thread, against our one-worker run and our cache's size.
+ */
+async function monaiPrep(files: string[], ours: number | undefined, cacheBytes: number) {
+  const ref = await findReference();
+  if (!("python" in ref)) {
+    console.log(notMeasured("MONAI 1.3.2 (PersistentDataset, 1 thread)", ref));
+    return;
+  }
+  console.log(`  MONAI reference on the same ${files.length} volumes (1 thread) ...`);
+  const r = await runReference<{ seconds: number[]; persistent_bytes: number; torch: string }>(
+    ref,
+    "monai_prep.py",
+    files,
+  );
+  const theirs = r.seconds.reduce((a, x) => a + x, 0) / r.seconds.length;
+  console.log(
+    `  MONAI 1.3.2 (torch ${r.torch}), 1 thread: ${theirs.toFixed(2)} s per volume` +
+      (ours ? `; ours with 1 worker ${(theirs / ours).toFixed(1)}x faster` : "") +
+      `; PersistentDataset ${formatBytes(r.persistent_bytes)}, our cache ` +
+      `${(r.persistent_bytes / Math.max(1, cacheBytes)).toFixed(1)}x smaller (side by side)`,
+  );
 }
 
 /** The clinical volume as .mhd and as DICOM series, written once next to the .nii.gz. */

@@ -10,6 +10,10 @@ import { type BackendName, useBackend } from "../train/backend.ts";
 import { type MetricsRow, pretrain, pretrainConfig } from "../train/pretrain.ts";
 import { formatBytes } from "../cache/text.ts";
 import { peakRss } from "./_common.ts";
+import { findReference, notMeasured, runReference } from "./_reference.ts";
+import { BatchLoader } from "../train/sampler/loader.ts";
+import { listTrainingCases } from "../train/sampler/cases.ts";
+import { sampleSpec } from "../train/sampler/voco_sample.ts";
 
 /** Settings of {@linkcode benchPretrain}. */
 export interface BenchPretrainOptions {
@@ -29,10 +33,9 @@ export interface BenchPretrainOptions {
   cropBatch?: number;
   /** Sample workers. */
   workers: number;
+  /** Also run the PyTorch/MONAI reference on the first batch's crops, in this run. */
+  torch?: boolean;
 }
-
-/** PyTorch 1.13 (MONAI 1.3.2 backbone + head, 2 threads) on this 2-core machine, 20 crops. */
-const REFERENCE_S = 95;
 
 /** Runs the benchmark and prints its figures. */
 export async function benchPretrain(o: BenchPretrainOptions): Promise<void> {
@@ -54,6 +57,7 @@ export async function benchPretrain(o: BenchPretrainOptions): Promise<void> {
       workers: 1,
     });
     const crops = o.batch * (o.sw + o.grid ** 2);
+    const ref = o.torch ? await findReference() : undefined;
     const cropBatch = o.cropBatch ?? (backend === "wasm" ? 2 : undefined);
     console.log(
       `pretrain benchmark: VoCo v2 on ${backend}, feature size ${o.feature}, batch ${o.batch} x ` +
@@ -99,14 +103,56 @@ export async function benchPretrain(o: BenchPretrainOptions): Promise<void> {
         `${(o.batch / mean).toFixed(3)} samples/s)`,
         `  data-wait share                 ${(wait * 100).toFixed(1)}% (target < 5%)`,
         `  peak RSS                        ${formatBytes(peakRss())}`,
-        crops === 20 && o.feature === 12
-          ? `  PyTorch 1.13 reference          ${REFERENCE_S} s per step: ${
-            (REFERENCE_S / mean).toFixed(2)
-          }x`
-          : "",
       ].filter(Boolean).join("\n"),
     );
+    if (ref && "python" in ref) await torchSteps(ref, cache, dir, o, mean);
+    else console.log(notMeasured("PyTorch 1.13 + MONAI 1.3.2 reference", ref));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/**
+ * The PyTorch reference (bench/reference/voco_step.py) on the crops of this run's first
+ * batch (the sampler's, from the same seed), 2 threads, and the ratio to our step.
+ */
+async function torchSteps(
+  ref: { python: string },
+  cache: string,
+  dir: string,
+  o: BenchPretrainOptions,
+  ours: number,
+): Promise<void> {
+  const { cases } = await listTrainingCases([cache], { recipe: "voco-v2" });
+  const loader = new BatchLoader(cases, {
+    batchSize: o.batch,
+    spec: sampleSpec("v2", { grid: o.grid, crops: o.sw }),
+    seed: 0,
+    workers: 0,
+  });
+  const batch = await loader.next();
+  loader.close();
+  const crops = join(dir, "crops.f32"), labels = join(dir, "labels.f32");
+  await Deno.writeFile(crops, new Uint8Array(batch.inputs.buffer));
+  await Deno.writeFile(labels, new Uint8Array(batch.labels.buffer));
+  console.log(`  PyTorch reference on the same ${batch.rows} crops (2 threads) ...`);
+  const r = await runReference<{
+    torch: string;
+    steps: { seconds: number }[];
+    peak_rss_bytes: number;
+  }>(ref, "voco_step.py", [
+    ...["--crops", crops, "--labels", labels, "--batch", String(o.batch)],
+    ...["--sw", String(o.sw), "--grid", String(o.grid), "--feature", String(o.feature)],
+    ...["--steps", String(Math.max(2, o.steps)), "--threads", "2"],
+  ]);
+  const warm = r.steps.slice(1);
+  const theirs = warm.reduce((a, x) => a + x.seconds, 0) / warm.length;
+  console.log(
+    [
+      `  PyTorch ${r.torch} + MONAI 1.3.2, first step ${r.steps[0].seconds.toFixed(1)} s, ` +
+      `per step once warm ${theirs.toFixed(1)} s, peak RSS ${formatBytes(r.peak_rss_bytes)}`,
+      `  ours / PyTorch                  ${(theirs / ours).toFixed(2)}x faster (measured side ` +
+      `by side in this run)`,
+    ].join("\n"),
+  );
 }

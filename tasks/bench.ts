@@ -67,6 +67,11 @@ export const BENCH = defineCommand({
           help: "worker counts of the whole runs",
         },
         "skip-formats": { type: "boolean", help: "leave out the .mhd and DICOM copies" },
+        torch: {
+          type: "boolean",
+          help: "also measure the PyTorch/MONAI reference in this run (python3 with torch,\n" +
+            "nibabel and MONAI 1.3.2 on PYTHONPATH; VOCO_PYTHON names another Python)",
+        },
         layout: {
           type: "string",
           arg: "L",
@@ -104,7 +109,8 @@ export const BENCH = defineCommand({
 workers, backbone, both heads, the losses, AdamW) and prints the time per step once warm,
 samples/s, the share of each step spent waiting for data, and peak RSS. The default is
 the reference measurement's setting: feature size 12, batch 2, 1 random + 9 base crops per
-volume (20 crops of 64³); PyTorch 1.13 takes 95 s per step on this 2-core machine.`,
+volume (20 crops of 64³). With --torch, the PyTorch/MONAI reference runs the same crops in
+the same run and the ratio is printed; without it, the reference is "not measured".`,
       flags: {
         backend: BENCH_BACKEND,
         steps: { type: "number", integer: true, min: 1, default: 3, help: "training steps" },
@@ -119,6 +125,11 @@ volume (20 crops of 64³); PyTorch 1.13 takes 95 s per step on this 2-core machi
           help: "crops per backbone pass (default: 2 on wasm, all elsewhere)",
         },
         workers: { type: "number", integer: true, min: 0, default: 2, help: "sample workers" },
+        torch: {
+          type: "boolean",
+          help: "also measure the PyTorch/MONAI reference in this run (python3 with torch,\n" +
+            "nibabel and MONAI 1.3.2 on PYTHONPATH; VOCO_PYTHON names another Python)",
+        },
       },
       examples: ["bench pretrain --backend wasm --steps 3"],
     },
@@ -151,6 +162,11 @@ volume (20 crops of 64³); PyTorch 1.13 takes 95 s per step on this 2-core machi
           type: "boolean",
           help: "only the 192 x 192 x 64 crop reads (folder and HTTP), not the compressors",
         },
+        torch: {
+          type: "boolean",
+          help: "also measure the PyTorch/MONAI reference in this run (python3 with torch,\n" +
+            "nibabel and MONAI 1.3.2 on PYTHONPATH; VOCO_PYTHON names another Python)",
+        },
       },
       examples: ["bench cache --crops 20", "bench cache --chunk 48 --crops 50"],
     },
@@ -175,7 +191,7 @@ async function main(args: string[]): Promise<number> {
     if (!v["crops-only"]) await benchCache(await clinicalVolume(), v);
     // The README's volume: the shared example CT (the clinical copy where it is absent).
     const ct = await Deno.stat(SHARED_CT).then(() => SHARED_CT, () => clinicalVolume());
-    if (v["big-crops"] > 0) await benchCrops(await ct, { crops: v["big-crops"] });
+    if (v["big-crops"] > 0) await benchCrops(await ct, { crops: v["big-crops"], torch: v.torch });
   }
   return 0;
 }
