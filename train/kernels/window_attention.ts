@@ -70,40 +70,152 @@ export function windowAttentionCore(
   const windows = mask ? mask.length / (n * n) : 1;
   // The kernel takes head sizes in multiples of 4 (SwinUNETR's always are).
   if (!typedArrayKernels() || d % 4 !== 0) return attentionStock(qkv, bias, heads, scale, mask);
-  const n4 = (n + 3) & ~3;
+  const dims: Dims = { bw, n, c3, ch, d, heads, windows, scale };
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [qkvT, biasT] = args as tf.Tensor[];
     const qkvs = readSync(qkvT), bs = readSync(biasT);
-    const stats = new Float32Array(bw * heads * n * 2);
-    const out = new Float32Array(bw * n * ch);
-    arena.reset();
-    const input = stage(qkvs, bs, mask, queries, bw, n);
-    // The (window, head) calls split between the threads, each with its own scratch.
-    const parts = split(bw * heads, kernelThreads());
-    const at = {
-      out: arena.alloc(out.length * 4),
-      stats: arena.alloc(stats.length * 4),
-      scratch: parts.map(() => arena.alloc((2 * d * n4 + n4) * 4)),
+    const { out, stats } = attentionForward(qkvs, bs, mask, queries, dims);
+    return {
+      value: tf.tensor3d(out, [bw, n, ch]),
+      gradFunc: (dy: tf.Tensor) => {
+        const { dqkv, dbias } = attentionBackward(
+          qkvs,
+          bs,
+          mask,
+          queries,
+          stats,
+          readSync(dy),
+          dims,
+        );
+        return [tf.tensor3d(dqkv, [bw, n, c3]), tf.tensor3d(dbias, [heads, n, n])];
+      },
     };
-    arena.commit();
-    input.fill();
-    const { qkv: pq, bias: pb, mask: pm, queries: pqs } = input.at;
-    runParts(parts.map(([from, to], t) => {
-      const calls: Call[] = [];
-      for (let u = from; u < to; u++) {
-        const w = Math.floor(u / heads), h = u % heads;
-        const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
-        const q = pq + row + h * d * 4;
+  });
+  return f(qkv, bias) as tf.Tensor3D;
+}
+
+/** Sizes of one attention call. */
+interface Dims {
+  /** Windows times batch. */
+  bw: number;
+  /** Tokens per window. */
+  n: number;
+  /** qkv channels (3 C). */
+  c3: number;
+  /** C. */
+  ch: number;
+  /** Head size. */
+  d: number;
+  heads: number;
+  /** Distinct masks. */
+  windows: number;
+  scale: number;
+}
+
+/** The forward kernel over every (window, head), split between the threads. */
+function attentionForward(
+  qkvs: Float32Array,
+  bs: Float32Array,
+  mask: Float32Array | undefined,
+  queries: Uint8Array | undefined,
+  { bw, n, c3, ch, d, heads, windows, scale }: Dims,
+): { out: Float32Array; stats: Float32Array } {
+  const n4 = (n + 3) & ~3;
+  const stats = new Float32Array(bw * heads * n * 2);
+  const out = new Float32Array(bw * n * ch);
+  arena.reset();
+  const input = stage(qkvs, bs, mask, queries, bw, n);
+  // The (window, head) calls split between the threads, each with its own scratch.
+  const parts = split(bw * heads, kernelThreads());
+  const at = {
+    out: arena.alloc(out.length * 4),
+    stats: arena.alloc(stats.length * 4),
+    scratch: parts.map(() => arena.alloc((2 * d * n4 + n4) * 4)),
+  };
+  arena.commit();
+  input.fill();
+  const { qkv: pq, bias: pb, mask: pm, queries: pqs } = input.at;
+  runParts(parts.map(([from, to], t) => {
+    const calls: Call[] = [];
+    for (let u = from; u < to; u++) {
+      const w = Math.floor(u / heads), h = u % heads;
+      const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
+      const q = pq + row + h * d * 4;
+      calls.push([
+        fns.forward,
+        q,
+        q + ch * 4,
+        q + 2 * ch * 4,
+        pb + h * n * n * 4,
+        maskAt,
+        pqs + w * n,
+        at.out + (w * n * ch + h * d) * 4,
+        at.stats + (w * heads + h) * n * 8,
+        at.scratch[t],
+        n,
+        d,
+        c3,
+        ch,
+        scale,
+      ]);
+    }
+    return calls;
+  }));
+  out.set(arena.f32(at.out, out.length));
+  stats.set(arena.f32(at.stats, stats.length));
+  return { out, stats };
+}
+
+/**
+ * The backward kernel (recomputing the scores from the forward's softmax statistics):
+ * windows split between the threads, each with its own scratch and bias gradient (part
+ * 0's is the result; the others are added to it in order).
+ */
+function attentionBackward(
+  qkvs: Float32Array,
+  bs: Float32Array,
+  mask: Float32Array | undefined,
+  queries: Uint8Array | undefined,
+  stats: Float32Array,
+  g: Float32Array,
+  { bw, n, c3, ch, d, heads, windows, scale }: Dims,
+): { dqkv: Float32Array; dbias: Float32Array } {
+  const n4 = (n + 3) & ~3;
+  arena.reset();
+  const input = stage(qkvs, bs, mask, queries, bw, n);
+  const parts = split(bw, kernelThreads());
+  const at = {
+    stats: arena.alloc(stats.length * 4),
+    g: arena.alloc(g.length * 4),
+    dqkv: arena.alloc(qkvs.length * 4),
+    dbias: parts.map(() => arena.alloc(bs.length * 4)),
+    scratch: parts.map(() => arena.alloc((4 * d * n4 + 2 * n4) * 4)),
+  };
+  arena.commit();
+  input.fill();
+  arena.f32(at.stats, stats.length).set(stats);
+  arena.f32(at.g, g.length).set(g);
+  const { qkv: pq, bias: pb, mask: pm, queries: pqs } = input.at;
+  runParts(parts.map(([from, to], t) => {
+    const calls: Call[] = [];
+    for (let w = from; w < to; w++) {
+      const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
+      for (let h = 0; h < heads; h++) {
+        const o = row + h * d * 4, q = pq + o, dq = at.dqkv + o;
         calls.push([
-          fns.forward,
+          fns.backward,
           q,
           q + ch * 4,
           q + 2 * ch * 4,
           pb + h * n * n * 4,
           maskAt,
           pqs + w * n,
-          at.out + (w * n * ch + h * d) * 4,
           at.stats + (w * heads + h) * n * 8,
+          at.g + (w * n * ch + h * d) * 4,
+          dq,
+          dq + ch * 4,
+          dq + 2 * ch * 4,
+          at.dbias[t] + h * n * n * 4,
           at.scratch[t],
           n,
           d,
@@ -112,75 +224,15 @@ export function windowAttentionCore(
           scale,
         ]);
       }
-      return calls;
-    }));
-    out.set(arena.f32(at.out, out.length));
-    stats.set(arena.f32(at.stats, stats.length));
-    return {
-      value: tf.tensor3d(out, [bw, n, ch]),
-      gradFunc: (dy: tf.Tensor) => {
-        const g = readSync(dy);
-        arena.reset();
-        const input = stage(qkvs, bs, mask, queries, bw, n);
-        // Windows split between the threads, each with its own scratch and bias gradient
-        // (part 0's is the result; the others are added to it in order).
-        const parts = split(bw, kernelThreads());
-        const at = {
-          stats: arena.alloc(stats.length * 4),
-          g: arena.alloc(g.length * 4),
-          dqkv: arena.alloc(qkvs.length * 4),
-          dbias: parts.map(() => arena.alloc(bs.length * 4)),
-          scratch: parts.map(() => arena.alloc((4 * d * n4 + 2 * n4) * 4)),
-        };
-        arena.commit();
-        input.fill();
-        arena.f32(at.stats, stats.length).set(stats);
-        arena.f32(at.g, g.length).set(g);
-        const { qkv: pq, bias: pb, mask: pm, queries: pqs } = input.at;
-        runParts(parts.map(([from, to], t) => {
-          const calls: Call[] = [];
-          for (let w = from; w < to; w++) {
-            const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
-            for (let h = 0; h < heads; h++) {
-              const o = row + h * d * 4, q = pq + o, dq = at.dqkv + o;
-              calls.push([
-                fns.backward,
-                q,
-                q + ch * 4,
-                q + 2 * ch * 4,
-                pb + h * n * n * 4,
-                maskAt,
-                pqs + w * n,
-                at.stats + (w * heads + h) * n * 8,
-                at.g + (w * n * ch + h * d) * 4,
-                dq,
-                dq + ch * 4,
-                dq + 2 * ch * 4,
-                at.dbias[t] + h * n * n * 4,
-                at.scratch[t],
-                n,
-                d,
-                c3,
-                ch,
-                scale,
-              ]);
-            }
-          }
-          return calls;
-        }));
-        const dbias = arena.f32(at.dbias[0], bs.length).slice();
-        for (let t = 1; t < parts.length; t++) {
-          const part = arena.f32(at.dbias[t], bs.length);
-          for (let i = 0; i < dbias.length; i++) dbias[i] += part[i];
-        }
-        return [
-          tf.tensor3d(arena.f32(at.dqkv, qkvs.length).slice(), [bw, n, c3]),
-          tf.tensor3d(dbias, [heads, n, n]),
-        ];
-      },
-    };
-  });
-  return f(qkv, bias) as tf.Tensor3D;
+    }
+    return calls;
+  }));
+  const dbias = arena.f32(at.dbias[0], bs.length).slice();
+  for (let t = 1; t < parts.length; t++) {
+    const part = arena.f32(at.dbias[t], bs.length);
+    for (let i = 0; i < dbias.length; i++) dbias[i] += part[i];
+  }
+  return { dqkv: arena.f32(at.dqkv, qkvs.length).slice(), dbias };
 }
 
 /**
