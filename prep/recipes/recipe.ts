@@ -1,7 +1,12 @@
 // Built-in preprocessing recipes (MONAI's VoCo pipelines) and applying one to a volume.
 import type { Volume, VoxelArray } from "../volume.ts";
 import { orientToRas, rasGeometry } from "../transforms/orient.ts";
-import { resampleToGrid, resampleToSpacing, spacingGrid } from "../transforms/resample.ts";
+import {
+  isSameGrid,
+  resampleToGrid,
+  resampleToSpacing,
+  spacingGrid,
+} from "../transforms/resample.ts";
 import { scaleIntensityRange } from "../transforms/window.ts";
 import { type Box, cropToBox, foregroundBox } from "../transforms/crop.ts";
 import { padToMinShape } from "../transforms/pad.ts";
@@ -177,7 +182,10 @@ export function applyRecipe(input: Volume<VoxelArray>, recipe: Recipe): RecipeRe
       // geometry, and the samples are read straight from the stored axes (the same
       // values, since reorienting only permutes and flips).
       const ras = rasGeometry(v.shape, v.affine);
-      v = resampleToGrid(v, spacingGrid(ras.shape, ras.affine, next.spacingMm));
+      const grid = spacingGrid(ras.shape, ras.affine, next.spacingMm);
+      v = isSameGrid(ras.shape, ras.affine, grid)
+        ? resampleToSpacing(orientToRas(v), next)
+        : resampleToGrid(v, grid);
       s++;
       continue;
     }

@@ -1,32 +1,28 @@
 // Reorientation to RAS by axis permutation and flips (MONAI `Orientation("RAS")`).
 import type { Mat4, Shape3, Volume, VoxelArray } from "../volume.ts";
-import { matmul4 } from "./_affine.ts";
+import { matmul4, polarRotation3 } from "./_affine.ts";
 
 /**
  * For each array axis, the world axis (0 = x, 1 = y, 2 = z) it runs along most closely
- * and the direction (+1 towards R/A/S, -1 towards L/P/I), as nibabel's
- * `io_orientation` decides it: the largest remaining direction cosine first.
+ * and the direction (+1 towards R/A/S, -1 towards L/P/I), as nibabel's `io_orientation`
+ * (which MONAI's `Orientation` calls) decides it: the columns scaled to unit length, the
+ * closest rotation to them (polar decomposition, so a shear does not sway the choice),
+ * then array axes in order, each taking the world axis of its largest remaining
+ * component (the first on a tie), that world axis then out of the running.
  */
 export function axisOrientation(affine: Mat4): { axis: number; sign: 1 | -1 }[] {
-  const cos = [0, 1, 2].map((c) => {
-    const norm = Math.hypot(affine[0][c], affine[1][c], affine[2][c]);
-    return [0, 1, 2].map((r) => affine[r][c] / norm);
-  });
+  const norms = [0, 1, 2].map((c) => Math.hypot(affine[0][c], affine[1][c], affine[2][c]) || 1);
+  const rs = [0, 1, 2].map((r) => [0, 1, 2].map((c) => affine[r][c] / norms[c]));
+  const rot = polarRotation3(rs);
   const out: { axis: number; sign: 1 | -1 }[] = [];
-  const usedIn = new Set<number>();
-  const usedWorld = new Set<number>();
-  for (let step = 0; step < 3; step++) {
-    let best = -1, bi = 0, bw = 0;
-    for (let i = 0; i < 3; i++) {
-      if (usedIn.has(i)) continue;
-      for (let w = 0; w < 3; w++) {
-        if (usedWorld.has(w)) continue;
-        if (Math.abs(cos[i][w]) > best) [best, bi, bw] = [Math.abs(cos[i][w]), i, w];
-      }
+  for (let i = 0; i < 3; i++) {
+    let best = -1, bw = 0;
+    for (let w = 0; w < 3; w++) {
+      if (Math.abs(rot[w][i]) > best) [best, bw] = [Math.abs(rot[w][i]), w];
     }
-    usedIn.add(bi);
-    usedWorld.add(bw);
-    out[bi] = { axis: bw, sign: cos[bi][bw] < 0 ? -1 : 1 };
+    if (!(best > 0)) throw new RangeError("Affine has no orientation (singular columns)");
+    out[i] = { axis: bw, sign: rot[bw][i] < 0 ? -1 : 1 };
+    rot[bw] = [0, 0, 0];
   }
   return out;
 }
