@@ -158,9 +158,10 @@ function failed(path: string, base: string, error: string): SourceCase {
 }
 
 /**
- * A `.mhd` header claims its data file only when that is not an image in its own right:
- * a header whose `ElementDataFile` names itself, another case's file or any file with an
- * image suffix fails, and the other image stays a case of its own.
+ * A MetaImage header (`.mhd`, or a `.mha` that names a data file) claims its data file
+ * only when that is not an image in its own right: a header whose `ElementDataFile`
+ * names itself, another case's file or any file with an image suffix fails, and the
+ * other image stays a case of its own.
  */
 function claimDataFiles(cases: SourceCase[]): void {
   const inputs = new Map<string, SourceCase>();
@@ -179,8 +180,8 @@ function claimDataFiles(cases: SourceCase[]): void {
       ? `${data}, an image file (${formatOf(data)})`
       : undefined;
     if (what) {
-      c.error = `ElementDataFile names ${what}; a .mhd header's data file must be raw voxels ` +
-        `(.raw, .zraw)`;
+      c.error = `ElementDataFile names ${what}; a MetaImage header's data file must be raw ` +
+        `voxels (.raw, .zraw)`;
       c.files = [c.files[0]];
     }
   }
@@ -201,8 +202,8 @@ const PROGRESS_EVERY = 512;
 
 /**
  * Finds the images under `root` (a folder, scanned recursively without hidden entries,
- * or a single file): NIfTI (`.nii`, `.nii.gz`), MetaImage (`.mha`, `.mhd` with its data
- * file) and DICOM (`.dcm`, or any other file with the `DICM` magic), the DICOM files
+ * or a single file): NIfTI (`.nii`, `.nii.gz`), MetaImage (`.mha`, `.mhd`, with the data
+ * file the header names) and DICOM (`.dcm`, or any other file with the `DICM` magic), the DICOM files
  * grouped into one case per CT series (other modalities, files without pixels and
  * localizers are skipped with the reason). Symbolic links are followed (a link back into
  * a folder already scanned is skipped as a loop); FIFOs, devices, sockets and broken
@@ -273,14 +274,14 @@ export async function findImages(
     if (format === "dicom") dicom.push(f);
     else if (format === "nifti") cases.push(single(f, base, "nifti"));
     else if (format === "metaimage") {
+      // A .mhd names its data file; so may a .mha (ElementDataFile other than LOCAL),
+      // as ITK writes it: either is read with that file.
       const c = single(f, base, "metaimage");
-      if (f.toLowerCase().endsWith(".mhd")) {
-        try {
-          const data = await mhdDataFile(f);
-          if (data) c.files.push(data);
-        } catch {
-          // A broken header is a failed case, not a skip: the reader names the reason.
-        }
+      try {
+        const data = await metaImageDataPath(f);
+        if (data) c.files.push(data);
+      } catch {
+        // A broken header is a failed case, not a skip: the reader names the reason.
       }
       cases.push(c);
     } else if (explicit.has(f)) {
@@ -373,7 +374,8 @@ async function sniff(path: string): Promise<string | undefined> {
   }
 }
 
-async function mhdDataFile(path: string): Promise<string | undefined> {
+/** The data file a MetaImage header names (absolute), or `undefined` for LOCAL data. */
+async function metaImageDataPath(path: string): Promise<string | undefined> {
   const header = parseMetaImageHeader(await readHead(path, 64 * 1024));
   const name = metaImageDataFile(header);
   return name === undefined ? undefined : resolve(dirname(path), name);

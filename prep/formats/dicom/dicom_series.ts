@@ -156,17 +156,28 @@ export interface SeriesGeometry {
   affine: Mat4;
   /** Distance between consecutive slices along the normal, mm. */
   sliceGapMm: number;
+  /**
+   * Angle between the line of slice positions and the slice normal, degrees: a gantry
+   * tilt, which leaves the affine's slice column sheared (0 for an ordinary series).
+   */
+  tiltDegrees: number;
 }
+
+/** Tilts below this (degrees) are rounding in the positions, not a gantry tilt. */
+export const TILT_TOLERANCE_DEGREES = 0.01;
 
 const fmt = (x: number) => Number(x.toFixed(3)).toString();
 
 /**
  * Sorts the slices of one series along the slice normal (from ImageOrientationPatient and
  * ImagePositionPatient) and derives the volume affine, with the slice step taken from the
- * positions (not SliceThickness). DICOM's patient axes are LPS; the affine is converted to
+ * first and last positions (not SliceThickness), as MONAI's `PydicomReader` does: a
+ * gantry-tilted series, whose positions do not run along the normal, gets a sheared
+ * affine (see `tiltDegrees`). DICOM's patient axes are LPS; the affine is converted to
  * RAS. Throws a `RangeError` naming the files for: multi-frame images, missing geometry,
- * mixed image sizes or orientations, fewer than two slices, duplicated positions and
- * slice gaps that differ from the median by more than `tolerance` (relative).
+ * mixed image sizes or orientations, fewer than two slices, duplicated positions, slice
+ * gaps that differ from the median by more than `tolerance` (relative), and a slice off
+ * the line through the first and last by more than `tolerance` times the pixel spacing.
  */
 export function sortSlices(
   slices: readonly { path: string; info: DicomSliceInfo }[],
@@ -246,7 +257,30 @@ export function sortSlices(
   }
   const n = slices.length;
   const p0 = slices[order[0]].info.position!, pn = slices[order[n - 1]].info.position!;
+  // The slice column from the first and last positions, as MONAI's PydicomReader takes
+  // it: with a gantry tilt it leans off the normal (a shear), and a spacing step then
+  // resamples the volume onto an orthogonal grid.
   const step = p0.map((v, k) => (pn[k] - v) / (n - 1));
+  const along = step.reduce((a, v, k) => a + v * normal[k], 0);
+  const tiltDegrees = Math.acos(Math.min(1, along / Math.hypot(...step))) * 180 / Math.PI;
+  // Every slice must lie on the line through the first and last (a uniform stack, tilted
+  // or not): a slice off it would be put in the wrong place by that affine.
+  const [rowMm0, colMm0] = first.info.pixelSpacing!;
+  const offLimit = tolerance * Math.min(rowMm0, colMm0);
+  const unit = step.map((v) => v / Math.hypot(...step));
+  for (let k = 1; k < n - 1; k++) {
+    const p = slices[order[k]].info.position!;
+    const d = p.map((v, i) => v - p0[i]);
+    const t = d.reduce((a, v, i) => a + v * unit[i], 0);
+    const off = Math.hypot(...d.map((v, i) => v - t * unit[i]));
+    if (off > offLimit) {
+      throw new RangeError(
+        `Slice positions do not lie on one line: ${slices[order[k]].path} is ${fmt(off)} mm ` +
+          `off the line through the first and last slices (${slices[order[0]].path}, ` +
+          `${slices[order[n - 1]].path}); the volume would be distorted`,
+      );
+    }
+  }
   const [rowMm, colMm] = first.info.pixelSpacing!;
   // Array axes: 0 = slice, 1 = row (moves along the column direction), 2 = column.
   const lps = [0, 1, 2].map((r) => [step[r], col[r] * rowMm, row[r] * colMm, p0[r]]);
@@ -256,5 +290,10 @@ export function sortSlices(
     lps[2],
     [0, 0, 0, 1],
   ];
-  return { order, affine, sliceGapMm: median };
+  return {
+    order,
+    affine,
+    sliceGapMm: median,
+    tiltDegrees: tiltDegrees > TILT_TOLERANCE_DEGREES ? tiltDegrees : 0,
+  };
 }

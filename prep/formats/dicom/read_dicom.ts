@@ -56,7 +56,8 @@ export const DECODE_POOL_LIMITS = { minPixels: 1 << 23 };
 /**
  * Reads one DICOM CT series (the bytes of its files, any order) into a volume in
  * Hounsfield units: slices sorted along the normal, the affine from the positions and
- * orientation (LPS converted to RAS), each slice's RescaleSlope/Intercept applied.
+ * orientation (LPS converted to RAS; sheared for a gantry-tilted series, with a warning,
+ * as MONAI's `PydicomReader` builds it), each slice's RescaleSlope/Intercept applied.
  * Localizer images mixed into the series are skipped. The volume is C order over
  * [slice, row, column]; it is int16 when every slice rescales to integers that fit,
  * float32 otherwise. Rejections throw with the file and the reason.
@@ -173,11 +174,22 @@ export async function readDicomSeries(
   const a = geometry.affine;
   // Reported as ITK/nibabel would: axes (column, row, slice), the affine's columns reversed.
   const fileAffine: Mat4 = a.map((r) => [r[2], r[1], r[0], r[3]]);
+  const tilt = geometry.tiltDegrees;
   return {
     volume: { data: out, shape, affine: a },
     format: "dicom",
     sourceDtype,
     sourceGeometry: { shape: [columns, rows, n], affine: fileAffine },
+    ...(tilt > 0
+      ? {
+        warnings: [
+          `gantry tilt of ${Number(tilt.toFixed(2))} degrees (the slice positions do not run ` +
+          `along the slice normal): the affine is sheared, as MONAI's PydicomReader builds ` +
+          `it; a spacing step resamples the volume onto a grid without the shear, as ` +
+          `MONAI's Spacing does, and a recipe without one keeps the sheared affine`,
+        ],
+      }
+      : {}),
   };
 }
 
