@@ -76,7 +76,12 @@ export {
   writeDicomSeries,
 } from "./synthetic/write_dicom.ts";
 export { gunzip, isGzip } from "./formats/decompress.ts";
-export { axisOrientation, orientationCode, orientToRas } from "./transforms/orient.ts";
+export {
+  axisOrientation,
+  orientationCode,
+  orientToRas,
+  type PickOrder,
+} from "./transforms/orient.ts";
 export {
   type OutputGrid,
   type ResampleOptions,
@@ -93,6 +98,7 @@ export { rotate90 } from "./transforms/rotate90.ts";
 export { shiftIntensity } from "./transforms/shift_intensity.ts";
 export {
   applyRecipe,
+  type ApplyRecipeOptions,
   type Recipe,
   type RecipeOverrides,
   type RecipeResult,

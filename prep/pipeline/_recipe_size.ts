@@ -2,7 +2,7 @@
 // resampling would fill the memory fails up front with a message.
 import type { Recipe } from "../recipes/recipe.ts";
 import type { Shape3, Volume, VoxelArray } from "../volume.ts";
-import { rasGeometry } from "../transforms/orient.ts";
+import { rasGeometry, SOURCE_FILE_ORDER } from "../transforms/orient.ts";
 import { spacingGrid } from "../transforms/resample.ts";
 import { formatSize } from "../formats/_checks.ts";
 
@@ -19,8 +19,9 @@ export function checkRecipeSize(
   let shape: Shape3 = volume.shape;
   let affine = volume.affine;
   for (const step of recipe.steps) {
-    if (step.op === "orient") ({ shape, affine } = rasGeometry(shape, affine));
-    else if (step.op === "spacing") {
+    if (step.op === "orient") {
+      ({ shape, affine } = rasGeometry(shape, affine, SOURCE_FILE_ORDER));
+    } else if (step.op === "spacing") {
       ({ shape, affine } = spacingGrid(shape, affine, step.spacingMm));
     } else if (step.op === "pad") {
       shape = shape.map((n, a) => Math.max(n, step.minShape[a])) as Shape3;

@@ -1,7 +1,7 @@
 // MONAI's Orientation + Spacing geometry written out again from the rule, for tests: an
 // independent derivation (Gram-Schmidt instead of Cholesky, cofactor inverses instead of
 // LU, an eigen-decomposition for the polar factor), sharing no code with prep/transforms.
-import type { Mat4, Shape3 } from "../../prep/volume.ts";
+import type { Mat4, Shape3, Volume } from "../../prep/volume.ts";
 
 /** A seeded random number generator (mulberry32), uniform in [0, 1). */
 export function seeded(seed: number): () => number {
@@ -231,4 +231,19 @@ export function expectedRas(
   const origin = toWorld(affine, first);
   const m = [0, 1, 2].map((r) => src.map((c) => affine[r][c] * ori[c].sign));
   return { shape: outShape, affine: affineOf(m, origin) };
+}
+
+/** A volume whose voxel values are a linear function of world position. */
+export function worldRamp(shape: Shape3, a: Mat4, g: number[]): Volume<Float32Array> {
+  const data = new Float32Array(shape[0] * shape[1] * shape[2]);
+  let o = 0;
+  for (let i = 0; i < shape[0]; i++) {
+    for (let j = 0; j < shape[1]; j++) {
+      for (let k = 0; k < shape[2]; k++, o++) {
+        const w = toWorld(a, [i, j, k]);
+        data[o] = g[0] * w[0] + g[1] * w[1] + g[2] * w[2];
+      }
+    }
+  }
+  return { data, shape, affine: a };
 }

@@ -261,8 +261,12 @@ export function sortSlices(
   // it: with a gantry tilt it leans off the normal (a shear), and a spacing step then
   // resamples the volume onto an orthogonal grid.
   const step = p0.map((v, k) => (pn[k] - v) / (n - 1));
-  const along = step.reduce((a, v, k) => a + v * normal[k], 0);
-  const tiltDegrees = Math.acos(Math.min(1, along / Math.hypot(...step))) * 180 / Math.PI;
+  // The angle between the step and the normal (atan2: exact near 0, unlike acos; the
+  // normal of 6-digit cosines is a hair from unit length).
+  const nn = normal.map((v) => v / Math.hypot(...normal));
+  const along = step.reduce((a, v, k) => a + v * nn[k], 0);
+  const across = Math.hypot(...step.map((v, k) => v - along * nn[k]));
+  const tiltDegrees = Math.atan2(across, along) * 180 / Math.PI;
   // Every slice must lie on the line through the first and last (a uniform stack, tilted
   // or not): a slice off it would be put in the wrong place by that affine.
   const [rowMm0, colMm0] = first.info.pixelSpacing!;

@@ -8,7 +8,7 @@ import {
 } from "../../../prep/transforms/resample.ts";
 import { axisOrientation, orientToRas, rasGeometry } from "../../../prep/transforms/orient.ts";
 import { applyRecipe, resolveRecipe } from "../../../prep/recipes/recipe.ts";
-import type { Mat4, Shape3, Volume } from "../../../prep/volume.ts";
+import type { Mat4, Shape3 } from "../../../prep/volume.ts";
 import {
   affineOf,
   expectedOrientation,
@@ -21,6 +21,7 @@ import {
   seeded,
   toVoxel,
   toWorld,
+  worldRamp,
 } from "../_monai_rule.ts";
 import { assert, assertClose, assertEquals } from "../../_helpers.ts";
 
@@ -152,21 +153,6 @@ Deno.test("axisOrientation() reads through a shear as nibabel does, not by the l
   assertEquals(axisOrientation(a), expectedOrientation(a));
 });
 
-/** A volume whose voxel values are a linear function of world position. */
-function worldRamp(shape: Shape3, a: Mat4, g: number[]): Volume<Float32Array> {
-  const data = new Float32Array(shape[0] * shape[1] * shape[2]);
-  let o = 0;
-  for (let i = 0; i < shape[0]; i++) {
-    for (let j = 0; j < shape[1]; j++) {
-      for (let k = 0; k < shape[2]; k++, o++) {
-        const w = toWorld(a, [i, j, k]);
-        data[o] = g[0] * w[0] + g[1] * w[1] + g[2] * w[2];
-      }
-    }
-  }
-  return { data, shape, affine: a };
-}
-
 Deno.test("resampleToSpacing() samples rotated and sheared inputs at the world position of each output voxel", () => {
   const g = [0.5, -0.3, 0.2];
   const cases: [string, Mat4][] = [
@@ -230,7 +216,7 @@ Deno.test("applyRecipe() orients and resamples in one pass exactly as the two st
     const fused = applyRecipe(v, {
       name: "t",
       steps: [{ op: "orient", axcodes: "RAS" }, { op: "spacing", spacingMm: spacing }],
-    }).volume;
+    }, { axesReversed: false }).volume;
     const apart = resampleToSpacing(orientToRas(v), { spacingMm: spacing });
     assertEquals(fused.shape, apart.shape);
     assertClose(fused.affine, apart.affine, 1e-12);
