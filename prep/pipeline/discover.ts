@@ -117,9 +117,21 @@ export async function discoverInputs(
 ): Promise<Discovery> {
   const cases: SourceCase[] = [];
   const skipped: SkippedFile[] = [];
-  for (const input of inputs) {
+  // Files given one by one are looked at together per folder, so that the slices of a
+  // DICOM series named file by file (`prep series/*.dcm`) form one series.
+  const stats = await Promise.all(
+    inputs.map((input) => Deno.stat(resolve(input)).catch(() => undefined)),
+  );
+  const isFileInput = (abs: string, info?: Deno.FileInfo) =>
+    !info?.isDirectory && !(abs.toLowerCase().endsWith(".json") && info?.isFile);
+  const filesByFolder = Map.groupBy(
+    inputs.map((input, i) => ({ abs: resolve(input), info: stats[i] }))
+      .filter((x) => isFileInput(x.abs, x.info)),
+    (x) => dirname(x.abs),
+  );
+  for (const [index, input] of inputs.entries()) {
     const abs = resolve(input);
-    const info = await Deno.stat(abs).catch(() => undefined);
+    const info = stats[index];
     if (abs.toLowerCase().endsWith(".json") && info?.isFile) {
       const listed = await readDatalist(abs, options.baseDir);
       const found = await findImages(listed.base, {
@@ -131,8 +143,11 @@ export async function discoverInputs(
       continue;
     }
     if (!info?.isDirectory) {
+      const group = filesByFolder.get(dirname(abs));
+      if (!group) continue; // done with the first file of its folder
+      filesByFolder.delete(dirname(abs));
       const found = await findImages(dirname(abs), {
-        files: [abs],
+        files: group.map((x) => x.abs),
         onProgress: options.onProgress,
       });
       cases.push(...found.cases);
@@ -296,10 +311,16 @@ export async function findImages(
   report(progress);
   if (dicom.length > 0) {
     const claimed = new Set(cases.flatMap((c) => c.files.slice(1)));
-    const found = await dicomCases(dicom, unknown.filter((f) => !claimed.has(f)), base, (n) => {
-      progress.headers = n;
-      report(progress);
-    });
+    const found = await dicomCases(
+      dicom,
+      unknown.filter((f) => !claimed.has(f)),
+      base,
+      explicit,
+      (n) => {
+        progress.headers = n;
+        report(progress);
+      },
+    );
     cases.push(...found.cases);
     skipped.push(...found.skipped);
   }
@@ -429,10 +450,17 @@ async function readHeaders(
   return { infos, unreadable };
 }
 
+/**
+ * The DICOM cases of `files`: one per CT series (named for its folder, or for its file
+ * when it is one file named on its own), the rest skipped with the reason. A file named
+ * on its own (`explicit`) that is no CT slice becomes a failed case that says what it is;
+ * a series of one single-frame slice fails at once, naming the file.
+ */
 async function dicomCases(
   files: string[],
   unknown: string[],
   base: string,
+  explicit: ReadonlySet<string>,
   onHeaders: (read: number) => void,
 ): Promise<Discovery> {
   const skipped: SkippedFile[] = [];
@@ -455,14 +483,22 @@ async function dicomCases(
     unreadable.push(...more.unreadable);
     grouped = groupDicomSeries(infos);
   }
-  skipped.push(...grouped.skipped);
+  const cases: (SourceCase & { uid?: string; frames?: number })[] = [];
+  for (const s of grouped.skipped) {
+    if (!explicit.has(s.path)) skipped.push(s);
+    else cases.push(failed(s.path, base, `a DICOM file, but not a CT image slice: ${s.reason}`));
+  }
   const folders = new Map<string, number>();
   for (const s of grouped.series) {
     const dir = dirname(s.files[0]);
     folders.set(dir, (folders.get(dir) ?? 0) + 1);
   }
-  const cases: (SourceCase & { uid?: string })[] = grouped.series.map((s) => {
+  cases.push(...grouped.series.map((s) => {
     const dir = dirname(s.files[0]);
+    if (s.files.length === 1 && explicit.has(s.files[0])) {
+      // One file named on its own: the case is that file, not its folder.
+      return { ...single(s.files[0], base, "dicom"), uid: s.uid, frames: s.frames };
+    }
     const rel = relative(base, dir) || basename(dir);
     const shared = folders.get(dir)! > 1;
     return {
@@ -472,8 +508,9 @@ async function dicomCases(
       source: shared ? `${rel}#${s.uid}` : rel,
       name: shared ? `${basename(dir)}_series${s.number ?? s.uid.slice(-6)}` : basename(dir),
       uid: s.uid,
+      frames: s.frames,
     };
-  });
+  }));
   // A broken file that names a CT series' UID is one of its slices: it fails that series.
   for (const b of grouped.broken) {
     const series = b.uid ? cases.find((c) => c.uid === b.uid) : undefined;
@@ -500,7 +537,16 @@ async function dicomCases(
       name,
     });
   }
-  return { cases: cases.map(({ uid: _, ...c }) => c), skipped };
+  // A lone single-frame slice is no volume: say so now, naming the file, rather than
+  // after reading it (a series with other files that fail keeps their reasons).
+  for (const c of cases) {
+    if (c.frames !== 1 || c.files.length !== 1 || c.error) continue;
+    c.error = c.path === c.files[0]
+      ? "a single CT slice, and a volume needs at least 2: give the folder of its series " +
+        "(or all its files)"
+      : `only 1 CT slice in this series (${basename(c.files[0])}); a volume needs at least 2`;
+  }
+  return { cases: cases.map(({ uid: _, frames: __, ...c }) => c), skipped };
 }
 
 async function readDatalist(

@@ -10,7 +10,13 @@ import {
   type PixelArray,
 } from "./dicom_codecs.ts";
 import { decodeBudgetMs, FrameDecoderPool } from "./frame_pool.ts";
-import { brokenReason, pixelHeaderProblem, skipReason, sortSlices } from "./dicom_series.ts";
+import {
+  brokenReason,
+  LOCALIZER,
+  pixelHeaderProblem,
+  skipReason,
+  sortSlices,
+} from "./dicom_series.ts";
 import type { LoadedImage } from "../read_nifti.ts";
 import type { Mat4, Shape3 } from "../../volume.ts";
 import { checkDeclaredSize, describeError } from "../_checks.ts";
@@ -78,8 +84,13 @@ export async function readDicomSeries(
     }
     const file = { path: paths[i], info, hasPixels: Boolean(ds.elements.x7fe00010) };
     const reason = brokenReason(file) ?? skipReason(file);
-    if (reason === "localizer (scout) image") continue;
-    if (reason) throw new RangeError(`${paths[i]}: ${reason}`);
+    if (reason === LOCALIZER) continue;
+    if (reason) {
+      // Discovery put it with this series (its series UID, or its study and geometry
+      // with a damaged Modality): a slice that cannot be used fails the series.
+      const among = files.length > 1 && !brokenReason(file) ? ", among this series' slices" : "";
+      throw new RangeError(`${paths[i]}: ${reason}${among}`);
+    }
     const problem = pixelHeaderProblem(info);
     if (problem) throw new RangeError(`${paths[i]}: ${problem}`);
     if (info.frames <= 1) {
