@@ -18,7 +18,10 @@ export interface LoadedImage {
   format: string;
   /** Storage type of the source voxels (`int16`, `float32`, …). */
   sourceDtype: string;
-  /** Shape and voxel-to-RAS affine of the source in its own axis order (as nibabel reports). */
+  /**
+   * Shape and voxel-to-RAS affine of the source in its own axis order: what MONAI's loader
+   * (nibabel, ITK, pydicom) hands MONAI's transforms, before any reorientation.
+   */
   sourceGeometry: { shape: Shape3; affine: Mat4 };
   /** Things the reader passed over and the run should report (trailing data, …). */
   warnings?: string[];

@@ -1,4 +1,5 @@
-// MONAI parity on the shared example CT: the cache equals the golden outputs.
+// MONAI parity on the shared CTs (axis-aligned, oblique, gantry-tilted): the cache equals the
+// golden outputs.
 import { readNifti } from "../../prep/formats/read_nifti.ts";
 import { writeNifti } from "../../prep/synthetic/write_nifti.ts";
 import { applyRecipe, resolveRecipe } from "../../prep/recipes/recipe.ts";

@@ -299,6 +299,14 @@ Deno.test("readMetaImage() rejects a bad HeaderSize, byte order, compression fla
       /affine is singular/,
     ],
     [
+      (t) => t.replace("ElementDataFile = LOCAL", "ElementDataFile = LIST 2D"),
+      /ElementDataFile "LIST 2D" \(one file per slice\) is not supported/,
+    ],
+    [
+      (t) => t.replace("ElementDataFile = LOCAL", "ElementDataFile = slice%03d.raw 1 10 1"),
+      /one file per slice/,
+    ],
+    [
       (t) => t.replace(/DimSize = [\d ]+/, "DimSize = 65535 65535 65535"),
       /MetaImage header declares 65535x65535x65535 voxels/,
     ],
