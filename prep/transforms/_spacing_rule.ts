@@ -2,8 +2,14 @@
 // (MONAI 1.3.2: `monai/data/utils.py` `zoom_affine`, `compute_shape_offset`;
 // `monai/transforms/spatial/array.py` `Spacing`; `functional.py` `spatial_resample`).
 import type { Mat4, Shape3 } from "../volume.ts";
-import { choleskyUpper3, columnNorms, invert3, linearPart, solve4 } from "./_affine.ts";
-import { roundHalfEven } from "./_affine.ts";
+import {
+  choleskyUpper3,
+  columnNorms,
+  invert3,
+  linearPart,
+  roundHalfEven,
+  solve4,
+} from "./_affine.ts";
 
 /** MONAI's `AFFINE_TOL`: spacings and affines closer than this count as equal. */
 export const AFFINE_TOL = 1e-3;
