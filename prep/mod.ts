@@ -76,7 +76,12 @@ export {
   writeDicomSeries,
 } from "./synthetic/write_dicom.ts";
 export { gunzip, isGzip } from "./formats/decompress.ts";
-export { axisOrientation, orientationCode, orientToRas } from "./transforms/orient.ts";
+export {
+  axisOrientation,
+  orientationCode,
+  orientToRas,
+  type PickOrder,
+} from "./transforms/orient.ts";
 export {
   type OutputGrid,
   type ResampleOptions,
@@ -90,6 +95,7 @@ export { padGrid, type PadOptions, padToMinShape } from "./transforms/pad.ts";
 export { resizeGrid, type ResizeOptions, resizeToShape } from "./transforms/resize.ts";
 export {
   applyRecipe,
+  type ApplyRecipeOptions,
   type Recipe,
   type RecipeOverrides,
   type RecipeResult,

@@ -19,6 +19,13 @@ export function decodeVoxels(
   const slope = valid ? scale.scl_slope : 1;
   const inter = valid && Number.isFinite(scale.scl_inter) ? scale.scl_inter : 0;
   const rescale = slope !== 1 || inter !== 0;
+  if (dtype in WIDE) {
+    // 64-bit integers and quad floats: MONAI's loader casts them to float32, so do we.
+    const read = WIDE[dtype](new DataView(buffer, offset), littleEndian);
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = read(i) * slope + inter;
+    return out;
+  }
   if (littleEndian) {
     const src = typedView(buffer, offset, n, dtype);
     if (!rescale && dtype !== "float64") return src;
@@ -43,6 +50,31 @@ export function decodeVoxels(
   return out;
 }
 
+/** Readers of the voxel types JavaScript has no typed array for, by index, as numbers. */
+const WIDE: Record<string, (view: DataView, le: boolean) => (i: number) => number> = {
+  int64: (v, le) => (i) => Number(v.getBigInt64(8 * i, le)),
+  uint64: (v, le) => (i) => Number(v.getBigUint64(8 * i, le)),
+  float128: (v, le) => (i) => quadToNumber(v, 16 * i, le),
+};
+
+/**
+ * An IEEE 754 binary128 value (NIfTI's float128 where `long double` is quad precision)
+ * as the nearest float64: sign, 15-bit exponent (bias 16383), 112-bit fraction.
+ */
+export function quadToNumber(view: DataView, at: number, littleEndian: boolean): number {
+  // The four 32-bit words from the most significant one.
+  const w = [0, 1, 2, 3].map((k) =>
+    view.getUint32(littleEndian ? at + 12 - 4 * k : at + 4 * k, littleEndian)
+  );
+  const sign = w[0] >>> 31 ? -1 : 1;
+  const exp = (w[0] >>> 16) & 0x7fff;
+  const frac = (w[0] & 0xffff) * 2 ** -16 + w[1] * 2 ** -48 + w[2] * 2 ** -80 + w[3] * 2 ** -112;
+  if (exp === 0x7fff) return frac === 0 ? sign * Infinity : NaN;
+  if (exp === 0) return sign * frac * 2 ** -16382; // subnormal: 0 in float64
+  return sign * (1 + frac) * 2 ** (exp - 16383);
+}
+
+/** A typed array over `n` voxels of `dtype` at `offset` (copied when misaligned). */
 export function typedView(buffer: ArrayBuffer, offset: number, n: number, dtype: string) {
   const ctor = {
     uint8: Uint8Array,
@@ -58,6 +90,7 @@ export function typedView(buffer: ArrayBuffer, offset: number, n: number, dtype:
   return new ctor(buffer.slice(offset, offset + n * ctor.BYTES_PER_ELEMENT));
 }
 
+/** Number of NaN and infinite values. */
 export function countNonFinite(data: Float32Array): number {
   let bad = 0;
   for (let i = 0; i < data.length; i++) {

@@ -18,6 +18,8 @@ const ELEMENT_TYPES: Record<string, { name: string; bytes: number }> = {
   MET_UINT: { name: "uint32", bytes: 4 },
   MET_LONG: { name: "int32", bytes: 4 },
   MET_ULONG: { name: "uint32", bytes: 4 },
+  MET_LONG_LONG: { name: "int64", bytes: 8 },
+  MET_ULONG_LONG: { name: "uint64", bytes: 8 },
   MET_FLOAT: { name: "float32", bytes: 4 },
   MET_DOUBLE: { name: "float64", bytes: 8 },
 };
@@ -91,14 +93,17 @@ function flag(h: MetaImageHeader, ...keys: string[]): boolean {
 }
 
 /**
- * Reads a MetaImage: `.mha` (header and data in one file: pass its bytes alone) or
- * `.mhd` with its `.raw`/`.zraw` data file (pass both, header first). Handles the CT
- * element types, `CompressedData` (zlib), `BinaryDataByteOrderMSB`, `HeaderSize`
- * (including -1: the data are the last bytes of the file), and the geometry
- * (`Offset`/`Origin`/`Position`, `ElementSpacing`, `TransformMatrix`/`Orientation`/
- * `Rotation`, whose consecutive triples are the axes' direction cosines). MetaImage
- * geometry is LPS, as in ITK; the returned affine is RAS. The volume is C order over
- * [z, y, x] (the file's x-fastest order), like the NIfTI reader's.
+ * Reads a MetaImage: a header with its data after it (`ElementDataFile = LOCAL`, a
+ * `.mha`: pass its bytes alone) or a header that names a data file (a `.mhd`, or a `.mha`
+ * as ITK may write it: pass both, header first). Handles every scalar element type
+ * (64-bit ones become float32, as MONAI's loader casts them), `CompressedData` (zlib),
+ * `BinaryDataByteOrderMSB`, `HeaderSize` (including -1: the data are the last bytes of
+ * the file), and the geometry as ITK reads it (`Offset`/`Origin`/`Position`,
+ * `ElementSpacing`, negative meaning a flipped axis, `TransformMatrix`/`Orientation`/
+ * `Rotation`, whose consecutive triples are the axes' direction cosines, kept as written:
+ * a sheared or rotated matrix gives a sheared or rotated affine). MetaImage geometry is
+ * LPS, as in ITK; the returned affine is RAS. The volume is C order over [z, y, x] (the
+ * file's x-fastest order), like the NIfTI reader's.
  */
 export function readMetaImage(headerBytes: Uint8Array, dataBytes?: Uint8Array): LoadedImage {
   const h = parseMetaImageHeader(headerBytes);
@@ -124,9 +129,10 @@ export function readMetaImage(headerBytes: Uint8Array, dataBytes?: Uint8Array): 
   const typeName = get(h, "ElementType") ?? "";
   const dtype = ELEMENT_TYPES[typeName.toUpperCase()];
   if (!dtype) throw new TypeError(`Unsupported MetaImage ElementType "${typeName}"`);
+  // ITK takes a negative spacing as a flipped axis (direction negated): the same affine.
   const spacing = nums(h, 3, "ElementSpacing", "ElementSize") ?? [1, 1, 1];
-  if (spacing.some((s) => !(s > 0))) {
-    throw new RangeError(`MetaImage ElementSpacing ${spacing.join(" ")} is not positive`);
+  if (spacing.some((s) => s === 0)) {
+    throw new RangeError(`MetaImage ElementSpacing ${spacing.join(" ")} has a zero`);
   }
   const origin = nums(h, 3, "Offset", "Origin", "Position") ?? [0, 0, 0];
   const direction = nums(h, 9, "TransformMatrix", "Orientation", "Rotation") ??
@@ -142,9 +148,13 @@ export function readMetaImage(headerBytes: Uint8Array, dataBytes?: Uint8Array): 
   }
   checkDeclaredSize("MetaImage header", shape, dtype.bytes);
 
-  const local = metaImageDataFile(h) === undefined;
-  let data = local ? headerBytes.subarray(h.dataOffset) : dataBytes;
-  if (!data) throw new TypeError("MetaImage data file bytes are needed with a .mhd header");
+  const dataFile = metaImageDataFile(h);
+  let data = dataFile === undefined ? headerBytes.subarray(h.dataOffset) : dataBytes;
+  if (!data) {
+    throw new TypeError(
+      `The header's ElementDataFile names "${dataFile}": its bytes are needed with the header`,
+    );
+  }
   const n = voxelCount(shape);
   const need = n * dtype.bytes;
   let trailing: string | undefined;

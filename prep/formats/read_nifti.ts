@@ -18,12 +18,19 @@ export interface LoadedImage {
   format: string;
   /** Storage type of the source voxels (`int16`, `float32`, …). */
   sourceDtype: string;
-  /** Shape and voxel-to-RAS affine of the source in its own axis order (as nibabel reports). */
+  /**
+   * Shape and voxel-to-RAS affine of the source in its own axis order: what MONAI's loader
+   * (nibabel, ITK, pydicom) hands MONAI's transforms, before any reorientation.
+   */
   sourceGeometry: { shape: Shape3; affine: Mat4 };
   /** Things the reader passed over and the run should report (trailing data, …). */
   warnings?: string[];
 }
 
+/**
+ * The voxel types read: every scalar type nibabel reads (NIfTI has no float16). 64-bit
+ * integers and float128 become float32, as MONAI's loader casts them.
+ */
 const DTYPES: Record<number, { name: string; bytes: number }> = {
   2: { name: "uint8", bytes: 1 },
   4: { name: "int16", bytes: 2 },
@@ -33,16 +40,33 @@ const DTYPES: Record<number, { name: string; bytes: number }> = {
   256: { name: "int8", bytes: 1 },
   512: { name: "uint16", bytes: 2 },
   768: { name: "uint32", bytes: 4 },
+  1024: { name: "int64", bytes: 8 },
+  1280: { name: "uint64", bytes: 8 },
+  1536: { name: "float128", bytes: 16 },
+};
+
+/** NIfTI datatypes that are not scalar numbers, named with why they are refused. */
+const REFUSED_DTYPES: Record<number, string> = {
+  0: "0 (none): the header declares no voxel type",
+  1: "1 (binary, one bit per voxel): a mask, not CT",
+  32: "32 (complex64): a complex-valued image (MR k-space or phase), not CT",
+  128: "128 (RGB24): a colour image, not CT",
+  255: "255 (all): not a voxel type",
+  1792: "1792 (complex128): a complex-valued image, not CT",
+  2048: "2048 (complex256): a complex-valued image, not CT",
+  2304: "2304 (RGBA32): a colour image, not CT",
 };
 
 /**
  * Reads a NIfTI-1 or NIfTI-2 image (`.nii`, or gzip-compressed `.nii.gz`).
  *
- * The voxel-to-world affine is chosen as nibabel (and so MONAI) does: the sform when
- * `sform_code > 0`, else the qform when `qform_code > 0`, else nibabel's base affine
- * (pixdim scaling, x flipped, centred on the volume). Voxels are decoded in the file's
- * byte order and scaled by `scl_slope`/`scl_inter` when the slope is finite and
- * non-zero. Bad input throws a `SyntaxError`/`RangeError` that names the reason.
+ * The voxel-to-world affine is the one MONAI's loader (nibabel, then MONAI's header
+ * check) gives: the sform when its code is 1-5, else the qform when its code is, else
+ * nibabel's base affine (pixdim scaling, x flipped, centred on the volume); and the qform
+ * instead of an sform whose voxel sizes disagree with pixdim (a sheared sform: a gantry
+ * tilt), with a warning. Voxels are decoded in the file's byte order and scaled by
+ * `scl_slope`/`scl_inter` when the slope is finite and non-zero. Bad input throws a
+ * `SyntaxError`/`RangeError`/`TypeError` that names the reason.
  *
  * NIfTI stores the first axis fastest, which is C order over the reversed axes; the
  * returned volume is that view, shape `[k, j, i]` with the affine's columns reversed to
@@ -74,7 +98,12 @@ export function readNifti(bytes: Uint8Array): LoadedImage {
   }
   const dtype = DTYPES[header.datatypeCode];
   if (!dtype) {
-    throw new TypeError(`Unsupported NIfTI datatype code ${header.datatypeCode}`);
+    const code = header.datatypeCode;
+    throw new TypeError(
+      `Unsupported NIfTI datatype ${REFUSED_DTYPES[code] ?? `${code} (not a NIfTI type code)`}` +
+        `; a CT volume has scalar voxels (uint8 to uint64, int8 to int64, float32, ` +
+        `float64, float128)`,
+    );
   }
   const shape = spatialShape(header.dims);
   const n = voxelCount(shape);
@@ -98,21 +127,24 @@ export function readNifti(bytes: Uint8Array): LoadedImage {
     const bad = countNonFinite(data);
     if (bad > 0) throw new RangeError(`Image holds ${bad} NaN or infinite voxels`);
   }
-  const affine = bestAffine(header, head.buffer, shape);
+  const { affine, warning } = loaderAffine(header, head.buffer, shape, isV2);
   // C order over [z, y, x]: reverse the shape and the affine's first three columns.
   const reversed: Mat4 = affine.map((r) => [r[2], r[1], r[0], r[3]]);
-  const warnings = trailing
-    ? [
-      `trailing data after the ${offset + need} bytes the header declares ` +
-      `(${gzip ? "not inflated" : `${bytes.length - offset - need} bytes`}; ignored)`,
-    ]
-    : undefined;
+  const warnings = [
+    ...(warning ? [warning] : []),
+    ...(trailing
+      ? [
+        `trailing data after the ${offset + need} bytes the header declares ` +
+        `(${gzip ? "not inflated" : `${bytes.length - offset - need} bytes`}; ignored)`,
+      ]
+      : []),
+  ];
   return {
     volume: { data, shape: [shape[2], shape[1], shape[0]], affine: reversed },
     format: "nifti",
     sourceDtype: dtype.name,
     sourceGeometry: { shape, affine },
-    ...(warnings ? { warnings } : {}),
+    ...(warnings.length ? { warnings } : {}),
   };
 }
 
@@ -171,6 +203,7 @@ function spatialShape(dims: number[]): Shape3 {
 interface HeaderFields {
   sform_code: number;
   qform_code: number;
+  dims: number[];
   pixDims: number[];
   quatern_b: number;
   quatern_c: number;
@@ -181,11 +214,31 @@ interface HeaderFields {
   littleEndian: boolean;
 }
 
-/** nibabel's `get_best_affine`, reading the srow fields from the raw header bytes. */
-function bestAffine(h: HeaderFields, buffer: ArrayBuffer, shape: Shape3): Mat4 {
+/** nibabel sets a transform code outside 0-5 to 0 (unknown) when it loads a header. */
+function xformCode(code: number): number {
+  return Number.isInteger(code) && code >= 0 && code <= 5 ? code : 0;
+}
+
+/**
+ * The affine MONAI's `NibabelReader` loads: nibabel's `get_best_affine` (the sform when
+ * its code is set, else the qform when its code is set, else the base affine: pixdim
+ * scaling, x flipped, centred), then MONAI's `correct_nifti_header_if_necessary`: for a
+ * 3-D header whose chosen sform has column norms that disagree with pixdim[1:4]
+ * (`np.allclose`), the sform is replaced by the qform, rounded to float32 as the header
+ * field stores it (computed whatever the qform code). That is what happens to a sheared
+ * sform (a gantry tilt converted to NIfTI with its qform unsheared): the qform is used,
+ * and the returned warning says so.
+ */
+function loaderAffine(
+  h: HeaderFields,
+  buffer: ArrayBuffer,
+  shape: Shape3,
+  isV2: boolean,
+): { affine: Mat4; warning?: string } {
+  const sformCode = xformCode(h.sform_code), qformCode = xformCode(h.qform_code);
   let affine: Mat4;
-  if (h.sform_code > 0) {
-    const isV2 = h instanceof nifti.NIFTI2;
+  let warning: string | undefined;
+  if (sformCode !== 0) {
     const view = new DataView(buffer);
     affine = [0, 1, 2].map((r) =>
       [0, 1, 2, 3].map((c) =>
@@ -195,8 +248,29 @@ function bestAffine(h: HeaderFields, buffer: ArrayBuffer, shape: Shape3): Mat4 {
       )
     );
     affine.push([0, 0, 0, 1]);
-  } else if (h.qform_code > 0) {
-    affine = qformAffine(h);
+    const pix = [h.pixDims[1], h.pixDims[2], h.pixDims[3]];
+    const norms = [0, 1, 2].map((c) => Math.hypot(affine[0][c], affine[1][c], affine[2][c]));
+    const agree = pix.every((p, a) => Math.abs(p - norms[a]) <= 1e-8 + 1e-5 * Math.abs(norms[a]));
+    if (h.dims[0] === 3 && !agree) {
+      checkAffine(affine, "NIfTI sform");
+      const why = `the sform's voxel sizes (${norms.map(fmt).join(", ")} mm) disagree with ` +
+        `pixdim (${pix.map(fmt).join(", ")})`;
+      let q: Mat4;
+      try {
+        q = qformAffine(h, isV2);
+      } catch (e) {
+        throw new RangeError(
+          `${why}, so MONAI's loader replaces the sform by the qform, and that cannot be ` +
+            `built: ${(e as Error).message}`,
+        );
+      }
+      const shear = shearDegrees(affine);
+      affine = isV2 ? q : q.map((r) => r.map(Math.fround));
+      warning = `${why}: the qform is used instead, as MONAI's loader does` +
+        (shear > 0.01 ? ` (the sform is sheared by ${fmt(shear)} degrees: a gantry tilt?)` : "");
+    }
+  } else if (qformCode !== 0) {
+    affine = qformAffine(h, isV2);
   } else {
     const zooms = positiveZooms(h.pixDims);
     affine = [
@@ -207,7 +281,21 @@ function bestAffine(h: HeaderFields, buffer: ArrayBuffer, shape: Shape3): Mat4 {
     ];
   }
   checkAffine(affine, "NIfTI header");
-  return affine;
+  return warning ? { affine, warning } : { affine };
+}
+
+const fmt = (x: number) => Number(x.toPrecision(6)).toString();
+
+/** The largest angle by which an affine's columns depart from orthogonal, in degrees. */
+function shearDegrees(m: Mat4): number {
+  const col = (c: number) => [m[0][c], m[1][c], m[2][c]];
+  let worst = 0;
+  for (const [i, j] of [[0, 1], [0, 2], [1, 2]]) {
+    const a = col(i), b = col(j);
+    const cos = (a[0] * b[0] + a[1] * b[1] + a[2] * b[2]) / (Math.hypot(...a) * Math.hypot(...b));
+    worst = Math.max(worst, Math.asin(Math.min(1, Math.abs(cos))) * 180 / Math.PI);
+  }
+  return worst;
 }
 
 function positiveZooms(pixDims: number[]): [number, number, number] {
@@ -218,20 +306,44 @@ function positiveZooms(pixDims: number[]): [number, number, number] {
   return z;
 }
 
-function qformAffine(h: HeaderFields): Mat4 {
-  const [b, c, d] = [h.quatern_b, h.quatern_c, h.quatern_d];
-  let w2 = 1 - (b * b + c * c + d * d);
-  if (w2 < 0 && w2 > -1e-6) w2 = 0;
-  if (w2 < 0) throw new RangeError("Invalid qform quaternion");
-  const a = Math.sqrt(w2);
+/**
+ * nibabel's `get_qform`: the rotation of the unit quaternion (b, c, d) with
+ * `a = sqrt(1 - b² - c² - d²)` (0 when that is negative by less than 3 float32 epsilons,
+ * 3 float64 ones for NIfTI-2; an error beyond), times pixdim[1:4], the last negated when
+ * qfac (pixdim[0]) is -1 (any value other than 1 or -1 counts as 1), plus the offsets.
+ */
+function qformAffine(h: HeaderFields, isV2: boolean): Mat4 {
+  const [x, y, z] = [h.quatern_b, h.quatern_c, h.quatern_d];
+  const w2 = 1 - (x * x + y * y + z * z);
+  const threshold = -3 * (isV2 ? 2 ** -52 : 2 ** -23);
+  if (w2 < threshold) {
+    throw new RangeError(
+      `Invalid qform quaternion (b, c, d) = (${x}, ${y}, ${z}): b² + c² + d² exceeds 1`,
+    );
+  }
+  const w = w2 < 0 ? 0 : Math.sqrt(w2);
+  // quat2mat, normalising by the quaternion's squared norm.
+  const nq = w * w + x * x + y * y + z * z;
+  const s = 2 / nq;
+  const [X, Y, Z] = [x * s, y * s, z * s];
+  const [wX, wY, wZ, xX, xY, xZ, yY, yZ, zZ] = [
+    w * X,
+    w * Y,
+    w * Z,
+    x * X,
+    x * Y,
+    x * Z,
+    y * Y,
+    y * Z,
+    z * Z,
+  ];
   const r = [
-    [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
-    [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
-    [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - b * b - c * c],
+    [1 - (yY + zZ), xY - wZ, xZ + wY],
+    [xY + wZ, 1 - (xX + zZ), yZ - wX],
+    [xZ - wY, yZ + wX, 1 - (xX + yY)],
   ];
   const zooms = positiveZooms(h.pixDims);
-  const qfac = h.pixDims[0] < 0 ? -1 : 1;
-  zooms[2] *= qfac;
+  if (h.pixDims[0] === -1) zooms[2] = -zooms[2];
   const offs = [h.qoffset_x, h.qoffset_y, h.qoffset_z];
   const m = r.map((row, i) => [...row.map((v, j) => v * zooms[j]), offs[i]]);
   m.push([0, 0, 0, 1]);

@@ -3,6 +3,7 @@
 import type { Recipe } from "../recipes/recipe.ts";
 import { type Grid, opOf } from "../recipes/ops.ts";
 import type { Volume, VoxelArray } from "../volume.ts";
+import { SOURCE_FILE_ORDER } from "../transforms/orient.ts";
 import { formatSize } from "../formats/_checks.ts";
 
 /**
@@ -17,7 +18,7 @@ export function checkRecipeSize(
 ): void {
   let grid: Grid = { shape: volume.shape, affine: volume.affine };
   for (const step of recipe.steps) {
-    grid = opOf(step).grid(grid, step);
+    grid = opOf(step).grid(grid, step, { pick: SOURCE_FILE_ORDER });
     const shape = grid.shape;
     const voxels = shape[0] * shape[1] * shape[2];
     if (!shape.every((n) => Number.isSafeInteger(n) && n >= 1) || !(voxels <= maxVoxels)) {

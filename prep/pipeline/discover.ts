@@ -117,9 +117,21 @@ export async function discoverInputs(
 ): Promise<Discovery> {
   const cases: SourceCase[] = [];
   const skipped: SkippedFile[] = [];
-  for (const input of inputs) {
+  // Files given one by one are looked at together per folder, so that the slices of a
+  // DICOM series named file by file (`prep series/*.dcm`) form one series.
+  const stats = await Promise.all(
+    inputs.map((input) => Deno.stat(resolve(input)).catch(() => undefined)),
+  );
+  const isFileInput = (abs: string, info?: Deno.FileInfo) =>
+    !info?.isDirectory && !(abs.toLowerCase().endsWith(".json") && info?.isFile);
+  const filesByFolder = Map.groupBy(
+    inputs.map((input, i) => ({ abs: resolve(input), info: stats[i] }))
+      .filter((x) => isFileInput(x.abs, x.info)),
+    (x) => dirname(x.abs),
+  );
+  for (const [index, input] of inputs.entries()) {
     const abs = resolve(input);
-    const info = await Deno.stat(abs).catch(() => undefined);
+    const info = stats[index];
     if (abs.toLowerCase().endsWith(".json") && info?.isFile) {
       const listed = await readDatalist(abs, options.baseDir);
       const found = await findImages(listed.base, {
@@ -131,8 +143,11 @@ export async function discoverInputs(
       continue;
     }
     if (!info?.isDirectory) {
+      const group = filesByFolder.get(dirname(abs));
+      if (!group) continue; // done with the first file of its folder
+      filesByFolder.delete(dirname(abs));
       const found = await findImages(dirname(abs), {
-        files: [abs],
+        files: group.map((x) => x.abs),
         onProgress: options.onProgress,
       });
       cases.push(...found.cases);
@@ -158,9 +173,10 @@ function failed(path: string, base: string, error: string): SourceCase {
 }
 
 /**
- * A `.mhd` header claims its data file only when that is not an image in its own right:
- * a header whose `ElementDataFile` names itself, another case's file or any file with an
- * image suffix fails, and the other image stays a case of its own.
+ * A MetaImage header (`.mhd`, or a `.mha` that names a data file) claims its data file
+ * only when that is not an image in its own right: a header whose `ElementDataFile`
+ * names itself, another case's file or any file with an image suffix fails, and the
+ * other image stays a case of its own.
  */
 function claimDataFiles(cases: SourceCase[]): void {
   const inputs = new Map<string, SourceCase>();
@@ -179,8 +195,8 @@ function claimDataFiles(cases: SourceCase[]): void {
       ? `${data}, an image file (${formatOf(data)})`
       : undefined;
     if (what) {
-      c.error = `ElementDataFile names ${what}; a .mhd header's data file must be raw voxels ` +
-        `(.raw, .zraw)`;
+      c.error = `ElementDataFile names ${what}; a MetaImage header's data file must be raw ` +
+        `voxels (.raw, .zraw)`;
       c.files = [c.files[0]];
     }
   }
@@ -201,8 +217,8 @@ const PROGRESS_EVERY = 512;
 
 /**
  * Finds the images under `root` (a folder, scanned recursively without hidden entries,
- * or a single file): NIfTI (`.nii`, `.nii.gz`), MetaImage (`.mha`, `.mhd` with its data
- * file) and DICOM (`.dcm`, or any other file with the `DICM` magic), the DICOM files
+ * or a single file): NIfTI (`.nii`, `.nii.gz`), MetaImage (`.mha`, `.mhd`, with the data
+ * file the header names) and DICOM (`.dcm`, or any other file with the `DICM` magic), the DICOM files
  * grouped into one case per CT series (other modalities, files without pixels and
  * localizers are skipped with the reason). Symbolic links are followed (a link back into
  * a folder already scanned is skipped as a loop); FIFOs, devices, sockets and broken
@@ -273,14 +289,14 @@ export async function findImages(
     if (format === "dicom") dicom.push(f);
     else if (format === "nifti") cases.push(single(f, base, "nifti"));
     else if (format === "metaimage") {
+      // A .mhd names its data file; so may a .mha (ElementDataFile other than LOCAL),
+      // as ITK writes it: either is read with that file.
       const c = single(f, base, "metaimage");
-      if (f.toLowerCase().endsWith(".mhd")) {
-        try {
-          const data = await mhdDataFile(f);
-          if (data) c.files.push(data);
-        } catch {
-          // A broken header is a failed case, not a skip: the reader names the reason.
-        }
+      try {
+        const data = await metaImageDataPath(f);
+        if (data) c.files.push(data);
+      } catch {
+        // A broken header is a failed case, not a skip: the reader names the reason.
       }
       cases.push(c);
     } else if (explicit.has(f)) {
@@ -295,10 +311,16 @@ export async function findImages(
   report(progress);
   if (dicom.length > 0) {
     const claimed = new Set(cases.flatMap((c) => c.files.slice(1)));
-    const found = await dicomCases(dicom, unknown.filter((f) => !claimed.has(f)), base, (n) => {
-      progress.headers = n;
-      report(progress);
-    });
+    const found = await dicomCases(
+      dicom,
+      unknown.filter((f) => !claimed.has(f)),
+      base,
+      explicit,
+      (n) => {
+        progress.headers = n;
+        report(progress);
+      },
+    );
     cases.push(...found.cases);
     skipped.push(...found.skipped);
   }
@@ -373,7 +395,8 @@ async function sniff(path: string): Promise<string | undefined> {
   }
 }
 
-async function mhdDataFile(path: string): Promise<string | undefined> {
+/** The data file a MetaImage header names (absolute), or `undefined` for LOCAL data. */
+async function metaImageDataPath(path: string): Promise<string | undefined> {
   const header = parseMetaImageHeader(await readHead(path, 64 * 1024));
   const name = metaImageDataFile(header);
   return name === undefined ? undefined : resolve(dirname(path), name);
@@ -427,10 +450,17 @@ async function readHeaders(
   return { infos, unreadable };
 }
 
+/**
+ * The DICOM cases of `files`: one per CT series (named for its folder, or for its file
+ * when it is one file named on its own), the rest skipped with the reason. A file named
+ * on its own (`explicit`) that is no CT slice becomes a failed case that says what it is;
+ * a series of one single-frame slice fails at once, naming the file.
+ */
 async function dicomCases(
   files: string[],
   unknown: string[],
   base: string,
+  explicit: ReadonlySet<string>,
   onHeaders: (read: number) => void,
 ): Promise<Discovery> {
   const skipped: SkippedFile[] = [];
@@ -453,14 +483,22 @@ async function dicomCases(
     unreadable.push(...more.unreadable);
     grouped = groupDicomSeries(infos);
   }
-  skipped.push(...grouped.skipped);
+  const cases: (SourceCase & { uid?: string; frames?: number })[] = [];
+  for (const s of grouped.skipped) {
+    if (!explicit.has(s.path)) skipped.push(s);
+    else cases.push(failed(s.path, base, `a DICOM file, but not a CT image slice: ${s.reason}`));
+  }
   const folders = new Map<string, number>();
   for (const s of grouped.series) {
     const dir = dirname(s.files[0]);
     folders.set(dir, (folders.get(dir) ?? 0) + 1);
   }
-  const cases: (SourceCase & { uid?: string })[] = grouped.series.map((s) => {
+  cases.push(...grouped.series.map((s) => {
     const dir = dirname(s.files[0]);
+    if (s.files.length === 1 && explicit.has(s.files[0])) {
+      // One file named on its own: the case is that file, not its folder.
+      return { ...single(s.files[0], base, "dicom"), uid: s.uid, frames: s.frames };
+    }
     const rel = relative(base, dir) || basename(dir);
     const shared = folders.get(dir)! > 1;
     return {
@@ -470,8 +508,9 @@ async function dicomCases(
       source: shared ? `${rel}#${s.uid}` : rel,
       name: shared ? `${basename(dir)}_series${s.number ?? s.uid.slice(-6)}` : basename(dir),
       uid: s.uid,
+      frames: s.frames,
     };
-  });
+  }));
   // A broken file that names a CT series' UID is one of its slices: it fails that series.
   for (const b of grouped.broken) {
     const series = b.uid ? cases.find((c) => c.uid === b.uid) : undefined;
@@ -498,7 +537,16 @@ async function dicomCases(
       name,
     });
   }
-  return { cases: cases.map(({ uid: _, ...c }) => c), skipped };
+  // A lone single-frame slice is no volume: say so now, naming the file, rather than
+  // after reading it (a series with other files that fail keeps their reasons).
+  for (const c of cases) {
+    if (c.frames !== 1 || c.files.length !== 1 || c.error) continue;
+    c.error = c.path === c.files[0]
+      ? "a single CT slice, and a volume needs at least 2: give the folder of its series " +
+        "(or all its files)"
+      : `only 1 CT slice in this series (${basename(c.files[0])}); a volume needs at least 2`;
+  }
+  return { cases: cases.map(({ uid: _, frames: __, ...c }) => c), skipped };
 }
 
 async function readDatalist(

@@ -3,7 +3,7 @@
 // fails up front). Adding an op is one member of `RecipeStep` and one entry of `OPS`: the
 // table's type has a key for every op, so a missing entry (or field) does not compile.
 import type { Mat4, Shape3, Volume, VoxelArray } from "../volume.ts";
-import { orientToRas, rasGeometry } from "../transforms/orient.ts";
+import { orientToRas, type PickOrder, rasGeometry } from "../transforms/orient.ts";
 import { resampleToSpacing, spacingGrid } from "../transforms/resample.ts";
 import { scaleIntensityRange } from "../transforms/window.ts";
 import { type Box, cropToBox, foregroundBox } from "../transforms/crop.ts";
@@ -40,6 +40,15 @@ export interface Grid {
   affine: Mat4;
 }
 
+/** How a run applies its steps. */
+export interface StepContext {
+  /**
+   * The order in which the orient step picks axes (nibabel's, on the source file's axes:
+   * `SOURCE_FILE_ORDER` for a reader's volume); array order when absent.
+   */
+  pick?: PickOrder;
+}
+
 /** An invalid recipe field; the message names it and its value. */
 export class RecipeError extends BadInputError {}
 
@@ -50,9 +59,14 @@ export interface OpSpec<S extends RecipeStep> {
   /** The step from its JSON object (`at(key)` names a field in messages). */
   parse(s: Record<string, unknown>, at: (key: string) => string): S;
   /** Runs the step; records what it decided in `record`. */
-  apply(v: Volume<VoxelArray>, step: S, record: StepRecord): Volume<VoxelArray>;
+  apply(
+    v: Volume<VoxelArray>,
+    step: S,
+    record: StepRecord,
+    context?: StepContext,
+  ): Volume<VoxelArray>;
   /** The grid after the step (for a crop: the grid before, an upper bound). */
-  grid(g: Grid, step: S): Grid;
+  grid(g: Grid, step: S, context?: StepContext): Grid;
 }
 
 type Ops = { [K in RecipeStep["op"]]: OpSpec<Extract<RecipeStep, { op: K }>> };
@@ -77,8 +91,8 @@ export const OPS: Ops = {
       if ((s.axcodes ?? "RAS") !== "RAS") throw new RecipeError(`${at("axcodes")} must be "RAS"`);
       return { op: "orient", axcodes: "RAS" };
     },
-    apply: (v) => orientToRas(v),
-    grid: (g) => rasGeometry(g.shape, g.affine),
+    apply: (v, _step, _record, context) => orientToRas(v, context?.pick),
+    grid: (g, _step, context) => rasGeometry(g.shape, g.affine, context?.pick),
   },
   spacing: {
     keys: ["spacingMm"],

@@ -1,7 +1,12 @@
 // Built-in preprocessing recipes (MONAI's VoCo pipelines) and applying one to a volume.
 import type { Volume, VoxelArray } from "../volume.ts";
-import { rasGeometry } from "../transforms/orient.ts";
-import { resampleToGrid, spacingGrid } from "../transforms/resample.ts";
+import { orientToRas, rasGeometry, SOURCE_FILE_ORDER } from "../transforms/orient.ts";
+import {
+  isSameGrid,
+  resampleToGrid,
+  resampleToSpacing,
+  spacingGrid,
+} from "../transforms/resample.ts";
 import type { Box } from "../transforms/crop.ts";
 import { opOf, type RecipeStep, type StepRecord, type Triple } from "./ops.ts";
 
@@ -147,12 +152,30 @@ export interface RecipeResult {
   valueRange?: [number, number];
 }
 
+/** Options of {@linkcode applyRecipe}. */
+export interface ApplyRecipeOptions {
+  /**
+   * The volume's axes are its source file's in reverse order, as every reader here
+   * returns them (a C-order view of a file stored first axis fastest). The orient step
+   * then decides as MONAI's `Orientation` does on the file's own axes; `false`: on the
+   * volume's axes as they are. It matters only near a tie (a volume turned about 45
+   * degrees).
+   * @default {true}
+   */
+  axesReversed?: boolean;
+}
+
 /**
  * Runs a recipe on a volume in Hounsfield units, step by step as `OPS` defines them.
  * Throws a `BadInputError` when a crop step finds no foreground (nothing would be left
  * to train on).
  */
-export function applyRecipe(input: Volume<VoxelArray>, recipe: Recipe): RecipeResult {
+export function applyRecipe(
+  input: Volume<VoxelArray>,
+  recipe: Recipe,
+  options: ApplyRecipeOptions = {},
+): RecipeResult {
+  const pick = options.axesReversed ?? true ? SOURCE_FILE_ORDER : undefined;
   let v: Volume<VoxelArray> = input;
   const record: StepRecord = {};
   const steps = recipe.steps;
@@ -163,12 +186,15 @@ export function applyRecipe(input: Volume<VoxelArray>, recipe: Recipe): RecipeRe
       // Reorient + resample in one pass: the output grid is computed from the RAS
       // geometry, and the samples are read straight from the stored axes (the same
       // values, since reorienting only permutes and flips).
-      const ras = rasGeometry(v.shape, v.affine);
-      v = resampleToGrid(v, spacingGrid(ras.shape, ras.affine, next.spacingMm));
+      const ras = rasGeometry(v.shape, v.affine, pick);
+      const grid = spacingGrid(ras.shape, ras.affine, next.spacingMm);
+      v = isSameGrid(ras.shape, ras.affine, grid)
+        ? resampleToSpacing(orientToRas(v, pick), next)
+        : resampleToGrid(v, grid);
       s++;
       continue;
     }
-    v = opOf(step).apply(v, step, record);
+    v = opOf(step).apply(v, step, record, { pick });
   }
   const data = v.data instanceof Float32Array ? v.data : Float32Array.from(v.data);
   return { volume: { data, shape: v.shape, affine: v.affine }, ...record };

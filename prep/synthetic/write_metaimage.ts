@@ -10,7 +10,17 @@ export interface WriteMetaImageOptions {
    * Voxel type on disk.
    * @default {"int16"}
    */
-  dtype?: "uint8" | "int16" | "uint16" | "int32" | "float32" | "float64";
+  dtype?:
+    | "uint8"
+    | "int8"
+    | "int16"
+    | "uint16"
+    | "int32"
+    | "uint32"
+    | "int64"
+    | "uint64"
+    | "float32"
+    | "float64";
   /**
    * Name of the separate data file (`.mhd` + `.raw`/`.zraw`); omitted: one `.mha` file
    * (`ElementDataFile = LOCAL`).
@@ -36,9 +46,13 @@ export interface WriteMetaImageOptions {
 
 const TYPES = {
   uint8: ["MET_UCHAR", Uint8Array],
+  int8: ["MET_CHAR", Int8Array],
   int16: ["MET_SHORT", Int16Array],
   uint16: ["MET_USHORT", Uint16Array],
   int32: ["MET_INT", Int32Array],
+  uint32: ["MET_UINT", Uint32Array],
+  int64: ["MET_LONG_LONG", BigInt64Array],
+  uint64: ["MET_ULONG_LONG", BigUint64Array],
   float32: ["MET_FLOAT", Float32Array],
   float64: ["MET_DOUBLE", Float64Array],
 } as const;
@@ -57,7 +71,12 @@ export function writeMetaImage(
   const n = volume.data.length;
   const voxels = new Ctor(n);
   const round = !dtype.startsWith("float");
-  copyToFileOrder(volume.data, volume.shape, voxels, round ? Math.round : (v) => v);
+  const map = round ? Math.round : (v: number) => v;
+  if (voxels instanceof BigInt64Array || voxels instanceof BigUint64Array) {
+    const values = new Float64Array(n);
+    copyToFileOrder(volume.data, volume.shape, values, map);
+    for (let i = 0; i < n; i++) voxels[i] = BigInt(values[i]);
+  } else copyToFileOrder(volume.data, volume.shape, voxels, map);
   let raw = new Uint8Array(voxels.buffer);
   if (options.msb && Ctor.BYTES_PER_ELEMENT > 1) {
     for (let i = 0; i < raw.length; i += Ctor.BYTES_PER_ELEMENT) {

@@ -1,6 +1,7 @@
 // Resampling to a voxel spacing (MONAI `Spacing`, trilinear, border padding).
 import type { Mat4, Shape3, Volume, VoxelArray } from "../volume.ts";
-import { applyPoint, columnNorms, copy4, invert4, matmul4, roundHalfEven } from "./_affine.ts";
+import { invert4, matmul4 } from "./_affine.ts";
+import { gridUnchanged, shapeOffset, targetSpacing, zoomAffine } from "./_spacing_rule.ts";
 import { axisTable, sampleAffine, sampleSeparable } from "./_trilinear.ts";
 
 /** Options of {@linkcode resampleToSpacing}. */
@@ -18,51 +19,67 @@ export interface OutputGrid {
 }
 
 /**
- * The output grid of MONAI's `Spacing` (`compute_shape_offset` without extent scaling):
- * the affine's columns are rescaled to the target spacing, the 8 corner voxel centres of
- * the input are mapped into that grid, the shape is `round(extent + 1)` per axis and the
- * origin is put at the corner with the smallest coordinates.
+ * The output grid of MONAI's `Spacing(pixdim, diagonal=False)` (MONAI 1.3.2):
+ *
+ * 1. the target spacing, except that an axis within 1e-3 mm of it keeps its own;
+ * 2. the directions: the input affine's columns made orthonormal in order (its QR
+ *    rotation, `zoom_affine`), so a rotation is kept and a shear (gantry tilt) dropped,
+ *    then scaled to the spacing;
+ * 3. shape and origin (`compute_shape_offset`): the 8 corner voxel centres of the input
+ *    mapped into the new grid, `round(extent + 1)` voxels per axis (half to even), and
+ *    voxel 0 at the corner that is smallest along all three axes, or, when none is (the
+ *    grids rotated against each other, or float32 rounding in a rotated header), the
+ *    output centred on the input with whole voxel counts (`n / 2`, not `(n - 1) / 2`).
  *
  * ```
  * input centres  |  x     x     x     x  |      (n_in = 4, 3 mm)
  * output centres |  o  o  o  o  o  o  o  |      (n_out = round(3 * 3 / 1.5) + 1 = 7)
  * ```
+ *
+ * The rules are in `_spacing_rule.ts`, one function per MONAI function.
  */
 export function spacingGrid(shape: Shape3, affine: Mat4, spacingMm: readonly number[]): OutputGrid {
-  const norms = columnNorms(affine);
-  const out = copy4(affine);
-  for (let c = 0; c < 3; c++) {
-    for (let r = 0; r < 3; r++) out[r][c] = (affine[r][c] / norms[c]) * spacingMm[c];
-  }
-  const toOut = matmul4(invert4(out), affine);
-  const lo = [Infinity, Infinity, Infinity];
-  const hi = [-Infinity, -Infinity, -Infinity];
-  for (let k = 0; k < 8; k++) {
-    const corner = [0, 1, 2].map((a) => ((k >> a) & 1) ? shape[a] - 1 : 0);
-    const p = applyPoint(toOut, corner);
-    for (let a = 0; a < 3; a++) {
-      lo[a] = Math.min(lo[a], p[a]);
-      hi[a] = Math.max(hi[a], p[a]);
-    }
-  }
-  const outShape = [0, 1, 2].map((a) => Math.max(1, roundHalfEven(hi[a] - lo[a] + 1))) as Shape3;
-  const origin = applyPoint(out, lo);
-  for (let r = 0; r < 3; r++) out[r][3] = origin[r];
+  const out = zoomAffine(affine, targetSpacing(affine, spacingMm));
+  const { shape: outShape, offset } = shapeOffset(shape, affine, out);
+  for (let r = 0; r < 3; r++) out[r][3] = offset[r];
   return { shape: outShape, affine: out };
+}
+
+/**
+ * Whether resampling a volume of `shape` and `affine` onto `grid` leaves it as it is:
+ * MONAI's `Spacing` then returns its input unchanged (float32, the input's affine).
+ */
+export function isSameGrid(shape: Shape3, affine: Mat4, grid: OutputGrid): boolean {
+  return gridUnchanged(shape, affine, grid);
 }
 
 /**
  * Resamples a volume to a new voxel spacing (MONAI's `Spacing`, `mode="bilinear"`,
  * `padding_mode="border"`, `align_corners=False`): trilinear interpolation at the
  * exact input position of each output voxel centre, coordinates clamped to the image.
+ * The grid is {@linkcode spacingGrid}'s; when it is the input's own (see
+ * {@linkcode isSameGrid}), the volume is returned as float32 with its own affine.
  */
 export function resampleToSpacing(
   volume: Volume<VoxelArray>,
   options: ResampleOptions,
 ): Volume<Float32Array> {
   const grid = spacingGrid(volume.shape, volume.affine, options.spacingMm);
+  if (isSameGrid(volume.shape, volume.affine, grid)) {
+    const data = volume.data instanceof Float32Array ? volume.data : Float32Array.from(volume.data);
+    return { data, shape: volume.shape, affine: volume.affine };
+  }
   return resampleToGrid(volume, grid);
 }
+
+/**
+ * How far (in input voxels, across the whole output grid) one off-axis term of the
+ * voxel mapping may move a sample when it is dropped to sample separably. Three such
+ * terms move a sample by at most 1e-6 voxel: 0.004 HU at a 4000 HU step between
+ * neighbours. Rounding noise of DICOM cosines (1e-10) passes; a rotation, even one
+ * a float32 header leaves a hair from axis-aligned (1e-6 voxel and more), does not.
+ */
+const SEPARABLE_TOL = 3e-7;
 
 /** Trilinear resampling of `volume` onto an arbitrary output grid, border padding. */
 export function resampleToGrid(volume: Volume<VoxelArray>, grid: OutputGrid): Volume<Float32Array> {
@@ -70,7 +87,8 @@ export function resampleToGrid(volume: Volume<VoxelArray>, grid: OutputGrid): Vo
   // Output axis a reads input axis axes[a] when the mapping is a scaled permutation
   // (axis-aligned images in any storage order): then the sampling is separable.
   const axes = [0, 1, 2].map((a) => {
-    const rows = [0, 1, 2].filter((r) => Math.abs(m[r][a]) > 1e-9);
+    const reach = Math.max(1, grid.shape[a] - 1);
+    const rows = [0, 1, 2].filter((r) => Math.abs(m[r][a]) * reach > SEPARABLE_TOL);
     return rows.length === 1 ? rows[0] : -1;
   });
   const separable = axes.every((r) => r >= 0) && new Set(axes).size === 3;

@@ -19,6 +19,12 @@ export interface DicomSliceInfo {
   imageType: string[];
   /** Series instance UID (0020,000E). */
   seriesUid: string;
+  /** Study instance UID (0020,000D). */
+  studyUid: string;
+  /** Frame of reference UID (0020,0052). */
+  frameOfReferenceUid: string;
+  /** Photometric interpretation (0028,0004), e.g. `MONOCHROME2`. */
+  photometric: string;
   /** Series number (0020,0011), when present. */
   seriesNumber?: number;
   /** Series description (0008,103E). */
@@ -147,6 +153,9 @@ export function sliceInfo(ds: DicomDataSet): DicomSliceInfo {
     modality: (ds.string("x00080060") ?? "").toUpperCase(),
     imageType: (ds.string("x00080008") ?? "").split("\\").map((s) => s.trim().toUpperCase()),
     seriesUid: ds.string("x0020000e") ?? "",
+    studyUid: ds.string("x0020000d") ?? "",
+    frameOfReferenceUid: ds.string("x00200052") ?? "",
+    photometric: (ds.string("x00280004") ?? "").trim().toUpperCase(),
     seriesNumber: optionalInt(ds, "x00200011"),
     seriesDescription: ds.string("x0008103e") ?? "",
     instanceNumber: optionalInt(ds, "x00200013"),

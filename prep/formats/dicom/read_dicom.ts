@@ -10,7 +10,13 @@ import {
   type PixelArray,
 } from "./dicom_codecs.ts";
 import { decodeBudgetMs, FrameDecoderPool } from "./frame_pool.ts";
-import { brokenReason, pixelHeaderProblem, skipReason, sortSlices } from "./dicom_series.ts";
+import {
+  brokenReason,
+  LOCALIZER,
+  pixelHeaderProblem,
+  skipReason,
+  sortSlices,
+} from "./dicom_series.ts";
 import type { LoadedImage } from "../read_nifti.ts";
 import type { Mat4, Shape3 } from "../../volume.ts";
 import { checkDeclaredSize, describeError } from "../_checks.ts";
@@ -56,7 +62,8 @@ export const DECODE_POOL_LIMITS = { minPixels: 1 << 23 };
 /**
  * Reads one DICOM CT series (the bytes of its files, any order) into a volume in
  * Hounsfield units: slices sorted along the normal, the affine from the positions and
- * orientation (LPS converted to RAS), each slice's RescaleSlope/Intercept applied.
+ * orientation (LPS converted to RAS; sheared for a gantry-tilted series, with a warning,
+ * as MONAI's `PydicomReader` builds it), each slice's RescaleSlope/Intercept applied.
  * Localizer images mixed into the series are skipped. The volume is C order over
  * [slice, row, column]; it is int16 when every slice rescales to integers that fit,
  * float32 otherwise. Rejections throw with the file and the reason.
@@ -77,8 +84,13 @@ export async function readDicomSeries(
     }
     const file = { path: paths[i], info, hasPixels: Boolean(ds.elements.x7fe00010) };
     const reason = brokenReason(file) ?? skipReason(file);
-    if (reason === "localizer (scout) image") continue;
-    if (reason) throw new RangeError(`${paths[i]}: ${reason}`);
+    if (reason === LOCALIZER) continue;
+    if (reason) {
+      // Discovery put it with this series (its series UID, or its study and geometry
+      // with a damaged Modality): a slice that cannot be used fails the series.
+      const among = files.length > 1 && !brokenReason(file) ? ", among this series' slices" : "";
+      throw new RangeError(`${paths[i]}: ${reason}${among}`);
+    }
     const problem = pixelHeaderProblem(info);
     if (problem) throw new RangeError(`${paths[i]}: ${problem}`);
     if (info.frames <= 1) {
@@ -173,11 +185,22 @@ export async function readDicomSeries(
   const a = geometry.affine;
   // Reported as ITK/nibabel would: axes (column, row, slice), the affine's columns reversed.
   const fileAffine: Mat4 = a.map((r) => [r[2], r[1], r[0], r[3]]);
+  const tilt = geometry.tiltDegrees;
   return {
     volume: { data: out, shape, affine: a },
     format: "dicom",
     sourceDtype,
     sourceGeometry: { shape: [columns, rows, n], affine: fileAffine },
+    ...(tilt > 0
+      ? {
+        warnings: [
+          `gantry tilt of ${Number(tilt.toFixed(2))} degrees (the slice positions do not run ` +
+          `along the slice normal): the affine is sheared, as MONAI's PydicomReader builds ` +
+          `it; a spacing step resamples the volume onto a grid without the shear, as ` +
+          `MONAI's Spacing does, and a recipe without one keeps the sheared affine`,
+        ],
+      }
+      : {}),
   };
 }
 

@@ -35,6 +35,9 @@ const VARIANTS: [string, WriteMetaImageOptions][] = [
   ["skip.mhd", { dataFile: "skip.raw", headerSize: 100 }],
   ["float.mha", { dtype: "float32" }],
   ["ushort.mhd", { dataFile: "ushort.raw", dtype: "int32" }],
+  // A .mha may name a separate data file too, as ITK writes it.
+  ["external.mha", { dataFile: "external.raw" }],
+  ["externalz.mha", { dataFile: "externalz.zraw", compressed: true }],
 ];
 
 async function writeVariant(
@@ -105,12 +108,12 @@ Deno.test("readMetaImage() rejects bad files with the reason", () => {
   };
   const cases: [Uint8Array, RegExp][] = [
     [
-      swap(/ElementType = \w+/, "ElementType = MET_LONG_LONG"),
-      /Unsupported MetaImage ElementType "MET_LONG_LONG"/,
+      swap(/ElementType = \w+/, "ElementType = MET_FLOAT_MATRIX"),
+      /Unsupported MetaImage ElementType "MET_FLOAT_MATRIX"/,
     ],
     [swap(/NDims = 3/, "NDims = 2"), /NDims = 2/],
     [swap(/DimSize = [\d ]+/, "DimSize = 10 10 1"), /2-D/],
-    [swap(/ElementSpacing = [\d. ]+/, "ElementSpacing = 1 0 1"), /not positive/],
+    [swap(/ElementSpacing = [\d. ]+/, "ElementSpacing = 1 0 1"), /ElementSpacing 1 0 1 has a zero/],
     [header.subarray(0, header.length - 10), /promises 2000 bytes/],
     [new TextEncoder().encode("just some text\n"), /Not a MetaImage header/],
     [swap(/CompressedData = False/, "CompressedData = True"), /Corrupt or truncated compressed/],
@@ -143,6 +146,11 @@ Deno.test("the same image as NIfTI and as every MetaImage variant gives the iden
   assertEquals(cases.length, VARIANTS.length + 2);
   const zraw = cases.find((c) => c.name === "zraw")!;
   assertEquals(zraw.files.map((f) => f.slice(inp.length + 1)), ["zraw.mhd", "zraw.zraw"]);
+  const external = cases.find((c) => c.name === "external")!;
+  assertEquals(external.files.map((f) => f.slice(inp.length + 1)), [
+    "external.mha",
+    "external.raw",
+  ]);
   const out = join(dir.path, "cache");
   const run = await runPrep(cases, {
     out,
@@ -180,6 +188,84 @@ Deno.test({
   },
 });
 
+Deno.test("readMetaImage() reads every scalar ElementType, 64-bit ones as float32", () => {
+  const shape: [number, number, number] = [4, 3, 2];
+  const base = makePhantom({ shape });
+  const signed = { ...base, data: new Float32Array(24).map((_, i) => i * 5 - 60) };
+  const unsigned = { ...base, data: new Float32Array(24).map((_, i) => i * 9) };
+  const types = [
+    ["int8", signed, "MET_CHAR"],
+    ["uint8", unsigned, "MET_UCHAR"],
+    ["int16", signed, "MET_SHORT"],
+    ["uint16", unsigned, "MET_USHORT"],
+    ["int32", signed, "MET_INT"],
+    ["uint32", unsigned, "MET_UINT"],
+    ["int64", signed, "MET_LONG_LONG"],
+    ["uint64", unsigned, "MET_ULONG_LONG"],
+    ["float32", signed, "MET_FLOAT"],
+    ["float64", signed, "MET_DOUBLE"],
+  ] as const;
+  for (const [dtype, v, met] of types) {
+    for (const msb of [false, true]) {
+      const { header } = writeMetaImage(v, { dtype, msb });
+      assert(new TextDecoder().decode(header).includes(`ElementType = ${met}\n`), met);
+      const img = readMetaImage(header);
+      assertEquals(img.sourceDtype, dtype, met);
+      assertEquals(Array.from(fileOrder(img.volume).data), Array.from(v.data), `${met} ${msb}`);
+    }
+  }
+});
+
+Deno.test("a .mha naming a separate data file is read as a .mhd is, and keeps the data-file rules", async () => {
+  await using dir = await tempDir();
+  const v = makePhantom({ shape: [12, 10, 8] });
+  const write = async (name: string, data: string, bytes = true) => {
+    const w = writeMetaImage(v, { dataFile: data });
+    await Deno.writeFile(join(dir.path, name), w.header);
+    if (bytes) await Deno.writeFile(join(dir.path, data), w.data!);
+  };
+  await write("ok.mha", "ok.raw");
+  await write("orphan.mha", "missing.raw", false);
+  await write("self.mha", "self.mha", false);
+  await Deno.writeFile(join(dir.path, "other.nii.gz"), writeNifti(v));
+  await write("steal.mha", "other.nii.gz", false);
+  const cases = await discoverCases([dir.path]);
+  const byName = new Map(cases.map((c) => [c.name, c]));
+  assertEquals(byName.get("ok")!.files.map((f) => f.slice(dir.path.length + 1)), [
+    "ok.mha",
+    "ok.raw",
+  ]);
+  assert(/ElementDataFile names the header itself/.test(byName.get("self")!.error!));
+  assert(/other\.nii\.gz, an image of its own \(nifti\)/.test(byName.get("steal")!.error!));
+  assertEquals(byName.get("other")!.error, undefined);
+  const run = await runPrep(cases, {
+    out: join(dir.path, "cache"),
+    dataset: "d",
+    recipe: resolveRecipe("voco-v2"),
+    storage: { dtype: "float32", compressor: "zstd", level: 3, chunk: 64 },
+    workers: 1,
+  });
+  const status = Object.fromEntries(run.reports.map((r) => [r.case.name, r.status]));
+  assertEquals(status, {
+    ok: "written",
+    orphan: "failed",
+    other: "written",
+    self: "failed",
+    steal: "failed",
+  });
+  const orphan = run.reports.find((r) => r.case.name === "orphan")!;
+  assert(/Cannot read .*missing\.raw: no such file/.test(orphan.error!), orphan.error);
+  // Given the header alone, the reader names the file it needs.
+  const { header } = writeMetaImage(v, { dataFile: "ok.raw" });
+  let message = "";
+  try {
+    readMetaImage(header);
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  assert(/ElementDataFile names "ok\.raw": its bytes are needed/.test(message), message);
+});
+
 /** A `.mha` of a small phantom whose header lines are changed by `edit`. */
 function editedMha(edit: (text: string) => string, options: WriteMetaImageOptions = {}) {
   const { header } = writeMetaImage(makePhantom({ shape: [10, 10, 10] }), options);
@@ -211,6 +297,14 @@ Deno.test("readMetaImage() rejects a bad HeaderSize, byte order, compression fla
     [
       (t) => t.replace(/TransformMatrix = [-\d. ]+/, "TransformMatrix = 1 0 0 1 0 0 0 0 1"),
       /affine is singular/,
+    ],
+    [
+      (t) => t.replace("ElementDataFile = LOCAL", "ElementDataFile = LIST 2D"),
+      /ElementDataFile "LIST 2D" \(one file per slice\) is not supported/,
+    ],
+    [
+      (t) => t.replace("ElementDataFile = LOCAL", "ElementDataFile = slice%03d.raw 1 10 1"),
+      /one file per slice/,
     ],
     [
       (t) => t.replace(/DimSize = [\d ]+/, "DimSize = 65535 65535 65535"),

@@ -33,6 +33,52 @@ Deno.test("readNifti() reads back every datatype in C order with the sform affin
   );
 });
 
+Deno.test("readNifti() reads every scalar datatype nibabel reads, in both byte orders", () => {
+  const v = small(); // values -100 .. 313
+  const positive = { ...v, data: v.data.map((_, i) => i * 4) }; // 0 .. 236
+  const types = [
+    ["uint8", positive, "uint8"],
+    ["int8", { ...v, data: v.data.map((x) => Math.round(x / 4)) }, "int8"],
+    ["int16", v, "int16"],
+    ["uint16", positive, "uint16"],
+    ["int32", v, "int32"],
+    ["uint32", positive, "uint32"],
+    ["int64", v, "int64"],
+    ["uint64", positive, "uint64"],
+    ["float32", { ...v, data: v.data.map((x) => x + 0.25) }, "float32"],
+    ["float64", { ...v, data: v.data.map((x) => x + 0.125) }, "float64"],
+    ["float128", { ...v, data: v.data.map((x) => x - 0.5) }, "float128"],
+  ] as const;
+  for (const [dtype, vol, name] of types) {
+    for (const bigEndian of [false, true]) {
+      const label = `${dtype} ${bigEndian ? "big" : "little"} endian`;
+      const img = readNifti(writeNifti(vol, { dtype, bigEndian }));
+      assertEquals(img.sourceDtype, name, label);
+      const back = fileOrder(img.volume);
+      assertEquals(Array.from(back.data), Array.from(vol.data).map(Math.fround), label);
+      assertClose(back.affine, v.affine, 1e-5, label);
+    }
+  }
+  // With scl_slope/scl_inter, 64-bit integers are scaled like the others.
+  const scaled = readNifti(writeNifti(v, { dtype: "int64", sclSlope: 0.5, sclInter: -10 }));
+  assertClose(Array.from(fileOrder(scaled.volume).data), Array.from(v.data), 0.25);
+});
+
+Deno.test("readNifti() refuses a non-scalar datatype by name, with the reason", async () => {
+  const cases: [number, RegExp][] = [
+    [32, /datatype 32 \(complex64\): a complex-valued image/],
+    [1792, /complex128/],
+    [128, /128 \(RGB24\): a colour image, not CT/],
+    [2304, /RGBA32/],
+    [1, /binary, one bit per voxel/],
+    [0, /declares no voxel type/],
+    [99, /datatype 99 \(not a NIfTI type code\)/],
+  ];
+  for (const [code, pattern] of cases) {
+    await assertRejects(() => readNifti(edited((h) => h.setInt16(70, code, true))), pattern);
+  }
+});
+
 Deno.test("readNifti() uses the qform when sform_code is 0, as nibabel does", () => {
   const v = small();
   const img = readNifti(writeNifti(v, { transform: "qform" }));

@@ -225,7 +225,10 @@ Deno.test("--max-voxels refuses a resampling beyond the limit; a huge sform fail
   const coarse = makePhantom({ shape: [20, 20, 20], spacingMm: [12, 12, 12] });
   await Deno.writeFile(join(dir.path, "coarse.nii.gz"), writeNifti(coarse));
   const huge = writeNifti(makePhantom({ shape: [20, 20, 20] }), { gzip: false });
-  new DataView(huge.buffer).setFloat32(280, 1e6, true); // srow_x[0]: 1 km voxels
+  // srow_x[0] and pixdim[1]: 1 km voxels (with pixdim left at 2 mm, MONAI's loader and
+  // prep would take the qform instead).
+  new DataView(huge.buffer).setFloat32(280, 1e6, true);
+  new DataView(huge.buffer).setFloat32(80, 1e6, true);
   await Deno.writeFile(join(dir.path, "huge.nii"), huge);
   const out = join(dir.path, "c.zarr");
   const small = await runTask(prepMain, [

@@ -450,7 +450,7 @@ Deno.test("prep skips a study's screenshots: protocol pages and colour dose repo
   const found = await discoverInputs([study]);
   assertEquals(found.cases.map((c) => c.name), ["ct"]);
   assertEquals(found.skipped.map((s) => s.reason.split(" (")[0].split(" without")[0]).sort(), [
-    "SOP class 1.2.840.10008.5.1.4.1.1.7",
+    "Secondary Capture Image Storage",
     "colour image",
   ]);
   const { code, text } = await runTask(prepMain, [study, "--out", join(dir.path, "c"), "--quiet"]);
