@@ -131,7 +131,6 @@ const nv = new Niivue({
   multiplanarShowRender: SHOW_RENDER.NEVER,
   multiplanarLayout: MULTIPLANAR_TYPE.ROW,
   isColorbar: false,
-  textHeight: 0.04,
 });
 let current = null; // { info, vol, token }
 let loadToken = 0;
@@ -316,7 +315,7 @@ nv.onLocationChange = (data) => {
   const value = data.values?.[0]?.value;
   const unit = current.info.unit === "HU" ? " HU" : "";
   $("location").textContent =
-    `${data.mm.slice(0, 3).map((v) => v.toFixed(1)).join(", ")} mm (RAS)` +
+    `${Array.from(data.mm).slice(0, 3).map((v) => v.toFixed(1)).join(", ")} mm (RAS)` +
     ` · voxel ${vox.join(", ")}` + (value !== undefined ? ` · ${(+value).toFixed(1)}${unit}` : "");
   if (vox[2] !== state.z) {
     state.z = vox[2];

@@ -26,6 +26,8 @@ export function smooth(points, w) {
   });
 }
 
+const esc = (s) => String(s).replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
+
 const fmt = (v) =>
   Math.abs(v) >= 1e4
     ? `${+(v / 1e3).toPrecision(3)}k`
@@ -69,7 +71,9 @@ function chart(title, lines, w) {
       : "")
   ).join("");
   const legend = lines.map((l, i) =>
-    `<tspan fill="${l.color}" dx="${i ? 12 : 0}">■ ${l.name} ${fmt(l.points.at(-1)[1])}</tspan>`
+    `<tspan fill="${l.color}" dx="${i ? 12 : 0}">■ ${esc(l.name)} ${
+      fmt(l.points.at(-1)[1])
+    }</tspan>`
   ).join("");
   return `<svg class="chart" data-metric="${title}" xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 ${W} ${H}" font-size="11" font-family="system-ui, sans-serif">` +
     `<text x="${L}" y="14" font-weight="bold" font-size="12">${title}</text><text x="${

@@ -20,7 +20,11 @@ export const cropColor = (c) => COLORS[c % COLORS.length];
 /** A function from voxel-edge coordinates (x, y) of the case to CSS pixels of the axial tile. */
 function axialMapper(nv, canvas, affine, z) {
   const tile = nv.screenSlices?.find((s) => s.axCorSag === 0 && s.fovMM?.length >= 2);
-  if (!tile) return null;
+  const finite = (a) => a?.every(Number.isFinite);
+  if (!tile || !finite(tile.leftTopMM) || !finite(tile.fovMM) || !finite(tile.leftTopWidthHeight)) {
+    return null;
+  }
+  if (!tile.fovMM[0] || !tile.fovMM[1] || !canvas.clientWidth) return null;
   const dpr = canvas.width / Math.max(1, canvas.clientWidth);
   let [left, top, width, height] = tile.leftTopWidthHeight;
   const mirror = width < 0;
