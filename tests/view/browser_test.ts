@@ -8,7 +8,7 @@ import { startViewer } from "../../view/server.ts";
 import { sampleView } from "../../view/sample.ts";
 import { tinyCache } from "../train/_tiny_cache.ts";
 import { assert, assertEquals, tempDir } from "../_helpers.ts";
-import { findChromium, launchBrowser } from "./_browser.ts";
+import { findChromium, launchBrowser } from "../../bench/_browser.ts";
 
 const CHROMIUM = findChromium();
 if (!CHROMIUM) {

@@ -151,8 +151,8 @@ async function openCase(cache, id) {
   state.z = Math.min(nz - 1, Math.max(0, state.z ?? Math.floor(nz / 2)));
   showFacts(info);
   renderCaseList();
-  // The slab of the shown slice first, then outwards; NiiVue gets the volume with the
-  // first slab in it (each upload re-reads the whole volume, so there is no empty one).
+  // Slabs of whole chunks, the shown slice's first, then outwards. NiiVue re-reads a whole
+  // volume on each upload, so the case goes to it once, complete.
   const n = Math.ceil(nz / info.slab), first = Math.floor(state.z / info.slab);
   const order = [first];
   for (let d = 1; order.length < n; d++) {
@@ -164,29 +164,28 @@ async function openCase(cache, id) {
   const whole = new Uint8Array(352 + nx * ny * nz * bytes);
   whole.set(header);
   const put = ({ z0, data }) => whole.set(data, 352 + z0 * nx * ny * bytes);
-  const firstSlab = await fetchSlab(info, order[0]);
+  // On screen at once: a few slices around the shown one as a volume of their own (its
+  // affine moved to its first slice; the server reads their chunks only), while the
+  // slabs of the whole case come in.
+  const thin = Math.min(8, nz), t0z = Math.max(0, Math.min(nz - thin, state.z - thin / 2));
+  const firstSlab = await fetchSlices(info, t0z, t0z + thin);
   if (token !== loadToken) return;
-  put(firstSlab);
-  // On screen at once: the slab of the shown slice as a volume of its own (its affine
-  // moved to its first slice), while the other slabs come in.
-  const dz = firstSlab.data.length / (nx * ny * bytes);
   const part = new Uint8Array(352 + firstSlab.data.length);
   part.set(header);
   part.set(firstSlab.data, 352);
-  slabHeader(part, dz, firstSlab.z0);
+  slabHeader(part, thin, t0z);
   const win = state.win ?? info.window;
   await show(info, part.buffer, firstSlab.z0, win, token);
   if (token !== loadToken) return;
   $("slice").max = String(nz - 1);
   setWindowInputs(win, info.unit);
-  status.slabsLoaded = 1;
   await settle();
   status.firstSlabMs = performance.now() - t0;
   document.body.dataset.case = "first-slab";
   syncUrl();
   if (state.sampler) await loadSample();
-  if (n > 1) {
-    await loadSlabs(info, order.slice(1), put, token);
+  if (thin < nz) {
+    await loadSlabs(info, order, put, token);
     if (token !== loadToken) return;
     await show(info, whole.buffer, 0, state.win ?? win, token);
     await settle();
@@ -236,12 +235,16 @@ function settle() {
 }
 
 /** Slab `s` of a case: its first slice and its bytes (x fastest, the stored type). */
-async function fetchSlab(info, s) {
-  const z0 = s * info.slab, z1 = Math.min(info.shape[2], z0 + info.slab);
+function fetchSlab(info, s) {
+  return fetchSlices(info, s * info.slab, Math.min(info.shape[2], (s + 1) * info.slab));
+}
+
+/** Slices `[z0, z1)` of a case: their first slice and their bytes. */
+async function fetchSlices(info, z0, z1) {
   const r = await fetch(
     `/api/slab?cache=${info.cache}&id=${encodeURIComponent(info.id)}&z0=${z0}&z1=${z1}`,
   );
-  if (!r.ok) throw new Error((await r.json()).error ?? `slab ${z0}..${z1}: HTTP ${r.status}`);
+  if (!r.ok) throw new Error((await r.json()).error ?? `slices ${z0}..${z1}: HTTP ${r.status}`);
   return { z0, data: new Uint8Array(await r.arrayBuffer()) };
 }
 

@@ -1,5 +1,5 @@
-// Headless Chromium for the viewer's browser tests: Debian's `chromium` (or CHROMIUM_PATH),
-// driven by puppeteer-core over a pipe, with software WebGL (SwiftShader) so no GPU is needed.
+// Headless Chromium for the viewer's browser tests and its benchmark: Debian's `chromium` (or
+// CHROMIUM_PATH), driven by puppeteer-core over a pipe, with software WebGL (SwiftShader).
 import puppeteer, { type Browser } from "puppeteer-core";
 
 /** The Chromium binary to use, or undefined when there is none (tests then skip). */
