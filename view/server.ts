@@ -118,7 +118,7 @@ function openingUrl(base: string, catalog: Catalog, runs: RunEntry[], name?: str
   if (name) {
     const found = cases.find((c) => c.id === name.replace(/^\/+/, ""));
     if (!found) {
-      throw new Deno.errors.NotFound(
+      throw new BadInputError(
         `No case ${name} in ${catalog.readers.map((r) => r.location).join(", ") || "no cache"}` +
           (cases.length
             ? `; the first cases: ${cases.slice(0, 5).map((c) => c.id).join(", ")}`
@@ -140,8 +140,13 @@ function openingUrl(base: string, catalog: Catalog, runs: RunEntry[], name?: str
  * folder that cannot be opened, or a `openCase` that no cache holds.
  */
 export async function startViewer(options: ViewerOptions = {}): Promise<Viewer> {
-  const catalog = await Catalog.open(options.caches ?? [], options.reader);
-  const runs = await findRuns(options.runs ?? []);
+  // A cache or run folder named on the command line that cannot be opened is bad input.
+  const named = <T>(p: Promise<T>) =>
+    p.catch((e: Error) => {
+      throw e instanceof BadInputError ? e : new BadInputError(e.message, { cause: e });
+    });
+  const catalog = await named(Catalog.open(options.caches ?? [], options.reader));
+  const runs = await named(findRuns(options.runs ?? []));
   if (!catalog.readers.length && !runs.length) {
     throw new BadInputError("Nothing to show: name a cache or a run folder (--run)");
   }
