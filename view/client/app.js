@@ -148,6 +148,7 @@ async function openCase(cache, id) {
   if (token !== loadToken) return;
   const [nx, ny, nz] = info.shape;
   const bytes = { uint8: 1, uint16: 2, float32: 4 }[info.type];
+  const givenZ = state.z !== undefined;
   state.z = Math.min(nz - 1, Math.max(0, state.z ?? Math.floor(nz / 2)));
   showFacts(info);
   renderCaseList();
@@ -183,7 +184,7 @@ async function openCase(cache, id) {
   status.firstSlabMs = performance.now() - t0;
   document.body.dataset.case = "first-slab";
   syncUrl();
-  if (state.sampler) await loadSample();
+  if (state.sampler) await loadSample(!givenZ);
   if (thin < nz) {
     await loadSlabs(info, order, put, token);
     if (token !== loadToken) return;
@@ -320,7 +321,8 @@ nv.onLocationChange = (data) => {
   $("location").textContent =
     `${Array.from(data.mm).slice(0, 3).map((v) => v.toFixed(1)).join(", ")} mm (RAS)` +
     ` · voxel ${vox.join(", ")}` + (value !== undefined ? ` · ${(+value).toFixed(1)}${unit}` : "");
-  if (vox[2] !== state.z) {
+  const whole = current.z0 === 0 && current.vol.hdr.dims[3] === current.info.shape[2];
+  if (whole && vox[2] !== state.z) {
     state.z = vox[2];
     $("slice").value = String(state.z);
     $("slice-value").textContent = `${state.z}`;
@@ -329,7 +331,8 @@ nv.onLocationChange = (data) => {
 };
 
 // ---- the sampler's crops ----------------------------------------------------------------
-async function loadSample() {
+/** Fetches and draws the sample of the seed; `jump` moves to the middle of its region. */
+async function loadSample(jump) {
   if (!current) return;
   const { info } = current;
   const p = new URLSearchParams({
@@ -341,12 +344,11 @@ async function loadSample() {
   if (state.crops) p.set("crops", String(state.crops));
   sample = await getJson(`/api/sample?${p}`);
   status.crops = sample.crops.length;
-  const z = Math.max(
-    0,
-    Math.min(info.shape[2] - 1, sample.regionStart[2] + Math.floor(sample.region[2] / 2)),
-  );
-  state.z = z;
-  moveToSlice(z);
+  if (jump) {
+    const mid = sample.regionStart[2] + Math.floor(sample.region[2] / 2);
+    state.z = Math.max(0, Math.min(info.shape[2] - 1, mid));
+    moveToSlice(state.z);
+  }
   $("crops").placeholder = String(sample.spec.crops);
   $("sampler-note").textContent =
     `VoCo ${sample.version}: region ${sample.region.join(" × ")} at ` +
@@ -496,7 +498,7 @@ async function main() {
     state.seed = Math.max(0, Math.floor(Number($("seed").value) || 0));
     state.sample = Math.max(0, Math.floor(Number($("sample").value) || 0));
     state.crops = Number($("crops").value) || undefined;
-    if (state.sampler) loadSample().catch((e) => showError(e.message));
+    if (state.sampler) loadSample(true).catch((e) => showError(e.message));
     else {
       clearSample();
       syncUrl();
