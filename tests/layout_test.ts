@@ -47,6 +47,7 @@ Deno.test("imports between top-level folders go one way (cache imports neither p
     assert(!edges.get(top)!.has("view"), `${top}/ imports view/`);
   }
   assert(!edges.get("view")!.has("tasks"), "view/ imports tasks/");
+  assert(!edges.get("view")!.has("bench"), "view/ imports bench/");
 });
 
 Deno.test("every source file opens with a comment saying what it is for", () => {
