@@ -8,6 +8,8 @@ import { SHARED_CT } from "../bench/_common.ts";
 import { benchPretrain } from "../bench/pretrain.ts";
 import { benchModel } from "../bench/model.ts";
 import { benchCache, benchCrops } from "../bench/cache.ts";
+import { benchView } from "../bench/view.ts";
+import { findChromium } from "../bench/_browser.ts";
 
 const PREP_HELP = `Builds (once, in .tmp/bench/) a clinical-size CT (512x512x270 int16,
 0.7x0.7x1.25 mm, .nii.gz) by upsampling ../shared/data/ct/example_ct.nii.gz (or a phantom
@@ -170,6 +172,25 @@ the same run and the ratio is printed; without it, the reference is "not measure
       },
       examples: ["bench cache --crops 20", "bench cache --chunk 48 --crops 50"],
     },
+    view: {
+      name: "bench view",
+      summary: "time for the viewer to put a 512 x 512 x 300 case on screen",
+      description:
+        `Preps (once, in .tmp/bench/view/) a 512 x 512 x 300 uint16 case, serves it with the
+viewer and times, over loopback, the case's description plus the slab of its middle
+slice (what the page needs to draw it) and every slab; then, with Chromium installed,
+the page from a click on the case to its first slab drawn and to the whole case drawn.`,
+      flags: {
+        repeat: {
+          type: "number",
+          integer: true,
+          min: 1,
+          default: 5,
+          help: "server timings repeated",
+        },
+      },
+      examples: ["bench view --repeat 5"],
+    },
   },
   examples: ["bench prep --copies 4 --workers 1,2", "bench model --backend wasm", "bench cache"],
 });
@@ -184,6 +205,8 @@ async function main(args: string[]): Promise<number> {
   else if (parsed.command === "pretrain") {
     const v = parsed.values;
     await benchPretrain({ ...v, cropBatch: v["crop-batch"] });
+  } else if (parsed.command === "view") {
+    await benchView({ repeat: parsed.values.repeat, chromium: findChromium() });
   } else if (parsed.command === "model") {
     await benchModel({ ...parsed.values, backend: parsed.values.backend as BackendName });
   } else {

@@ -6,7 +6,7 @@ import { join, relative, resolve } from "node:path";
 import { assert } from "./_helpers.ts";
 
 const ROOT = resolve(new URL("..", import.meta.url).pathname);
-const FOLDERS = ["prep", "cache", "train", "bench", "tasks"];
+const FOLDERS = ["prep", "cache", "train", "view", "bench", "tasks"];
 
 function* sourceFiles(dir: string): Generator<string> {
   for (const e of Deno.readDirSync(dir)) {
@@ -44,7 +44,10 @@ Deno.test("imports between top-level folders go one way (cache imports neither p
   for (const top of ["prep", "cache", "train"]) {
     assert(!edges.get(top)!.has("tasks"), `${top}/ imports tasks/`);
     assert(!edges.get(top)!.has("bench"), `${top}/ imports bench/`);
+    assert(!edges.get(top)!.has("view"), `${top}/ imports view/`);
   }
+  assert(!edges.get("view")!.has("tasks"), "view/ imports tasks/");
+  assert(!edges.get("view")!.has("bench"), "view/ imports bench/");
 });
 
 Deno.test("every source file opens with a comment saying what it is for", () => {

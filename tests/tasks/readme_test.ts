@@ -8,6 +8,7 @@ import { CACHE } from "../../tasks/cache.ts";
 import { DEMO } from "../../tasks/demo.ts";
 import { MODEL } from "../../tasks/model.ts";
 import { BENCH } from "../../tasks/bench.ts";
+import { VIEW } from "../../tasks/view.ts";
 import { readCaseAttributes } from "../../cache/read/read_case.ts";
 import { HAVE_SHARED, SHARED } from "../_shared.ts";
 import { assert, assertEquals, tempDir } from "../_helpers.ts";
@@ -20,6 +21,7 @@ const READMES = [
   "cache/README.md",
   "train/README.md",
   "tasks/README.md",
+  "view/README.md",
 ];
 const README = Deno.readTextFileSync(join(ROOT, "README.md"));
 const ALL = READMES.map((f) => Deno.readTextFileSync(join(ROOT, f))).join("\n");
@@ -29,6 +31,7 @@ const SPECS: Record<string, CommandSpec> = {
   demo: DEMO,
   model: MODEL,
   bench: BENCH,
+  view: VIEW,
 };
 
 /** The `deno task ...` command lines of the README's shell blocks, comments dropped. */

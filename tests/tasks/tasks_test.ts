@@ -10,6 +10,7 @@ import { main as modelMain, MODEL } from "../../tasks/model.ts";
 import { BENCH, main as benchMain } from "../../tasks/bench.ts";
 import { main as pretrainMain, PRETRAIN } from "../../tasks/pretrain.ts";
 import { tensorNote } from "../../bench/model.ts";
+import { main as viewMain, VIEW } from "../../tasks/view.ts";
 import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
 import { denoTask, ROOT } from "./_run.ts";
 
@@ -20,6 +21,7 @@ const TASKS: [CommandSpec, (args: string[]) => Promise<number>][] = [
   [MODEL, modelMain],
   [BENCH, benchMain],
   [PRETRAIN, pretrainMain],
+  [VIEW, viewMain],
 ];
 
 /** Every command line that takes options: each task, and each subcommand with its name. */

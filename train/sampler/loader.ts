@@ -71,6 +71,14 @@ interface Pending {
   result: Promise<SampleReply>;
 }
 
+/**
+ * The generator of global sample `index` of a run with `seed`: every random choice of that
+ * sample (region, crops, augmentations) comes from it, whichever worker builds it.
+ */
+export function sampleRng(seed: number, index: number): Rng {
+  return streamRng(seed, 0x5a3b1e, index);
+}
+
 /** Draws batches in order over the cases of a run. */
 export class BatchLoader {
   readonly #cases: readonly TrainingCase[];
@@ -119,7 +127,7 @@ export class BatchLoader {
 
   #request(index: number): Pending {
     const c = this.#cases[this.#order.caseAt(index)];
-    const rng = streamRng(this.#o.seed, 0x5a3b1e, index).state();
+    const rng = sampleRng(this.#o.seed, index).state();
     const spec = this.#o.spec;
     let result: Promise<SampleReply>;
     if (this.#workers.length === 0) {

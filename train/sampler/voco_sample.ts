@@ -103,6 +103,37 @@ function augment(crop: Volume<Float32Array>, spec: SampleSpec, rng: Rng): Volume
   return v;
 }
 
+/** Where a sample's crops lie in its volume: what {@linkcode sampleGeometry} draws. */
+export interface SampleGeometry {
+  /** The region's first voxel in the volume (negative where the volume is zero-padded). */
+  regionStart: Shape3;
+  /** The region's size in voxels (`grid * base` square, `base` deep). */
+  region: Shape3;
+  /** The random crops' x-y centres, in region voxels. */
+  centres: [number, number][];
+  /** `[crops, grid²]` overlap labels of the random crops against the base crops. */
+  labels: Float32Array;
+}
+
+/**
+ * The first draws of a sample, from `rng` in the references' order: the region's start,
+ * then the random crops' centres uniform in `[base/2, region - base/2)`, with their
+ * overlap labels. {@linkcode buildSample} starts with it; the viewer draws it.
+ */
+export function sampleGeometry(shape: Shape3, spec: SampleSpec, rng: Rng): SampleGeometry {
+  const region = regionShape(spec);
+  const start = regionStart(shape, region, rng);
+  const half = Math.floor(spec.base / 2);
+  const centres: [number, number][] = [];
+  const labels = new Float32Array(spec.crops * spec.grid * spec.grid);
+  for (let c = 0; c < spec.crops; c++) {
+    const cx = rng.int(half, region[0] - half), cy = rng.int(half, region[1] - half);
+    centres.push([cx, cy]);
+    labels.set(positionLabels(cx, cy, spec.base, spec.grid), c * spec.grid * spec.grid);
+  }
+  return { regionStart: start, region, centres, labels };
+}
+
 /**
  * Builds one sample of a volume of `shape` with `rng` (the references' draw order: the
  * region, the random crops' centres uniform in `[base/2, region - base/2)`, then the
@@ -114,17 +145,9 @@ export async function buildSample(
   spec: SampleSpec,
   rng: Rng,
 ): Promise<VocoSample> {
-  const region = regionShape(spec);
-  const start = regionStart(shape, region, rng);
+  const { regionStart: start, region, centres, labels } = sampleGeometry(shape, spec, rng);
   const volume = await readBox(start, region);
   const half = Math.floor(spec.base / 2);
-  const centres: [number, number][] = [];
-  const labels = new Float32Array(spec.crops * spec.grid * spec.grid);
-  for (let c = 0; c < spec.crops; c++) {
-    const cx = rng.int(half, region[0] - half), cy = rng.int(half, region[1] - half);
-    centres.push([cx, cy]);
-    labels.set(positionLabels(cx, cy, spec.base, spec.grid), c * spec.grid * spec.grid);
-  }
   const boxes: Shape3[] = [
     ...centres.map(([cx, cy]) => [cx - half, cy - half, 0] as Shape3),
     ...Array.from(
