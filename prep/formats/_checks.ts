@@ -2,6 +2,7 @@
 // affine), so that a lying header fails up front with a message; and words for errors.
 import { invert4 } from "../transforms/_affine.ts";
 import type { Mat4 } from "../volume.ts";
+import { BadInputError } from "../../cache/errors.ts";
 
 /**
  * The most bytes a decoded image may need. `undefined`: three quarters of the machine's
@@ -31,7 +32,7 @@ export function formatSize(bytes: number): string {
 }
 
 /**
- * Throws a `RangeError` when an image of `shape` with `bytesPerVoxel` stored bytes could
+ * Throws a `BadInputError` when an image of `shape` with `bytesPerVoxel` stored bytes could
  * not be held: the stored voxels plus a float32 working copy must fit in
  * {@linkcode maxImageBytes}. `what` names the header (`NIfTI header`, …).
  */
@@ -44,7 +45,7 @@ export function checkDeclaredSize(
   const need = voxels * (bytesPerVoxel + 4);
   const limit = maxImageBytes();
   if (!Number.isSafeInteger(voxels) || need > limit) {
-    throw new RangeError(
+    throw new BadInputError(
       `${what} declares ${shape.join("x")} voxels, which need about ${formatSize(need)} ` +
         `to read, more than the ${formatSize(limit)} this machine can give one image`,
     );
@@ -66,21 +67,21 @@ export function describeError(e: unknown): string {
 }
 
 /**
- * Throws a `RangeError` unless `affine` (voxel to world) is finite, has a non-zero
+ * Throws a `BadInputError` unless `affine` (voxel to world) is finite, has a non-zero
  * column per axis and is invertible. `what` names its source in the message.
  */
 export function checkAffine(affine: Mat4, what: string): void {
   if (affine.flat().some((v) => !Number.isFinite(v))) {
-    throw new RangeError(`${what}: the voxel-to-world affine holds non-finite values`);
+    throw new BadInputError(`${what}: the voxel-to-world affine holds non-finite values`);
   }
   for (let c = 0; c < 3; c++) {
     if (Math.hypot(affine[0][c], affine[1][c], affine[2][c]) === 0) {
-      throw new RangeError(`${what}: voxel spacing along axis ${c} is zero`);
+      throw new BadInputError(`${what}: voxel spacing along axis ${c} is zero`);
     }
   }
   try {
     invert4(affine);
   } catch {
-    throw new RangeError(`${what}: the voxel-to-world affine is singular`);
+    throw new BadInputError(`${what}: the voxel-to-world affine is singular`);
   }
 }

@@ -2,6 +2,7 @@
 // inflating more than the header declares.
 import { gunzipSync, inflateSync } from "node:zlib";
 import { Gunzip, Unzlib } from "fflate";
+import { BadInputError } from "../../cache/errors.ts";
 
 /** True when `bytes` start with the gzip magic number. */
 export function isGzip(bytes: Uint8Array): boolean {
@@ -24,7 +25,7 @@ export function gunzip(bytes: Uint8Array): Uint8Array {
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   } catch (cause) {
     const reason = cause instanceof Error ? cause.message : String(cause);
-    throw new SyntaxError(`Corrupt or truncated gzip data (${reason})`, { cause });
+    throw new BadInputError(`Corrupt or truncated gzip data (${reason})`, { cause });
   }
 }
 
@@ -42,7 +43,7 @@ export interface Inflated {
  * more memory than the declared voxels. The native zlib does the work, told to stop past
  * `declared`; when the stream is longer, a streaming inflater takes the first `declared`
  * bytes in 4 KiB steps and `trailing` is set. A shorter stream is returned whole (the
- * reader reports what is missing). Throws a `SyntaxError` for corrupt or truncated data.
+ * reader reports what is missing). Throws a `BadInputError` for corrupt or truncated data.
  */
 export function inflateDeclared(
   bytes: Uint8Array,
@@ -60,7 +61,7 @@ export function inflateDeclared(
   } catch (cause) {
     if ((cause as { code?: string }).code !== "ERR_BUFFER_TOO_LARGE") {
       const reason = cause instanceof Error ? cause.message : String(cause);
-      throw new SyntaxError(`Corrupt or truncated ${what} data (${reason})`, { cause });
+      throw new BadInputError(`Corrupt or truncated ${what} data (${reason})`, { cause });
     }
   }
   return { data: inflatePrefix(bytes, format, declared), trailing: true };
@@ -87,7 +88,7 @@ export function inflatePrefix(bytes: Uint8Array, format: "gzip" | "zlib", n: num
   } catch (cause) {
     if (filled < n) {
       const reason = cause instanceof Error ? cause.message : String(cause);
-      throw new SyntaxError(`Corrupt or truncated ${format} data (${reason})`, { cause });
+      throw new BadInputError(`Corrupt or truncated ${format} data (${reason})`, { cause });
     }
   }
   return out.subarray(0, filled);

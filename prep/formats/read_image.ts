@@ -1,6 +1,7 @@
 // The format registry: which reader a file name needs, loaded on demand.
 import type { FrameDecoderPool } from "./dicom/frame_pool.ts";
 import type { LoadedImage } from "./read_nifti.ts";
+import { BadInputError } from "../../cache/errors.ts";
 
 /**
  * A reader turns the bytes of one image's files into an image in Hounsfield units. Most
@@ -93,7 +94,7 @@ export async function readImage(
 ): Promise<LoadedImage> {
   const load = READERS.get(format);
   if (!load) {
-    throw new TypeError(
+    throw new BadInputError(
       `No reader for format "${format}" (known: ${[...READERS.keys()].join(", ")})`,
     );
   }

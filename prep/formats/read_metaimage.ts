@@ -5,6 +5,7 @@ import { countNonFinite, decodeVoxels } from "./_voxels.ts";
 import type { LoadedImage } from "./read_nifti.ts";
 import type { Mat4, Shape3 } from "../volume.ts";
 import { voxelCount } from "../volume.ts";
+import { BadInputError } from "../../cache/errors.ts";
 
 // MetaImage (ITK's .mhd/.mha) is a short text header of `Key = Value` lines. No npm package
 // reads it without a browser or ITK-wasm (tens of MB); the format is small enough to parse.
@@ -34,7 +35,7 @@ export interface MetaImageHeader {
 
 /**
  * Parses the text header of a `.mhd`/`.mha` file, up to and including the
- * `ElementDataFile` line (which MetaImage requires to be last). Throws a `SyntaxError`
+ * `ElementDataFile` line (which MetaImage requires to be last). Throws a `BadInputError`
  * when the bytes are not a MetaImage header.
  */
 export function parseMetaImageHeader(bytes: Uint8Array): MetaImageHeader {
@@ -48,12 +49,12 @@ export function parseMetaImageHeader(bytes: Uint8Array): MetaImageHeader {
     pos = end + 1;
     if (line === "") continue;
     const eq = line.indexOf("=");
-    if (eq < 0) throw new SyntaxError(`Not a MetaImage header: line "${line.slice(0, 40)}"`);
+    if (eq < 0) throw new BadInputError(`Not a MetaImage header: line "${line.slice(0, 40)}"`);
     const key = line.slice(0, eq).trim();
     fields.set(key, line.slice(eq + 1).trim());
     if (key === "ElementDataFile") return { fields, dataOffset: Math.min(pos, bytes.length) };
   }
-  throw new SyntaxError("Not a MetaImage header: no ElementDataFile line");
+  throw new BadInputError("Not a MetaImage header: no ElementDataFile line");
 }
 
 /** The data file a `.mhd` header names (relative to the header), or `undefined` for LOCAL. */
@@ -61,7 +62,7 @@ export function metaImageDataFile(header: MetaImageHeader): string | undefined {
   const name = header.fields.get("ElementDataFile")!;
   if (name.toUpperCase() === "LOCAL") return undefined;
   if (/^LIST\b/i.test(name) || name.includes("%")) {
-    throw new RangeError(`ElementDataFile "${name}" (one file per slice) is not supported`);
+    throw new BadInputError(`ElementDataFile "${name}" (one file per slice) is not supported`);
   }
   return name;
 }
@@ -78,7 +79,7 @@ function nums(h: MetaImageHeader, n: number, ...keys: string[]): number[] | unde
   if (text === undefined) return undefined;
   const v = text.split(/\s+/).map(Number);
   if (v.length !== n || v.some((x) => !Number.isFinite(x))) {
-    throw new SyntaxError(`MetaImage ${keys[0]} = "${text}" is not ${n} numbers`);
+    throw new BadInputError(`MetaImage ${keys[0]} = "${text}" is not ${n} numbers`);
   }
   return v;
 }
@@ -89,7 +90,7 @@ function flag(h: MetaImageHeader, ...keys: string[]): boolean {
   if (text === undefined) return false;
   if (/^(true|1)$/i.test(text)) return true;
   if (/^(false|0)$/i.test(text)) return false;
-  throw new SyntaxError(`MetaImage ${keys[0]} = "${text}" is not True or False`);
+  throw new BadInputError(`MetaImage ${keys[0]} = "${text}" is not True or False`);
 }
 
 /**
@@ -109,30 +110,30 @@ export function readMetaImage(headerBytes: Uint8Array, dataBytes?: Uint8Array): 
   const h = parseMetaImageHeader(headerBytes);
   const objectType = get(h, "ObjectType");
   if (objectType && objectType.toLowerCase() !== "image") {
-    throw new RangeError(`MetaImage ObjectType is ${objectType}, not Image`);
+    throw new BadInputError(`MetaImage ObjectType is ${objectType}, not Image`);
   }
   const nDims = Number(get(h, "NDims"));
   if (nDims !== 3) {
-    throw new RangeError(`MetaImage has NDims = ${get(h, "NDims")}; a 3-D CT volume is needed`);
+    throw new BadInputError(`MetaImage has NDims = ${get(h, "NDims")}; a 3-D CT volume is needed`);
   }
   const channels = Number(get(h, "ElementNumberOfChannels") ?? 1);
   if (channels !== 1) {
-    throw new RangeError(`MetaImage has ${channels} channels per voxel; CT has 1`);
+    throw new BadInputError(`MetaImage has ${channels} channels per voxel; CT has 1`);
   }
   const shape = nums(h, 3, "DimSize") as Shape3 | undefined;
   if (!shape || shape.some((d) => !Number.isInteger(d) || d < 1)) {
-    throw new SyntaxError(`MetaImage DimSize is missing or invalid (${get(h, "DimSize")})`);
+    throw new BadInputError(`MetaImage DimSize is missing or invalid (${get(h, "DimSize")})`);
   }
   if (shape.some((d) => d < 2)) {
-    throw new RangeError(`Image is 2-D (shape ${shape.join("x")}); a 3-D CT volume is needed`);
+    throw new BadInputError(`Image is 2-D (shape ${shape.join("x")}); a 3-D CT volume is needed`);
   }
   const typeName = get(h, "ElementType") ?? "";
   const dtype = ELEMENT_TYPES[typeName.toUpperCase()];
-  if (!dtype) throw new TypeError(`Unsupported MetaImage ElementType "${typeName}"`);
+  if (!dtype) throw new BadInputError(`Unsupported MetaImage ElementType "${typeName}"`);
   // ITK takes a negative spacing as a flipped axis (direction negated): the same affine.
   const spacing = nums(h, 3, "ElementSpacing", "ElementSize") ?? [1, 1, 1];
   if (spacing.some((s) => s === 0)) {
-    throw new RangeError(`MetaImage ElementSpacing ${spacing.join(" ")} has a zero`);
+    throw new BadInputError(`MetaImage ElementSpacing ${spacing.join(" ")} has a zero`);
   }
   const origin = nums(h, 3, "Offset", "Origin", "Position") ?? [0, 0, 0];
   const direction = nums(h, 9, "TransformMatrix", "Orientation", "Rotation") ??
@@ -142,7 +143,7 @@ export function readMetaImage(headerBytes: Uint8Array, dataBytes?: Uint8Array): 
   const headerSizeText = get(h, "HeaderSize") ?? "0";
   const headerSize = Number(headerSizeText);
   if (!Number.isInteger(headerSize) || headerSize < -1 || headerSizeText.trim() === "") {
-    throw new SyntaxError(
+    throw new BadInputError(
       `MetaImage HeaderSize = "${headerSizeText}" is not a byte count (0 or more, or -1)`,
     );
   }
@@ -151,7 +152,7 @@ export function readMetaImage(headerBytes: Uint8Array, dataBytes?: Uint8Array): 
   const dataFile = metaImageDataFile(h);
   let data = dataFile === undefined ? headerBytes.subarray(h.dataOffset) : dataBytes;
   if (!data) {
-    throw new TypeError(
+    throw new BadInputError(
       `The header's ElementDataFile names "${dataFile}": its bytes are needed with the header`,
     );
   }
@@ -169,7 +170,7 @@ export function readMetaImage(headerBytes: Uint8Array, dataBytes?: Uint8Array): 
     if (data.length > need) trailing = `${data.length - need} bytes`;
   }
   if (data.length < need) {
-    throw new RangeError(
+    throw new BadInputError(
       `Header promises ${need} bytes of voxels (shape ${shape.join("x")}, ${dtype.name}) ` +
         `but the data holds only ${data.length} bytes`,
     );
@@ -185,7 +186,7 @@ export function readMetaImage(headerBytes: Uint8Array, dataBytes?: Uint8Array): 
   );
   if (voxels instanceof Float32Array) {
     const bad = countNonFinite(voxels);
-    if (bad > 0) throw new RangeError(`Image holds ${bad} NaN or infinite voxels`);
+    if (bad > 0) throw new BadInputError(`Image holds ${bad} NaN or infinite voxels`);
   }
   // world(LPS) = origin + sum_a direction[a] * spacing[a] * index[a]; RAS flips x and y.
   const sign = [-1, -1, 1];

@@ -5,6 +5,7 @@ import { checkAffine, checkDeclaredSize } from "./_checks.ts";
 import type { Mat4, Shape3, Volume, VoxelArray } from "../volume.ts";
 import { voxelCount } from "../volume.ts";
 import { countNonFinite, decodeVoxels } from "./_voxels.ts";
+import { BadInputError } from "../../cache/errors.ts";
 
 /** What a reader returns: the image in Hounsfield units and facts about the source. */
 export interface LoadedImage {
@@ -66,7 +67,7 @@ const REFUSED_DTYPES: Record<number, string> = {
  * instead of an sform whose voxel sizes disagree with pixdim (a sheared sform: a gantry
  * tilt), with a warning. Voxels are decoded in the file's byte order and scaled by
  * `scl_slope`/`scl_inter` when the slope is finite and non-zero. Bad input throws a
- * `SyntaxError`/`RangeError`/`TypeError` that names the reason.
+ * `BadInputError` that names the reason.
  *
  * NIfTI stores the first axis fastest, which is C order over the reversed axes; the
  * returned volume is that view, shape `[k, j, i]` with the affine's columns reversed to
@@ -85,7 +86,7 @@ export function readNifti(bytes: Uint8Array): LoadedImage {
   // only up to what it declares: a small file cannot inflate to gigabytes.
   const head = (gzip ? inflatePrefix(bytes, "gzip", 540) : bytes.subarray(0, 540)).slice();
   if (!nifti.isNIFTI(head.buffer)) {
-    throw new SyntaxError("Not a NIfTI-1/NIfTI-2 file (no valid header magic)");
+    throw new BadInputError("Not a NIfTI-1/NIfTI-2 file (no valid header magic)");
   }
   // Extensions are not read: clear the flag so the parser does not look past the head.
   const isV2 = nifti.isNIFTI2(head.buffer);
@@ -94,12 +95,12 @@ export function readNifti(bytes: Uint8Array): LoadedImage {
   try {
     header = nifti.readHeader(head.buffer);
   } catch (e) {
-    throw new SyntaxError(`Unreadable NIfTI header (${(e as Error).message})`);
+    throw new BadInputError(`Unreadable NIfTI header (${(e as Error).message})`);
   }
   const dtype = DTYPES[header.datatypeCode];
   if (!dtype) {
     const code = header.datatypeCode;
-    throw new TypeError(
+    throw new BadInputError(
       `Unsupported NIfTI datatype ${REFUSED_DTYPES[code] ?? `${code} (not a NIfTI type code)`}` +
         `; a CT volume has scalar voxels (uint8 to uint64, int8 to int64, float32, ` +
         `float64, float128)`,
@@ -114,7 +115,7 @@ export function readNifti(bytes: Uint8Array): LoadedImage {
   let raw = bytes, trailing = bytes.length > offset + need;
   if (gzip) ({ data: raw, trailing } = inflateDeclared(bytes, "gzip", offset + need));
   if (offset + need > raw.byteLength) {
-    throw new RangeError(
+    throw new BadInputError(
       `Header promises ${need} bytes of voxels at offset ${offset} (shape ${shape.join("x")}, ` +
         `${dtype.name}) but the data holds only ${raw.byteLength} bytes`,
     );
@@ -125,7 +126,7 @@ export function readNifti(bytes: Uint8Array): LoadedImage {
   const data = decodeVoxels(buffer, offset, n, dtype.name, header.littleEndian, header);
   if (data instanceof Float32Array) {
     const bad = countNonFinite(data);
-    if (bad > 0) throw new RangeError(`Image holds ${bad} NaN or infinite voxels`);
+    if (bad > 0) throw new BadInputError(`Image holds ${bad} NaN or infinite voxels`);
   }
   const { affine, warning } = loaderAffine(header, head.buffer, shape, isV2);
   // C order over [z, y, x]: reverse the shape and the affine's first three columns.
@@ -155,7 +156,7 @@ export function readNifti(bytes: Uint8Array): LoadedImage {
 function voxOffset(value: number, isV2: boolean): number {
   const min = isV2 ? 540 : 352;
   if (!Number.isFinite(value) || !Number.isInteger(value) || value < min) {
-    throw new RangeError(
+    throw new BadInputError(
       `NIfTI vox_offset = ${value} is invalid: the voxels of a single-file NIfTI-${
         isV2 ? 2 : 1
       } start at a whole byte offset of at least ${min}`,
@@ -168,7 +169,7 @@ function voxOffset(value: number, isV2: boolean): number {
 function checkScaling(h: { scl_slope: number; scl_inter: number }): void {
   const slopeValid = Number.isFinite(h.scl_slope) && h.scl_slope !== 0;
   if (slopeValid && !Number.isFinite(h.scl_inter)) {
-    throw new RangeError(
+    throw new BadInputError(
       `NIfTI scl_inter = ${h.scl_inter} with scl_slope = ${h.scl_slope}: a valid slope ` +
         `needs a finite intercept`,
     );
@@ -177,25 +178,27 @@ function checkScaling(h: { scl_slope: number; scl_inter: number }): void {
 
 function spatialShape(dims: number[]): Shape3 {
   const rank = dims[0];
-  if (rank < 1 || rank > 7) throw new RangeError(`Invalid NIfTI dim[0] = ${rank}`);
+  if (rank < 1 || rank > 7) throw new BadInputError(`Invalid NIfTI dim[0] = ${rank}`);
   const all = dims.slice(1, rank + 1);
   const bad = all.findIndex((d) => !Number.isInteger(d) || d < 1);
   if (bad >= 0) {
-    throw new RangeError(
+    throw new BadInputError(
       `Invalid NIfTI dim[${bad + 1}] = ${all[bad]} (dim[0] = ${rank}): every dimension up ` +
         `to dim[0] must be at least 1`,
     );
   }
   const extra = all.slice(3).filter((d) => d > 1);
   if (extra.length > 0) {
-    throw new RangeError(`Image is ${rank}-D (shape ${all.join("x")}); a 3-D CT volume is needed`);
+    throw new BadInputError(
+      `Image is ${rank}-D (shape ${all.join("x")}); a 3-D CT volume is needed`,
+    );
   }
   const shape = [all[0] ?? 1, all[1] ?? 1, all[2] ?? 1] as Shape3;
   if (shape.some((d) => !Number.isInteger(d) || d < 1)) {
-    throw new RangeError(`Invalid image shape ${shape.join("x")}`);
+    throw new BadInputError(`Invalid image shape ${shape.join("x")}`);
   }
   if (shape.some((d) => d < 2)) {
-    throw new RangeError(`Image is 2-D (shape ${shape.join("x")}); a 3-D CT volume is needed`);
+    throw new BadInputError(`Image is 2-D (shape ${shape.join("x")}); a 3-D CT volume is needed`);
   }
   return shape;
 }
@@ -259,7 +262,7 @@ function loaderAffine(
       try {
         q = qformAffine(h, isV2);
       } catch (e) {
-        throw new RangeError(
+        throw new BadInputError(
           `${why}, so MONAI's loader replaces the sform by the qform, and that cannot be ` +
             `built: ${(e as Error).message}`,
         );
@@ -301,7 +304,7 @@ function shearDegrees(m: Mat4): number {
 function positiveZooms(pixDims: number[]): [number, number, number] {
   const z = [pixDims[1], pixDims[2], pixDims[3]] as [number, number, number];
   if (z.some((v) => !(v > 0))) {
-    throw new RangeError(`Voxel spacing must be positive, pixdim[1:4] = ${z.join(", ")}`);
+    throw new BadInputError(`Voxel spacing must be positive, pixdim[1:4] = ${z.join(", ")}`);
   }
   return z;
 }
@@ -317,7 +320,7 @@ function qformAffine(h: HeaderFields, isV2: boolean): Mat4 {
   const w2 = 1 - (x * x + y * y + z * z);
   const threshold = -3 * (isV2 ? 2 ** -52 : 2 ** -23);
   if (w2 < threshold) {
-    throw new RangeError(
+    throw new BadInputError(
       `Invalid qform quaternion (b, c, d) = (${x}, ${y}, ${z}): b² + c² + d² exceeds 1`,
     );
   }

@@ -1,5 +1,6 @@
 // Reading source files safely: regular files only (a FIFO or a device such as /dev/zero
 // would hang the run or fill its memory), never more bytes than the file had when stat'd.
+import { BadInputError } from "../../cache/errors.ts";
 
 /** Words for what a path is when it is not a regular file (`a FIFO`, `a directory`, …). */
 export function describeFileKind(info: Deno.FileInfo): string {
@@ -28,7 +29,7 @@ export async function statRegular(path: string): Promise<Deno.FileInfo> {
     throw new Deno.errors.NotFound(`Cannot read ${path}: ${reason}`);
   }
   if (!info.isFile) {
-    throw new TypeError(
+    throw new BadInputError(
       `Cannot read ${path}: it is ${describeFileKind(info)}; only regular files are read`,
     );
   }
@@ -45,7 +46,7 @@ export async function readRegularFile(
 ): Promise<{ bytes: Uint8Array; info: Deno.FileInfo }> {
   const info = await statRegular(path);
   if (info.size > maxBytes) {
-    throw new RangeError(
+    throw new BadInputError(
       `Cannot read ${path}: it holds ${info.size} bytes, more than the ${maxBytes} allowed`,
     );
   }

@@ -5,9 +5,10 @@ import { type Grid, opOf } from "../recipes/ops.ts";
 import type { Volume, VoxelArray } from "../volume.ts";
 import { SOURCE_FILE_ORDER } from "../transforms/orient.ts";
 import { formatSize } from "../formats/_checks.ts";
+import { BadInputError } from "../../cache/errors.ts";
 
 /**
- * Throws a `RangeError` when a step of `recipe` applied to `volume` would produce more
+ * Throws a `BadInputError` when a step of `recipe` applied to `volume` would produce more
  * than `maxVoxels` voxels (or an invalid shape). Every op says its output grid; crops
  * are assumed to keep everything, so the bound holds for any foreground.
  */
@@ -22,7 +23,7 @@ export function checkRecipeSize(
     const shape = grid.shape;
     const voxels = shape[0] * shape[1] * shape[2];
     if (!shape.every((n) => Number.isSafeInteger(n) && n >= 1) || !(voxels <= maxVoxels)) {
-      throw new RangeError(
+      throw new BadInputError(
         `The recipe's ${step.op} step would make ${shape.join("x")} voxels ` +
           `(${formatSize(4 * voxels)} as float32), more than --max-voxels ${maxVoxels}`,
       );

@@ -7,6 +7,7 @@ import { type DicomFileInfo, groupDicomSeries } from "../formats/dicom/dicom_ser
 import { metaImageDataFile, parseMetaImageHeader } from "../formats/read_metaimage.ts";
 import { toNodeName } from "../../cache/format/format.ts";
 import { describeFileKind, readHead, statRegular } from "./_files.ts";
+import { BadInputError } from "../../cache/errors.ts";
 
 /** One source image found in the inputs. */
 export interface SourceCase {
@@ -558,10 +559,10 @@ async function readDatalist(
     await statRegular(file);
     json = JSON.parse(new TextDecoder().decode(await readHead(file, 64 * 2 ** 20, false)));
   } catch (e) {
-    throw new SyntaxError(`Datalist ${file} is not valid JSON: ${(e as Error).message}`);
+    throw new BadInputError(`Datalist ${file} is not valid JSON: ${(e as Error).message}`);
   }
   if (!json || typeof json !== "object" || Array.isArray(json)) {
-    throw new SyntaxError(`Datalist ${file} must be an object of lists ({"training": [...]})`);
+    throw new BadInputError(`Datalist ${file} must be an object of lists ({"training": [...]})`);
   }
   const base = resolve(baseDir ?? dirname(file));
   const paths: string[] = [];
@@ -570,7 +571,7 @@ async function readDatalist(
     for (const item of list) {
       const image = typeof item === "string" ? item : (item as { image?: unknown })?.image;
       if (typeof image !== "string") {
-        throw new SyntaxError(`Datalist ${file}: an entry of "${key}" has no "image" path`);
+        throw new BadInputError(`Datalist ${file}: an entry of "${key}" has no "image" path`);
       }
       paths.push(resolve(base, image));
     }

@@ -144,7 +144,7 @@ export async function planPrep(request: PrepRequest): Promise<PrepPlan> {
   const storage = storageOptions(request.storage ?? {}, recorded);
   const overrides = request.overrides ?? {};
   const recipe = recipeFor(request.recipe ?? "voco-v2", overrides, abs);
-  const shard = shardOf(request);
+  const shard = resolveShard(request.shard, request.shards, request.env ?? Deno.env.toObject());
   const notes: string[] = [];
   const { items, groups, skipped } = await findGroups(request, recipe, abs, notes);
   // Every shard compares the whole run with the cache, then preps its own cases only.
@@ -315,25 +315,10 @@ function storageOptions(s: Partial<StorageOptions>, recorded?: Layout): StorageO
   };
 }
 
-function shardOf(request: PrepRequest): ShardSpec | undefined {
-  try {
-    return resolveShard(request.shard, request.shards, request.env ?? Deno.env.toObject());
-  } catch (e) {
-    throw new BadInputError((e as Error).message, { cause: e });
-  }
-}
-
 /** Resolves a recipe (a built-in name or a JSON file) with the overrides. */
 function recipeFor(spec: string, overrides: RecipeOverrides, abs: (p: string) => string): Recipe {
-  try {
-    const base = spec.toLowerCase().endsWith(".json") ? readRecipeFile(abs(spec)) : spec;
-    return resolveRecipe(base, overrides);
-  } catch (e) {
-    if (e instanceof RangeError || e instanceof SyntaxError) {
-      throw new BadInputError(e.message, { cause: e });
-    }
-    throw e;
-  }
+  const base = spec.toLowerCase().endsWith(".json") ? readRecipeFile(abs(spec)) : spec;
+  return resolveRecipe(base, overrides);
 }
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);

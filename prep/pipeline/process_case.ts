@@ -18,6 +18,7 @@ import {
   DEFAULT_LAYOUT,
   type Layout,
 } from "../../cache/format/format.ts";
+import { BadInputError } from "../../cache/errors.ts";
 
 /** How the cache stores voxels. */
 export interface StorageOptions {
@@ -129,7 +130,7 @@ export async function processCase(
         mtime = Math.max(mtime, info.mtime?.getTime() ?? 0);
         total += bytes.length;
         if (total > limit) {
-          throw new RangeError(
+          throw new BadInputError(
             `The files of ${job.path} hold more than ${formatSize(limit)}, more than this ` +
               `machine can give one case`,
           );

@@ -1,5 +1,6 @@
 // Splitting a run's cases over machines: `prep --shard i/n` takes the cases whose id
 // (dataset/name) hashes to i modulo n, so the split is stable when inputs are added.
+import { BadInputError } from "../../cache/errors.ts";
 
 /** A shard of a run: this process takes index `index` of `count` (0-based). */
 export interface ShardSpec {
@@ -30,7 +31,7 @@ export function caseShard(dataset: string, name: string, count: number): number 
  * The shard this process is, from `--shard i/n`, else a Slurm job array
  * (`SLURM_ARRAY_TASK_ID` - `SLURM_ARRAY_TASK_MIN` of `SLURM_ARRAY_TASK_COUNT`), else a
  * Kubernetes indexed Job (`JOB_COMPLETION_INDEX` of `shards`); `undefined` when none
- * applies (one process takes every case). Throws a `RangeError` naming the bad value.
+ * applies (one process takes every case). Throws a `BadInputError` naming the bad value.
  */
 export function resolveShard(
   shard: string | undefined,
@@ -40,13 +41,13 @@ export function resolveShard(
   const int = (what: string, s: string | undefined) => {
     const n = Number(s);
     if (s === undefined || s.trim() === "" || !Number.isInteger(n) || n < 0) {
-      throw new RangeError(`${what} must be a whole number >= 0, got "${s}"`);
+      throw new BadInputError(`${what} must be a whole number >= 0, got "${s}"`);
     }
     return n;
   };
   const check = (spec: ShardSpec) => {
     if (spec.count < 1 || spec.index >= spec.count) {
-      throw new RangeError(
+      throw new BadInputError(
         `shard ${spec.index}/${spec.count} (from ${spec.from}): the index must be 0..count-1`,
       );
     }
@@ -54,9 +55,9 @@ export function resolveShard(
   };
   if (shard !== undefined) {
     const m = shard.match(/^(\d+)\/(\d+)$/);
-    if (!m) throw new RangeError(`--shard takes I/N (shard I of N, 0-based), got "${shard}"`);
+    if (!m) throw new BadInputError(`--shard takes I/N (shard I of N, 0-based), got "${shard}"`);
     if (shards !== undefined && shards !== Number(m[2])) {
-      throw new RangeError(`--shard ${shard} and --shards ${shards} disagree`);
+      throw new BadInputError(`--shard ${shard} and --shards ${shards} disagree`);
     }
     return check({ index: Number(m[1]), count: Number(m[2]), from: "--shard" });
   }
@@ -81,7 +82,7 @@ export function resolveShard(
     });
   }
   if (shards !== undefined) {
-    throw new RangeError(
+    throw new BadInputError(
       `--shards ${shards} needs this process's index: --shard I/${shards}, or ` +
         `JOB_COMPLETION_INDEX (a Kubernetes indexed Job) or SLURM_ARRAY_TASK_ID`,
     );

@@ -9,6 +9,7 @@ import {
 } from "../transforms/resample.ts";
 import type { Box } from "../transforms/crop.ts";
 import { opOf, type RecipeStep, type StepRecord, type Triple } from "./ops.ts";
+import { BadInputError } from "../../cache/errors.ts";
 
 export type { RecipeStep, Triple };
 
@@ -102,7 +103,7 @@ export function resolveRecipe(recipe: string | Recipe, overrides: RecipeOverride
   const base = typeof recipe === "string" ? RECIPES[recipe] : recipe;
   const name = typeof recipe === "string" ? recipe : recipe.name;
   if (!base) {
-    throw new RangeError(
+    throw new BadInputError(
       `Unknown recipe "${name}"; choose one of ${
         Object.keys(RECIPES).join(", ")
       } or a recipe JSON file`,
@@ -111,19 +112,19 @@ export function resolveRecipe(recipe: string | Recipe, overrides: RecipeOverride
   const steps: RecipeStep[] = structuredClone(base.steps);
   const need = (op: RecipeStep["op"], flag: string) => {
     const s = steps.find((s) => s.op === op);
-    if (!s) throw new RangeError(`Recipe "${name}" has no ${op} step for ${flag} to change`);
+    if (!s) throw new BadInputError(`Recipe "${name}" has no ${op} step for ${flag} to change`);
     return s;
   };
   const o = overrides;
   if (o.spacingMm) {
     if (o.spacingMm.some((v) => !(v > 0))) {
-      throw new RangeError(`Spacing must be positive, got ${o.spacingMm.join(",")}`);
+      throw new BadInputError(`Spacing must be positive, got ${o.spacingMm.join(",")}`);
     }
     (need("spacing", "--spacing") as { spacingMm: Triple }).spacingMm = o.spacingMm;
   }
   if (o.windowHu) {
     if (!(o.windowHu[1] > o.windowHu[0])) {
-      throw new RangeError(`Window must have high > low, got ${o.windowHu.join(",")}`);
+      throw new BadInputError(`Window must have high > low, got ${o.windowHu.join(",")}`);
     }
     (need("window", "--window") as { windowHu: [number, number] }).windowHu = o.windowHu;
   }

@@ -1,5 +1,6 @@
 // Recipes from JSON files: parsing and validation with messages that name the field.
 import { type Recipe, RECIPES, resolveRecipe } from "./recipe.ts";
+import { BadInputError } from "../../cache/errors.ts";
 import {
   numbers,
   OPS,
@@ -91,7 +92,7 @@ export function parseRecipe(json: unknown, origin: string): Recipe {
     });
     return { name: r.name, steps: recipe.steps };
   } catch (e) {
-    if (e instanceof RecipeError || e instanceof RangeError) {
+    if (e instanceof BadInputError) {
       throw new RecipeError(`Recipe ${origin}: ${(e as Error).message}`, { path: origin });
     }
     throw e;

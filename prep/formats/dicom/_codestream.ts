@@ -2,12 +2,13 @@
 // DICOM header before any decoder sees the frame: a lying codestream fails with the
 // reason instead of sending a codec into an endless loop or returning garbage.
 import type { CompressedEncoding, FrameInfo } from "./dicom_parse.ts";
+import { BadInputError } from "../../../cache/errors.ts";
 
 /** Most tiles a JPEG 2000 frame may have (the standard's tile index is 16-bit). */
 const MAX_TILES = 65535;
 
 /**
- * Throws a `SyntaxError` naming the field when the codestream of a compressed frame does
+ * Throws a `BadInputError` naming the field when the codestream of a compressed frame does
  * not describe the image its DICOM header declares: one component, the header's columns
  * and rows, a precision no larger than Bits Allocated, and for JPEG 2000 (and HTJ2K) no
  * subsampling and a sane tile grid. RLE frames carry no such header (their decoder is
@@ -23,7 +24,7 @@ export function checkCodestream(
 }
 
 function fail(what: string, message: string): never {
-  throw new SyntaxError(`${what}: ${message}`);
+  throw new BadInputError(`${what}: ${message}`);
 }
 
 /** The JPEG 2000 codestream of a frame: the frame itself, or a JP2 file's `jp2c` box. */

@@ -1,24 +1,25 @@
 // DICOM RLE Lossless (PS3.5 annex G): a 64-byte header of segment offsets, then one
 // PackBits segment per byte plane (most significant byte first). Written here: it is a
 // few dozen lines, and the only npm decoders come inside whole image-loader packages.
+import { BadInputError } from "../../../cache/errors.ts";
 
 /**
  * Decodes one RLE frame into little-endian pixel bytes (`rows * columns * bytesPerSample`),
  * one sample per pixel.
  */
 export function decodeRle(frame: Uint8Array, pixels: number, bytesPerSample: number): Uint8Array {
-  if (frame.length < 64) throw new SyntaxError("RLE frame shorter than its 64-byte header");
+  if (frame.length < 64) throw new BadInputError("RLE frame shorter than its 64-byte header");
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const segments = view.getUint32(0, true);
   if (segments !== bytesPerSample) {
-    throw new SyntaxError(`RLE frame has ${segments} segments, expected ${bytesPerSample}`);
+    throw new BadInputError(`RLE frame has ${segments} segments, expected ${bytesPerSample}`);
   }
   const out = new Uint8Array(pixels * bytesPerSample);
   for (let s = 0; s < segments; s++) {
     const start = view.getUint32(4 + 4 * s, true);
     const end = s + 1 < segments ? view.getUint32(8 + 4 * s, true) : frame.length;
     if (start < 64 || end > frame.length || end < start) {
-      throw new SyntaxError(`RLE segment ${s} has a bad offset ${start}`);
+      throw new BadInputError(`RLE segment ${s} has a bad offset ${start}`);
     }
     // Segment 0 holds the most significant bytes; little-endian output puts them last.
     const byte = bytesPerSample - 1 - s;
@@ -37,7 +38,7 @@ export function decodeRle(frame: Uint8Array, pixels: number, bytesPerSample: num
         o += count;
       }
     }
-    if (o < pixels) throw new SyntaxError(`RLE segment ${s} ends after ${o} of ${pixels} pixels`);
+    if (o < pixels) throw new BadInputError(`RLE segment ${s} ends after ${o} of ${pixels} pixels`);
   }
   return out;
 }

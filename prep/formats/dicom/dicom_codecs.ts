@@ -11,6 +11,7 @@ import type {
 import { decodeRle } from "./_rle.ts";
 import { checkCodestream } from "./_codestream.ts";
 import { describeError } from "../_checks.ts";
+import { BadInputError } from "../../../cache/errors.ts";
 
 export type { CompressedEncoding, FrameInfo, PixelEncoding };
 
@@ -92,16 +93,16 @@ function runWasm(codec: WasmCodec, className: string, frame: Uint8Array, info: F
     } catch (e) {
       // Emscripten builds throw C++ exceptions as bare numbers: give them a message.
       if (e instanceof Error) throw e;
-      throw new SyntaxError(`${className} could not decode the frame (corrupt or unsupported)`);
+      throw new BadInputError(`${className} could not decode the frame (corrupt or unsupported)`);
     }
     const fi = decoder.getFrameInfo();
     if (fi.width !== info.columns || fi.height !== info.rows) {
-      throw new SyntaxError(
+      throw new BadInputError(
         `Compressed frame is ${fi.width}x${fi.height}, header says ${info.columns}x${info.rows}`,
       );
     }
     if ((fi.componentCount ?? 1) !== 1 || fi.bitsPerSample > info.bitsAllocated) {
-      throw new SyntaxError(
+      throw new BadInputError(
         `${className} decoded ${fi.componentCount ?? 1} component(s) of ${fi.bitsPerSample} ` +
           `bits, the header says 1 of at most ${info.bitsAllocated} (Bits Allocated)`,
       );
@@ -116,7 +117,7 @@ function runWasm(codec: WasmCodec, className: string, frame: Uint8Array, info: F
 function exactLength(bytes: Uint8Array, info: FrameInfo, decoder: string): Uint8Array {
   const expected = info.rows * info.columns * (info.bitsAllocated / 8);
   if (bytes.length !== expected) {
-    throw new SyntaxError(
+    throw new BadInputError(
       `${decoder} returned ${bytes.length} bytes for a ${info.columns}x${info.rows} frame of ` +
         `${info.bitsAllocated}-bit pixels (${expected} expected): the codestream does not ` +
         `match the header`,
@@ -130,7 +131,7 @@ function typed(bytes: Uint8Array, info: FrameInfo, bigEndian = false): PixelArra
   const signed = info.pixelRepresentation === 1;
   const size = info.bitsAllocated / 8;
   if (bytes.length < n * size) {
-    throw new RangeError(`Pixel data has ${bytes.length} bytes, ${n * size} expected`);
+    throw new BadInputError(`Pixel data has ${bytes.length} bytes, ${n * size} expected`);
   }
   // Copy: the source may be unaligned, and the result must own its buffer.
   const own = bytes.slice(0, n * size);
@@ -149,7 +150,9 @@ function typed(bytes: Uint8Array, info: FrameInfo, bigEndian = false): PixelArra
       pixels = signed ? new Int32Array(own.buffer) : new Uint32Array(own.buffer);
       break;
     default:
-      throw new RangeError(`Bits allocated ${info.bitsAllocated} is not supported (8, 16 or 32)`);
+      throw new BadInputError(
+        `Bits allocated ${info.bitsAllocated} is not supported (8, 16 or 32)`,
+      );
   }
   applyBitsStored(pixels, info);
   return pixels;
@@ -191,27 +194,27 @@ export interface EncodedFrame {
  * multi-frame file, see `frameInfos`): native pixel data is returned
  * as raw stored values (no rescale); compressed pixel data is returned as an
  * {@linkcode EncodedFrame} for {@linkcode decodeFrame}, which may run in another thread.
- * Throws a `RangeError` naming the transfer syntax when it is not supported.
+ * Throws a `BadInputError` naming the transfer syntax when it is not supported.
  */
 export function extractFrame(ds: DicomDataSet, info: DicomSliceInfo): PixelArray | EncodedFrame {
   const syntax = TRANSFER_SYNTAXES.get(info.transferSyntax);
   if (!syntax) {
-    throw new RangeError(
+    throw new BadInputError(
       `Transfer syntax ${info.transferSyntax} is not supported (supported: ` +
         [...TRANSFER_SYNTAXES.values()].map((s) => s.name).join(", ") + ")",
     );
   }
   if (info.samplesPerPixel !== 1) {
-    throw new RangeError(`${info.samplesPerPixel} samples per pixel: not a greyscale CT image`);
+    throw new BadInputError(`${info.samplesPerPixel} samples per pixel: not a greyscale CT image`);
   }
   const element = ds.elements.x7fe00010;
-  if (!element) throw new SyntaxError("No pixel data element (7FE0,0010): truncated file?");
+  if (!element) throw new BadInputError("No pixel data element (7FE0,0010): truncated file?");
   const frame = info.frame ?? 0;
   if (syntax.encoding === "native" || syntax.encoding === "native-big-endian") {
     const size = info.rows * info.columns * info.bitsAllocated / 8;
     const frames = Math.max(1, Number(ds.string("x00280008") ?? 1) || 1);
     if (element.length >= 2 * frames * size) {
-      throw new RangeError(
+      throw new BadInputError(
         `Pixel Data holds ${element.length} bytes, twice or more the ${frames * size} that ` +
           `Rows x Columns x Bits Allocated declare (${info.columns}x${info.rows}x` +
           `${info.bitsAllocated}${frames > 1 ? `, ${frames} frames` : ""}): the header is wrong`,
@@ -225,14 +228,14 @@ export function extractFrame(ds: DicomDataSet, info: DicomSliceInfo): PixelArray
     return typed(bytes, info, syntax.encoding === "native-big-endian");
   }
   if (!element.encapsulatedPixelData || !element.fragments?.length) {
-    throw new SyntaxError(`Pixel data of a ${syntax.name} file is not encapsulated`);
+    throw new BadInputError(`Pixel data of a ${syntax.name} file is not encapsulated`);
   }
   let bytes: Uint8Array;
   try {
     bytes = encapsulatedFrame(ds, element, info.frame);
   } catch (e) {
-    if (e instanceof SyntaxError) throw e;
-    throw new SyntaxError(
+    if (e instanceof BadInputError) throw e;
+    throw new BadInputError(
       `Cannot read frame ${(info.frame ?? 0) + 1} of the encapsulated pixel data ` +
         `(offset table or fragments damaged: ${describeError(e)})`,
     );
@@ -261,7 +264,7 @@ function encapsulatedFrame(
   }
   const frames = Number(ds.string("x00280008") ?? 1);
   if (fragments.length !== frames) {
-    throw new SyntaxError(
+    throw new BadInputError(
       `Cannot find frame ${frame + 1}: no offset table and ${fragments.length} fragments ` +
         `for ${frames} frames`,
     );
@@ -305,7 +308,7 @@ export async function decodeFrame(frame: EncodedFrame): Promise<PixelArray> {
       try {
         out = new Decoder().decompress(bytes.buffer, bytes.byteOffset, bytes.length);
       } catch (e) {
-        throw new SyntaxError(`JPEG lossless decoder failed: ${describeError(e)}`);
+        throw new BadInputError(`JPEG lossless decoder failed: ${describeError(e)}`);
       }
       const raw = new Uint8Array(out);
       return typed(exactLength(raw, info, "JPEG lossless decoder"), info);
@@ -316,7 +319,7 @@ export async function decodeFrame(frame: EncodedFrame): Promise<PixelArray> {
 /**
  * Decodes the pixels of a single-frame, single-sample DICOM image in any transfer syntax
  * of {@linkcode TRANSFER_SYNTAXES}, in this thread. Raw stored values are returned (no
- * rescale). Throws a `RangeError` naming the transfer syntax when it is not supported.
+ * rescale). Throws a `BadInputError` naming the transfer syntax when it is not supported.
  */
 export async function decodePixels(ds: DicomDataSet, info: DicomSliceInfo): Promise<PixelArray> {
   const frame = extractFrame(ds, info);

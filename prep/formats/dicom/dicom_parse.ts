@@ -1,6 +1,7 @@
 // Parsing DICOM files into data sets and the slice facts series assembly needs.
 import dicomParser from "dicom-parser";
 import { inflateRawSync } from "node:zlib";
+import { BadInputError } from "../../../cache/errors.ts";
 
 /** A parsed DICOM data set (dicom-parser's `DataSet`). */
 export type DicomDataSet = ReturnType<typeof dicomParser.parseDicom>;
@@ -74,11 +75,13 @@ export function isDicomPart10(bytes: Uint8Array): boolean {
  * Parses a DICOM file with dicom-parser. Part 10 files are parsed by their transfer
  * syntax (deflated data sets are inflated with native zlib); files without the Part 10
  * header are read as implicit VR little endian, as old exports are. `untilTag` stops
- * before that element (`x7fe00010` to read headers only). Throws a `SyntaxError` naming
+ * before that element (`x7fe00010` to read headers only). Throws a `BadInputError` naming
  * the reason.
  */
 export function parseDicom(bytes: Uint8Array, untilTag?: string): DicomDataSet {
-  if (bytes.length === 0) throw new SyntaxError("Not a readable DICOM file: it is empty (0 bytes)");
+  if (bytes.length === 0) {
+    throw new BadInputError("Not a readable DICOM file: it is empty (0 bytes)");
+  }
   try {
     if (!isDicomPart10(bytes)) {
       return dicomParser.parseDicom(bytes, {
@@ -108,7 +111,7 @@ export function parseDicom(bytes: Uint8Array, untilTag?: string): DicomDataSet {
     // dicom-parser throws strings, and wraps data-set errors as {exception, dataSet}.
     const inner = (e as { exception?: unknown })?.exception ?? e;
     const reason = inner instanceof Error ? inner.message : String(inner);
-    throw new SyntaxError(`Not a readable DICOM file: ${reason}`);
+    throw new BadInputError(`Not a readable DICOM file: ${reason}`);
   }
 }
 
@@ -129,7 +132,7 @@ function numbers(ds: DicomDataSet, tag: string, n: number): number[] | undefined
   if (text === undefined) return undefined;
   const parts = text.split("\\").map((s) => Number(s.trim()));
   if (parts.length !== n || parts.some((x) => !Number.isFinite(x))) {
-    throw new SyntaxError(`DICOM element (${tag.slice(1, 5)},${tag.slice(5)}) is "${text}"`);
+    throw new BadInputError(`DICOM element (${tag.slice(1, 5)},${tag.slice(5)}) is "${text}"`);
   }
   return parts;
 }
@@ -190,7 +193,7 @@ export function frameInfos(ds: DicomDataSet, info: DicomSliceInfo): DicomSliceIn
   if (info.frames <= 1) return [info];
   const perFrame = ds.elements.x52009230?.items ?? [];
   if (perFrame.length !== info.frames) {
-    throw new RangeError(
+    throw new BadInputError(
       `multi-frame image (${info.frames} frames) without a Per-frame Functional Groups ` +
         `item per frame (found ${perFrame.length}), so its frames cannot be placed`,
     );

@@ -3,6 +3,7 @@
 import { dirname } from "node:path";
 import type { DicomSliceInfo } from "./dicom_parse.ts";
 import type { Mat4 } from "../../volume.ts";
+import { BadInputError } from "../../../cache/errors.ts";
 
 /** Relative slice-gap tolerance of {@linkcode sortSlices}: 5 % of the median gap. */
 export const SLICE_GAP_TOLERANCE = 0.05;
@@ -282,7 +283,7 @@ const fmt = (x: number) => Number(x.toFixed(3)).toString();
  * first and last positions (not SliceThickness), as MONAI's `PydicomReader` does: a
  * gantry-tilted series, whose positions do not run along the normal, gets a sheared
  * affine (see `tiltDegrees`). DICOM's patient axes are LPS; the affine is converted to
- * RAS. Throws a `RangeError` naming the files for: multi-frame images, missing geometry,
+ * RAS. Throws a `BadInputError` naming the files for: multi-frame images, missing geometry,
  * mixed image sizes or orientations, fewer than two slices, duplicated positions, slice
  * gaps that differ from the median by more than `tolerance` (relative), and a slice off
  * the line through the first and last by more than `tolerance` times the pixel spacing.
@@ -292,19 +293,19 @@ export function sortSlices(
   tolerance: number = SLICE_GAP_TOLERANCE,
 ): SeriesGeometry {
   if (slices.length < 2) {
-    throw new RangeError(`Only ${slices.length} slice in the series; a volume needs at least 2`);
+    throw new BadInputError(`Only ${slices.length} slice in the series; a volume needs at least 2`);
   }
   const first = slices[0];
   for (const s of slices) {
     const i = s.info;
     if (i.frames > 1) {
-      throw new RangeError(
+      throw new BadInputError(
         `${s.path}: multi-frame image (${i.frames} frames, enhanced CT) is not supported; ` +
           `export the series as single-frame slices`,
       );
     }
     if (!i.position || !i.orientation || !i.pixelSpacing) {
-      throw new RangeError(
+      throw new BadInputError(
         `${s.path}: missing ${
           !i.position
             ? "ImagePositionPatient"
@@ -315,21 +316,21 @@ export function sortSlices(
       );
     }
     if (i.rows !== first.info.rows || i.columns !== first.info.columns) {
-      throw new RangeError(
+      throw new BadInputError(
         `Mixed image sizes: ${first.path} is ${first.info.columns}x${first.info.rows}, ` +
           `${s.path} is ${i.columns}x${i.rows}`,
       );
     }
     const o0 = first.info.orientation!;
     if (i.orientation.some((v, k) => Math.abs(v - o0[k]) > 1e-4)) {
-      throw new RangeError(
+      throw new BadInputError(
         `Mixed orientations: ${first.path} has ${o0.map(fmt).join("\\")}, ` +
           `${s.path} has ${i.orientation.map(fmt).join("\\")}`,
       );
     }
     const ps = i.pixelSpacing;
     if (!(ps[0] > 0 && ps[1] > 0)) {
-      throw new RangeError(`${s.path}: PixelSpacing ${ps} is not positive`);
+      throw new BadInputError(`${s.path}: PixelSpacing ${ps} is not positive`);
     }
   }
   const o = first.info.orientation!;
@@ -346,17 +347,17 @@ export function sortSlices(
   for (let k = 0; k < gaps.length; k++) {
     const a = slices[order[k]], b = slices[order[k + 1]];
     if (gaps[k] < 1e-3 || gaps[k] < median * tolerance) {
-      throw new RangeError(
+      throw new BadInputError(
         `Duplicated slice at position ${fmt(depth[order[k]])} mm along the normal: ` +
           `${a.path} and ${b.path}`,
       );
     }
   }
-  if (!(median > 0)) throw new RangeError("All slices are at the same position");
+  if (!(median > 0)) throw new BadInputError("All slices are at the same position");
   for (let k = 0; k < gaps.length; k++) {
     if (Math.abs(gaps[k] - median) > tolerance * median) {
       const a = slices[order[k]], b = slices[order[k + 1]];
-      throw new RangeError(
+      throw new BadInputError(
         `Non-uniform slice gap: ${fmt(gaps[k])} mm between ${a.path} and ${b.path} ` +
           `(slices ${k} and ${k + 1}); the other gaps are ${fmt(median)} mm` +
           (gaps[k] > median ? ", so a slice may be missing" : ""),
@@ -386,7 +387,7 @@ export function sortSlices(
     const t = d.reduce((a, v, i) => a + v * unit[i], 0);
     const off = Math.hypot(...d.map((v, i) => v - t * unit[i]));
     if (off > offLimit) {
-      throw new RangeError(
+      throw new BadInputError(
         `Slice positions do not lie on one line: ${slices[order[k]].path} is ${fmt(off)} mm ` +
           `off the line through the first and last slices (${slices[order[0]].path}, ` +
           `${slices[order[n - 1]].path}); the volume would be distorted`,

@@ -20,6 +20,7 @@ import {
 import type { LoadedImage } from "../read_nifti.ts";
 import type { Mat4, Shape3 } from "../../volume.ts";
 import { checkDeclaredSize, describeError } from "../_checks.ts";
+import { BadInputError } from "../../../cache/errors.ts";
 
 /** Options of {@linkcode readDicomSeries}. */
 export interface ReadDicomOptions {
@@ -80,7 +81,7 @@ export async function readDicomSeries(
       ds = parseDicom(files[i]);
       info = sliceInfo(ds);
     } catch (e) {
-      throw new SyntaxError(`${paths[i]}: ${describeError(e)}`);
+      throw new BadInputError(`${paths[i]}: ${describeError(e)}`);
     }
     const file = { path: paths[i], info, hasPixels: Boolean(ds.elements.x7fe00010) };
     const reason = brokenReason(file) ?? skipReason(file);
@@ -89,10 +90,10 @@ export async function readDicomSeries(
       // Discovery put it with this series (its series UID, or its study and geometry
       // with a damaged Modality): a slice that cannot be used fails the series.
       const among = files.length > 1 && !brokenReason(file) ? ", among this series' slices" : "";
-      throw new RangeError(`${paths[i]}: ${reason}${among}`);
+      throw new BadInputError(`${paths[i]}: ${reason}${among}`);
     }
     const problem = pixelHeaderProblem(info);
-    if (problem) throw new RangeError(`${paths[i]}: ${problem}`);
+    if (problem) throw new BadInputError(`${paths[i]}: ${problem}`);
     if (info.frames <= 1) {
       parsed.push({ path: paths[i], ds, info });
       continue;
@@ -102,7 +103,7 @@ export async function readDicomSeries(
     try {
       frames = frameInfos(ds, info);
     } catch (e) {
-      throw new RangeError(`${paths[i]}: ${describeError(e)}`);
+      throw new BadInputError(`${paths[i]}: ${describeError(e)}`);
     }
     frames.forEach((f, k) => parsed.push({ path: `${paths[i]} (frame ${k + 1})`, ds, info: f }));
   }
@@ -210,7 +211,7 @@ function withPath(path: string, e: unknown): Error {
     e.message = `${path}: ${describeError(e)}`;
     return e;
   }
-  return new SyntaxError(`${path}: ${describeError(e)}`);
+  return new BadInputError(`${path}: ${describeError(e)}`);
 }
 
 /**

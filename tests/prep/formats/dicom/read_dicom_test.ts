@@ -1,6 +1,7 @@
 // DICOM series: every transfer syntax, geometry, rejections, discovery and MONAI parity.
 import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
+import { BadInputError } from "../../../../cache/errors.ts";
 import { makePhantom } from "../../../../prep/synthetic/phantom.ts";
 import { writeNifti } from "../../../../prep/synthetic/write_nifti.ts";
 import { DECODE_POOL_LIMITS, readDicomSeries } from "../../../../prep/formats/dicom/read_dicom.ts";
@@ -190,7 +191,7 @@ Deno.test("readDicomSeries() rejects bad series, naming the files and the reason
     () => read(missing, paths.filter((_, i) => i !== 6)),
     /Non-uniform slice gap: 6 mm between IM\d+\.dcm and IM\d+\.dcm.*other gaps are 3 mm.*missing/,
   );
-  assert(e1 instanceof RangeError);
+  assert(e1 instanceof BadInputError, `${e1.name}: not bad input`);
   await assertRejects(
     () => read([...files, files[4]], [...paths, "copy.dcm"]),
     /Duplicated slice.*copy\.dcm/,
