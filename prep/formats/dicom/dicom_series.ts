@@ -292,6 +292,48 @@ export function sortSlices(
   slices: readonly { path: string; info: DicomSliceInfo }[],
   tolerance: number = SLICE_GAP_TOLERANCE,
 ): SeriesGeometry {
+  checkSlices(slices);
+  const first = slices[0];
+  const o = first.info.orientation!;
+  const row = [o[0], o[1], o[2]], col = [o[3], o[4], o[5]];
+  const normal = [
+    row[1] * col[2] - row[2] * col[1],
+    row[2] * col[0] - row[0] * col[2],
+    row[0] * col[1] - row[1] * col[0],
+  ];
+  const { order, median } = orderAlong(slices, normal, tolerance);
+  const n = slices.length;
+  const p0 = slices[order[0]].info.position!, pn = slices[order[n - 1]].info.position!;
+  // The slice column from the first and last positions, as MONAI's PydicomReader takes
+  // it: with a gantry tilt it leans off the normal (a shear), and a spacing step then
+  // resamples the volume onto an orthogonal grid.
+  const step = p0.map((v, k) => (pn[k] - v) / (n - 1));
+  // The angle between the step and the normal (atan2: exact near 0, unlike acos; the
+  // normal of 6-digit cosines is a hair from unit length).
+  const nn = normal.map((v) => v / Math.hypot(...normal));
+  const along = step.reduce((a, v, k) => a + v * nn[k], 0);
+  const across = Math.hypot(...step.map((v, k) => v - along * nn[k]));
+  const tiltDegrees = Math.atan2(across, along) * 180 / Math.PI;
+  checkOnOneLine(slices, order, step, tolerance);
+  const [rowMm, colMm] = first.info.pixelSpacing!;
+  // Array axes: 0 = slice, 1 = row (moves along the column direction), 2 = column.
+  const lps = [0, 1, 2].map((r) => [step[r], col[r] * rowMm, row[r] * colMm, p0[r]]);
+  const affine: Mat4 = [
+    lps[0].map((v) => -v),
+    lps[1].map((v) => -v),
+    lps[2],
+    [0, 0, 0, 1],
+  ];
+  return {
+    order,
+    affine,
+    sliceGapMm: median,
+    tiltDegrees: tiltDegrees > TILT_TOLERANCE_DEGREES ? tiltDegrees : 0,
+  };
+}
+
+/** Each slice can be placed, and all share the first one's size and orientation. */
+function checkSlices(slices: readonly { path: string; info: DicomSliceInfo }[]): void {
   if (slices.length < 2) {
     throw new BadInputError(`Only ${slices.length} slice in the series; a volume needs at least 2`);
   }
@@ -333,13 +375,17 @@ export function sortSlices(
       throw new BadInputError(`${s.path}: PixelSpacing ${ps} is not positive`);
     }
   }
-  const o = first.info.orientation!;
-  const row = [o[0], o[1], o[2]], col = [o[3], o[4], o[5]];
-  const normal = [
-    row[1] * col[2] - row[2] * col[1],
-    row[2] * col[0] - row[0] * col[2],
-    row[0] * col[1] - row[1] * col[0],
-  ];
+}
+
+/**
+ * The slices' order along the normal and the median gap; duplicated positions and gaps
+ * off the median by more than `tolerance` (a missing slice) are refused by name.
+ */
+function orderAlong(
+  slices: readonly { path: string; info: DicomSliceInfo }[],
+  normal: number[],
+  tolerance: number,
+): { order: number[]; median: number } {
   const depth = slices.map((s) => s.info.position!.reduce((a, p, k) => a + p * normal[k], 0));
   const order = depth.map((_, i) => i).sort((a, b) => depth[a] - depth[b]);
   const gaps = order.slice(1).map((idx, k) => depth[idx] - depth[order[k]]);
@@ -364,20 +410,21 @@ export function sortSlices(
       );
     }
   }
-  const n = slices.length;
-  const p0 = slices[order[0]].info.position!, pn = slices[order[n - 1]].info.position!;
-  // The slice column from the first and last positions, as MONAI's PydicomReader takes
-  // it: with a gantry tilt it leans off the normal (a shear), and a spacing step then
-  // resamples the volume onto an orthogonal grid.
-  const step = p0.map((v, k) => (pn[k] - v) / (n - 1));
-  // The angle between the step and the normal (atan2: exact near 0, unlike acos; the
-  // normal of 6-digit cosines is a hair from unit length).
-  const nn = normal.map((v) => v / Math.hypot(...normal));
-  const along = step.reduce((a, v, k) => a + v * nn[k], 0);
-  const across = Math.hypot(...step.map((v, k) => v - along * nn[k]));
-  const tiltDegrees = Math.atan2(across, along) * 180 / Math.PI;
-  // Every slice must lie on the line through the first and last (a uniform stack, tilted
-  // or not): a slice off it would be put in the wrong place by that affine.
+  return { order, median };
+}
+
+/**
+ * Every slice lies on the line through the first and last (a uniform stack, tilted or
+ * not): a slice off it would be put in the wrong place by the series' affine.
+ */
+function checkOnOneLine(
+  slices: readonly { path: string; info: DicomSliceInfo }[],
+  order: number[],
+  step: number[],
+  tolerance: number,
+): void {
+  const n = slices.length, p0 = slices[order[0]].info.position!;
+  const first = slices[0];
   const [rowMm0, colMm0] = first.info.pixelSpacing!;
   const offLimit = tolerance * Math.min(rowMm0, colMm0);
   const unit = step.map((v) => v / Math.hypot(...step));
@@ -394,19 +441,4 @@ export function sortSlices(
       );
     }
   }
-  const [rowMm, colMm] = first.info.pixelSpacing!;
-  // Array axes: 0 = slice, 1 = row (moves along the column direction), 2 = column.
-  const lps = [0, 1, 2].map((r) => [step[r], col[r] * rowMm, row[r] * colMm, p0[r]]);
-  const affine: Mat4 = [
-    lps[0].map((v) => -v),
-    lps[1].map((v) => -v),
-    lps[2],
-    [0, 0, 0, 1],
-  ];
-  return {
-    order,
-    affine,
-    sliceGapMm: median,
-    tiltDegrees: tiltDegrees > TILT_TOLERANCE_DEGREES ? tiltDegrees : 0,
-  };
 }

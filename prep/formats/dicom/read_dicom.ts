@@ -1,6 +1,12 @@
 // Reading a DICOM series (single-frame files or Enhanced CT) into one volume in
 // Hounsfield units with its RAS affine.
-import { type DicomDataSet, frameInfos, parseDicom, sliceInfo } from "./dicom_parse.ts";
+import {
+  type DicomDataSet,
+  type DicomSliceInfo,
+  frameInfos,
+  parseDicom,
+  sliceInfo,
+} from "./dicom_parse.ts";
 import {
   decodeFrame,
   type EncodedFrame,
@@ -74,7 +80,51 @@ export async function readDicomSeries(
   options: ReadDicomOptions = {},
 ): Promise<LoadedImage> {
   const paths = options.paths ?? files.map((_, i) => `file ${i}`);
-  const parsed: { path: string; ds: DicomDataSet; info: ReturnType<typeof sliceInfo> }[] = [];
+  const parsed = parseSlices(files, paths);
+  if (parsed.length > 0) {
+    const { rows, columns, bitsAllocated } = parsed[0].info;
+    checkDeclaredSize(
+      `DICOM series (${parsed.length} slices of ${columns}x${rows})`,
+      [columns, rows, parsed.length],
+      bitsAllocated / 8,
+    );
+  }
+  const geometry = sortSlices(parsed, options.gapTolerance);
+  const { rows, columns } = parsed[0].info;
+  const n = parsed.length;
+  const { out, sourceDtype } = await decodeSlices(parsed, geometry.order, options);
+  const shape: Shape3 = [n, rows, columns];
+  const a = geometry.affine;
+  // Reported as ITK/nibabel would: axes (column, row, slice), the affine's columns reversed.
+  const fileAffine: Mat4 = a.map((r) => [r[2], r[1], r[0], r[3]]);
+  const tilt = geometry.tiltDegrees;
+  return {
+    volume: { data: out, shape, affine: a },
+    format: "dicom",
+    sourceDtype,
+    sourceGeometry: { shape: [columns, rows, n], affine: fileAffine },
+    ...(tilt > 0
+      ? {
+        warnings: [
+          `gantry tilt of ${Number(tilt.toFixed(2))} degrees (the slice positions do not run ` +
+          `along the slice normal): the affine is sheared, as MONAI's PydicomReader builds ` +
+          `it; a spacing step resamples the volume onto a grid without the shear, as ` +
+          `MONAI's Spacing does, and a recipe without one keeps the sheared affine`,
+        ],
+      }
+      : {}),
+  };
+}
+
+/** One slice of a series: its file (and frame), data set and header fields. */
+type ParsedSlice = { path: string; ds: DicomDataSet; info: DicomSliceInfo };
+
+/**
+ * Parses every file of a series into slices (an Enhanced CT file into one per frame),
+ * skipping localizers; a file that cannot be used fails the series, named.
+ */
+function parseSlices(files: readonly Uint8Array[], paths: readonly string[]): ParsedSlice[] {
+  const parsed: ParsedSlice[] = [];
   for (let i = 0; i < files.length; i++) {
     let ds: DicomDataSet, info;
     try {
@@ -107,15 +157,19 @@ export async function readDicomSeries(
     }
     frames.forEach((f, k) => parsed.push({ path: `${paths[i]} (frame ${k + 1})`, ds, info: f }));
   }
-  if (parsed.length > 0) {
-    const { rows, columns, bitsAllocated } = parsed[0].info;
-    checkDeclaredSize(
-      `DICOM series (${parsed.length} slices of ${columns}x${rows})`,
-      [columns, rows, parsed.length],
-      bitsAllocated / 8,
-    );
-  }
-  const geometry = sortSlices(parsed, options.gapTolerance);
+  return parsed;
+}
+
+/**
+ * The slices' pixels in `order`, rescaled to HU into one C-order buffer: int16 when every
+ * slice rescales to integers that fit, else float32. Compressed frames go to a decoder
+ * pool (the lent one, or one of its own for a large series) or are decoded here.
+ */
+async function decodeSlices(
+  parsed: readonly ParsedSlice[],
+  order: readonly number[],
+  options: ReadDicomOptions,
+): Promise<{ out: Int16Array | Float32Array; sourceDtype: string }> {
   const { rows, columns } = parsed[0].info;
   const n = parsed.length;
   const plane = rows * columns;
@@ -125,7 +179,7 @@ export async function readDicomSeries(
     : new Float32Array(n * plane);
   let sourceDtype = "";
   const extract = (k: number) => {
-    const p = parsed[geometry.order[k]];
+    const p = parsed[order[k]];
     try {
       return extractFrame(p.ds, p.info);
     } catch (e) {
@@ -145,13 +199,13 @@ export async function readDicomSeries(
     // copied one at a time below, so the volume is never held twice.
     const decoded: (Promise<PixelArray> | undefined)[] = [];
     for (let k = 0; pool && k < n; k++) {
-      if (!isCompressed[geometry.order[k]]) continue;
+      if (!isCompressed[order[k]]) continue;
       decoded[k] = pool.decode(extract(k) as EncodedFrame);
       // Read in order below; until then a rejection must not count as unhandled.
       decoded[k]!.catch(() => {});
     }
     for (let k = 0; k < n; k++) {
-      const p = parsed[geometry.order[k]];
+      const p = parsed[order[k]];
       const frame = decoded[k] ? undefined : extract(k);
       let pixels: PixelArray;
       const disarm = frame !== undefined && isEncodedFrame(frame)
@@ -182,27 +236,7 @@ export async function readDicomSeries(
   } finally {
     if (own) pool?.close();
   }
-  const shape: Shape3 = [n, rows, columns];
-  const a = geometry.affine;
-  // Reported as ITK/nibabel would: axes (column, row, slice), the affine's columns reversed.
-  const fileAffine: Mat4 = a.map((r) => [r[2], r[1], r[0], r[3]]);
-  const tilt = geometry.tiltDegrees;
-  return {
-    volume: { data: out, shape, affine: a },
-    format: "dicom",
-    sourceDtype,
-    sourceGeometry: { shape: [columns, rows, n], affine: fileAffine },
-    ...(tilt > 0
-      ? {
-        warnings: [
-          `gantry tilt of ${Number(tilt.toFixed(2))} degrees (the slice positions do not run ` +
-          `along the slice normal): the affine is sheared, as MONAI's PydicomReader builds ` +
-          `it; a spacing step resamples the volume onto a grid without the shear, as ` +
-          `MONAI's Spacing does, and a recipe without one keeps the sheared affine`,
-        ],
-      }
-      : {}),
-  };
+  return { out, sourceDtype };
 }
 
 /** The error `e` (anything a library threw) as an `Error` whose message names `path`. */
