@@ -181,31 +181,7 @@ export async function writeDicomSeries(
       }
     }
     const le = new Uint8Array(raw.buffer.slice(0));
-    // The slice's pixel data: native bytes, or one compressed frame.
-    let frame: Uint8Array;
-    if (syntaxName === "rle") {
-      frame = encodeRle(le, 2);
-    } else if (syntaxName === "jpeg-lossless") {
-      frame = encodeJpegLossless(raw, nr, nc, 16);
-    } else if (codec) {
-      const enc = new codec[ENCODERS[syntaxName as keyof typeof ENCODERS]]();
-      try {
-        enc.getDecodedBuffer({
-          width: nc,
-          height: nr,
-          bitsPerSample: 16,
-          componentCount: 1,
-          isSigned: signed,
-          isUsingColorTransform: false,
-        }).set(le);
-        enc.encode();
-        frame = enc.getEncodedBuffer().slice();
-      } finally {
-        enc.delete();
-      }
-    } else {
-      frame = le;
-    }
+    const frame = encodeFrame(raw, le, { syntaxName, codec, rows: nr, columns: nc, signed });
     const pos = [0, 1, 2].map((r) => lps(r, 2) * k + lps(r, 3));
     if (options.multiFrame) {
       frames.push(frame);
@@ -230,59 +206,115 @@ export async function writeDicomSeries(
   }
   if (options.multiFrame) {
     const sopUid = newUid();
-    const item = (...elements: DicomElement[]) => [elements];
-    const elements: DicomElement[] = [
-      ...common(ENHANCED_CT_IMAGE_STORAGE, sopUid, 1),
-      { tag: 0x00280008, vr: "IS", value: String(ns) },
-      {
-        tag: 0x52009229,
-        vr: "SQ",
-        value: item(
-          {
-            tag: 0x00289110,
-            vr: "SQ",
-            value: item(
-              { tag: 0x00180050, vr: "DS", value: ds(columnNorms(a)[2]) },
-              { tag: 0x00280030, vr: "DS", value: `${ds(rowMm)}\\${ds(colMm)}` },
-            ),
-          },
-          {
-            tag: 0x00209116,
-            vr: "SQ",
-            value: item({
-              tag: 0x00200037,
-              vr: "DS",
-              value: [...rowDir, ...colDir].map(ds).join("\\"),
-            }),
-          },
-          {
-            tag: 0x00289145,
-            vr: "SQ",
-            value: item(
-              { tag: 0x00281052, vr: "DS", value: String(intercept) },
-              { tag: 0x00281053, vr: "DS", value: "1" },
-              { tag: 0x00281054, vr: "LO", value: "HU" },
-            ),
-          },
-        ),
-      },
-      {
-        tag: 0x52009230,
-        vr: "SQ",
-        value: positions.map((pos) => [{
-          tag: 0x00209113,
-          vr: "SQ",
-          value: item({ tag: 0x00200032, vr: "DS", value: pos.map(ds).join("\\") }),
-        }]),
-      },
-      pixelDataElement(frames, native, options.offsetTable ?? true),
-    ];
+    const elements = enhancedElements(common(ENHANCED_CT_IMAGE_STORAGE, sopUid, 1), {
+      slices: ns,
+      sliceMm: ds(columnNorms(a)[2]),
+      pixelSpacing: `${ds(rowMm)}\\${ds(colMm)}`,
+      orientation: [...rowDir, ...colDir].map(ds).join("\\"),
+      intercept,
+      positions: positions.map((pos) => pos.map(ds).join("\\")),
+      pixelData: pixelDataElement(frames, native, options.offsetTable ?? true),
+    });
     files.push({
       name: options.fileName?.(0) ?? "ENHANCED.dcm",
       bytes: writeDicomFile(withExtra(elements), syntax, ENHANCED_CT_IMAGE_STORAGE, sopUid),
     });
   }
   return files;
+}
+
+/** One slice's pixel data: native little-endian bytes, or one compressed frame. */
+function encodeFrame(
+  raw: Uint16Array,
+  le: Uint8Array,
+  o: {
+    syntaxName: string;
+    codec?: EncoderCodec;
+    rows: number;
+    columns: number;
+    signed: boolean;
+  },
+): Uint8Array {
+  const { syntaxName, codec } = o;
+  if (syntaxName === "rle") return encodeRle(le, 2);
+  if (syntaxName === "jpeg-lossless") return encodeJpegLossless(raw, o.rows, o.columns, 16);
+  if (!codec) return le;
+  const enc = new codec[ENCODERS[syntaxName as keyof typeof ENCODERS]]();
+  try {
+    enc.getDecodedBuffer({
+      width: o.columns,
+      height: o.rows,
+      bitsPerSample: 16,
+      componentCount: 1,
+      isSigned: o.signed,
+      isUsingColorTransform: false,
+    }).set(le);
+    enc.encode();
+    return enc.getEncodedBuffer().slice();
+  } finally {
+    enc.delete();
+  }
+}
+
+/**
+ * The elements of an Enhanced CT file: the shared functional groups (pixel measures,
+ * orientation, rescale), one per-frame group per slice (its position), the pixel data.
+ */
+function enhancedElements(
+  common: DicomElement[],
+  f: {
+    slices: number;
+    sliceMm: string;
+    pixelSpacing: string;
+    orientation: string;
+    intercept: number;
+    positions: string[];
+    pixelData: DicomElement;
+  },
+): DicomElement[] {
+  const item = (...elements: DicomElement[]) => [elements];
+  return [
+    ...common,
+    { tag: 0x00280008, vr: "IS", value: String(f.slices) },
+    {
+      tag: 0x52009229,
+      vr: "SQ",
+      value: item(
+        {
+          tag: 0x00289110,
+          vr: "SQ",
+          value: item(
+            { tag: 0x00180050, vr: "DS", value: f.sliceMm },
+            { tag: 0x00280030, vr: "DS", value: f.pixelSpacing },
+          ),
+        },
+        {
+          tag: 0x00209116,
+          vr: "SQ",
+          value: item({ tag: 0x00200037, vr: "DS", value: f.orientation }),
+        },
+        {
+          tag: 0x00289145,
+          vr: "SQ",
+          value: item(
+            { tag: 0x00281052, vr: "DS", value: String(f.intercept) },
+            { tag: 0x00281053, vr: "DS", value: "1" },
+            { tag: 0x00281054, vr: "LO", value: "HU" },
+          ),
+        },
+      ),
+    },
+    {
+      tag: 0x52009230,
+      vr: "SQ",
+      value: f.positions.map((pos) => [{
+        tag: 0x00209113,
+        vr: "SQ",
+        value: item({ tag: 0x00200032, vr: "DS", value: pos }),
+      }]),
+    },
+    f.pixelData,
+  ];
 }
 
 /** The pixel data element of frames: native bytes, or encapsulated with an offset table. */
