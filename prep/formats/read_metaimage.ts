@@ -158,17 +158,9 @@ export function readMetaImage(headerBytes: Uint8Array, dataBytes?: Uint8Array): 
   }
   const n = voxelCount(shape);
   const need = n * dtype.bytes;
-  let trailing: string | undefined;
-  if (compressed) {
-    const inflated = inflateDeclared(data, "zlib", need);
-    data = inflated.data;
-    if (inflated.trailing) trailing = "not inflated";
-  } else if (headerSize === -1) {
-    data = data.subarray(Math.max(0, data.length - need));
-  } else {
-    data = data.subarray(headerSize);
-    if (data.length > need) trailing = `${data.length - need} bytes`;
-  }
+  const voxelData = voxelBytes(data, { compressed, headerSize, need });
+  const trailing = voxelData.trailing;
+  data = voxelData.data;
   if (data.length < need) {
     throw new BadInputError(
       `Header promises ${need} bytes of voxels (shape ${shape.join("x")}, ${dtype.name}) ` +
@@ -214,5 +206,25 @@ export function readMetaImage(headerBytes: Uint8Array, dataBytes?: Uint8Array): 
         ],
       }
       : {}),
+  };
+}
+
+/**
+ * The voxels' bytes in the data: inflated (`CompressedData`, never past `need`), the last
+ * `need` bytes (`HeaderSize = -1`), or after `HeaderSize` bytes; and what trails them.
+ */
+function voxelBytes(
+  data: Uint8Array,
+  o: { compressed: boolean; headerSize: number; need: number },
+): { data: Uint8Array; trailing?: string } {
+  if (o.compressed) {
+    const inflated = inflateDeclared(data, "zlib", o.need);
+    return { data: inflated.data, trailing: inflated.trailing ? "not inflated" : undefined };
+  }
+  if (o.headerSize === -1) return { data: data.subarray(Math.max(0, data.length - o.need)) };
+  const rest = data.subarray(o.headerSize);
+  return {
+    data: rest,
+    trailing: rest.length > o.need ? `${rest.length - o.need} bytes` : undefined,
   };
 }
