@@ -48,6 +48,8 @@ export interface CaseJob {
   source: string;
   /** Empty folder to write the case's Zarr array into, published by the caller. */
   stagingDir: string;
+  /** The name it is published as (`dataset/case`), recorded in its integrity record. */
+  caseName?: string;
   /** Recipe to apply. */
   recipe: Recipe;
   /** Storage options. */
@@ -203,6 +205,7 @@ export async function processCase(
     level: job.storage.level,
     layout: storage.layout,
     attributes,
+    caseName: job.caseName,
   });
   const warnings = image.warnings?.map((w) => `${job.files[0]}: ${w}`);
   return {

@@ -152,6 +152,7 @@ export async function runPrep(
         format: c.format,
         source: c.source,
         stagingDir: join(staging, `${index}-${c.name}`),
+        caseName: `${dataset}/${c.name}`,
         recipe,
         storage,
         settingsHash: settingsByRecipe.get(JSON.stringify(recipe))!,

@@ -116,8 +116,15 @@ Deno.test("cache ls, stats and verify over HTTP (cache serve) give what the fold
       bad.text.includes(`BROKEN ch/case1: zarr.json: missing (404 at ${url}ch/case1/zarr.json)`),
       bad.text,
     );
+    // The consolidated copy still lists the case whose zarr.json is gone: the root is broken too.
     assert(
-      /verified 4 case\(s\), .*: 3 broken; verify --fix on the cache folder itself removes them/
+      bad.text.includes(
+        "BROKEN (cache root): consolidated metadata: lists ch/case1, which has no readable zarr.json",
+      ),
+      bad.text,
+    );
+    assert(
+      /verified 4 case\(s\), .*: 4 broken; verify --fix on the cache folder itself removes them/
         .test(bad.text),
       bad.text,
     );

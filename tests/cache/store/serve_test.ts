@@ -107,7 +107,7 @@ Deno.test("serveCache() lists no folder and serves nothing outside the cache", a
   }
 });
 
-Deno.test("serveCache() bounds concurrency: a full queue gets 503", async () => {
+Deno.test("serveCache() bounds concurrency: a full queue gets 503, small files need no slot", async () => {
   await using dir = await tempDir();
   const root = join(dir.path, "c.zarr");
   await writeTestCache(root);
@@ -117,14 +117,18 @@ Deno.test("serveCache() bounds concurrency: a full queue gets 503", async () => 
   try {
     const held = await fetch(server.url + "ds/big"); // its body not read: the slot stays taken
     await new Promise((r) => setTimeout(r, 100));
-    const busy = await fetch(server.url + CHUNK);
+    const busy = await fetch(server.url + "ds/big", { headers: { range: "bytes=0-999999" } });
     assertEquals(busy.status, 503);
     assertEquals(busy.headers.get("retry-after"), "1");
     await busy.body?.cancel();
+    // A chunk of 256 KiB or less is read whole, without a slot: answered all the same.
+    const small = await fetch(server.url + CHUNK);
+    assertEquals(small.status, 200);
+    await small.arrayBuffer();
     assertEquals((await held.arrayBuffer()).byteLength, 64 << 20);
-    const again = await fetch(server.url + CHUNK);
-    assertEquals(again.status, 200);
-    await again.arrayBuffer();
+    const again = await fetch(server.url + "ds/big", { headers: { range: "bytes=0-999999" } });
+    assertEquals(again.status, 206);
+    assertEquals((await again.arrayBuffer()).byteLength, 1e6);
   } finally {
     await server.shutdown();
   }
