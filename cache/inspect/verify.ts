@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { CacheReader, type CacheReaderOptions, folderPath } from "../read/cache_reader.ts";
 import { folderOrder } from "../format/stored_keys.ts";
 import { consolidatedSha256, firstDifference } from "../format/integrity.ts";
-import { NotACacheError } from "../errors.ts";
+import { DamagedCacheError, NotACacheError } from "../errors.ts";
 import { type CaseCheck, checkCaseFiles } from "./_check_case.ts";
 import { type CaseFiles, folderFiles, remoteFiles } from "./_case_files.ts";
 
@@ -293,7 +293,12 @@ export async function verifyCache(
   try {
     reader = await CacheReader.open(where, options);
   } catch (e) {
-    const why = isRemote(location) ? undefined : await damagedRoot(where, e);
+    // A root zarr.json that is there but unreadable is damage wherever the cache is.
+    const why = e instanceof DamagedCacheError
+      ? `zarr.json of the cache root: ${e.message}`
+      : isRemote(location)
+      ? undefined
+      : await damagedRoot(where, e);
     if (!why) throw e;
     const check = { ...newCheck("", "", "cache"), problems: [why] };
     options.onCase?.(check);

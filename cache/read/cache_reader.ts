@@ -456,7 +456,9 @@ export class CacheReader {
             dataset,
             "",
             group
-              ? `zarr.json is no dataset group (node_type ${JSON.stringify(group.node_type)})`
+              ? `zarr.json is no dataset group (its node_type is ${
+                JSON.stringify(group.node_type) ?? "missing"
+              })`
               : "no zarr.json: a folder of the cache that is no dataset group (its cases " +
                 "cannot be listed)",
           ));
