@@ -301,6 +301,7 @@ export async function verifyCache(
       : await damagedRoot(where, e);
     if (!why) throw e;
     const check = { ...newCheck("", "", "cache"), problems: [why] };
+    options.onStart?.({ dataset: "", name: "" }, 0, 1);
     options.onCase?.(check);
     return { checks: [check], bytes: 0, seconds: (performance.now() - t0) / 1000 };
   }
@@ -336,7 +337,13 @@ export async function verifyCache(
     options.onStart?.(nodes[i], i, nodes.length + 1);
     const check = name
       ? await checkOneCase(reader, dataset, name, options, cases.get(`${dataset}/${name}`), metas)
-      : await checkGroup(reader, dataset, groups.get(dataset), metas);
+      : await checkGroup(
+        reader,
+        dataset,
+        (groups.get(dataset) ?? 0) + [...cases.keys()].filter((k) => k.startsWith(`${dataset}/`))
+          .length,
+        metas,
+      );
     checks.push(check);
     options.onCase?.(check);
   }

@@ -108,7 +108,7 @@ export function checkedStore(
       return await fn();
     } catch (e) {
       if ((e as { code?: string }).code === "ERR_OUT_OF_RANGE") {
-        throw damaged(where, "the file is shorter than what its index says (truncated)");
+        throw damaged(where, "the file is shorter than its index or a chunk it names (truncated)");
       }
       const msg = e instanceof Error ? e.message : String(e);
       throw new Error(`${where}: ${msg}`, { cause: e });
