@@ -35,3 +35,23 @@ export function checkRecipeSize(
     }
   }
 }
+
+/**
+ * Throws a `RangeError` when an image whose header declares `geometry` would hold, or
+ * its recipe make, more than `maxVoxels` voxels: checked from the header alone, before
+ * the voxels are read or inflated.
+ */
+export function checkDeclaredVoxels(
+  geometry: { shape: Shape3; affine: Volume<VoxelArray>["affine"] },
+  recipe: Recipe,
+  maxVoxels: number,
+): void {
+  const voxels = geometry.shape[0] * geometry.shape[1] * geometry.shape[2];
+  if (!(voxels <= maxVoxels)) {
+    throw new RangeError(
+      `The image declares ${geometry.shape.join("x")} voxels (${formatSize(4 * voxels)} as ` +
+        `float32), more than --max-voxels ${maxVoxels}; refused before reading its voxels`,
+    );
+  }
+  checkRecipeSize({ ...geometry, data: new Float32Array(0) }, recipe, maxVoxels);
+}
