@@ -46,7 +46,6 @@ ${URL_NOTE}`,
       examples: [
         "cache inspect ct.zarr",
         "cache inspect ct.zarr --case ct/example_ct",
-        "cache inspect ct.zarr --json",
         "cache inspect http://127.0.0.1:8000/ --case ct/example_ct",
       ],
     },
@@ -64,7 +63,6 @@ BROKEN entries exit 1. ${URL_NOTE} Bytes at a URL are those stored (HEAD, or S3'
       },
       examples: [
         "cache ls ct.zarr",
-        "cache ls ct.zarr --dataset ct --json",
         "cache ls http://127.0.0.1:8000/",
         "cache ls s3://bucket/caches/ct.zarr --endpoint http://127.0.0.1:9000",
       ],
@@ -80,7 +78,6 @@ ${URL_NOTE}`,
       flags: { ...REMOTE_FLAGS, json: JSON_FLAG },
       examples: [
         "cache stats ct.zarr",
-        "cache stats http://127.0.0.1:8000/ --json",
         "cache stats s3://bucket/caches/ct.zarr --endpoint http://127.0.0.1:9000",
       ],
     },
@@ -104,7 +101,6 @@ and consolidated metadata. ${URL_NOTE} A URL is read-only from here: --fix is re
       examples: [
         "cache verify ct.zarr",
         "cache verify ct.zarr --fix",
-        "cache verify http://127.0.0.1:8000/ --quiet",
         "cache verify s3://bucket/caches/ct.zarr --endpoint http://127.0.0.1:9000",
       ],
       footer: `Exit code: 0 when all is sound, 1 when anything is broken (also with --fix, which
@@ -176,13 +172,12 @@ name; without --case, a contact sheet of the first --cases cases (of --dataset).
           min: 16,
           max: 4096,
           arg: "PX",
-          help: "height of each case's slices (default: mm size for one case, 160 for a sheet)",
+          help: "row height (default: mm size for one case, 160 for a sheet)",
         },
       },
       examples: [
         "cache preview ct.zarr --case ct/example_ct --out ct.png",
         "cache preview ct.zarr --cases 16 --out sheet.png",
-        "cache preview http://127.0.0.1:8000/ --dataset ct",
       ],
     },
     rm: {
