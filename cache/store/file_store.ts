@@ -3,6 +3,7 @@
 // that a truncated file is told as such; reads are counted.
 import type * as zarr from "zarrita";
 import { join } from "node:path";
+import { type FileHandle, open } from "node:fs/promises";
 import type { FetchStats } from "./http_store.ts";
 
 /** A byte range as zarrita asks for it. */
@@ -49,31 +50,32 @@ export class FileStore implements zarr.AsyncReadable {
   /** The bytes of `range` of file `key` that it holds, or `undefined` when there is none. */
   async getRange(key: zarr.AbsolutePath, range: zarr.RangeQuery): Promise<Uint8Array | undefined> {
     this.stats.requests++;
-    let file: Deno.FsFile;
+    let file: FileHandle;
     try {
-      file = await Deno.open(this.#path(key));
+      file = await open(this.#path(key), "r");
     } catch (e) {
-      if (isMissing(e)) return undefined;
+      const code = (e as { code?: string }).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return undefined;
       throw e;
     }
     try {
-      const size = (await file.stat()).size;
       const r = range as Range;
-      const start = "suffixLength" in r ? Math.max(0, size - r.suffixLength) : r.offset;
-      const end = Math.min(size, "suffixLength" in r ? size : r.offset + r.length);
+      let start: number, end: number;
+      if ("suffixLength" in r) {
+        const size = (await file.stat()).size;
+        [start, end] = [Math.max(0, size - r.suffixLength), size];
+      } else [start, end] = [r.offset, r.offset + r.length];
       const out = new Uint8Array(Math.max(0, end - start));
-      if (out.length === 0) return out;
-      await file.seek(start, Deno.SeekMode.Start);
       let got = 0;
       while (got < out.length) {
-        const n = await file.read(out.subarray(got));
-        if (n === null) break;
-        got += n;
+        const { bytesRead } = await file.read(out, got, out.length - got, start + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
       }
       this.stats.bytes += got;
       return got === out.length ? out : out.subarray(0, got);
     } finally {
-      file.close();
+      await file.close();
     }
   }
 }
