@@ -99,8 +99,8 @@ export { consolidate, ensureConsolidated, refreshConsolidated } from "./write/co
 export { removeFromCache } from "./write/remove.ts";
 export { type BrokenNode, repairCache } from "./write/repair.ts";
 export {
-  type PreviewCacheOptions,
   previewCache,
+  type PreviewCacheOptions,
   type PreviewOptions,
   renderPreview,
 } from "./inspect/preview.ts";
