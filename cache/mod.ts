@@ -95,9 +95,23 @@ export {
   type VerifyOptions,
   type VerifyReport,
 } from "./inspect/verify.ts";
-export { consolidate, refreshConsolidated } from "./write/consolidate.ts";
+export { consolidate, ensureConsolidated, refreshConsolidated } from "./write/consolidate.ts";
 export { removeFromCache } from "./write/remove.ts";
-export { type PreviewOptions, renderPreview } from "./inspect/preview.ts";
+export { type BrokenNode, repairCache } from "./write/repair.ts";
+export {
+  previewCache,
+  type PreviewCacheOptions,
+  type PreviewOptions,
+  renderPreview,
+} from "./inspect/preview.ts";
+export {
+  type CacheListing,
+  type CaseDetails,
+  inspectCache,
+  inspectCase,
+  type InspectEntry,
+} from "./inspect/inspect.ts";
+export { type IntegrityRecord, metadataSha256 } from "./format/integrity.ts";
 export { crc32c } from "./codecs/crc32c.ts";
 export { FetchError, type FetchStats } from "./store/http_store.ts";
 export type { S3Options } from "./store/s3.ts";

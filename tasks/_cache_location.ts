@@ -1,7 +1,8 @@
-// Where the `deno task cache` subcommands that only read find a cache: a folder, or an
-// http(s):// or s3:// URL, with the flags that say how to reach an S3 endpoint.
+// Where the `deno task cache` subcommands find a cache: a folder, or (for those that only
+// read) an http(s):// or s3:// URL, with the flags that say how to reach an S3 endpoint.
 import { type CacheReaderOptions, isCacheUrl } from "../cache/read/cache_reader.ts";
 import { userPath } from "./_args.ts";
+import { UsageError } from "./_cli.ts";
 
 /** The positional `<cache>` of the subcommands that read: a folder, or a URL. */
 export const CACHE_LOCATION_ARG = {
@@ -39,4 +40,16 @@ export function isRemoteLocation(location: string): boolean {
 /** The reader options of the {@linkcode REMOTE_FLAGS} values. */
 export function readerOptions(v: { endpoint?: string; anonymous?: boolean }): CacheReaderOptions {
   return { endpoint: v.endpoint, anonymous: v.anonymous || undefined };
+}
+
+/** A folder for a subcommand that writes into the cache; a URL is refused (read-only). */
+export function folderOnly(raw: string, command: string): string {
+  if (isRemoteLocation(raw)) {
+    throw new UsageError(
+      `${raw}: cache ${command} changes the cache folder itself; a cache at a URL is ` +
+        `read-only from here: run it on the machine that holds the folder`,
+      { command: `cache ${command}` },
+    );
+  }
+  return userPath(raw);
 }

@@ -1,65 +1,122 @@
-// `deno task cache`: look inside a cache (a table for people, JSON for scripts).
-import { join } from "node:path";
-import { FileSystemStore } from "@zarrita/storage";
-import { type CacheEntry, listCases } from "../cache/write/cache_dir.ts";
-import { type CaseAttributes, readCase } from "../cache/read/read_case.ts";
-import { CacheReader, type CacheReaderOptions, isCacheUrl } from "../cache/read/cache_reader.ts";
+// `deno task cache`: look inside a cache, check it, serve it, tidy it. Each subcommand
+// parses its flags, calls one function of cache/ and prints what it returns.
 import { serveCache } from "../cache/store/serve.ts";
-import { renderPreview } from "../cache/inspect/preview.ts";
-import { formatBytes, runMain, UsageError } from "./_cli.ts";
-import { closest, defineCommand, parseCommand } from "./_args.ts";
-import { runStorageCommand, STORAGE_SUBCOMMANDS } from "./_cache_storage.ts";
+import { previewCache } from "../cache/inspect/preview.ts";
+import { inspectCache, inspectCase } from "../cache/inspect/inspect.ts";
+import { datasetStats, listCaseInfo, PICKLE_OVERHEAD } from "../cache/inspect/stats.ts";
+import { type CaseCheck, verifyCache } from "../cache/inspect/verify.ts";
+import { repairCache } from "../cache/write/repair.ts";
+import { removeFromCache } from "../cache/write/remove.ts";
+import { consolidate } from "../cache/write/consolidate.ts";
+import { formatBytes, Progress, runMain, UsageError } from "./_cli.ts";
+import { defineCommand, parseCommand } from "./_args.ts";
 import {
-  CACHE_LOCATION_ARG as CACHE_ARG,
+  CACHE_LOCATION_ARG as WHERE,
   cacheLocation,
+  folderOnly,
+  isRemoteLocation,
   readerOptions,
   REMOTE_FLAGS,
 } from "./_cache_location.ts";
 
+const URL_NOTE = `The cache may be a URL: http(s):// (cache serve; listing needs consolidated
+metadata) or s3://bucket/prefix (--endpoint, AWS_* variables).`;
+const FOLDER = { ...WHERE, help: "the path of the cache folder (deno task cache rm ct.zarr x)" };
+const JSON_FLAG = { type: "boolean", help: "print JSON (for scripts) instead of text" } as const;
+
 /** The command line of `deno task cache`. */
 export const CACHE = defineCommand({
   name: "cache",
-  summary: "look inside a VoCo Zarr cache",
+  summary: "look inside a VoCo Zarr cache, verify, serve and tidy it",
   subcommands: {
     inspect: {
       name: "cache inspect",
       summary: "list the cases of a cache, or show one case",
       usage: ["cache inspect <cache> [--case DATASET/CASE] [--json]"],
-      description:
-        `Lists every dataset group and case with its shape, spacing, dtype, size on disk, recipe
-and source; cases whose metadata cannot be read are listed as BROKEN (exit code 1). With
---case, decodes that case and prints its attributes and value range. The cache may be a
-URL: http(s):// (deno task cache serve; listing needs consolidated metadata) or
-s3://bucket/prefix (--endpoint, AWS_* variables); sizes are then not shown.`,
-      positionals: CACHE_ARG,
+      description: `Lists every dataset group and case with its shape, spacing, dtype, size on
+disk (a folder), recipe and source; entries that cannot be used are listed as BROKEN (exit
+code 1). With --case, decodes that case and prints its attributes and value range.
+${URL_NOTE}`,
+      positionals: WHERE,
       flags: {
         ...REMOTE_FLAGS,
-        case: {
-          type: "string",
-          arg: "DATASET/CASE",
-          help: "show this case: attributes, decoded value range",
-        },
-        json: { type: "boolean", help: "print JSON (for scripts) instead of text" },
+        case: { type: "string", arg: "DATASET/CASE", help: "show this case decoded" },
+        json: JSON_FLAG,
       },
       examples: [
         "cache inspect ct.zarr",
         "cache inspect ct.zarr --case ct/example_ct",
-        "cache inspect ct.zarr --json",
         "cache inspect http://127.0.0.1:8000/ --case ct/example_ct",
       ],
+    },
+    ls: {
+      name: "cache ls",
+      summary: "list datasets and cases: shape, spacing, bytes, source",
+      usage: ["cache ls <cache> [--dataset NAME] [--json]"],
+      description: `Lists each dataset group with its cases: shape, spacing, bytes and source;
+BROKEN entries exit 1. ${URL_NOTE} Bytes at a URL are those stored (HEAD, or S3's listing).`,
+      positionals: WHERE,
+      flags: {
+        ...REMOTE_FLAGS,
+        dataset: { type: "string", arg: "NAME", help: "only the cases of this dataset group" },
+        json: JSON_FLAG,
+      },
+      examples: [
+        "cache ls ct.zarr",
+        "cache ls http://127.0.0.1:8000/",
+        "cache ls s3://bucket/caches/ct.zarr --endpoint http://127.0.0.1:9000",
+      ],
+    },
+    stats: {
+      name: "cache stats",
+      summary: "totals per dataset: bytes, ratio to float32 and to a PersistentDataset, recipes",
+      usage: ["cache stats <cache> [--json]"],
+      description: `Totals each dataset group: cases, files, bytes, the same voxels as float32
+and as MONAI's PersistentDataset, how much smaller the cache is, the cases per recipe.
+${URL_NOTE}`,
+      positionals: WHERE,
+      flags: { ...REMOTE_FLAGS, json: JSON_FLAG },
+      examples: [
+        "cache stats ct.zarr",
+        "cache stats s3://bucket/caches/ct.zarr --endpoint http://127.0.0.1:9000",
+      ],
+    },
+    verify: {
+      name: "cache verify",
+      summary: "read every chunk: checksums, positions, metadata, fingerprints",
+      usage: ["cache verify <cache> [--fix] [--json] [--quiet]"],
+      description: `Reads every chunk of every case: its CRC-32C, that it is the chunk written
+at its position, its decoded size, that none is missing; checks each shard index, every
+metadata field a reader obeys against what the writer writes, each case's digest and name,
+each dataset group, the consolidated copy against the cache, and recomputes fingerprints.
+--fix removes the broken cases (the next prep rebuilds them), rewrites broken group, root
+and consolidated metadata. ${URL_NOTE} A URL is read-only from here: --fix is refused.`,
+      positionals: WHERE,
+      flags: {
+        ...REMOTE_FLAGS,
+        fix: { type: "boolean", help: "remove broken cases so that the next prep rebuilds them" },
+        json: JSON_FLAG,
+        quiet: { type: "boolean", help: "no progress bar" },
+      },
+      examples: [
+        "cache verify ct.zarr",
+        "cache verify ct.zarr --fix",
+        "cache verify s3://bucket/caches/ct.zarr --endpoint http://127.0.0.1:9000",
+      ],
+      footer: `Exit code: 0 when all is sound, 1 when anything is broken (also with --fix, which
+repaired it: run prep again), 2 on bad usage.`,
     },
     serve: {
       name: "cache serve",
       summary: "serve a cache read-only over HTTP (ranges, ETags, CORS)",
       usage: ["cache serve <cache> [--port N] [--host ADDRESS]"],
-      description:
-        `Serves the files of a cache folder read-only: GET and HEAD with byte ranges (206,
-416), ETag / Last-Modified / If-None-Match (304) and CORS for browser viewers. No folder
-is listed, hidden names (.staging) and paths leading out of the cache (dot segments,
-encoded slashes, symbolic links pointing outside) are not served, and at most
---max-concurrent requests are answered at once. Listens on 127.0.0.1 unless --host says
-otherwise; --port 0 picks a free port. Prints the URL, then serves until Ctrl-C.`,
-      positionals: { ...CACHE_ARG, help: "the cache folder to serve", type: "path" },
+      description: `Serves the regular files of a cache folder read-only: GET and HEAD with byte
+ranges, ETags and CORS. No folder is listed; nothing hidden (.staging), nothing that is no
+regular file, nothing outside the cache is served. Clients that stall are cut off after
+--idle-timeout seconds; one client takes at most half the slots. An unconsolidated cache is
+consolidated first (URL clients list it from that). Listens on 127.0.0.1 unless --host
+says otherwise; --port 0 picks a free port. Serves until Ctrl-C.`,
+      positionals: { ...FOLDER, help: "the cache folder to serve", type: "path" },
       flags: {
         port: {
           type: "number",
@@ -82,6 +139,13 @@ otherwise; --port 0 picks a free port. Prints the URL, then serves until Ctrl-C.
           default: 64,
           help: "requests answered at once; more wait",
         },
+        "idle-timeout": {
+          type: "number",
+          min: 0.1,
+          default: 30,
+          arg: "S",
+          help: "seconds a client may take no bytes before it is cut off",
+        },
       },
       examples: ["cache serve ct.zarr", "cache serve ct.zarr --port 0"],
     },
@@ -92,22 +156,14 @@ otherwise; --port 0 picks a free port. Prints the URL, then serves until Ctrl-C.
         "cache preview <cache> --case DATASET/CASE [--out FILE.png]",
         "cache preview <cache> [--cases N] [--dataset NAME] [--out FILE.png]",
       ],
-      description:
-        `Draws the axial, coronal and sagittal slices through the centre of a case (in mm,
-patient right on the left, anterior and superior up; values 0..1 black to white) with its
-name. Without --case, a contact sheet of the first --cases cases of the cache (or of
---dataset), each with its name (drawn in capitals). The cache may be a URL.`,
-      positionals: CACHE_ARG,
+      description: `Draws the axial, coronal and sagittal slices through the centre of a case (in
+mm, patient right on the left, anterior and superior up; 0..1 black to white) with its
+name; without --case, a contact sheet of the first --cases cases (of --dataset). ${URL_NOTE}`,
+      positionals: WHERE,
       flags: {
         ...REMOTE_FLAGS,
         case: { type: "string", arg: "DATASET/CASE", help: "preview this case alone" },
-        cases: {
-          type: "number",
-          integer: true,
-          min: 1,
-          default: 16,
-          help: "cases on the contact sheet",
-        },
+        cases: { type: "number", integer: true, min: 1, default: 16, help: "cases on the sheet" },
         dataset: { type: "string", arg: "NAME", help: "the contact sheet of this dataset only" },
         out: { type: "path", arg: "FILE", default: "preview.png", help: "the PNG to write" },
         "tile-height": {
@@ -116,53 +172,64 @@ name. Without --case, a contact sheet of the first --cases cases of the cache (o
           min: 16,
           max: 4096,
           arg: "PX",
-          help: "height of each case's slices (default: mm size for one case, 160 for a sheet)",
+          help: "row height (default: mm size for one case, 160 for a sheet)",
         },
       },
       examples: [
         "cache preview ct.zarr --case ct/example_ct --out ct.png",
         "cache preview ct.zarr --cases 16 --out sheet.png",
-        "cache preview http://127.0.0.1:8000/ --dataset ct",
       ],
     },
-    ...STORAGE_SUBCOMMANDS,
+    rm: {
+      name: "cache rm",
+      summary: "remove cases or whole dataset groups",
+      usage: ["cache rm <cache> <DATASET[/CASE]>..."],
+      description: `Removes each named case (DATASET/CASE) or dataset group (DATASET). Refuses a
+folder that is no VoCo cache, names that are no nodes of it, and anything outside it;
+nothing is removed unless every name is valid.`,
+      positionals: {
+        name: "cache> <DATASET[/CASE]",
+        help: "the cache folder, then the cases or dataset groups to remove",
+        min: 2,
+      },
+      examples: ["cache rm ct.zarr ct/example_ct", "cache rm ct.zarr ct"],
+    },
+    consolidate: {
+      name: "cache consolidate",
+      summary: "put the whole hierarchy's metadata into the root zarr.json",
+      usage: ["cache consolidate <cache>"],
+      description: `Writes consolidated_metadata into the root zarr.json as zarr-python 3 does
+(with its digest), so that opening the cache remotely costs one request. prep, rm and
+verify --fix keep it up to date afterwards.`,
+      positionals: FOLDER,
+      examples: ["cache consolidate ct.zarr"],
+    },
   },
   examples: [
     "cache inspect ct.zarr",
-    "cache inspect ct.zarr --case ct/example_ct",
+    "cache verify ct.zarr",
     "cache serve ct.zarr --port 0",
     "cache preview ct.zarr --cases 16",
   ],
 });
 
-async function dirBytes(dir: string): Promise<number> {
-  let total = 0;
-  for await (const e of Deno.readDir(dir)) {
-    const p = join(dir, e.name);
-    if (e.isDirectory) total += await dirBytes(p);
-    else if (e.isFile) total += (await Deno.stat(p)).size;
-  }
-  return total;
-}
-
 /** Pads every column of `rows` to its widest cell (the last column is left as it is). */
-function table(rows: string[][], indent = "  "): string[] {
+function table(rows: string[][], indent = "  "): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c]?.length ?? 0)));
   return rows.map((r) =>
     indent + r.map((cell, c) => c === r.length - 1 ? cell : cell.padEnd(widths[c])).join("  ")
-  );
+  ).join("\n");
 }
 
 /** A number in at most 6 significant digits, without trailing zeros. */
-function num(x: number): string {
-  return Number.isInteger(x) ? String(x) : String(Number(x.toPrecision(6)));
-}
+const num = (x: number) => Number.isInteger(x) ? String(x) : String(Number(x.toPrecision(6)));
+const mm = (v?: number[]) => v?.map((x) => x.toFixed(2)).join("x") ?? "?";
+const json = (v: unknown) => console.log(JSON.stringify(v, null, 2));
 
 /** A value on one line: numbers short, arrays and objects compact. */
 function compact(v: unknown): string {
   if (typeof v === "number") return num(v);
   if (v === null || v === undefined) return "none";
-  if (typeof v === "string") return v;
   if (Array.isArray(v)) return `[${v.map(compact).join(", ")}]`;
   if (typeof v === "object") {
     return Object.entries(v as Record<string, unknown>).map(([k, x]) => `${k} ${compact(x)}`)
@@ -171,264 +238,260 @@ function compact(v: unknown): string {
   return String(v);
 }
 
-/** A 4 x 4 matrix as four aligned rows. */
-function matrix(m: number[][]): string[] {
-  const cells = m.map((r) => r.map(num));
-  const w = Math.max(...cells.flat().map((c) => c.length));
-  return cells.map((r) => `[${r.map((c) => c.padStart(w)).join("  ")}]`);
-}
-
-/** The attribute lines of one case: key, then its value compact (matrices, steps on lines). */
-function attributeLines(a: CaseAttributes): [string, string][] {
+/** Attribute rows of one case: matrices on four rows, recipe steps one a row. */
+function attributeLines(a: Record<string, unknown>): [string, string][] {
   const rows: [string, string][] = [];
+  const isMatrix = (x: unknown) => Array.isArray(x) && x.length > 0 && x.every(Array.isArray);
+  const matrix = (k: string, m: number[][]) => {
+    const w = Math.max(...m.flat().map((x) => num(x).length));
+    m.forEach((r, i) =>
+      rows.push([i ? "" : k, `[${r.map((x) => num(x).padStart(w)).join("  ")}]`])
+    );
+  };
   for (const [k, v] of Object.entries(a)) {
-    if (k === "affine" && Array.isArray(v)) {
-      matrix(v as number[][]).forEach((line, i) => rows.push([i ? "" : k, line]));
-    } else if (k === "recipe" && v && typeof v === "object") {
+    if (isMatrix(v)) matrix(k, v as number[][]);
+    else if (k === "recipe" && v && typeof v === "object") {
       const r = v as { name: string; steps?: Record<string, unknown>[] };
       rows.push([k, r.name]);
-      for (const s of r.steps ?? []) {
-        const { op, ...rest } = s;
+      for (const { op, ...rest } of r.steps ?? []) {
         rows.push(["", `${op}${Object.keys(rest).length ? `  ${compact(rest)}` : ""}`]);
       }
     } else if (k === "source_mtime_ms" && typeof v === "number") {
       rows.push([k, `${v} (${new Date(v).toISOString()})`]);
     } else if (v && typeof v === "object" && !Array.isArray(v)) {
-      // Nested matrices (the source's affine) get rows of their own.
       const entries = Object.entries(v as Record<string, unknown>);
-      const isMatrix = (x: unknown) => Array.isArray(x) && x.every(Array.isArray);
       rows.push([k, compact(Object.fromEntries(entries.filter(([, x]) => !isMatrix(x))))]);
       for (const [sub, x] of entries.filter(([, x]) => isMatrix(x))) {
-        matrix(x as number[][]).forEach((line, i) => rows.push([i ? "" : `${k}.${sub}`, line]));
+        matrix(`${k}.${sub}`, x as number[][]);
       }
     } else rows.push([k, compact(v)]);
   }
   return rows;
 }
 
-/** Finds `spec` among the cache's cases, or says what there is (groups, close names). */
-function findCase(root: string, spec: string, cases: CacheEntry[]): CacheEntry {
-  const full = cases.filter((c) => c.name).map((c) => `${c.dataset}/${c.name}`);
-  const hit = cases.find((c) => c.name && `${c.dataset}/${c.name}` === spec);
-  if (hit) return hit;
-  const groups = [...new Set(cases.map((c) => c.dataset))];
-  const count = (g: string) => full.filter((f) => f.startsWith(`${g}/`)).length;
-  const what = groups.length
-    ? `its groups: ${
-      groups.map((g) => `${g} (${count(g)} case${count(g) === 1 ? "" : "s"})`)
-        .join(", ")
-    }`
-    : "it holds no case";
-  const [group, name] = spec.includes("/") ? spec.split("/", 2) : [undefined, spec];
-  const inGroup = group === undefined ? [] : full.filter((f) => f.startsWith(`${group}/`));
-  // A case without its group, a close name, or else the cases of the group it names.
-  const sameName = full.filter((f) => f.endsWith(`/${name}`));
-  const near = groups.includes(spec)
-    ? undefined
-    : sameName.length
-    ? sameName.join(" or ")
-    : closest(spec, full) ??
-      full.find((f) => f.split("/")[1] === closest(name, full.map((x) => x.split("/")[1])));
-  const list = (g: string) => {
-    const of = full.filter((f) => f.startsWith(`${g}/`));
-    return `${of.slice(0, 8).join(", ")}${of.length > 8 ? ", ..." : ""}`;
-  };
-  const hint = near
-    ? `; did you mean ${near}?`
-    : inGroup.length
-    ? `; ${group} holds ${list(group!)}`
-    : groups.includes(spec)
-    ? `; ${spec} is a group, of ${list(spec)}`
-    : "";
-  throw new UsageError(
-    `--case ${spec}: no such case in ${root} (cases are named DATASET/CASE); ${what}${hint}`,
-    { command: "cache inspect" },
-  );
-}
-
-async function inspectCase(root: string, spec: string, json: boolean): Promise<number> {
-  const entry = findCase(root, spec, await listCases(root));
-  if (entry.error) throw new Error(`${spec}: ${entry.error}`);
-  const meta = JSON.parse(await Deno.readTextFile(join(entry.dir, "zarr.json")));
-  const v = await readCase(new FileSystemStore(root), `/${entry.dataset}/${entry.name}`);
-  let lo = Infinity, hi = -Infinity, sum = 0;
-  for (const x of v.data) {
-    lo = Math.min(lo, x);
-    hi = Math.max(hi, x);
-    sum += x;
-  }
-  const mean = sum / v.data.length;
-  const bytes = await dirBytes(entry.dir);
-  if (json) {
-    console.log(JSON.stringify(
-      {
-        cache: root,
-        case: spec,
-        shape: v.shape,
-        data_type: meta.data_type,
-        chunk_shape: meta.chunk_grid?.configuration?.chunk_shape,
-        codecs: meta.codecs,
-        bytes,
-        values: { min: lo, max: hi, mean },
-        attributes: v.attributes,
-      },
-      null,
-      2,
-    ));
-    return 0;
-  }
-  const chunk = meta.chunk_grid?.configuration?.chunk_shape as number[] | undefined;
-  const codecs = (meta.codecs as { name: string; configuration?: Record<string, unknown> }[])
-    .filter((c) => c.name !== "bytes")
-    .map((c) => `${c.name}${c.configuration ? ` (${compact(c.configuration)})` : ""}`);
-  const rows: [string, string][] = [
-    ["shape", `${v.shape.join(" x ")} voxels, ${meta.data_type}`],
-    ["chunks", `${chunk?.join(" x ") ?? "?"}, ${codecs.join(", ") || "uncompressed"}`],
-    ["on disk", formatBytes(bytes)],
-    ["values", `${num(lo)} .. ${num(hi)}, mean ${num(mean)} (decoded to float32)`],
-    ...attributeLines(v.attributes),
-  ];
-  const w = Math.max(...rows.map(([k]) => k.length)) + 2;
-  console.log(`${spec} in ${root}`);
-  for (const [k, line] of rows) console.log(`  ${k.padEnd(w)}${line}`);
-  return 0;
-}
-
-async function inspect(root: string, json: boolean): Promise<number> {
-  const cases = await listCases(root);
-  let total = 0, broken = 0;
-  const listed: Record<string, unknown>[] = [];
-  const rows: string[][] = [];
-  const brokenLines: string[] = [];
-  for (const c of cases) {
-    const label = c.name ? `${c.dataset}/${c.name}` : `${c.dataset} (dataset group)`;
-    try {
-      if (c.error) throw new Error(c.error);
-      // One read of the array's metadata gives its shape, dtype and attributes.
-      const meta = JSON.parse(await Deno.readTextFile(join(c.dir, "zarr.json")));
-      const a = meta.attributes as CaseAttributes;
-      const bytes = await dirBytes(c.dir);
-      total += bytes;
-      listed.push({
-        dataset: c.dataset,
-        name: c.name,
-        shape: meta.shape,
-        spacing: a.spacing,
-        data_type: meta.data_type,
-        bytes,
-        recipe: a.recipe.name,
-        source: a.source,
-      });
-      rows.push([
-        label,
-        meta.shape.join("x"),
-        a.spacing.map((s: number) => s.toFixed(2)).join("x"),
-        meta.data_type,
-        formatBytes(bytes),
-        a.recipe.name,
-        a.source,
-      ]);
-    } catch (e) {
-      broken++;
-      listed.push({ dataset: c.dataset, name: c.name, error: (e as Error).message });
-      brokenLines.push(`  BROKEN ${label}: ${(e as Error).message}`);
-    }
-  }
-  if (json) {
-    console.log(JSON.stringify({ cache: root, bytes: total, broken, cases: listed }, null, 2));
-    return broken ? 1 : 0;
-  }
-  const n = cases.filter((c) => c.name).length;
-  const groups = new Set(cases.map((c) => c.dataset)).size;
-  console.log(`${root}: ${n} case(s) in ${groups} dataset group(s)`);
-  if (rows.length) {
-    const head = ["case", "shape", "spacing mm", "dtype", "size", "recipe", "source"];
-    console.log(table([head, ...rows]).join("\n"));
-  }
-  for (const line of brokenLines) console.log(line);
-  console.log(`total ${formatBytes(total)}` + (broken ? `; ${broken} broken` : ""));
-  return broken ? 1 : 0;
-}
-
-/** `cache inspect` of a URL: the reader's listing (no sizes), or one case decoded. */
-async function inspectRemote(
-  url: string,
-  spec: string | undefined,
-  json: boolean,
-  options: CacheReaderOptions,
-): Promise<number> {
-  const reader = await CacheReader.open(url, options);
-  if (spec !== undefined) {
-    const c = await reader.openCase(spec);
-    const v = await c.read();
-    let lo = Infinity, hi = -Infinity, sum = 0;
-    for (const x of v.data) {
-      lo = Math.min(lo, x);
-      hi = Math.max(hi, x);
-      sum += x;
-    }
-    const values = { min: lo, max: hi, mean: sum / v.data.length };
-    if (json) {
-      console.log(JSON.stringify(
-        { cache: url, case: spec, shape: v.shape, values, attributes: c.attributes },
-        null,
-        2,
-      ));
-      return 0;
-    }
+async function inspect(where: string, v: Remote & { case?: string; json: boolean }) {
+  const options = readerOptions(v);
+  if (v.case !== undefined) {
+    const c = await inspectCase(where, v.case, options);
+    if (v.json) return json(c), 0;
+    const codecs = c.codecs.filter((x) => x.name !== "bytes")
+      .map((x) => `${x.name}${x.configuration ? ` (${compact(x.configuration)})` : ""}`);
     const rows: [string, string][] = [
-      ["shape", `${v.shape.join(" x ")} voxels`],
-      ["values", `${num(lo)} .. ${num(hi)}, mean ${num(values.mean)} (decoded to float32)`],
+      ["shape", `${c.shape.join(" x ")} voxels, ${c.data_type}`],
+      ["chunks", `${c.chunk_shape?.join(" x ") ?? "?"}, ${codecs.join(", ") || "uncompressed"}`],
+      ...(c.bytes === undefined ? [] : [["on disk", formatBytes(c.bytes)] as [string, string]]),
+      [
+        "values",
+        `${num(c.values.min)} .. ${num(c.values.max)}, mean ${num(c.values.mean)} ` +
+        "(decoded to float32)",
+      ],
       ...attributeLines(c.attributes),
     ];
     const w = Math.max(...rows.map(([k]) => k.length)) + 2;
-    console.log(`${spec} in ${url}`);
+    console.log(`${c.case} in ${c.cache}`);
     for (const [k, line] of rows) console.log(`  ${k.padEnd(w)}${line}`);
     return 0;
   }
-  const cases = await reader.list();
-  const broken = cases.filter((c) => c.error).length;
-  if (json) {
-    console.log(JSON.stringify({ cache: url, broken, cases }, null, 2));
-    return broken ? 1 : 0;
-  }
-  const groups = new Set(cases.map((c) => c.dataset)).size;
-  console.log(`${url}: ${cases.length} case(s) in ${groups} dataset group(s)`);
-  const rows = cases.filter((c) => !c.error).map((c) => {
-    const a = c.attributes ?? {} as CaseAttributes;
-    return [
-      `${c.dataset}/${c.name}`,
-      c.shape!.join("x"),
-      a.spacing?.map((x) => x.toFixed(2)).join("x") ?? "?",
-      c.dataType ?? "?",
-      a.recipe?.name ?? "?",
-      a.source ?? "?",
-    ];
-  });
-  if (rows.length) {
+  const r = await inspectCache(where, options);
+  if (v.json) return json(r), r.broken ? 1 : 0;
+  const ok = r.cases.filter((c) => !c.error);
+  console.log(
+    `${r.cache}: ${ok.length} case(s) in ${new Set(r.cases.map((c) => c.dataset)).size} ` +
+      "dataset group(s)",
+  );
+  const local = r.bytes !== undefined;
+  const row = (c: typeof ok[0]) => [
+    `${c.dataset}/${c.name}`,
+    c.shape!.join("x"),
+    mm(c.spacing),
+    c.data_type ?? "?",
+    ...(local ? [formatBytes(c.bytes!)] : []),
+    c.recipe ?? "?",
+    c.source ?? "?",
+  ];
+  const head = ["case", "shape", "spacing mm", "dtype", ...(local ? ["size"] : []), "recipe"];
+  if (ok.length) console.log(table([[...head, "source"], ...ok.map(row)]));
+  for (const c of r.cases.filter((c) => c.error)) {
     console.log(
-      table([["case", "shape", "spacing mm", "dtype", "recipe", "source"], ...rows])
-        .join("\n"),
+      `  BROKEN ${c.name ? `${c.dataset}/${c.name}` : `${c.dataset} (dataset group)`}: ` +
+        c.error,
     );
   }
-  for (const c of cases.filter((c) => c.error)) {
-    console.log(`  BROKEN ${c.dataset}/${c.name}: ${c.error}`);
+  if (local) console.log(`total ${formatBytes(r.bytes!)}${r.broken ? `; ${r.broken} broken` : ""}`);
+  return r.broken ? 1 : 0;
+}
+
+/** The flags every subcommand that reads takes. */
+type Remote = { endpoint?: string; anonymous?: boolean };
+
+async function ls(where: string, v: Remote & { dataset?: string; json: boolean }): Promise<number> {
+  let cases = await listCaseInfo(where, readerOptions(v));
+  const groups = [...new Set(cases.map((c) => c.dataset))];
+  if (v.dataset !== undefined && !groups.includes(v.dataset)) {
+    throw new UsageError(
+      `--dataset ${v.dataset}: no such group in ${where} (groups: ${groups.join(", ") || "none"})`,
+      { command: "cache ls" },
+    );
   }
-  return broken ? 1 : 0;
+  if (v.dataset !== undefined) cases = cases.filter((c) => c.dataset === v.dataset);
+  const broken = cases.filter((c) => c.error).length ? 1 : 0;
+  if (v.json) return json({ cache: where, cases }), broken;
+  for (const s of datasetStats(cases)) {
+    const of = cases.filter((c) => c.dataset === s.dataset);
+    console.log(`${s.dataset}: ${s.cases} case(s), ${formatBytes(s.bytes)}`);
+    const rows = of.filter((c) => !c.error && c.name).map((
+      c,
+    ) => [c.name, c.shape!.join("x"), mm(c.spacing), formatBytes(c.bytes), c.source ?? ""]);
+    if (rows.length) {
+      console.log(table([["case", "shape", "spacing mm", "size", "source"], ...rows]));
+    }
+    for (const c of of.filter((c) => c.error)) {
+      console.log(`  BROKEN ${c.name || "(dataset group)"}: ${c.error}`);
+    }
+  }
+  return broken;
+}
+
+async function stats(where: string, v: Remote & { json: boolean }): Promise<number> {
+  const groups = datasetStats(await listCaseInfo(where, readerOptions(v)));
+  const t = { dataset: "total", cases: 0, bytes: 0, files: 0, f32: 0, pd: 0 };
+  for (const g of groups) {
+    t.cases += g.cases, t.bytes += g.bytes, t.files += g.files;
+    t.f32 += g.float32Bytes, t.pd += g.persistentBytes;
+  }
+  const { dataset: _, ...total } = t;
+  if (v.json) return json({ cache: where, datasets: groups, total }), 0;
+  const ratio = (a: number, b: number) => b ? `${(a / b).toFixed(1)}x` : "-";
+  const line = (name: string, n: number, files: number, b: number, f: number, p: number) => [
+    name,
+    String(n),
+    String(files),
+    formatBytes(b),
+    formatBytes(f),
+    ratio(f, b),
+    formatBytes(p),
+    ratio(p, b),
+  ];
+  const rows = groups.map((g) => [
+    ...line(g.dataset, g.cases, g.files, g.bytes, g.float32Bytes, g.persistentBytes),
+    Object.entries(g.recipes).map(([r, n]) => `${r} ${n}`).join(", "),
+  ]);
+  rows.push([...line("total", t.cases, t.files, t.bytes, t.f32, t.pd), ""]);
+  const head = ["dataset", "cases", "files", "on disk", "float32", "smaller"];
+  console.log(where);
+  console.log(table([[...head, "PersistentDataset", "smaller", "recipes (cases)"], ...rows]));
+  console.log(
+    `  (PersistentDataset: MONAI's float32 pickles, the voxels + about ` +
+      `${PICKLE_OVERHEAD / 1024} kB per case)`,
+  );
+  return 0;
+}
+
+/** How a checked node is named in the output. */
+function label(c: CaseCheck): string {
+  return c.node === "cache"
+    ? "(cache root)"
+    : c.name
+    ? `${c.dataset}/${c.name}`
+    : `${c.dataset} (dataset group)`;
+}
+
+async function verify(
+  where: string,
+  v: Remote & { fix: boolean; json: boolean; quiet: boolean },
+): Promise<number> {
+  const remote = isRemoteLocation(where);
+  if (remote && v.fix) {
+    throw new UsageError(
+      `--fix cannot repair ${where}: a cache at a URL is read-only from here (nothing is ` +
+        `removed over HTTP or S3); run "deno task cache verify <folder> --fix" on the machine ` +
+        `that holds the cache folder, then publish it again`,
+      { command: "cache verify" },
+    );
+  }
+  let progress: Progress | undefined;
+  const report = await verifyCache(where, {
+    ...readerOptions(v),
+    onStart: (e, _, total) => {
+      progress ??= new Progress(total, v.quiet || v.json);
+      progress.working(e.name ? `${e.dataset}/${e.name}` : e.dataset || "(cache root)");
+    },
+    onCase: (c) => {
+      const broken = c.problems.length > 0 && !v.json; // JSON carries them
+      progress?.tick(
+        broken ? `BROKEN ${label(c)}: ${c.problems.join("; ")}` : undefined,
+        `${broken ? "BROKEN" : "ok"} ${label(c)}`,
+      );
+    },
+  });
+  progress?.end();
+  const broken = report.checks.filter((c) => c.problems.length);
+  const fixed = v.fix ? await repairCache(where, broken) : [];
+  const cases = report.checks.filter((c) => (c.node ?? "case") === "case");
+  const seconds = report.seconds;
+  const mbs = report.bytes / 1e6 / Math.max(seconds, 1e-9);
+  const noted = report.checks.filter((c) => c.notes.length);
+  if (v.json) {
+    json({
+      cache: where,
+      cases: cases.length,
+      bytes: report.bytes,
+      seconds,
+      mb_per_s: mbs,
+      broken: broken.map(({ dataset, name, node, problems }) => ({
+        dataset,
+        name,
+        node,
+        problems,
+      })),
+      removed: fixed,
+      notes: noted.map(({ dataset, name, notes }) => ({ dataset, name, notes })),
+    });
+    return broken.length ? 1 : 0;
+  }
+  for (const n of new Set(noted.flatMap((c) => c.notes))) {
+    const of = noted.filter((c) => c.notes.includes(n));
+    console.log(`note: ${of.length} case(s) ${n}, e.g. ${label(of[0])}`);
+  }
+  const chunks = cases.reduce((a, c) => a + c.chunks, 0);
+  console.log(
+    (remote ? `${where}: ` : "") +
+      `verified ${cases.length} case(s), ${chunks} chunks, ${formatBytes(report.bytes)} ` +
+      `in ${seconds.toFixed(2)} s (${mbs.toFixed(0)} MB/s): ` +
+      (broken.length
+        ? `${broken.length} broken` +
+          (v.fix
+            ? `; repaired: ${fixed.join(", ")} (run prep again to rebuild what was removed)`
+            : remote
+            ? "; verify --fix on the cache folder itself removes them"
+            : "; --fix removes them")
+        : "all sound"),
+  );
+  return broken.length ? 1 : 0;
 }
 
 /** `cache serve`: serves until Ctrl-C. */
-async function serve(root: string, v: { port: number; host: string; "max-concurrent": number }) {
+async function serve(
+  root: string,
+  v: { port: number; host: string; "max-concurrent": number; "idle-timeout": number },
+): Promise<number> {
   const server = await serveCache(root, {
     port: v.port,
     hostname: v.host,
     maxConcurrent: v["max-concurrent"],
+    idleTimeoutMs: v["idle-timeout"] * 1000,
+    consolidate: true,
   });
+  if (server.consolidated) console.log(`  ${server.consolidated}`);
   console.log(`Serving ${root} read-only at ${server.url} (Ctrl-C stops)`);
-  if (v.host !== "127.0.0.1" && v.host !== "localhost" && v.host !== "::1") {
+  if (!["127.0.0.1", "localhost", "::1"].includes(v.host)) {
     console.log(`  note: listening on ${v.host}, reachable from other machines`);
   }
-  const stop = () => server.shutdown();
+  // Graceful, but a client stalled on a full socket must not keep the server up for ever.
+  const stop = () => {
+    server.shutdown();
+    Deno.unrefTimer(setTimeout(() => Deno.exit(0), 2000));
+  };
   Deno.addSignalListener("SIGINT", stop);
   try {
     await server.finished;
@@ -438,61 +501,47 @@ async function serve(root: string, v: { port: number; host: string; "max-concurr
   return 0;
 }
 
-/** `cache preview`: one case, or a contact sheet. */
-async function preview(
-  location: string,
-  v: {
-    case?: string;
-    cases: number;
-    dataset?: string;
-    out: string;
-    "tile-height"?: number;
-    endpoint?: string;
-    anonymous: boolean;
-  },
-): Promise<number> {
-  const reader = await CacheReader.open(location, readerOptions(v));
-  let names: string[];
-  if (v.case !== undefined) names = [v.case];
-  else {
-    const all = (await reader.list()).filter((c) => !c.error);
-    const of = v.dataset === undefined ? all : all.filter((c) => c.dataset === v.dataset);
-    if (!of.length) {
-      const groups = [...new Set(all.map((c) => c.dataset))];
-      throw new UsageError(
-        v.dataset === undefined
-          ? `${location} holds no case to preview`
-          : `--dataset ${v.dataset}: no such dataset in ${location}; its datasets: ${
-            groups.join(", ") || "none"
-          }`,
-        { command: "cache preview" },
-      );
-    }
-    names = of.slice(0, v.cases).map((c) => `${c.dataset}/${c.name}`);
-  }
-  const png = await renderPreview(reader, names, { tileHeight: v["tile-height"] });
-  await Deno.writeFile(v.out, png);
-  console.log(`${v.out}: ${names.length} case(s), ${formatBytes(png.length)}`);
-  return 0;
-}
-
 async function main(args: string[]): Promise<number> {
-  const parsed = parseCommand(CACHE, args);
-  if (parsed.help !== undefined) {
-    console.log(parsed.help);
-    return 0;
+  const p = parseCommand(CACHE, args);
+  if (p.help !== undefined) return console.log(p.help), 0;
+  const [raw, ...names] = p.positionals;
+  switch (p.command) {
+    case "inspect":
+      return await inspect(cacheLocation(raw), p.values);
+    case "ls":
+      return await ls(cacheLocation(raw), p.values);
+    case "stats":
+      return await stats(cacheLocation(raw), p.values);
+    case "verify":
+      return await verify(cacheLocation(raw), p.values);
+    case "serve":
+      return await serve(raw, p.values);
+    case "preview": {
+      const v = p.values;
+      const r = await previewCache(cacheLocation(raw), {
+        ...readerOptions(v),
+        case: v.case,
+        cases: v.cases,
+        dataset: v.dataset,
+        tileHeight: v["tile-height"],
+      });
+      await Deno.writeFile(v.out, r.png);
+      console.log(`${v.out}: ${r.cases.length} case(s), ${formatBytes(r.png.length)}`);
+      return 0;
+    }
+    case "rm":
+      for (const r of await removeFromCache(folderOnly(raw, "rm"), names)) {
+        console.log(`removed ${r}`);
+      }
+      return 0;
+    case "consolidate": {
+      const root = folderOnly(raw, "consolidate");
+      const n = await consolidate(root);
+      console.log(`${root}: consolidated the metadata of ${n} node(s) into zarr.json`);
+      return 0;
+    }
   }
-  if (parsed.command === "serve") return await serve(parsed.positionals[0], parsed.values);
-  const storage = await runStorageCommand(parsed.command, parsed.values, parsed.positionals);
-  if (storage !== undefined) return storage;
-  const location = cacheLocation(parsed.positionals[0]);
-  if (parsed.command === "preview") return await preview(location, parsed.values);
-  if (parsed.command !== "inspect") throw new Error(`no handler for cache ${parsed.command}`);
-  const { values: v } = parsed;
-  if (isCacheUrl(location)) return await inspectRemote(location, v.case, v.json, readerOptions(v));
-  return v.case !== undefined
-    ? await inspectCase(location, v.case, v.json)
-    : await inspect(location, v.json);
+  throw new Error(`no handler for cache ${(p as { command: string }).command}`);
 }
 
 if (import.meta.main) await runMain("cache", main);

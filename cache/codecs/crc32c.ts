@@ -1,6 +1,8 @@
 // CRC-32C (Castagnoli) in slice-by-8 tables, and the Zarr v3 `crc32c` codec that appends
-// it to every chunk and checks it on every read.
+// it to every chunk and checks it on every read (and, where the case records it, that the
+// chunk is the one written at that position).
 import * as zarr from "zarrita";
+import { DamagedCacheError } from "../errors.ts";
 
 /** The reflected Castagnoli polynomial. */
 const POLY = 0x82f63b78;
@@ -54,7 +56,7 @@ export function crc32c(bytes: Uint8Array, crc = 0): number {
 }
 
 /** Raised when stored bytes do not match their CRC-32C: the data were damaged. */
-export class ChecksumError extends Error {
+export class ChecksumError extends DamagedCacheError {
   /** Makes the error; `message` says what was expected and found. */
   constructor(message: string) {
     super(message);
@@ -62,11 +64,19 @@ export class ChecksumError extends Error {
   }
 }
 
+/** What the store that read a chunk's bytes knows of them. */
+export interface ChunkLabel {
+  /** What the bytes are (`chunk c/0/1/2`, `inner chunk [0,1,2] of shard c/0/0/0`). */
+  label: string;
+  /** The CRC-32C the case's writer recorded for the chunk at this position, when known. */
+  crc?: number;
+}
+
 /**
- * What stored bytes are (`chunk c/0/1/2`, `inner chunk [0, 1, 2] of shard c/0/0/0`), set
- * by the store that read them, so that a checksum error names the chunk.
+ * Labels of stored bytes, set by the store that read them, so that a checksum error
+ * names the chunk and a chunk moved from elsewhere is told from the one written there.
  */
-export const chunkLabels: WeakMap<Uint8Array, string> = new WeakMap();
+export const chunkLabels: WeakMap<Uint8Array, ChunkLabel> = new WeakMap();
 
 /** The bytes followed by their CRC-32C (little endian), as the codec stores them. */
 export function appendCrc32c(bytes: Uint8Array): Uint8Array {
@@ -119,15 +129,33 @@ export class Crc32cCodec {
     return appendCrc32c(bytes);
   }
 
-  /** Checks and strips the checksum; an error names the chunk when its store said which. */
+  /**
+   * Checks and strips the checksum; an error names the chunk when its store said which.
+   * When the store knows the checksum written at the chunk's position, a sound chunk
+   * with another one (moved, swapped or copied from elsewhere) is refused too.
+   */
   decode(bytes: Uint8Array): Uint8Array {
+    const info = chunkLabels.get(bytes);
+    let body: Uint8Array;
     try {
-      return checkCrc32c(bytes);
+      body = checkCrc32c(bytes);
     } catch (e) {
-      const label = chunkLabels.get(bytes);
-      if (label && e instanceof Error) e.message = `${label}: ${e.message}`;
+      if (info && e instanceof Error) e.message = `${info.label}: ${e.message}`;
       throw e;
     }
+    if (info?.crc !== undefined) {
+      const stored = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+        .getUint32(bytes.length - 4, true);
+      if (stored !== info.crc) {
+        throw new DamagedCacheError(
+          `${info.label}: holds a sound chunk, but not the one written there (checksum ` +
+            `${hex(stored)}, written ${hex(info.crc)}): a chunk moved, swapped or copied ` +
+            `from elsewhere`,
+          { where: info.label },
+        );
+      }
+    }
+    return body;
   }
 
   /** Size after encoding (for the shard index, whose size must be known up front). */

@@ -1,7 +1,8 @@
 // `cache preview`: PNG images of cached cases (three orthogonal mid-slices, shown in
 // millimetres), one case or a contact sheet of many with their names, to check by eye.
 import { encode } from "fast-png";
-import type { CacheReader } from "../read/cache_reader.ts";
+import { CacheReader, type CacheReaderOptions } from "../read/cache_reader.ts";
+import { UsageError } from "../errors.ts";
 import { drawText, textHeight, textWidth } from "./_font.ts";
 
 /** Options of {@linkcode renderPreview}. */
@@ -172,4 +173,46 @@ export async function renderPreview(
     channels: 1,
     depth: 8,
   });
+}
+
+/** Options of {@linkcode previewCache}: which cases, and how to reach the cache. */
+export interface PreviewCacheOptions extends PreviewOptions, CacheReaderOptions {
+  /** The one case to draw (`dataset/name`); a contact sheet when absent. */
+  case?: string;
+  /** Cases on the contact sheet (the first ones of the cache or dataset). @default {16} */
+  cases?: number;
+  /** Draw the contact sheet of this dataset group only. */
+  dataset?: string;
+}
+
+/**
+ * The PNG of {@linkcode renderPreview} for the cache at `location` (a folder or a URL):
+ * one case, or a contact sheet of the first `cases` usable cases (of `dataset`). Throws a
+ * `UsageError` when there is no case to draw or no such dataset (naming those there are).
+ */
+export async function previewCache(
+  location: string,
+  options: PreviewCacheOptions = {},
+): Promise<{ png: Uint8Array; cases: string[] }> {
+  const reader = await CacheReader.open(location, options);
+  let names: string[];
+  if (options.case !== undefined) names = [options.case];
+  else {
+    const all = (await reader.list()).filter((c) => !c.error);
+    const of = options.dataset === undefined
+      ? all
+      : all.filter((c) => c.dataset === options.dataset);
+    if (!of.length) {
+      const groups = [...new Set(all.map((c) => c.dataset))];
+      throw new UsageError(
+        options.dataset === undefined
+          ? `${location} holds no case to preview`
+          : `--dataset ${options.dataset}: no such dataset in ${location}; its datasets: ${
+            groups.join(", ") || "none"
+          }`,
+      );
+    }
+    names = of.slice(0, options.cases ?? 16).map((c) => `${c.dataset}/${c.name}`);
+  }
+  return { png: await renderPreview(reader, names, options), cases: names };
 }

@@ -2,7 +2,6 @@
 // what the same volumes would take as float32 and as MONAI PersistentDataset pickles; of
 // a folder, or of a cache at a URL (http(s)://, s3://).
 import { join } from "node:path";
-import { listCases } from "../write/cache_dir.ts";
 import {
   type CacheCaseInfo,
   CacheReader,
@@ -101,36 +100,18 @@ export async function listCaseInfo(
   location: string,
   options: ListCaseInfoOptions = {},
 ): Promise<CaseInfo[]> {
-  if (/^(https?|s3):\/\//i.test(location)) return await remoteCaseInfo(location, options);
-  const root = folderPath(location);
+  const remote = /^(https?|s3):\/\//i.test(location);
+  const reader = await CacheReader.open(remote ? location : folderPath(location), options);
+  if (remote) return await remoteCaseInfo(reader, options);
   const out: CaseInfo[] = [];
-  for (const c of await listCases(root)) {
-    if (c.error || !c.name) {
-      out.push({ dataset: c.dataset, name: c.name, bytes: 0, files: 0, error: c.error });
-      continue;
-    }
-    const { bytes, files } = await folderSize(c.dir).catch(() => ({ bytes: 0, files: 0 }));
-    try {
-      const meta = JSON.parse(await Deno.readTextFile(join(c.dir, "zarr.json")));
-      const a = meta.attributes ?? {};
-      const sharded = (meta.codecs ?? []).some((x: { name: string }) =>
-        x.name === "sharding_indexed"
-      );
-      out.push({
-        dataset: c.dataset,
-        name: c.name,
-        shape: meta.shape,
-        spacing: a.spacing,
-        dtype: meta.data_type,
-        layout: sharded ? "sharded" : "chunked",
-        bytes,
-        files,
-        source: a.source,
-        recipe: a.recipe?.name,
-      });
-    } catch (e) {
-      out.push({ dataset: c.dataset, name: c.name, bytes, files, error: (e as Error).message });
-    }
+  for (const c of folderOrder(await reader.list())) {
+    const size = c.error
+      ? { bytes: 0, files: 0 }
+      : await folderSize(join(reader.location, c.dataset, c.name)).catch(() => ({
+        bytes: 0,
+        files: 0,
+      }));
+    out.push(caseInfoOf(c, size));
   }
   return out;
 }
@@ -149,10 +130,9 @@ export async function listCaseInfo(
  * walk would not find it.
  */
 async function remoteCaseInfo(
-  location: string,
+  reader: CacheReader,
   options: ListCaseInfoOptions,
 ): Promise<CaseInfo[]> {
-  const reader = await CacheReader.open(location, options);
   const cases = folderOrder(await reader.list());
   const sizes = new Map<string, { bytes: number; files: number }>();
   const add = (path: string, size: number) => {

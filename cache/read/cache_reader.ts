@@ -1,7 +1,6 @@
 // Reading a cache from anywhere (a folder, an http(s):// URL, an s3:// URL): listing its
 // cases and reading zero-padded crops through zarrita with coalesced range requests.
 import * as zarr from "zarrita";
-import { FileSystemStore } from "@zarrita/storage";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type FetchStats, HttpStore } from "../store/http_store.ts";
@@ -10,6 +9,9 @@ import { type CaseAttributes, type OpenCase, openCase } from "./read_case.ts";
 import type { CaseAffine, CaseShape, CaseVolume } from "../format/case_volume.ts";
 import { STAGING_DIR } from "../format/format.ts";
 import { mapLimit } from "../store/limit.ts";
+import { FileStore } from "../store/file_store.ts";
+import { DamagedCacheError, NotACacheError } from "../errors.ts";
+import { consolidatedSha256, integrityProblems } from "../format/integrity.ts";
 
 /** Options of {@linkcode CacheReader.open}: plain data, so a Worker can be given them. */
 export interface CacheReaderOptions extends S3Options {
@@ -54,6 +56,22 @@ export interface CacheCaseInfo {
   error?: string;
 }
 
+/** What a folder of the cache (a dataset group's, a case's) holds, as stored. */
+export interface StoredNode {
+  /** Whether it holds a `zarr.json`. */
+  meta: boolean;
+  /** Entries besides `zarr.json` (a folder's own: case folders, `c/`; on S3: objects). */
+  entries: number;
+}
+
+/** The nodes a cache holds as stored (not as its consolidated copy says). */
+export interface StoredNodes {
+  /** Dataset groups by name (`ds`). */
+  groups: Map<string, StoredNode>;
+  /** Cases by name (`ds/a`). */
+  cases: Map<string, StoredNode>;
+}
+
 /** One stored object of a cache (a file, an S3 object) and its size. */
 export interface StoredObject {
   /** Its key relative to the listed prefix (`ds/case/c/0/0/0`). */
@@ -74,34 +92,22 @@ export function folderPath(location: string): string {
   return /^file:\/\//i.test(location) ? fileURLToPath(location) : location;
 }
 
-/** A store that counts its reads (local folders). */
-class CountingStore implements zarr.AsyncReadable {
-  readonly #inner: FileSystemStore;
-  readonly stats: FetchStats = { requests: 0, bytes: 0 };
-  constructor(root: string) {
-    this.#inner = new FileSystemStore(root);
-  }
-  async get(key: zarr.AbsolutePath) {
-    this.stats.requests++;
-    const b = await this.#inner.get(key);
-    this.stats.bytes += b?.length ?? 0;
-    return b;
-  }
-  async getRange(key: zarr.AbsolutePath, range: zarr.RangeQuery) {
-    this.stats.requests++;
-    const b = await this.#inner.getRange(key, range);
-    this.stats.bytes += b?.length ?? 0;
-    return b;
-  }
-}
-
 function decodeJson(bytes: Uint8Array | undefined, what: string): Meta | undefined {
   if (!bytes) return undefined;
+  let meta: unknown;
   try {
-    return JSON.parse(new TextDecoder().decode(bytes));
+    meta = JSON.parse(new TextDecoder().decode(bytes));
   } catch (e) {
-    throw new SyntaxError(`Unreadable Zarr metadata ${what}: ${(e as Error).message}`);
+    throw new DamagedCacheError(`Unreadable Zarr metadata ${what}: ${(e as Error).message}`, {
+      path: what,
+    });
   }
+  if (!meta || typeof meta !== "object" || Array.isArray(meta)) {
+    throw new DamagedCacheError(`Unreadable Zarr metadata ${what}: not a JSON object`, {
+      path: what,
+    });
+  }
+  return meta as Meta;
 }
 
 function caseInfo(dataset: string, name: string, meta: Meta | undefined): CacheCaseInfo {
@@ -123,6 +129,14 @@ function caseInfo(dataset: string, name: string, meta: Meta | undefined): CacheC
     shardShape: shard ? grid : undefined,
     attributes: (meta.attributes ?? {}) as CaseAttributes,
   };
+}
+
+/** {@linkcode caseInfo}, with `error` when the case's integrity record does not hold. */
+async function checkedInfo(dataset: string, name: string, meta: Meta): Promise<CacheCaseInfo> {
+  const info = caseInfo(dataset, name, meta);
+  if (info.error) return info;
+  const problems = await integrityProblems(meta, `/${dataset}/${name}`);
+  return problems.length ? { dataset, name, path: info.path, error: problems.join("; ") } : info;
 }
 
 /**
@@ -154,16 +168,17 @@ export class CacheReader {
   readonly attributes: Meta;
   /** True when the root holds consolidated metadata (listing costs nothing more). */
   readonly consolidated: boolean;
-  readonly #raw: CountingStore | HttpStore;
+  readonly #raw: FileStore | HttpStore;
   readonly #consolidated?: Map<string, Meta>;
   readonly #s3?: { bucketRoot: string; prefix: string };
   readonly #open = new Map<string, Promise<OpenCase>>();
   readonly #maxOpen: number;
+  #consolidatedChecked = false;
 
   private constructor(
     location: string,
     kind: CacheLocationKind,
-    raw: CountingStore | HttpStore,
+    raw: FileStore | HttpStore,
     rootMeta: Meta,
     options: CacheReaderOptions,
     s3?: { bucketRoot: string; prefix: string },
@@ -202,7 +217,7 @@ export class CacheReader {
    * and the reason (not found, access denied, network, not a cache).
    */
   static async open(location: string, options: CacheReaderOptions = {}): Promise<CacheReader> {
-    let kind: CacheLocationKind, raw: CountingStore | HttpStore, shown = location;
+    let kind: CacheLocationKind, raw: FileStore | HttpStore, shown = location;
     let s3: { bucketRoot: string; prefix: string } | undefined;
     const httpOptions = {
       headers: options.headers,
@@ -220,29 +235,40 @@ export class CacheReader {
     } else {
       kind = "file";
       shown = folderPath(location);
-      raw = new CountingStore(shown);
+      raw = new FileStore(shown);
     }
     let rootMeta: Meta | undefined;
     try {
       rootMeta = decodeJson(await raw.get("/zarr.json"), `${shown}/zarr.json`);
     } catch (e) {
-      if (e instanceof SyntaxError) throw e;
+      if (e instanceof DamagedCacheError) throw e;
       throw new Error(`Cannot open cache ${shown}: ${(e as Error).message}`, { cause: e });
     }
     if (!rootMeta) {
       const exists = kind === "file" ? await Deno.stat(shown).then(() => true, () => false) : true;
-      throw new Deno.errors.NotFound(
+      throw new NotACacheError(
         exists
           ? `${shown} is not a VoCo cache (no Zarr group zarr.json at its root${
             kind === "file" ? "" : ": 404"
           })`
           : `Cache ${shown} does not exist`,
+        { path: shown },
       );
     }
     if (rootMeta.node_type !== "group") {
-      throw new TypeError(`${shown} is not a VoCo cache (its root is not a Zarr group)`);
+      throw new NotACacheError(`${shown} is not a VoCo cache (its root is not a Zarr group)`, {
+        path: shown,
+      });
     }
     return new CacheReader(shown, kind, raw, rootMeta, options, s3);
+  }
+
+  /**
+   * The nodes of the root's consolidated metadata by name (`ds`, `ds/a`), as stored in
+   * the root `zarr.json` (unchecked); `undefined` when it has none.
+   */
+  consolidatedNodes(): ReadonlyMap<string, Meta> | undefined {
+    return this.#consolidated;
   }
 
   /** Requests (or local reads) and bytes this reader has fetched so far. */
@@ -308,8 +334,59 @@ export class CacheReader {
     return out.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
   }
 
+  /**
+   * The dataset groups and cases the cache holds as stored, whatever its consolidated
+   * copy says: a folder's listing (three levels deep), or ListObjectsV2 of every object
+   * on S3; `undefined` for a plain HTTP server, which lists nothing. Hidden names
+   * (`.staging`) are left out.
+   */
+  async storedNodes(): Promise<StoredNodes | undefined> {
+    if (this.kind === "http") return undefined;
+    const groups = new Map<string, StoredNode>(), cases = new Map<string, StoredNode>();
+    const node = (map: Map<string, StoredNode>, key: string) => {
+      let n = map.get(key);
+      if (!n) map.set(key, n = { meta: false, entries: 0 });
+      return n;
+    };
+    const add = (parts: string[], dir: boolean) => {
+      if (parts.length < 2 || parts.some((p) => p.startsWith("."))) return;
+      const group = node(groups, parts[0]);
+      if (parts.length === 2) {
+        if (!dir && parts[1] === "zarr.json") group.meta = true;
+        else if (dir) node(cases, parts.join("/"));
+        else group.entries++;
+        return;
+      }
+      const c = node(cases, `${parts[0]}/${parts[1]}`);
+      if (parts.length === 3 && parts[2] === "zarr.json" && !dir) c.meta = true;
+      else c.entries++;
+    };
+    if (this.kind === "s3") {
+      for (const o of await this.listStored("")) add(o.key.split("/"), false);
+    } else {
+      const list = async (parts: string[]) => {
+        for await (const e of Deno.readDir(join(this.location, ...parts))) {
+          if (e.name.startsWith(".")) continue;
+          if (parts.length === 0) {
+            if (e.isDirectory) node(groups, e.name), await list([e.name]);
+            continue;
+          }
+          add([...parts, e.name], e.isDirectory);
+          if (e.isDirectory && parts.length === 1) await list([...parts, e.name]);
+        }
+      };
+      await list([]);
+    }
+    // An S3 case holding only deeper objects (chunks) still names its case.
+    for (const key of cases.keys()) node(groups, key.split("/")[0]);
+    return { groups, cases };
+  }
+
   async #meta(path: string): Promise<Meta | undefined> {
-    return decodeJson(await this.#raw.get(`/${path}/zarr.json`), `${this.location}/${path}`);
+    return decodeJson(
+      await this.#raw.get(`/${path}/zarr.json`),
+      `${this.location.replace(/\/+$/, "")}/${path}/zarr.json`,
+    );
   }
 
   /** The folder names below `path` ("" for the root), hidden ones left out. */
@@ -338,48 +415,99 @@ export class CacheReader {
   }
 
   /**
-   * The cache's cases, dataset by dataset, in name order, with their metadata; a case
-   * whose metadata cannot be read is listed with `error`.
+   * The cache's cases, dataset by dataset, in name order, with their metadata. A case
+   * that cannot be used is listed with `error` (the reason): its metadata unreadable,
+   * edited after writing (it no longer matches its digest), or written as another case; a
+   * folder that holds files but no `zarr.json` (a case's or a dataset group's, the group
+   * listed with an empty `name`). Throws a {@linkcode DamagedCacheError} when the
+   * consolidated metadata no longer matches its digest (a node added or dropped).
    */
   async list(): Promise<CacheCaseInfo[]> {
     if (this.#consolidated) {
+      await this.#checkConsolidated();
       const out: CacheCaseInfo[] = [];
       for (const [key, meta] of this.#consolidated) {
         const parts = key.split("/");
-        if (parts.length !== 2 || meta.node_type !== "array") continue;
+        if (parts.length !== 2 || meta?.node_type !== "array") continue;
         if (this.#consolidated.get(parts[0])?.node_type !== "group") continue;
-        out.push(caseInfo(parts[0], parts[1], meta));
+        out.push(await checkedInfo(parts[0], parts[1], meta));
       }
       return out.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
     }
     const datasets = (await this.#folders("")).filter((d) => d !== STAGING_DIR);
     const out: CacheCaseInfo[] = [];
+    const broken = (dataset: string, name: string, error: string): CacheCaseInfo => ({
+      dataset,
+      name,
+      path: `/${name ? `${dataset}/${name}` : dataset}` as `/${string}`,
+      error,
+    });
     for (const dataset of datasets) {
-      const group = await this.#meta(dataset).catch(() => undefined);
-      if (group?.node_type !== "group") continue;
+      let group: Meta | undefined;
+      try {
+        group = await this.#meta(dataset);
+      } catch (e) {
+        out.push(broken(dataset, "", (e as Error).message));
+        continue;
+      }
+      if (group?.node_type !== "group") {
+        if (group || await this.#holdsFiles(dataset)) {
+          out.push(broken(
+            dataset,
+            "",
+            group
+              ? `zarr.json is no dataset group (its node_type is ${
+                JSON.stringify(group.node_type) ?? "missing"
+              })`
+              : "no zarr.json: a folder of the cache that is no dataset group (its cases " +
+                "cannot be listed)",
+          ));
+        }
+        continue;
+      }
       const names = await this.#folders(dataset);
-      out.push(
-        ...await mapLimit(names, 16, async (name) => {
-          try {
-            const meta = await this.#meta(`${dataset}/${name}`);
-            return meta ? caseInfo(dataset, name, meta) : undefined;
-          } catch (e) {
-            return {
-              dataset,
-              name,
-              path: `/${dataset}/${name}`,
-              error: (e as Error).message,
-            } as CacheCaseInfo;
-          }
-        }).then((all) =>
-          all.filter((c): c is CacheCaseInfo =>
-            c !== undefined && (c.error !== undefined ||
-              c.shape !== undefined)
-          )
-        ),
-      );
+      const cases = await mapLimit(names, 16, async (name) => {
+        let meta: Meta | undefined;
+        try {
+          meta = await this.#meta(`${dataset}/${name}`);
+        } catch (e) {
+          return broken(dataset, name, (e as Error).message);
+        }
+        if (meta) return await checkedInfo(dataset, name, meta);
+        return await this.#holdsFiles(`${dataset}/${name}`)
+          ? broken(dataset, name, "no zarr.json: the case's folder holds files but no metadata")
+          : undefined;
+      });
+      out.push(...cases.filter((c): c is CacheCaseInfo => c !== undefined));
     }
     return out;
+  }
+
+  /** Throws when the consolidated copy no longer matches the digest written with it. */
+  async #checkConsolidated(): Promise<void> {
+    const recorded = (this.attributes.voco_cache as Meta | undefined)?.consolidated_sha256;
+    if (typeof recorded !== "string" || this.#consolidatedChecked) return;
+    const digest = await consolidatedSha256(Object.fromEntries(this.#consolidated!));
+    if (digest !== recorded) {
+      throw new DamagedCacheError(
+        `${this.location}: the consolidated metadata in the root zarr.json no longer matches ` +
+          `the digest written with it (a node was added, dropped or edited): run "deno task ` +
+          `cache verify" on the cache folder, and "deno task cache consolidate" to rewrite it`,
+        { path: this.location, where: "consolidated_metadata" },
+      );
+    }
+    this.#consolidatedChecked = true;
+  }
+
+  /** Whether the folder `path` holds anything (an S3 prefix always does). */
+  async #holdsFiles(path: string): Promise<boolean> {
+    if (this.kind !== "file") return true;
+    try {
+      for await (const _ of Deno.readDir(join(this.location, path))) return true;
+    } catch {
+      // Not a folder any more: nothing to list.
+    }
+    return false;
   }
 
   /** The case `dataset/name` (or `/dataset/name`) opened for crops; kept open for reuse. */

@@ -5,6 +5,14 @@ import type { CaseAffine as Mat4, CaseShape as Shape3, CaseVolume } from "../for
 import { registerCodecs } from "../codecs/register.ts";
 import { checkedStore, describeChunkError } from "./checked_store.ts";
 import type { AsyncReadable } from "@zarrita/storage";
+import {
+  chunkGrids,
+  integrityProblems,
+  integrityRecord,
+  recordedCrcs,
+} from "../format/integrity.ts";
+import { DamagedCacheError, VocoError } from "../errors.ts";
+import { FetchError } from "../store/http_store.ts";
 
 /** A readable store, as zarrita defines it. */
 export type ReadableStore = zarr.Readable;
@@ -38,8 +46,7 @@ export async function readCaseAttributes(
   store: ReadableStore,
   path: `/${string}`,
 ): Promise<CaseAttributes> {
-  registerCodecs();
-  const arr = await zarr.open.v3(new zarr.Location(store, path), { kind: "array" });
+  const arr = await openCaseArray(store, path);
   return arr.attrs as unknown as CaseAttributes;
 }
 
@@ -78,13 +85,10 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
   // An array written without our attributes (a foreign Zarr array) gets voxel coordinates.
   const affine: Mat4 = attributes.affine ??
     [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]];
-  const name = (e: unknown) => {
-    // zarrita does not say which array failed: name the case.
-    if (!(e instanceof Error) || e.message.startsWith(`Case ${path}:`)) return e;
-    return new Error(`Case ${path}: ${e.message}`, { cause: e });
-  };
   const scale = attributes.scale_factor, offset = attributes.add_offset ?? 0;
   const inner = arr.chunks as Shape3;
+  const values = inner[0] * inner[1] * inner[2];
+  const Typed = TYPED[arr.dtype as string];
   // Only the chunks the box touches are read (in parallel), each decoded value written
   // once into the float32 box, dequantised on the way.
   const box = async (start: Shape3, size: Shape3): Promise<Float32Array> => {
@@ -97,12 +101,22 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
         for (let k = first[2]; k <= last[2]; k++) {
           jobs.push(
             arr.getChunk([i, j, k]).then(
-              (chunk) =>
-                copyChunk(out, start, size, chunk as never, [i, j, k], inner, scale, offset),
+              (chunk) => {
+                const data = chunk.data as ArrayLike<number>;
+                // Never other numbers: a chunk decodes to the chunk's size and dtype.
+                if (data.length !== values || (Typed && !(data instanceof Typed))) {
+                  throw new DamagedCacheError(
+                    `chunk [${i},${j},${k}] decodes to ${data.length} values of ` +
+                      `${data.constructor.name}, not ${values} of ${arr.dtype}`,
+                    { where: `chunk [${i},${j},${k}]` },
+                  );
+                }
+                copyChunk(out, start, size, chunk as never, [i, j, k], inner, scale, offset);
+              },
               (e) => {
                 // Name the chunk (a new error: zarrita hands one error, of a shard's
                 // index, to every chunk of the shard).
-                throw new Error(describeChunkError(e, [i, j, k]), { cause: e });
+                throw chunkError(e, [i, j, k]);
               },
             ),
           );
@@ -112,7 +126,7 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
     try {
       await Promise.all(jobs);
     } catch (e) {
-      throw name(e);
+      throw caseError(path, e);
     }
     return out;
   };
@@ -178,11 +192,71 @@ function copyChunk(
   }
 }
 
+/** The typed array each stored data type decodes to. */
+const TYPED: Record<string, new (n: number) => ArrayLike<number>> = {
+  uint8: Uint8Array,
+  int8: Int8Array,
+  uint16: Uint16Array,
+  int16: Int16Array,
+  uint32: Uint32Array,
+  int32: Int32Array,
+  float32: Float32Array,
+  float64: Float64Array,
+};
+
+/** Bytes a stored value of each data type takes. */
+const VALUE_BYTES: Record<string, number> = {
+  uint8: 1,
+  int8: 1,
+  uint16: 2,
+  int16: 2,
+  uint32: 4,
+  int32: 4,
+  float32: 4,
+  float64: 8,
+};
+
+/**
+ * The error of reading chunk `coords`, naming it: damage stays damage (a checksum, a
+ * missing or truncated chunk, bytes that do not decode), a network error stays one.
+ */
+function chunkError(e: unknown, coords: readonly number[]): Error {
+  const message = describeChunkError(e, coords);
+  const cause = e instanceof Error && e.cause instanceof Error ? e.cause : undefined;
+  const network = e instanceof FetchError || cause instanceof FetchError;
+  if (network) return new Error(message, { cause: e });
+  const where = e instanceof DamagedCacheError && e.where ? e.where : `chunk [${coords}]`;
+  const damage = e instanceof VocoError || cause instanceof VocoError;
+  return new DamagedCacheError(
+    damage ? message : `${message} (the stored bytes do not decode: the cache is damaged)`,
+    { where, cause: e },
+  );
+}
+
+/** `e` with the case named first (zarrita does not say which array failed), kind kept. */
+function caseError(path: string, e: unknown): unknown {
+  if (!(e instanceof Error) || e.message.startsWith(`Case ${path}:`)) return e;
+  const message = `Case ${path}: ${e.message}`;
+  if (e instanceof DamagedCacheError) {
+    return new DamagedCacheError(message, { case: path.slice(1), where: e.where, cause: e });
+  }
+  return new Error(message, { cause: e });
+}
+
+type ArrayMeta = Record<string, unknown> & {
+  data_type?: unknown;
+  attributes?: Record<string, unknown>;
+};
+
 /**
  * The zarrita array of a cached case, read through a store view that names the chunk of
  * a checksum error and raises a chunk missing from a case written whole (one whose
- * attributes carry `stored_chunks` or a `fingerprint`: the cache writer stores every
- * chunk) instead of returning the fill value. Sharded and unsharded arrays alike.
+ * attributes carry `stored_chunks`, a `fingerprint` or an integrity record: the cache
+ * writer stores every chunk) instead of returning the fill value. A case with an
+ * integrity record (`voco_integrity`) is checked before any chunk is read: its metadata
+ * against its digest, its name against `path`; then each chunk against the checksum
+ * written at its position. Sharded and unsharded arrays alike. Damage throws a
+ * {@linkcode DamagedCacheError} naming the case and the reason.
  */
 export async function openCaseArray(
   store: ReadableStore,
@@ -190,32 +264,49 @@ export async function openCaseArray(
 ): Promise<zarr.Array<zarr.DataType, zarr.Readable>> {
   registerCodecs();
   const metaKey = `${path === "/" ? "" : path}/zarr.json` as const;
+  const caseName = path.slice(1);
+  const damaged = (reason: string, where = "zarr.json", cause?: unknown) =>
+    new DamagedCacheError(`Case ${path}: ${where}: ${reason}`, { case: caseName, where, cause });
   const raw = await store.get(metaKey);
   if (!raw) throw new Deno.errors.NotFound(`Case ${path}: no zarr.json (not in the cache)`);
-  let meta: Record<string, unknown> & {
-    codecs?: { name: string; configuration?: { chunk_shape?: number[] } }[];
-    chunk_grid?: { configuration?: { chunk_shape?: number[] } };
-    attributes?: Record<string, unknown>;
-  };
+  let meta: ArrayMeta;
   try {
     meta = JSON.parse(new TextDecoder().decode(raw));
   } catch (e) {
-    throw new SyntaxError(`Case ${path}: unreadable zarr.json: ${(e as Error).message}`);
+    throw damaged(`unreadable (${(e as Error).message})`, "zarr.json", e);
   }
-  const inner = meta.codecs?.find((c) => c.name === "sharding_indexed")?.configuration
-    ?.chunk_shape;
-  const outer = meta.chunk_grid?.configuration?.chunk_shape;
+  if (!meta || typeof meta !== "object" || Array.isArray(meta)) throw damaged("not an object");
   const a = meta.attributes ?? {};
+  const record = integrityRecord(meta);
+  if (record) {
+    const problems = await integrityProblems(meta, path);
+    if (problems.length) throw damaged(problems.join("; "));
+  }
+  const grids = chunkGrids(meta);
+  const storage = a.storage as { dtype?: unknown } | undefined;
+  if (storage?.dtype !== undefined && storage.dtype !== meta.data_type) {
+    throw damaged(`data_type ${meta.data_type}, but the case was stored as ${storage.dtype}`);
+  }
+  const crcs = record ? recordedCrcs(record) : undefined;
+  const unit = (grids?.chunk ?? []).reduce((x: number, y: number) => x * y, 1);
   const checked = checkedStore(store, {
     path,
-    whole: typeof a.stored_chunks === "number" || typeof a.fingerprint === "string",
-    shardGrid: inner && outer ? outer.map((n, i) => n / inner[i]) : undefined,
+    whole: typeof a.stored_chunks === "number" || typeof a.fingerprint === "string" ||
+      record !== undefined,
+    shardGrid: grids?.shardGrid,
+    crcs: crcs instanceof Uint32Array ? crcs : undefined,
+    chunkGrid: grids?.grid,
+    maxChunkBytes: 2 * unit * (VALUE_BYTES[meta.data_type as string] ?? 8) + 65536,
   });
   const view: AsyncReadable = {
     get: async (key, opts) => key === metaKey ? raw : await checked.get(key, opts),
     getRange: checked.getRange,
   };
-  return await zarr.open.v3(new zarr.Location(view, path), { kind: "array" });
+  try {
+    return await zarr.open.v3(new zarr.Location(view, path), { kind: "array" });
+  } catch (e) {
+    throw damaged(`cannot be opened as a Zarr v3 array (${(e as Error).message})`, "zarr.json", e);
+  }
 }
 
 /**

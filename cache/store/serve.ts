@@ -1,6 +1,9 @@
 // `cache serve`: a read-only HTTP server for a cache folder (range requests, validators,
-// CORS), safe against path traversal and bounded in concurrency.
-import { join, sep } from "node:path";
+// CORS), safe against path traversal, serving regular files only, bounded in concurrency
+// with a share per client, and cutting off clients that stall.
+import { join, relative, sep } from "node:path";
+import { ensureConsolidated } from "../write/consolidate.ts";
+import { NotACacheError } from "../errors.ts";
 
 /** Options of {@linkcode serveCache} and {@linkcode cacheHandler}. */
 export interface ServeCacheOptions {
@@ -15,16 +18,47 @@ export interface ServeCacheOptions {
    */
   port?: number;
   /**
-   * Most requests answered at once; further requests wait for a free slot (a slot is
-   * held until the response body is sent).
+   * Most file bodies streamed at once (a slot is held until the body is sent or the client
+   * is cut off); further requests wait for a slot. Files of at most 256 KiB (metadata,
+   * small chunks) are read whole and need none, so they are answered while every slot is
+   * taken.
    * @default {64}
    */
   maxConcurrent?: number;
+  /**
+   * Most slots one client (one remote address) holds at once; its further requests wait
+   * while other clients' are served.
+   * @default {half of maxConcurrent, at least 1}
+   */
+  maxPerClient?: number;
   /**
    * Most requests waiting for a slot; beyond, requests get 503 with `Retry-After`.
    * @default {4096}
    */
   maxQueued?: number;
+  /**
+   * Milliseconds a request may wait for a slot before it gets 503 with `Retry-After`.
+   * @default {30000}
+   */
+  queueTimeoutMs?: number;
+  /**
+   * Milliseconds a client may take no bytes of a body before it is cut off (its slot
+   * freed): a client that asks and stops reading cannot hold a slot for ever.
+   * @default {30000}
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Milliseconds one body may take to send in all before the client is cut off.
+   * @default {600000}
+   */
+  writeTimeoutMs?: number;
+  /**
+   * Make the cache's consolidated metadata hold what the cache holds before serving
+   * (write it, or refresh it), since URL clients list the cache from it; where that
+   * fails (a read-only folder), {@linkcode CacheServer.consolidated} says so.
+   * @default {false}
+   */
+  consolidate?: boolean;
   /**
    * `Cache-Control` of every file response (a cache can change under `prep`: clients
    * revalidate with the ETag).
@@ -43,7 +77,15 @@ export interface CacheServer {
   port: number;
   /** Requests answered so far, by status. */
   counts(): Record<number, number>;
-  /** Stops listening and waits for open requests to end. */
+  /**
+   * What serving did to the consolidated metadata, in a sentence, when asked to
+   * (`consolidate`) and something was done or could not be; `undefined` otherwise.
+   */
+  consolidated?: string;
+  /**
+   * Stops listening and waits for open requests to end (a client whose socket is full and
+   * that reads nothing keeps its connection until it closes it, even once cut off).
+   */
   shutdown(): Promise<void>;
   /** Settles when the server has stopped. */
   finished: Promise<void>;
@@ -107,43 +149,122 @@ function plain(status: number, text: string, head = false, extra: Record<string,
   });
 }
 
+/** Where a request comes from, as `Deno.serve` tells its handler. */
+export interface RequestInfo {
+  /** The client's address. */
+  remoteAddr?: { hostname?: string };
+}
+
+/** Bodies up to this size are read whole and sent without holding a slot. */
+const SMALL = 256 * 1024;
+
+/**
+ * Slots for streamed bodies: at most `max` at once, at most `perClient` per client; a
+ * freed slot goes to the first waiting request whose client is under its share.
+ */
+function slots(max: number, perClient: number, maxQueued: number, queueMs: number) {
+  let active = 0;
+  const held = new Map<string, number>();
+  const waiting: { client: string; go: () => void }[] = [];
+  const take = (client: string) => {
+    active++;
+    held.set(client, (held.get(client) ?? 0) + 1);
+  };
+  const next = () => {
+    while (active < max) {
+      const i = waiting.findIndex((w) => (held.get(w.client) ?? 0) < perClient);
+      if (i < 0) return;
+      const [w] = waiting.splice(i, 1);
+      take(w.client);
+      w.go();
+    }
+  };
+  return {
+    /** A release function once a slot is taken, `undefined` when none comes in time. */
+    acquire(client: string): Promise<(() => void) | undefined> {
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        active--;
+        const n = (held.get(client) ?? 1) - 1;
+        if (n) held.set(client, n);
+        else held.delete(client);
+        next();
+      };
+      if (active < max && (held.get(client) ?? 0) < perClient) {
+        take(client);
+        return Promise.resolve(release);
+      }
+      if (waiting.length >= maxQueued) return Promise.resolve(undefined);
+      return new Promise((resolve) => {
+        const w = {
+          client,
+          go: () => {
+            clearTimeout(timer);
+            resolve(release);
+          },
+        };
+        const timer = setTimeout(() => {
+          const i = waiting.indexOf(w);
+          if (i >= 0) waiting.splice(i, 1);
+          resolve(undefined);
+        }, queueMs);
+        waiting.push(w);
+      });
+    },
+  };
+}
+
+/** Reads `length` bytes of `file` from its position (fewer when it ends first). */
+async function readFully(file: Deno.FsFile, length: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(length);
+  let got = 0;
+  while (got < length) {
+    const n = await file.read(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  return got === length ? buf : buf.subarray(0, got);
+}
+
 /**
  * The request handler of {@linkcode serveCache}, for use with any `Deno.serve`: GET and
- * HEAD of the files of the cache at `root` (single byte ranges, `ETag`/`Last-Modified`,
- * `If-None-Match`/`If-Modified-Since`/`If-Range`), CORS preflight, and 404 for anything
- * else: folders (no listing), hidden names, paths that leave the cache (dot segments,
- * encoded slashes, symbolic links pointing outside).
+ * HEAD of the regular files of the cache at `root` (single byte ranges,
+ * `ETag`/`Last-Modified`, `If-None-Match`/`If-Modified-Since`/`If-Range`), CORS
+ * preflight, and 404 for anything else: folders (no listing), FIFOs, devices and sockets
+ * (checked before opening), anything hidden (`.staging`) or outside the cache however it
+ * is reached (dot segments, encoded slashes, symbolic links). Bodies are streamed in
+ * bounded slots shared fairly among clients (`info.remoteAddr`), and a client that stops
+ * reading is cut off.
  */
 export async function cacheHandler(
   root: string,
   options: ServeCacheOptions = {},
-): Promise<(req: Request) => Promise<Response>> {
-  const { maxConcurrent = 64, maxQueued = 4096, cacheControl = "no-cache" } = options;
+): Promise<(req: Request, info?: RequestInfo) => Promise<Response>> {
+  const {
+    maxConcurrent = 64,
+    maxQueued = 4096,
+    cacheControl = "no-cache",
+    queueTimeoutMs = 30_000,
+    idleTimeoutMs = 30_000,
+    writeTimeoutMs = 600_000,
+  } = options;
   if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) {
     throw new RangeError(`maxConcurrent must be a positive integer, got ${maxConcurrent}`);
   }
+  const perClient = options.maxPerClient ?? Math.max(1, Math.floor(maxConcurrent / 2));
   const base = await Deno.realPath(root).catch(() => {
-    throw new Deno.errors.NotFound(`Cache ${root} does not exist`);
+    throw new NotACacheError(`Cache ${root} does not exist`, { path: root });
   });
-  if (!(await Deno.stat(base)).isDirectory) throw new TypeError(`${root} is not a folder`);
+  if (!(await Deno.stat(base)).isDirectory) {
+    throw new NotACacheError(`${root} is not a folder`, { path: root });
+  }
   const prefix = base.endsWith(sep) ? base : base + sep;
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  const release = () => {
-    const next = waiting.shift();
-    if (next) next();
-    else active--;
-  };
-  const acquire = (): Promise<boolean> => {
-    if (active < maxConcurrent) {
-      active++;
-      return Promise.resolve(true);
-    }
-    if (waiting.length >= maxQueued) return Promise.resolve(false);
-    return new Promise((resolve) => waiting.push(() => resolve(true)));
-  };
+  const streams = slots(maxConcurrent, perClient, maxQueued, queueTimeoutMs);
+  const busy = (head: boolean) => plain(503, "Busy", head, { "retry-after": "1" });
 
-  return async (req: Request): Promise<Response> => {
+  return async (req: Request, info?: RequestInfo): Promise<Response> => {
     const head = req.method === "HEAD";
     if (req.method === "OPTIONS") {
       return new Response(null, {
@@ -161,120 +282,140 @@ export async function cacheHandler(
         allow: "GET, HEAD, OPTIONS",
       });
     }
-    if (!(await acquire())) return plain(503, "Busy", head, { "retry-after": "1" });
-    let handedOff = false;
+    const parts = safeRelative(new URL(req.url).pathname);
+    if (!parts) return plain(404, "Not found", head);
+    let real: string, info0: Deno.FileInfo;
     try {
-      const parts = safeRelative(new URL(req.url).pathname);
-      if (!parts) return plain(404, "Not found", head);
-      let real: string;
-      try {
-        real = await Deno.realPath(join(base, ...parts));
-      } catch {
-        return plain(404, "Not found", head);
-      }
-      // A symbolic link may point anywhere: only what resolves inside the cache is served.
-      if (!real.startsWith(prefix)) return plain(404, "Not found", head);
-      let file: Deno.FsFile;
-      try {
-        file = await Deno.open(real, { read: true });
-      } catch {
-        return plain(404, "Not found", head);
-      }
-      let keepFile = false;
-      try {
-        const info = await file.stat();
-        if (!info.isFile) return plain(404, "Not found", head);
-        const size = info.size;
-        const mtime = info.mtime?.getTime() ?? 0;
-        const etag = `"${size.toString(16)}-${Math.floor(mtime).toString(16)}"`;
-        const lastModified = new Date(mtime).toUTCString();
-        const headers: Record<string, string> = {
-          ...CORS,
-          "accept-ranges": "bytes",
-          "etag": etag,
-          "last-modified": lastModified,
-          "cache-control": cacheControl,
-          "content-type": parts.at(-1) === "zarr.json"
-            ? "application/json"
-            : "application/octet-stream",
-        };
-        const inm = req.headers.get("if-none-match");
-        const ims = req.headers.get("if-modified-since");
-        const notModified = inm !== null
-          ? inm.split(",").some((t) => {
-            const v = t.trim();
-            return v === "*" || v === etag || v === `W/${etag}`;
-          })
-          : ims !== null && !Number.isNaN(Date.parse(ims)) &&
-            Math.floor(mtime / 1000) <= Math.floor(Date.parse(ims) / 1000);
-        if (notModified) return new Response(null, { status: 304, headers });
-        let start = 0, end = size - 1, status = 200;
-        const range = req.headers.get("range");
-        const ifRange = req.headers.get("if-range");
-        const rangeApplies = range !== null &&
-          (ifRange === null || ifRange.trim() === etag || ifRange.trim() === lastModified);
-        if (rangeApplies) {
-          const r = parseRange(range!, size);
-          if (r === "bad") {
-            return new Response(null, {
-              status: 416,
-              headers: { ...headers, "content-range": `bytes */${size}` },
-            });
-          }
-          if (r !== "ignore") {
-            [start, end] = r;
-            status = 206;
-            headers["content-range"] = `bytes ${start}-${end}/${size}`;
-          }
-        }
-        const length = Math.max(0, end - start + 1);
-        headers["content-length"] = String(length);
-        if (head || length === 0) return new Response(null, { status, headers });
-        await file.seek(start, Deno.SeekMode.Start);
-        let left = length;
-        let closed = false;
-        const finish = () => {
-          if (closed) return;
-          closed = true;
-          file.close();
-          release();
-        };
-        const body = new ReadableStream<Uint8Array>({
-          type: "bytes",
-          async pull(controller) {
-            try {
-              const buf = new Uint8Array(Math.min(READ_CHUNK, left));
-              let got = 0;
-              while (got < buf.length) {
-                const n = await file.read(buf.subarray(got));
-                if (n === null) break;
-                got += n;
-              }
-              if (got === 0) throw new Error(`File ended early: ${real}`);
-              left -= got;
-              controller.enqueue(got === buf.length ? buf : buf.subarray(0, got));
-              if (left <= 0) {
-                finish();
-                controller.close();
-              }
-            } catch (e) {
-              finish();
-              controller.error(e);
-            }
-          },
-          cancel() {
-            finish();
-          },
-        });
-        keepFile = true;
-        handedOff = true;
-        return new Response(body, { status, headers });
-      } finally {
-        if (!keepFile) file.close();
-      }
-    } finally {
-      if (!handedOff) release();
+      real = await Deno.realPath(join(base, ...parts));
+      info0 = await Deno.stat(real);
+    } catch {
+      return plain(404, "Not found", head);
     }
+    // Only regular files (a FIFO would block the read for ever), only inside the cache,
+    // never below a hidden folder (a symbolic link may point anywhere).
+    const inside = real.startsWith(prefix) &&
+      !relative(base, real).split(sep).some((p) => p.startsWith("."));
+    if (!inside || !info0.isFile) return plain(404, "Not found", head);
+    const size = info0.size;
+    const mtime = info0.mtime?.getTime() ?? 0;
+    const etag = `"${size.toString(16)}-${Math.floor(mtime).toString(16)}"`;
+    const lastModified = new Date(mtime).toUTCString();
+    const headers: Record<string, string> = {
+      ...CORS,
+      "accept-ranges": "bytes",
+      "etag": etag,
+      "last-modified": lastModified,
+      "cache-control": cacheControl,
+      "content-type": parts.at(-1) === "zarr.json"
+        ? "application/json"
+        : "application/octet-stream",
+    };
+    const inm = req.headers.get("if-none-match");
+    const ims = req.headers.get("if-modified-since");
+    const notModified = inm !== null
+      ? inm.split(",").some((t) => {
+        const v = t.trim();
+        return v === "*" || v === etag || v === `W/${etag}`;
+      })
+      : ims !== null && !Number.isNaN(Date.parse(ims)) &&
+        Math.floor(mtime / 1000) <= Math.floor(Date.parse(ims) / 1000);
+    if (notModified) return new Response(null, { status: 304, headers });
+    let start = 0, end = size - 1, status = 200;
+    const range = req.headers.get("range");
+    const ifRange = req.headers.get("if-range");
+    if (range !== null && (ifRange === null || [etag, lastModified].includes(ifRange.trim()))) {
+      const r = parseRange(range, size);
+      if (r === "bad") {
+        return new Response(null, {
+          status: 416,
+          headers: { ...headers, "content-range": `bytes */${size}` },
+        });
+      }
+      if (r !== "ignore") {
+        [start, end] = r;
+        status = 206;
+        headers["content-range"] = `bytes ${start}-${end}/${size}`;
+      }
+    }
+    const length = Math.max(0, end - start + 1);
+    headers["content-length"] = String(length);
+    if (head || length === 0) return new Response(null, { status, headers });
+    const small = length <= SMALL;
+    const release = small ? () => {} : await streams.acquire(info?.remoteAddr?.hostname ?? "");
+    if (!release) return busy(head);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(real, { read: true });
+      const again = await file.stat();
+      // Replaced between the check and the open: serve nothing rather than something else.
+      if (!again.isFile || again.size !== size || again.ino !== info0.ino) {
+        file.close();
+        release();
+        return plain(404, "Not found", head);
+      }
+      await file.seek(start, Deno.SeekMode.Start);
+    } catch {
+      release();
+      return plain(404, "Not found", head);
+    }
+    if (small) {
+      try {
+        const body = await readFully(file, length);
+        if (body.length !== length) return plain(500, `File ended early: ${parts.join("/")}`);
+        return new Response(body as Uint8Array<ArrayBuffer>, { status, headers });
+      } finally {
+        file.close();
+      }
+    }
+    let left = length;
+    let closed = false;
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    let total: ReturnType<typeof setTimeout> | undefined;
+    const finish = () => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(idle);
+      clearTimeout(total);
+      file.close();
+      release();
+    };
+    let cutOff: ((why: string) => void) | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      type: "bytes",
+      start(controller) {
+        cutOff = (why) => {
+          finish();
+          try {
+            controller.error(new Error(why));
+          } catch {
+            // Already closed.
+          }
+        };
+        total = setTimeout(() => cutOff!("write timeout"), writeTimeoutMs);
+        idle = setTimeout(() => cutOff!("client idle"), idleTimeoutMs);
+      },
+      async pull(controller) {
+        if (closed) return;
+        clearTimeout(idle);
+        try {
+          const buf = await readFully(file, Math.min(READ_CHUNK, left));
+          if (buf.length === 0) throw new Error(`File ended early: ${real}`);
+          left -= buf.length;
+          controller.enqueue(buf);
+          if (left <= 0) {
+            finish();
+            controller.close();
+          } else idle = setTimeout(() => cutOff!("client idle"), idleTimeoutMs);
+        } catch (e) {
+          finish();
+          controller.error(e);
+        }
+      },
+      cancel() {
+        finish();
+      },
+    });
+    return new Response(body, { status, headers });
   };
 }
 
@@ -295,6 +436,19 @@ export async function serveCache(
 ): Promise<CacheServer> {
   const { hostname = "127.0.0.1", port = 8000 } = options;
   const handler = await cacheHandler(root, options);
+  let consolidated: string | undefined;
+  if (options.consolidate) {
+    try {
+      const done = await ensureConsolidated(root);
+      if (done !== "fresh") {
+        consolidated = `${done === "written" ? "consolidated" : "refreshed the consolidated"} ` +
+          `metadata of ${root} (URL clients list the cache from it)`;
+      }
+    } catch (e) {
+      consolidated = `note: the consolidated metadata of ${root} could not be written ` +
+        `(${(e as Error).message}): URL clients can read cases by name but cannot list them`;
+    }
+  }
   const counts: Record<number, number> = {};
   let listening!: (addr: Deno.NetAddr) => void;
   const ready = new Promise<Deno.NetAddr>((r) => listening = r);
@@ -303,8 +457,8 @@ export async function serveCache(
     port,
     onListen: (addr) => listening(addr as Deno.NetAddr),
     onError: (e) => plain(500, `Internal error: ${(e as Error).message}`),
-  }, async (req) => {
-    const res = await handler(req);
+  }, async (req, info) => {
+    const res = await handler(req, info);
     counts[res.status] = (counts[res.status] ?? 0) + 1;
     return res;
   });
@@ -315,6 +469,7 @@ export async function serveCache(
     hostname: addr.hostname,
     port: addr.port,
     counts: () => ({ ...counts }),
+    consolidated,
     shutdown: () => server.shutdown(),
     finished: server.finished,
   };

@@ -39,14 +39,49 @@ export async function cacheFolderProblem(root: string): Promise<string | undefin
   const info = await Deno.stat(root).catch(() => undefined);
   if (!info) return undefined;
   if (!info.isDirectory) return `${root} is a file, not a cache folder`;
-  const meta = await readJson(join(root, "zarr.json"));
-  if (meta) return meta.node_type === "group" ? undefined : `${root} is a Zarr array, not a cache`;
+  const verdict = (meta: Record<string, unknown>) =>
+    meta.node_type === "group" ? undefined : `${root} is a Zarr array, not a cache`;
+  let meta: Record<string, unknown> | undefined;
+  try {
+    meta = await readJson(join(root, "zarr.json"));
+  } catch (e) {
+    return `${(e as Error).message} (deno task cache verify --fix writes it again)`;
+  }
+  if (meta) return verdict(meta);
   for await (const entry of Deno.readDir(root)) {
-    if (entry.name !== STAGING_DIR) {
-      return `${root} is not empty and not a cache (found "${entry.name}")`;
-    }
+    if (entry.name === STAGING_DIR) continue;
+    // Another run may be creating the cache right now: it writes the root's zarr.json
+    // before anything but .staging, so a second look finds it.
+    const now = await readJson(join(root, "zarr.json")).catch(() => undefined);
+    if (now) return verdict(now);
+    return `${root} is not empty and not a cache (found "${entry.name}")`;
   }
   return undefined;
+}
+
+/**
+ * Writes `value` as the JSON file `path` of the cache at `root` unless the file exists,
+ * in one step: a temporary file in the staging folder, then a hard link (which fails
+ * when the file exists), so that of runs starting together exactly one creates it and
+ * none overwrites what another wrote since. Returns whether this call created it. Where
+ * the file system has no hard links, a rename (the last writer wins) stands in.
+ */
+async function createJsonOnce(root: string, path: string, value: unknown): Promise<boolean> {
+  const dir = join(root, STAGING_DIR);
+  await Deno.mkdir(dir, { recursive: true });
+  const tmp = join(dir, `tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}.json`);
+  await Deno.writeTextFile(tmp, JSON.stringify(value, null, 2));
+  try {
+    await Deno.link(tmp, path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) return false;
+    if (await readJson(path).catch(() => undefined)) return false;
+    await Deno.rename(tmp, path);
+    return true;
+  } finally {
+    await Deno.remove(tmp).catch(() => {});
+  }
 }
 
 /**
@@ -78,14 +113,16 @@ export interface InitCacheOptions {
 
 /**
  * Makes `root` a cache (a Zarr v3 root group) if it is not one yet. Refuses a folder that
- * {@linkcode cacheFolderProblem} finds unfit. Safe when several processes start at once.
+ * {@linkcode cacheFolderProblem} finds unfit. Atomic and idempotent: of processes starting
+ * together on a new folder exactly one writes the root, and none is refused for finding
+ * the others' files.
  */
 export async function initCache(root: string, options: InitCacheOptions = {}): Promise<void> {
   const problem = await cacheFolderProblem(root);
   if (problem) throw new TypeError(problem);
   await Deno.mkdir(root, { recursive: true });
-  if (await readJson(join(root, "zarr.json"))) return;
-  await writeJsonAtomic(root, join(root, "zarr.json"), {
+  if (await readJson(join(root, "zarr.json")).catch(() => undefined)) return;
+  await createJsonOnce(root, join(root, "zarr.json"), {
     zarr_format: 3,
     node_type: "group",
     attributes: {

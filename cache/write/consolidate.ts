@@ -3,6 +3,8 @@
 import { join } from "node:path";
 import { STAGING_DIR } from "../format/format.ts";
 import { writeJsonAtomic } from "./cache_dir.ts";
+import { consolidatedSha256 } from "../format/integrity.ts";
+import { NotACacheError } from "../errors.ts";
 
 type Json = Record<string, unknown>;
 
@@ -51,16 +53,39 @@ export async function isConsolidated(root: string): Promise<boolean> {
 }
 
 /**
+ * Makes the root's consolidated metadata hold what the cache holds: `"fresh"` when it
+ * already does (nothing written), `"written"` when the cache had none, `"refreshed"`
+ * when it was out of date (a case added, removed or rewritten since).
+ */
+export async function ensureConsolidated(root: string): Promise<"fresh" | "written" | "refreshed"> {
+  const meta = await readJson(join(root, "zarr.json"));
+  const cm = meta?.consolidated_metadata as Json | undefined;
+  if (cm && typeof cm === "object") {
+    const now = await consolidatedSha256(await hierarchyMetadata(root));
+    const digest = ((meta!.attributes as Json | undefined)?.voco_cache as Json | undefined)
+      ?.consolidated_sha256;
+    const held = await consolidatedSha256((cm.metadata ?? {}) as Record<string, Json>);
+    if (digest === now && held === now) return "fresh";
+  }
+  await consolidate(root);
+  return cm ? "refreshed" : "written";
+}
+
+/**
  * Writes the hierarchy's metadata into the root `zarr.json` as `consolidated_metadata`
  * (`{kind: "inline", must_understand: false, metadata: {...}}`, zarr-python 3's
- * convention, which zarrita's `withConsolidatedMetadata` reads too). Runs under a lock
- * file, so that of several runs finishing together the last one to write has seen every
- * case published before it. Returns the number of nodes recorded.
+ * convention, which zarrita's `withConsolidatedMetadata` reads too), and its digest as
+ * `voco_cache.consolidated_sha256` of the root's attributes (so that a node added to or
+ * dropped from the copy is seen). Runs under a lock file, so that of several runs
+ * finishing together the last one to write has seen every case published before it.
+ * Returns the number of nodes recorded.
  */
 export async function consolidate(root: string): Promise<number> {
   const path = join(root, "zarr.json");
   const meta = await readJson(path);
-  if (meta?.node_type !== "group") throw new TypeError(`${root} is not a cache (no root group)`);
+  if (meta?.node_type !== "group") {
+    throw new NotACacheError(`${root} is not a cache (no root group)`, { path: root });
+  }
   await Deno.mkdir(join(root, STAGING_DIR), { recursive: true });
   using lock = await Deno.open(join(root, STAGING_DIR, "consolidate.lock"), {
     create: true,
@@ -70,8 +95,12 @@ export async function consolidate(root: string): Promise<number> {
   try {
     const fresh = (await readJson(path)) ?? meta;
     const metadata = await hierarchyMetadata(root);
+    const attributes = (fresh.attributes ?? {}) as Json;
+    const voco = { ...(attributes.voco_cache ?? {}) as Json };
+    voco.consolidated_sha256 = await consolidatedSha256(metadata);
     await writeJsonAtomic(root, path, {
       ...fresh,
+      attributes: { ...attributes, voco_cache: voco },
       consolidated_metadata: { kind: "inline", must_understand: false, metadata },
     });
     return Object.keys(metadata).length;

@@ -4,6 +4,7 @@ import { join, relative } from "node:path";
 import { isVocoCache, removeCase, removeDataset } from "./cache_dir.ts";
 import { isValidNodeName } from "../format/format.ts";
 import { refreshConsolidated } from "./consolidate.ts";
+import { BadInputError, NotACacheError } from "../errors.ts";
 
 /**
  * Removes each of `specs` (`DATASET` for a group with all its cases, `DATASET/CASE` for
@@ -11,27 +12,30 @@ import { refreshConsolidated } from "./consolidate.ts";
  * is checked before anything is removed: `root` must be a VoCo cache (a Zarr group with
  * `voco_cache` attributes), each name a valid node name (no `..`, no `/` beyond the one),
  * each node present and a real folder inside the cache (not a symbolic link). Throws a
- * `TypeError` naming the first bad spec. Returns the removed specs.
+ * `BadInputError` naming the first bad spec (a `NotACacheError` when `root` is no cache). Returns the removed specs.
  */
 export async function removeFromCache(root: string, specs: readonly string[]): Promise<string[]> {
   if (!(await isVocoCache(root))) {
-    throw new TypeError(`${root} is not a VoCo cache (no root zarr.json with voco_cache): refused`);
+    throw new NotACacheError(
+      `${root} is not a VoCo cache (no root zarr.json with voco_cache): refused`,
+      { path: root },
+    );
   }
   const realRoot = await Deno.realPath(root);
   const targets: { spec: string; dataset: string; name?: string }[] = [];
   for (const spec of specs) {
     const parts = spec.replace(/\/+$/, "").split("/");
     if (parts.length > 2 || !parts.every(isValidNodeName)) {
-      throw new TypeError(`"${spec}" is not DATASET or DATASET/CASE of the cache`);
+      throw new BadInputError(`"${spec}" is not DATASET or DATASET/CASE of the cache`);
     }
     const [dataset, name] = parts;
     const path = join(root, ...parts);
     const info = await Deno.lstat(path).catch(() => undefined);
-    if (!info) throw new TypeError(`${spec}: no such ${name ? "case" : "dataset"} in ${root}`);
-    if (!info.isDirectory) throw new TypeError(`${spec}: not a folder of the cache (a link?)`);
+    if (!info) throw new BadInputError(`${spec}: no such ${name ? "case" : "dataset"} in ${root}`);
+    if (!info.isDirectory) throw new BadInputError(`${spec}: not a folder of the cache (a link?)`);
     const real = await Deno.realPath(path);
     if (relative(realRoot, real).startsWith("..") || real === realRoot) {
-      throw new TypeError(`${spec}: lies outside the cache`);
+      throw new BadInputError(`${spec}: lies outside the cache`);
     }
     const meta = await Deno.readTextFile(join(path, "zarr.json")).then(
       (t) => JSON.parse(t),
@@ -39,9 +43,9 @@ export async function removeFromCache(root: string, specs: readonly string[]): P
     );
     const want = name ? "array" : "group";
     // A case whose metadata is damaged can still be removed; a stray folder cannot.
-    if (meta && meta.node_type !== want) throw new TypeError(`${spec}: not a Zarr ${want}`);
+    if (meta && meta.node_type !== want) throw new BadInputError(`${spec}: not a Zarr ${want}`);
     if (!meta && !(await Deno.stat(join(path, "zarr.json")).catch(() => undefined))) {
-      throw new TypeError(`${spec}: not a Zarr node (no zarr.json): refused`);
+      throw new BadInputError(`${spec}: not a Zarr node (no zarr.json): refused`);
     }
     targets.push({ spec, dataset, name });
   }

@@ -1,8 +1,15 @@
 // Writing one case as a Zarr v3 array: quantised values, chunked and compressed, each
-// chunk with its CRC-32C, in one shard file (or one file per chunk), with its attributes.
-import * as zarr from "zarrita";
+// chunk with its CRC-32C, in one shard file (or one file per chunk), with its attributes
+// and the integrity record that binds them together.
+import type * as zarr from "zarrita";
 import type { CaseVolume } from "../format/case_volume.ts";
-import { quantize, type StorageEncoding } from "../format/quantize.ts";
+import { quantize, type StorageDtype, type StorageEncoding } from "../format/quantize.ts";
+import {
+  crcHex,
+  INTEGRITY_KEY,
+  type IntegrityRecord,
+  metadataSha256,
+} from "../format/integrity.ts";
 import {
   type Compressor,
   COMPRESSOR_LEVELS,
@@ -49,14 +56,78 @@ export interface WriteCaseOptions {
   layout?: Layout;
   /** Attributes stored with the array (the encoding's fields are added). */
   attributes?: Record<string, unknown>;
+  /**
+   * The name the case is published as (`dataset/case`), recorded so that a case folder
+   * copied or moved to another name is seen.
+   * @default {`path` without its leading slash; none when `path` is "/"}
+   */
+  caseName?: string;
+}
+
+/** How a case is laid out: what {@linkcode arrayMetadata} needs. */
+export interface ArrayLayout {
+  /** Stored data type. */
+  dtype: StorageDtype;
+  /** Chunk compressor. */
+  compressor: Compressor;
+  /** Compression level. */
+  level: number;
+  /** Chunk edge (of the inner chunks when sharded), clamped to the shape. */
+  chunk: number;
+  /** One shard, or one file per chunk. */
+  layout: Layout;
+  /**
+   * Whether chunks end in a CRC-32C (cases written before checksums have none).
+   * @default {true}
+   */
+  crc32c?: boolean;
+}
+
+/**
+ * The metadata (all but the attributes) the writer gives an array of `shape`: its chunk
+ * grid, codecs and fill value, as Zarr v3 and every reader of it takes them. Used by the
+ * writer, and by `cache verify` to check what a reader would obey.
+ */
+export function arrayMetadata(shape: readonly number[], layout: ArrayLayout): {
+  meta: Record<string, unknown>;
+  chunkShape: number[];
+  grid: number[];
+  codecs: CodecMeta[];
+} {
+  const chunkShape = shape.map((n) => Math.max(1, Math.min(n, layout.chunk)));
+  const grid = shape.map((n, a) => Math.ceil(n / chunkShape[a]));
+  const codecs = chunkCodecs(layout.compressor, { dtype: layout.dtype }, layout.level)
+    .filter((c) => layout.crc32c !== false || c.name !== "crc32c");
+  const sharded = layout.layout === "sharded";
+  const meta = {
+    zarr_format: 3,
+    node_type: "array",
+    shape: [...shape],
+    data_type: layout.dtype,
+    chunk_grid: {
+      name: "regular",
+      configuration: {
+        // One shard covering the whole volume: a whole number of inner chunks.
+        chunk_shape: sharded ? grid.map((g, a) => g * chunkShape[a]) : chunkShape,
+      },
+    },
+    chunk_key_encoding: { name: "default", configuration: { separator: "/" } },
+    codecs: sharded ? [shardingCodec(chunkShape, codecs)] : codecs,
+    fill_value: 0,
+    dimension_names: ["x", "y", "z"],
+  };
+  return { meta, chunkShape, grid, codecs };
 }
 
 /**
  * Writes a volume as one Zarr v3 array (shape `[X, Y, Z]`, C order) at `path` of a
  * store, with its chunks and `zarr.json`. Quantised dtypes record `scale_factor` and
  * `add_offset` in the attributes so that CF-aware readers (xarray) decode them; every
- * chunk carries a CRC-32C, and `stored_chunks` records how many were written, so that a
- * reader can tell a missing chunk from one left at the fill value. Returns that count.
+ * chunk carries a CRC-32C, `stored_chunks` records how many were written (so that a
+ * reader can tell a missing chunk from one left at the fill value), and `voco_integrity`
+ * binds the chunks to their positions, the metadata to its digest and the case to its
+ * name (see `cache/format/integrity.ts`). `zarr.json` is written last. Returns the
+ * number of chunks.
  */
 export async function writeCase(
   store: WritableStore,
@@ -67,69 +138,58 @@ export async function writeCase(
   registerCodecs();
   const enc = options.encoding;
   const layout = options.layout ?? DEFAULT_LAYOUT;
+  if (layout !== "sharded" && layout !== "chunked") {
+    throw new RangeError(`Unknown layout "${layout}"`);
+  }
   const edge = options.chunk ?? (layout === "sharded" ? DEFAULT_INNER_CHUNK : DEFAULT_CHUNK);
   if (!Number.isInteger(edge) || edge < 1) throw new RangeError(`Invalid chunk edge ${edge}`);
   const shape = [...volume.shape];
-  const chunkShape = shape.map((n) => Math.min(n, edge));
-  const grid = shape.map((n, a) => Math.ceil(n / chunkShape[a]));
+  const { meta, chunkShape, grid, codecs } = arrayMetadata(shape, {
+    dtype: enc.dtype,
+    compressor: options.compressor ?? DEFAULT_COMPRESSOR,
+    level: options.level ?? DEFAULT_LEVEL,
+    chunk: edge,
+    layout,
+  });
   const count = grid[0] * grid[1] * grid[2];
-  const codecs = chunkCodecs(
-    options.compressor ?? DEFAULT_COMPRESSOR,
-    enc,
-    options.level ?? DEFAULT_LEVEL,
-  );
-  const attributes: Record<string, unknown> = { ...options.attributes, stored_chunks: count };
-  if (enc.scaleFactor !== undefined) {
-    attributes.scale_factor = enc.scaleFactor;
-    attributes.add_offset = enc.addOffset ?? 0;
-  }
   const data = quantize(volume.data, enc);
-  if (layout === "chunked") {
-    const arr = await zarr.create(new zarr.Location(store, path), {
-      shape,
-      chunkShape,
-      dtype: enc.dtype,
-      codecs: codecs as never,
-      fillValue: 0,
-      dimensionNames: ["x", "y", "z"],
-      attributes,
-    });
-    await zarr.set(arr, null, { data, shape, stride: [shape[1] * shape[2], shape[2], 1] } as never);
-    return count;
-  }
-  if (layout !== "sharded") throw new RangeError(`Unknown layout "${layout}"`);
-  // One shard covering the whole volume (its shape a whole number of inner chunks).
   const encodeChunk = chunkEncoder(codecs);
+  const base = path === "/" ? "" : path;
   const chunks: Uint8Array[] = [];
+  const writes: Promise<void>[] = [];
   const [cx, cy, cz] = chunkShape;
   const Ctor = data.constructor as new (n: number) => typeof data;
   for (let i = 0; i < grid[0]; i++) {
     for (let j = 0; j < grid[1]; j++) {
       for (let k = 0; k < grid[2]; k++) {
-        chunks.push(
-          await encodeChunk(innerChunk(data, shape, [i * cx, j * cy, k * cz], chunkShape, Ctor)),
+        const bytes = await encodeChunk(
+          innerChunk(data, shape, [i * cx, j * cy, k * cz], chunkShape, Ctor),
         );
+        chunks.push(bytes);
+        if (layout === "chunked") {
+          writes.push(Promise.resolve(store.set(`${base}/c/${i}/${j}/${k}`, bytes)));
+          if (writes.length >= 16) await Promise.all(writes.splice(0));
+        }
       }
     }
   }
-  const meta = {
-    zarr_format: 3,
-    node_type: "array",
-    shape,
-    data_type: enc.dtype,
-    chunk_grid: {
-      name: "regular",
-      configuration: { chunk_shape: grid.map((g, a) => g * chunkShape[a]) },
-    },
-    chunk_key_encoding: { name: "default", configuration: { separator: "/" } },
-    codecs: [shardingCodec(chunkShape, codecs)],
-    fill_value: 0,
-    dimension_names: ["x", "y", "z"],
-    attributes,
+  if (layout === "sharded") await store.set(`${base}/c/0/0/0`, encodeShard(chunks));
+  await Promise.all(writes);
+  const caseName = options.caseName ?? (path === "/" ? undefined : path.slice(1));
+  const record: IntegrityRecord = {
+    version: 1,
+    ...(caseName ? { case: caseName } : {}),
+    chunks_crc32c: crcHex(chunks),
   };
-  const base = path === "/" ? "" : path;
-  await store.set(`${base}/c/0/0/0`, encodeShard(chunks));
-  await store.set(`${base}/zarr.json`, new TextEncoder().encode(JSON.stringify(meta, null, 2)));
+  const attributes: Record<string, unknown> = { ...options.attributes, stored_chunks: count };
+  if (enc.scaleFactor !== undefined) {
+    attributes.scale_factor = enc.scaleFactor;
+    attributes.add_offset = enc.addOffset ?? 0;
+  }
+  attributes[INTEGRITY_KEY] = record;
+  const sealed = { ...meta, attributes };
+  record.metadata_sha256 = await metadataSha256(sealed);
+  await store.set(`${base}/zarr.json`, new TextEncoder().encode(JSON.stringify(sealed, null, 2)));
   return count;
 }
 
@@ -178,7 +238,7 @@ function chunkEncoder(
 /** The Zarr v3 codec list of a compressor choice, ending in `crc32c`. */
 export function chunkCodecs(
   compressor: Compressor,
-  enc: StorageEncoding,
+  enc: Pick<StorageEncoding, "dtype">,
   level: number,
 ): CodecMeta[] {
   const codecs: CodecMeta[] = [

@@ -352,3 +352,27 @@ function qformAffine(h: HeaderFields, isV2: boolean): Mat4 {
   m.push([0, 0, 0, 1]);
   return m;
 }
+
+/**
+ * The geometry a NIfTI file's header declares (`shape`, `affine`, as {@linkcode readNifti}
+ * returns them), read without inflating the voxels: for a `.nii.gz`, only the first 540
+ * bytes are inflated. `undefined` when the header cannot be read (`readNifti` then says
+ * why), so that a size check can run before a small file inflates to gigabytes.
+ */
+export function peekNifti(bytes: Uint8Array): { shape: Shape3; affine: Mat4 } | undefined {
+  try {
+    const head = (isGzip(bytes) ? inflatePrefix(bytes, "gzip", 540) : bytes.subarray(0, 540))
+      .slice();
+    if (!nifti.isNIFTI(head.buffer)) return undefined;
+    if (!nifti.isNIFTI2(head.buffer)) head.fill(0, 348, 352);
+    const header = nifti.readHeader(head.buffer);
+    const shape = spatialShape(header.dims);
+    const { affine } = loaderAffine(header, head.buffer, shape, nifti.isNIFTI2(head.buffer));
+    return {
+      shape: [shape[2], shape[1], shape[0]],
+      affine: affine.map((r: number[]) => [r[2], r[1], r[0], r[3]]) as Mat4,
+    };
+  } catch {
+    return undefined;
+  }
+}

@@ -2,7 +2,7 @@
 // resampling would fill the memory fails up front with a message.
 import type { Recipe } from "../recipes/recipe.ts";
 import { type Grid, opOf } from "../recipes/ops.ts";
-import type { Volume, VoxelArray } from "../volume.ts";
+import type { Shape3, Volume, VoxelArray } from "../volume.ts";
 import { SOURCE_FILE_ORDER } from "../transforms/orient.ts";
 import { formatSize } from "../formats/_checks.ts";
 import { BadInputError } from "../../cache/errors.ts";
@@ -29,4 +29,24 @@ export function checkRecipeSize(
       );
     }
   }
+}
+
+/**
+ * Throws a `BadInputError` when an image whose header declares `geometry` would hold, or
+ * its recipe make, more than `maxVoxels` voxels: checked from the header alone, before
+ * the voxels are read or inflated.
+ */
+export function checkDeclaredVoxels(
+  geometry: { shape: Shape3; affine: Volume<VoxelArray>["affine"] },
+  recipe: Recipe,
+  maxVoxels: number,
+): void {
+  const voxels = geometry.shape[0] * geometry.shape[1] * geometry.shape[2];
+  if (!(voxels <= maxVoxels)) {
+    throw new BadInputError(
+      `The image declares ${geometry.shape.join("x")} voxels (${formatSize(4 * voxels)} as ` +
+        `float32), more than --max-voxels ${maxVoxels}; refused before reading its voxels`,
+    );
+  }
+  checkRecipeSize({ ...geometry, data: new Float32Array(0) }, recipe, maxVoxels);
 }

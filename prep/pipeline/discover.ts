@@ -355,8 +355,17 @@ async function scan(
   }
   entries.sort((a, b) => (a.name < b.name ? -1 : 1));
   for (const e of entries) {
-    if (e.name.startsWith(".")) continue;
     const p = join(dir, e.name);
+    if (e.name.startsWith(".")) {
+      // Hidden entries are passed over; one named as an image (`..nii.gz`) says so.
+      if (formatOf(e.name) && !e.isDirectory) {
+        skipped.push({
+          path: p,
+          reason: "hidden (its name starts with a dot): rename it to prep it",
+        });
+      }
+      continue;
+    }
     let isDir = e.isDirectory, isFile = e.isFile;
     if (e.isSymlink) {
       const info = await Deno.stat(p).catch(() => undefined);

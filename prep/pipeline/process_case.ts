@@ -3,7 +3,8 @@ import { basename } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { type DecodeWatchdog, readImage } from "../formats/read_image.ts";
 import { formatSize, maxImageBytes } from "../formats/_checks.ts";
-import { checkRecipeSize } from "./_recipe_size.ts";
+import { checkDeclaredVoxels, checkRecipeSize } from "./_recipe_size.ts";
+import { peekNifti } from "../formats/read_nifti.ts";
 import { readRegularFile } from "./_files.ts";
 import type { FrameDecoderPool } from "../formats/dicom/frame_pool.ts";
 import { applyRecipe, type Recipe } from "../recipes/recipe.ts";
@@ -49,6 +50,8 @@ export interface CaseJob {
   source: string;
   /** Empty folder to write the case's Zarr array into, published by the caller. */
   stagingDir: string;
+  /** The name it is published as (`dataset/case`), recorded in its integrity record. */
+  caseName?: string;
   /** Recipe to apply. */
   recipe: Recipe;
   /** Storage options. */
@@ -148,12 +151,16 @@ export async function processCase(
       return { status: "unchanged", fingerprint: known, bytesIn, bytesOut: 0 };
     }
   }
+  // The size a NIfTI header declares is checked before its voxels are inflated.
+  const maxVoxels = job.maxVoxels ?? DEFAULT_MAX_VOXELS;
+  const declared = job.format === "nifti" ? peekNifti(files[0]) : undefined;
+  if (declared) checkDeclaredVoxels(declared, job.recipe, maxVoxels);
   const image = await readImage(job.format, files, job.files, {
     decodeThreads: job.decodeThreads,
     decodePool: resources.decodePool,
     watchdog: resources.watchdog,
   });
-  checkRecipeSize(image.volume, job.recipe, job.maxVoxels ?? DEFAULT_MAX_VOXELS);
+  checkRecipeSize(image.volume, job.recipe, maxVoxels);
   const sourceSha256 = await hashing;
   const fingerprint = await caseFingerprint(job.settingsHash, sourceSha256);
   const original = image.sourceGeometry;
@@ -204,6 +211,7 @@ export async function processCase(
     level: job.storage.level,
     layout: storage.layout,
     attributes,
+    caseName: job.caseName,
   });
   const warnings = image.warnings?.map((w) => `${job.files[0]}: ${w}`);
   return {

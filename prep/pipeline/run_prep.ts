@@ -218,6 +218,7 @@ async function runCase(
     format: c.format,
     source: c.source,
     stagingDir: join(ctx.staging, `${at.index}-${c.name}`),
+    caseName: `${dataset}/${c.name}`,
     recipe,
     storage: ctx.storage,
     settingsHash: ctx.settings.get(JSON.stringify(recipe))!,

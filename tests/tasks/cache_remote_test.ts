@@ -116,8 +116,15 @@ Deno.test("cache ls, stats and verify over HTTP (cache serve) give what the fold
       bad.text.includes(`BROKEN ch/case1: zarr.json: missing (404 at ${url}ch/case1/zarr.json)`),
       bad.text,
     );
+    // The consolidated copy still lists the case whose zarr.json is gone: the root is broken too.
     assert(
-      /verified 4 case\(s\), .*: 3 broken; verify --fix on the cache folder itself removes them/
+      bad.text.includes(
+        "BROKEN (cache root): consolidated metadata: lists ch/case1, which has no readable zarr.json",
+      ),
+      bad.text,
+    );
+    assert(
+      /verified 4 case\(s\), .*: 4 broken; verify --fix on the cache folder itself removes them/
         .test(bad.text),
       bad.text,
     );
@@ -207,6 +214,29 @@ Deno.test("cache ls, stats and verify of s3://bucket/prefix (s3rver) give what t
       bad.text,
     );
     assert(/1 broken/.test(bad.text), bad.text);
+    // The same damage on S3 and on the folder gives the same verdicts: chunks of ch/case0
+    // swapped, ch/case1's scale edited, sh/case1's shard replaced by sh/case0's.
+    await s3.put("caches/c.zarr/sh/case0/c/0/0/0", await Deno.readFile(shard)); // sound again
+    const damage = async (rel: string, bytes: Uint8Array) => {
+      await Deno.writeFile(join(out, rel), bytes);
+      await s3.put(`caches/c.zarr/${rel}`, bytes);
+    };
+    const [c0, c1] = ["ch/case0/c/0/0/0", "ch/case0/c/0/0/1"];
+    const [b0, b1] = [await Deno.readFile(join(out, c0)), await Deno.readFile(join(out, c1))];
+    await damage(c0, b1);
+    await damage(c1, b0);
+    const meta = JSON.parse(await Deno.readTextFile(join(out, "ch/case1/zarr.json")));
+    meta.attributes.scale_factor *= 2;
+    await damage("ch/case1/zarr.json", new TextEncoder().encode(JSON.stringify(meta)));
+    await damage("sh/case1/c/0/0/0", await Deno.readFile(join(out, "sh/case0/c/0/0/0")));
+    const onS3 = await json(["verify", url, ...flags]), onDisk = await json(["verify", out]);
+    const verdicts = (r: Record<string, unknown>) =>
+      (r.broken as { dataset: string; name: string; problems: string[] }[])
+        .map((b) => `${b.dataset}/${b.name}: ${b.problems[0].replace(/0x[0-9a-f]+/g, "")}`);
+    assertEquals(verdicts(onS3), verdicts(onDisk));
+    assertEquals(verdicts(onS3).map((v) => v.split(":")[0]), ["ch/case0", "ch/case1", "sh/case1"]);
+    assert(/not the one written there/.test(verdicts(onS3)[0]), verdicts(onS3)[0]);
+    assert(/metadata_sha256/.test(verdicts(onS3)[1]), verdicts(onS3)[1]);
   } finally {
     for (const k of Object.keys(env)) Deno.env.delete(k);
     await s3.close();

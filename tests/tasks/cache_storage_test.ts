@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { main as prepMain } from "../../tasks/prep.ts";
 import { main as cacheMain } from "../../tasks/cache.ts";
-import { UsageError } from "../../tasks/_cli.ts";
+import { exitCodeOf } from "../../tasks/_cli.ts";
 import { listCases } from "../../cache/write/cache_dir.ts";
 import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
 import { writePhantoms } from "./_run.ts";
@@ -57,7 +57,7 @@ Deno.test("cache rm removes cases and groups, and refuses anything that is not i
   const { out } = await prepped(dir.path);
   const refuse = async (args: string[], pattern: RegExp) => {
     const e = await assertRejects(() => runTask(cacheMain, ["rm", ...args]), pattern);
-    assert(e instanceof UsageError, String(e));
+    assertEquals(exitCodeOf(e), 2, String(e));
   };
   await refuse([dir.path, "ct"], /is not a VoCo cache .*refused/);
   await refuse([join(out, "ct"), "case0"], /is not a VoCo cache/);

@@ -7,8 +7,9 @@ import { main as prepMain } from "../../../tasks/prep.ts";
 import { readCase } from "../../../cache/read/read_case.ts";
 import { verifyCache } from "../../../cache/inspect/verify.ts";
 import { listCases } from "../../../cache/write/cache_dir.ts";
+import { CacheReader } from "../../../cache/read/cache_reader.ts";
 import { writePhantoms } from "../../tasks/_run.ts";
-import { assert, assertEquals, runTask, tempDir } from "../../_helpers.ts";
+import { assert, assertEquals, assertRejects, runTask, tempDir } from "../../_helpers.ts";
 
 async function prepped(
   dir: string,
@@ -63,7 +64,12 @@ Deno.test("cache verify passes a sound cache, reports MB/s, and names each kind 
 
   const fixed = await runTask(cacheMain, ["verify", out, "--fix", "--quiet"]);
   assertEquals(fixed.code, 1, fixed.text);
-  assert(/removed \(run prep again to rebuild them\)/.test(fixed.text), fixed.text);
+  assert(
+    /repaired: removed ds\/case0, removed ds\/case1, removed ds\/case2 \(run prep again/.test(
+      fixed.text,
+    ),
+    fixed.text,
+  );
   assertEquals((await listCases(out)).length, 0);
   const again = await runTask(prepMain, [
     inputs,
@@ -108,6 +114,7 @@ Deno.test("a cache made before checksums and layouts stays readable and unchange
     const meta = JSON.parse(await Deno.readTextFile(join(c.dir, "zarr.json")));
     meta.codecs = meta.codecs.filter((x: { name: string }) => x.name !== "crc32c");
     delete meta.attributes.stored_chunks;
+    delete meta.attributes.voco_integrity;
     delete meta.attributes.storage.layout;
     await Deno.writeTextFile(join(c.dir, "zarr.json"), JSON.stringify(meta));
     const strip = async (d: string): Promise<void> => {
@@ -136,4 +143,79 @@ Deno.test("a cache made before checksums and layouts stays readable and unchange
   ]);
   assertEquals(rerun.code, 0, rerun.text);
   assert(/0 written, 3 unchanged/.test(rerun.text), rerun.text);
+});
+
+Deno.test("cache verify knows what the cache holds: a case's zarr.json gone, the consolidated copy edited; --fix", async () => {
+  await using dir = await tempDir();
+  const { out } = await prepped(dir.path);
+  assertEquals((await runTask(cacheMain, ["consolidate", out])).code, 0);
+  await Deno.remove(join(out, "ds", "case0", "zarr.json"));
+  const rootPath = join(out, "zarr.json");
+  const root = JSON.parse(await Deno.readTextFile(rootPath));
+  const md = root.consolidated_metadata.metadata;
+  md["ds/case1"].attributes.scale_factor *= 2;
+  md["ds/ghost"] = md["ds/case2"];
+  await Deno.writeTextFile(rootPath, JSON.stringify(root));
+  // The reader refuses the edited copy rather than list or read other numbers.
+  const reader = await CacheReader.open(out);
+  await assertRejects(() => reader.list(), /consolidated metadata .* no longer matches/);
+  await assertRejects(
+    () => reader.readCrop("ds/case1", [0, 0, 0], [8, 8, 8]),
+    /Case \/ds\/case1: zarr\.json: its metadata does not match/,
+  );
+  const bad = await runTask(cacheMain, ["verify", out, "--quiet"]);
+  assertEquals(bad.code, 1, bad.text);
+  for (
+    const line of [
+      /BROKEN ds\/case0: zarr\.json: missing \(the case's folder holds 1 other entries\)/,
+      /BROKEN ds\/ghost: zarr\.json: missing/,
+      /BROKEN \(cache root\): consolidated metadata: it no longer matches the digest/,
+      /consolidated metadata: ds\/case1 differs from its zarr\.json at attributes\.scale_factor/,
+      /consolidated metadata: lists ds\/ghost, which has no readable zarr\.json/,
+    ]
+  ) assert(line.test(bad.text), `${line}\n${bad.text}`);
+  const fixed = await runTask(cacheMain, ["verify", out, "--fix", "--quiet"]);
+  assert(
+    /repaired: removed ds\/case0, rewrote the consolidated metadata/.test(fixed.text),
+    fixed.text,
+  );
+  const ok = await runTask(cacheMain, ["verify", out, "--quiet"]);
+  assertEquals(ok.code, 0, ok.text);
+  assert(/verified 2 case\(s\)/.test(ok.text), ok.text);
+});
+
+Deno.test("cache verify names a dataset group or a root whose zarr.json is gone, and --fix writes it again", async () => {
+  await using dir = await tempDir();
+  const { out } = await prepped(dir.path);
+  await Deno.remove(join(out, "ds", "zarr.json"));
+  // Readers that list folders would lose its cases: the listing says so.
+  const listed = await (await CacheReader.open(out)).list();
+  assertEquals(listed.map((c) => [c.dataset, c.name, Boolean(c.error)]), [["ds", "", true]]);
+  const bad = await runTask(cacheMain, ["verify", out, "--quiet"]);
+  assertEquals(bad.code, 1, bad.text);
+  assert(
+    /BROKEN ds \(dataset group\): zarr\.json is missing \(the folder holds 3 entries\)/.test(
+      bad.text,
+    ),
+    bad.text,
+  );
+  assert(/verified 3 case\(s\)/.test(bad.text), bad.text);
+  await runTask(cacheMain, ["verify", out, "--fix", "--quiet"]);
+  assertEquals((await runTask(cacheMain, ["verify", out, "--quiet"])).code, 0);
+
+  await Deno.remove(join(out, "zarr.json"));
+  const root = await runTask(cacheMain, ["verify", out, "--quiet"]);
+  assertEquals(root.code, 1, root.text);
+  assert(
+    /BROKEN \(cache root\): zarr\.json of the cache root: .*holds dataset groups \(ds\)/.test(
+      root.text,
+    ),
+    root.text,
+  );
+  const fixed = await runTask(cacheMain, ["verify", out, "--fix", "--quiet"]);
+  assert(/repaired: wrote the cache's root zarr\.json again/.test(fixed.text), fixed.text);
+  const again = await runTask(cacheMain, ["verify", out, "--quiet"]);
+  assertEquals(again.code, 0, again.text);
+  const layout = JSON.parse(await Deno.readTextFile(join(out, "zarr.json"))).attributes.voco_cache;
+  assertEquals(layout.layout, "sharded");
 });

@@ -1,7 +1,14 @@
-// Tests of the chunk codecs a case is written with: each compressor's level range.
-import { chunkCodecs } from "../../../cache/write/write_case.ts";
+// Tests of writing a case: the chunk codecs (each compressor's level range) and the
+// integrity record every case is sealed with.
+import { join } from "node:path";
+import { FileSystemStore } from "@zarrita/storage";
+import { chunkCodecs, writeCase } from "../../../cache/write/write_case.ts";
 import { COMPRESSOR_LEVELS } from "../../../cache/format/format.ts";
-import { assertEquals, assertRejects } from "../../_helpers.ts";
+import { storageEncoding } from "../../../cache/format/quantize.ts";
+import { integrityProblems, metadataSha256 } from "../../../cache/format/integrity.ts";
+import { assertEquals, assertRejects, tempDir } from "../../_helpers.ts";
+
+const I4 = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]];
 
 const ENC = { dtype: "uint16" } as const;
 
@@ -16,4 +23,29 @@ Deno.test("chunkCodecs() refuses a level outside the compressor's range", async 
   await assertRejects(() => chunkCodecs("blosc-lz4", ENC, -1), /outside blosc-lz4's range/);
   await assertRejects(() => chunkCodecs("zstd", ENC, 0), /outside zstd's range 1\.\.22/);
   assertEquals(chunkCodecs("none", ENC, 0).map((c) => c.name), ["bytes", "crc32c"]);
+});
+
+Deno.test("writeCase() seals every case: its name, each chunk's checksum, the metadata's digest", async () => {
+  await using dir = await tempDir();
+  const store = new FileSystemStore(dir.path);
+  const v = { data: new Float32Array(20 * 18 * 16).fill(0.5), shape: [20, 18, 16], affine: I4 };
+  for (const layout of ["sharded", "chunked"] as const) {
+    const n = await writeCase(store, `/ds/${layout}`, v as never, {
+      encoding: storageEncoding("uint16", [0, 1]),
+      chunk: 8,
+      layout,
+    });
+    const meta = JSON.parse(await Deno.readTextFile(join(dir.path, "ds", layout, "zarr.json")));
+    const record = meta.attributes.voco_integrity;
+    assertEquals([record.version, record.case, record.chunks_crc32c.length], [
+      1,
+      `ds/${layout}`,
+      8 * n,
+    ]);
+    assertEquals(record.metadata_sha256, await metadataSha256(meta));
+    assertEquals(await integrityProblems(meta, `/ds/${layout}`), []);
+    assertEquals(await integrityProblems(meta, "/ds/other"), [
+      `it was written as case ds/${layout}, not ds/other (a case folder copied or moved)`,
+    ]);
+  }
 });
