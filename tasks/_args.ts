@@ -235,6 +235,24 @@ export function closest(word: string, candidates: Iterable<string>): string | un
   return prefixed.length === 1 ? prefixed[0] : undefined;
 }
 
+/**
+ * The values `word` may have been meant as: those that contain it (`gpu`: `webgpu`,
+ * `tensorflow-gpu`), then the closest one when it is a typo ({@linkcode closest}); at most
+ * three.
+ */
+export function suggestions(word: string, candidates: readonly string[]): string[] {
+  const w = word.toLowerCase();
+  const inside = w.length >= 2 ? candidates.filter((c) => c.toLowerCase().includes(w)) : [];
+  const near = closest(word, candidates);
+  const all = [...new Set([...(inside.length <= 3 ? inside : []), ...(near ? [near] : [])])];
+  return all.slice(0, 3);
+}
+
+/** `a`, `a or b`, `a, b or c`. */
+export function orList(words: readonly string[]): string {
+  return words.length < 2 ? words.join("") : `${words.slice(0, -1).join(", ")} or ${words.at(-1)}`;
+}
+
 const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i;
 const HELP_FLAG: FlagSpec = { type: "boolean", short: "h", help: "this help" };
 
@@ -408,11 +426,11 @@ function parseFlags(
     switch (f.type) {
       case "string":
         if (f.choices && !f.choices.includes(raw)) {
-          const near = closest(raw, f.choices);
+          const near = suggestions(raw, f.choices);
           throw usageError(
             spec,
             `--${name} takes ${f.choices.join(", ")}, got "${raw}"` +
-              (near ? ` (did you mean ${near}?)` : ""),
+              (near.length ? ` (did you mean ${orList(near)}?)` : ""),
           );
         }
         values[name] = raw;

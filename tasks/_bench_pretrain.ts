@@ -8,6 +8,8 @@ import { makePhantom } from "../prep/synthetic/phantom.ts";
 import { writeNifti } from "../prep/synthetic/write_nifti.ts";
 import { type BackendName, useBackend } from "../train/backend.ts";
 import { type MetricsRow, pretrain, pretrainConfig } from "../train/pretrain.ts";
+import { planMemory } from "../train/memory.ts";
+import { peakRss, wasmHeapBytes } from "../train/run/dry_run.ts";
 import { formatBytes } from "./_cli.ts";
 
 /** Settings of {@linkcode benchPretrain}. */
@@ -24,19 +26,16 @@ export interface BenchPretrainOptions {
   grid: number;
   /** Feature size. */
   feature: number;
-  /** Crops per backbone pass (all when absent). */
+  /** Crops per backbone pass (planned from the backend's memory when absent). */
   cropBatch?: number;
+  /** Projection head width. */
+  head: number;
   /** Sample workers. */
   workers: number;
 }
 
 /** PyTorch 1.13 (MONAI 1.3.2 backbone + head, 2 threads) on this 2-core machine, 20 crops. */
 const REFERENCE_S = 95;
-
-function peakRss(): number {
-  const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
-  return m ? Number(m[1]) * 1024 : Deno.memoryUsage().rss;
-}
 
 /** Runs the benchmark and prints its figures. */
 export async function benchPretrain(o: BenchPretrainOptions): Promise<void> {
@@ -58,28 +57,30 @@ export async function benchPretrain(o: BenchPretrainOptions): Promise<void> {
       workers: 1,
     });
     const crops = o.batch * (o.sw + o.grid ** 2);
-    const cropBatch = o.cropBatch ?? (backend === "wasm" ? 2 : undefined);
+    const config = pretrainConfig("v2", [cache], {
+      featureSize: o.feature,
+      headDims: [o.head, o.head, o.head],
+      batchSize: o.batch,
+      swBatchSize: o.sw,
+      grid: o.grid,
+      steps: o.steps,
+      warmupSteps: 1,
+      saveEvery: o.steps,
+      workers: o.workers,
+      cropBatch: o.cropBatch,
+      backend,
+    });
+    const plan = planMemory(config, backend);
     console.log(
       `pretrain benchmark: VoCo v2 on ${backend}, feature size ${o.feature}, batch ${o.batch} x ` +
         `(${o.sw} random + ${o.grid ** 2} base) = ${crops} crops of 64³ per step, ` +
-        `crops per backbone pass ${cropBatch ?? "all"}, ${o.workers} sample worker(s)`,
+        `crops per backbone pass ${plan.cropBatch ?? "all (one taped pass)"}, ${o.workers} ` +
+        `sample worker(s)`,
     );
     const rows: MetricsRow[] = [];
     await pretrain(
       join(dir, "run"),
-      pretrainConfig("v2", [cache], {
-        featureSize: o.feature,
-        headDims: [1024, 1024, 1024],
-        batchSize: o.batch,
-        swBatchSize: o.sw,
-        grid: o.grid,
-        steps: o.steps,
-        warmupSteps: 1,
-        saveEvery: o.steps,
-        workers: o.workers,
-        cropBatch,
-        backend,
-      }),
+      config,
       {
         onStep: (r) => {
           rows.push(r);
@@ -102,7 +103,10 @@ export async function benchPretrain(o: BenchPretrainOptions): Promise<void> {
         } steps/s, ` +
         `${(o.batch / mean).toFixed(3)} samples/s)`,
         `  data-wait share                 ${(wait * 100).toFixed(1)}% (target < 5%)`,
-        `  peak RSS                        ${formatBytes(peakRss())}`,
+        `  peak RSS                        ${formatBytes(peakRss() ?? Deno.memoryUsage().rss)}`,
+        wasmHeapBytes() !== undefined
+          ? `  wasm heap (its high-water mark) ${formatBytes(wasmHeapBytes()!)} of 4.3 GB`
+          : "",
         crops === 20 && o.feature === 12
           ? `  PyTorch 1.13 reference          ${REFERENCE_S} s per step: ${
             (REFERENCE_S / mean).toFixed(2)

@@ -130,15 +130,25 @@ volume (20 crops of 64³); PyTorch 1.13 takes 95 s per step on this 2-core machi
         sw: { type: "number", integer: true, min: 1, default: 1, help: "random crops per volume" },
         grid: { type: "number", integer: true, min: 2, default: 3, help: "base crops per side" },
         feature: { type: "number", integer: true, min: 12, default: 12, help: "feature size" },
+        head: {
+          type: "number",
+          integer: true,
+          min: 1,
+          default: 1024,
+          help: "projection head width (1024: the v2 recipe's)",
+        },
         "crop-batch": {
           type: "number",
           integer: true,
           min: 1,
-          help: "crops per backbone pass (default: 2 on wasm, all elsewhere)",
+          help: "crops per backbone pass (default: planned from the backend's memory)",
         },
         workers: { type: "number", integer: true, min: 0, default: 2, help: "sample workers" },
       },
-      examples: ["bench pretrain --backend wasm --steps 3"],
+      examples: [
+        "bench pretrain --backend wasm --steps 3",
+        "bench pretrain --backend wasm --feature 48 --batch 4 --sw 2 --grid 3 --steps 2",
+      ],
     },
     cache: {
       name: "bench cache",

@@ -322,9 +322,11 @@ async function main(args: string[]): Promise<number> {
     let adapter = d.name ? datasetAdapter(d.name) : undefined;
     if (!adapter) {
       adapter = await detectDataset(d.path);
+      const near = d.name ? closest(d.name, DATASETS.map((a) => a.name)) : undefined;
       console.error(
         `prep: ${d.path}: detected ${adapter.name} (${adapter.title})` +
-          (d.name ? `, cached as group "${d.name}"` : ""),
+          (d.name ? `, cached as group "${d.name}"` : "") +
+          (near ? ` ("${d.name}" is no dataset adapter: did you mean ${near}?)` : ""),
       );
     }
     const group = toNodeName(

@@ -2,7 +2,7 @@
 // or resume -> lr(step) -> loop (micro-steps, a finite loss and gradient, clip, AdamW step,
 // log, checkpoint). The run folder's bookkeeping (settings, lock, metrics, temporary files)
 // is in run/, the memory plan in memory.ts, the settings in config.ts.
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { isCacheUrl } from "../cache/read/cache_reader.ts";
 import { checkConfig, type PretrainConfig } from "./config.ts";
@@ -19,7 +19,7 @@ import { loadCheckpoint, saveCheckpoint } from "./run/checkpoint.ts";
 import { appendMetrics, type MetricsRow, writeFileAtomic } from "./run/folder.ts";
 import { applyInitWeights, type InitReport, readInitWeights } from "./run/init_from.ts";
 import { openRun } from "./run/open.ts";
-import { NonFiniteError } from "./run/finite.ts";
+import { divergedError } from "./run/finite.ts";
 import { lossPlotSvg } from "./run/plot.ts";
 
 export { type PretrainConfig, pretrainConfig } from "./config.ts";
@@ -110,13 +110,9 @@ export async function pretrain(
       changes: run.changes,
       warnings,
     });
-    const spec = sampleSpec(config.version, {
-      roi: config.roi,
-      grid: config.grid,
-      crops: config.swBatchSize,
-      augment: config.augment,
-      ...(config.version === "v1" ? { base: Math.round(config.roi * 1.5) } : {}),
-    });
+    const { roi, grid, swBatchSize: crops, augment } = config;
+    const base = config.version === "v1" ? { base: Math.round(roi * 1.5) } : {};
+    const spec = sampleSpec(config.version, { roi, grid, crops, augment, ...base });
     loader = new BatchLoader(list.cases, { ...config, spec, start: run.position, reader });
     const lr = (s: number) =>
       config.lr * warmupCosine(s, { warmupSteps: config.warmupSteps, totalSteps: config.steps });
@@ -132,12 +128,7 @@ export async function pretrain(
         const tWait = performance.now();
         const batch = await loader.next();
         waited += performance.now() - tWait;
-        const input = {
-          ...batch,
-          batch: config.batchSize,
-          crops: config.swBatchSize,
-          roi: config.roi,
-        };
+        const input = { ...batch, batch: config.batchSize, crops: config.swBatchSize, roi };
         const r = await model.gradients(
           input,
           step * config.gradAccum + micro,
@@ -153,7 +144,7 @@ export async function pretrain(
       const norm = await gradNorm(grads);
       if (!Number.isFinite(sum.loss) || !Number.isFinite(norm)) {
         tf.dispose([...grads.values()]);
-        throw diverged(step + 1, sum, norm, checkpoint);
+        throw divergedError(step + 1, sum, norm, checkpoint);
       }
       const rate = lr(step);
       await model.apply(grads, rate, config.gradClip);
@@ -177,7 +168,7 @@ export async function pretrain(
         const state = { step, position: loader.position };
         checkpoint = await saveCheckpoint(dir, model, state, config.keepCheckpoints);
         const title = `VoCo ${config.version} pre-training`;
-        await writeFileAtomic(`${dir}/loss.svg`, lossPlotSvg(rows, { title }));
+        await writeFileAtomic(join(dir, "loss.svg"), lossPlotSvg(rows, { title }));
         await hooks.onCheckpoint?.(checkpoint, rows);
       }
       if (interrupted) break;
@@ -199,18 +190,4 @@ export async function pretrain(
     } catch { /* the first error propagates */ }
     await run.close();
   }
-}
-
-/** The error of a step whose loss or gradient is NaN or infinite. */
-function diverged(step: number, terms: StepTerms, norm: number, checkpoint?: string): Error {
-  const shown = Object.entries(terms).map(([k, v]) => `${k} ${v}`).join(", ");
-  return new NonFiniteError(
-    `Step ${step} diverged: ${!Number.isFinite(terms.loss) ? "the loss" : "the gradient"} is ` +
-      `not finite (${shown}; gradient norm ${norm}). Stopped before updating the weights; ` +
-      (checkpoint
-        ? `the checkpoints are kept (newest ${checkpoint}). `
-        : "no checkpoint was written. ") +
-      "A lower --lr, a --grad-clip or a longer --warmup-steps, in a new run, may avoid it",
-    step,
-  );
 }

@@ -10,6 +10,7 @@ import { type CaseAttributes, type OpenCase, openCase } from "./read_case.ts";
 import type { CaseAffine, CaseShape, CaseVolume } from "../format/case_volume.ts";
 import { STAGING_DIR } from "../format/format.ts";
 import { mapLimit } from "../store/limit.ts";
+import { NotACacheError } from "../errors.ts";
 
 /** Options of {@linkcode CacheReader.open}: plain data, so a Worker can be given them. */
 export interface CacheReaderOptions extends S3Options {
@@ -231,12 +232,13 @@ export class CacheReader {
     }
     if (!rootMeta) {
       const exists = kind === "file" ? await Deno.stat(shown).then(() => true, () => false) : true;
-      throw new Deno.errors.NotFound(
+      throw new NotACacheError(
         exists
           ? `${shown} is not a VoCo cache (no Zarr group zarr.json at its root${
             kind === "file" ? "" : ": 404"
           })`
           : `Cache ${shown} does not exist`,
+        { path: shown },
       );
     }
     if (rootMeta.node_type !== "group") {

@@ -248,8 +248,9 @@ function processAlive(pid: number): boolean | undefined {
   try {
     Deno.statSync(`/proc/${pid}`);
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    // Without --allow-all Deno refuses /proc (NotCapable): that tells nothing.
+    return e instanceof Deno.errors.NotFound ? false : undefined;
   }
 }
 

@@ -115,7 +115,7 @@ export async function dryRun(
       runSeconds: stepSeconds * runSteps,
       heapBytes: wasmHeapBytes(),
       tensorBytes: tf.memory().numBytes,
-      peakRssBytes: peakRss(),
+      peakRssBytes: peakRss() ?? Deno.memoryUsage().rss,
     };
   } finally {
     try {

@@ -41,3 +41,22 @@ export function nonFiniteTensors(
   }
   return { names, count };
 }
+
+/** The error of a step whose loss or gradient is NaN or infinite (nothing was updated). */
+export function divergedError(
+  step: number,
+  terms: Record<string, number>,
+  norm: number,
+  checkpoint?: string,
+): NonFiniteError {
+  const shown = Object.entries(terms).map(([k, v]) => `${k} ${v}`).join(", ");
+  return new NonFiniteError(
+    `Step ${step} diverged: ${!Number.isFinite(terms.loss) ? "the loss" : "the gradient"} is ` +
+      `not finite (${shown}; gradient norm ${norm}). Stopped before updating the weights; ` +
+      (checkpoint
+        ? `the checkpoints are kept (newest ${checkpoint}). `
+        : "no checkpoint was written. ") +
+      "A lower --lr, a --grad-clip or a longer --warmup-steps, in a new run, may avoid it",
+    step,
+  );
+}
