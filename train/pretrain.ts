@@ -6,13 +6,12 @@ import { join, resolve } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { isCacheUrl } from "../cache/read/cache_reader.ts";
 import { checkConfig, type PretrainConfig } from "./config.ts";
-import { planMemory } from "./memory.ts";
+import { type MemoryPlan, planMemory } from "./memory.ts";
 import { outOfMemoryError } from "./backend.ts";
 import { listTrainingCases } from "./sampler/cases.ts";
 import { BatchLoader, type FailedSample } from "./sampler/loader.ts";
-import { sampleSpec } from "./sampler/voco_sample.ts";
+import { runSampleSpec } from "./sampler/voco_sample.ts";
 import { addGradient, type StepTerms, VocoModel } from "./voco/model.ts";
-import { swinConfig } from "./swin/config.ts";
 import { warmupCosine } from "./optim/schedule.ts";
 import { gradNorm } from "./optim/adamw.ts";
 import { loadCheckpoint, saveCheckpoint } from "./run/checkpoint.ts";
@@ -67,12 +66,11 @@ export interface PretrainSummary {
 }
 
 /**
- * Trains (or continues, when `dir` holds a checkpoint) a VoCo run into `dir`. The current
- * tfjs backend runs the model; `config.backend` records it. Settings, caches and starting
- * weights are checked before the folder is created; a continued run refuses settings that
- * differ from its own (except {@linkcode RESUMABLE} ones); one process trains in a folder at
- * a time; a NaN or infinite loss or gradient stops the run (a {@linkcode NonFiniteError})
- * before it touches a checkpoint.
+ * Trains (or continues, when `dir` holds a checkpoint) a VoCo run into `dir` on the current
+ * tfjs backend (`config.backend` records it). Settings, caches and starting weights are
+ * checked before the folder is made; a continued run refuses settings that differ from its
+ * own (but `RESUMABLE` ones); one process trains in a folder at a time; a NaN or infinite
+ * loss or gradient stops the run (`NonFiniteError`) before it touches a checkpoint.
  */
 export async function pretrain(
   dir: string,
@@ -90,8 +88,7 @@ export async function pretrain(
     repeat: config.repeat,
     reader,
   });
-  const swin = swinConfig(config.featureSize, { headDims: config.headDims });
-  const weights = config.initFrom ? await readInitWeights(config.initFrom, swin) : undefined;
+  const weights = await readInitWeights(config);
   // Init or resume.
   const run = await openRun(dir, config, list);
   const model = new VocoModel({ ...config, cropBatch: plan.cropBatch });
@@ -110,9 +107,7 @@ export async function pretrain(
       changes: run.changes,
       warnings,
     });
-    const { roi, grid, swBatchSize: crops, augment } = config;
-    const base = config.version === "v1" ? { base: Math.round(roi * 1.5) } : {};
-    const spec = sampleSpec(config.version, { roi, grid, crops, augment, ...base });
+    const spec = runSampleSpec(config);
     loader = new BatchLoader(list.cases, { ...config, spec, start: run.position, reader });
     const lr = (s: number) =>
       config.lr * warmupCosine(s, { warmupSteps: config.warmupSteps, totalSteps: config.steps });
@@ -121,26 +116,7 @@ export async function pretrain(
     let interrupted = false;
     while (step < config.steps) {
       const tStep = performance.now();
-      let waited = 0;
-      const sum: StepTerms = {};
-      const grads = new Map<string, tf.Tensor>();
-      for (let micro = 0; micro < config.gradAccum; micro++) {
-        const tWait = performance.now();
-        const batch = await loader.next();
-        waited += performance.now() - tWait;
-        const input = { ...batch, batch: config.batchSize, crops: config.swBatchSize, roi };
-        const r = await model.gradients(
-          input,
-          step * config.gradAccum + micro,
-          1 / config.gradAccum,
-        )
-          .catch((e) => {
-            tf.dispose([...grads.values()]);
-            throw outOfMemoryError(e, { step: step + 1, ...config, cropBatch: plan.cropBatch });
-          });
-        for (const [k, v] of Object.entries(r.terms)) sum[k] = (sum[k] ?? 0) + v / config.gradAccum;
-        for (const [k, g] of r.grads) addGradient(grads, k, g);
-      }
+      const { terms: sum, grads, waited } = await microSteps(model, loader, config, step, plan);
       const norm = await gradNorm(grads);
       if (!Number.isFinite(sum.loss) || !Number.isFinite(norm)) {
         tf.dispose([...grads.values()]);
@@ -190,4 +166,34 @@ export async function pretrain(
     } catch { /* the first error propagates */ }
     await run.close();
   }
+}
+
+/**
+ * The micro-steps of optimiser step `step` (`gradAccum` batches): the loss terms averaged,
+ * the gradients summed (each scaled by 1 / gradAccum), and the milliseconds spent waiting
+ * for data. A backend out of memory is reported with the flags to change.
+ */
+async function microSteps(
+  model: VocoModel,
+  loader: BatchLoader,
+  config: PretrainConfig,
+  step: number,
+  plan: MemoryPlan,
+): Promise<{ terms: StepTerms; grads: Map<string, tf.Tensor>; waited: number }> {
+  const terms: StepTerms = {}, grads = new Map<string, tf.Tensor>();
+  let waited = 0;
+  for (let micro = 0; micro < config.gradAccum; micro++) {
+    const tWait = performance.now();
+    const batch = await loader.next();
+    waited += performance.now() - tWait;
+    const input = { ...batch, batch: config.batchSize, crops: config.swBatchSize, roi: config.roi };
+    const r = await model.gradients(input, step * config.gradAccum + micro, 1 / config.gradAccum)
+      .catch((e) => {
+        tf.dispose([...grads.values()]);
+        throw outOfMemoryError(e, { step: step + 1, ...config, cropBatch: plan.cropBatch });
+      });
+    for (const [k, v] of Object.entries(r.terms)) terms[k] = (terms[k] ?? 0) + v / config.gradAccum;
+    for (const [k, g] of r.grads) addGradient(grads, k, g);
+  }
+  return { terms, grads, waited };
 }

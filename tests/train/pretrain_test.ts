@@ -12,6 +12,7 @@ import { sampleSpec } from "../../train/sampler/voco_sample.ts";
 import { readSafetensors, writeSafetensors } from "../../train/weights/safetensors.ts";
 import { main as pretrainMain } from "../../tasks/pretrain.ts";
 import { tinyCache } from "./_tiny_cache.ts";
+import { CREDS, startS3 } from "../cache/_s3.ts";
 import { denoTask } from "../tasks/_run.ts";
 import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
 
@@ -96,6 +97,31 @@ Deno.test("a step whose loss or gradient is not finite stops the run before it t
   assert((await Deno.readFile(path)).every((b, i) => b === before[i]), "checkpoint 2 changed");
   assertEquals((await readMetrics(run)).map((r) => r.step), [1, 2]);
   assert(!(await Deno.stat(join(run, "run.lock")).catch(() => undefined)), "the lock stays");
+});
+
+Deno.test("a run reads an s3:// cache at --endpoint, in the sample workers too (s3rver)", async () => {
+  await useBackend("cpu");
+  await using tmp = await tempDir();
+  const cache = await tinyCache(tmp.path, 1);
+  const s3 = await startS3(tmp.path, cache, "caches/ct.zarr");
+  const env = {
+    AWS_ACCESS_KEY_ID: CREDS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: CREDS.secretAccessKey,
+  };
+  for (const [k, v] of Object.entries(env)) Deno.env.set(k, v);
+  try {
+    const config = {
+      ...tiny("s3://bkt/caches/ct.zarr", 1),
+      roi: 32,
+      headDims: [16, 16, 16] as [number, number, number],
+      endpoint: s3.endpoint,
+    };
+    const run = await pretrain(join(tmp.path, "run"), config);
+    assertEquals([run.steps, run.failures.length], [1, 0], JSON.stringify(run.failures));
+  } finally {
+    for (const k of Object.keys(env)) Deno.env.delete(k);
+    await s3.close();
+  }
 });
 
 Deno.test("a voco-v1 run on a voco-v2 cache is refused with the recipe named", async () => {

@@ -5,7 +5,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { type InitWeights, loadInitWeights } from "../swin/init_weights.ts";
 import { fromTorch, paramSpecs } from "../swin/params.ts";
-import type { SwinConfig } from "../swin/config.ts";
+import { swinConfig } from "../swin/config.ts";
 import type { VocoModel } from "../voco/model.ts";
 
 /** What {@linkcode initFrom} loaded. */
@@ -20,9 +20,18 @@ export interface InitReport {
   format: string;
 }
 
-/** Reads and checks the weights at `path` for a backbone of `config` (no model needed). */
-export function readInitWeights(path: string, config: SwinConfig): Promise<InitWeights> {
-  return loadInitWeights(path, config);
+/**
+ * Reads and checks a run's starting weights (`initFrom`) for its backbone, without a model
+ * or a backend; `undefined` when the run starts fresh.
+ */
+export async function readInitWeights(
+  run: { initFrom?: string; featureSize: number; headDims: [number, number, number] },
+): Promise<InitWeights | undefined> {
+  if (!run.initFrom) return undefined;
+  return await loadInitWeights(
+    run.initFrom,
+    swinConfig(run.featureSize, { headDims: run.headDims }),
+  );
 }
 
 /** Loads weights read by {@linkcode readInitWeights} into `model`. */
@@ -50,7 +59,7 @@ export function applyInitWeights(model: VocoModel, w: InitWeights): InitReport {
 
 /** Loads the weights at `path` into `model`; throws naming the file when they do not fit. */
 export async function initFrom(model: VocoModel, path: string): Promise<InitReport> {
-  return applyInitWeights(model, await readInitWeights(path, model.config));
+  return applyInitWeights(model, await loadInitWeights(path, model.config));
 }
 
 /** A list of names for a message: the first `max`, then how many more. */
