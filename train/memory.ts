@@ -91,7 +91,9 @@ export function planMemory(
   const budget = budgetOf(backend, systemBytes);
   const frag = backend === "wasm" ? FRAGMENTATION : 1;
   const segment = frag * SEGMENT_BYTES * fs * voxels;
-  const hostBytes = 4 * voxels * rows * (config.prefetch + 2) + 0.7 * fs * voxels * rows;
+  // The batches in flight, and the boundaries the backward in segments keeps (4.5 B per crop,
+  // feature channel and voxel).
+  const hostBytes = 4 * voxels * rows * (config.prefetch + 2) + 4.5 * fs * voxels * rows;
   const refuse = (what: string, flags: (keyof PretrainConfig)[]) => {
     const names = flags.map((k) => `${CONFIG_FLAGS[k]} (now ${JSON.stringify(config[k])})`);
     return new UsageError(
@@ -109,10 +111,11 @@ export function planMemory(
     );
   }
   if (hostBytes > 0.8 * systemBytes) {
+    const perCrop = hostBytes / rows;
     throw refuse(
       `a step's ${rows} crops of ${roi}³ need ${gb(hostBytes)} of memory, more than this ` +
         `machine's ${gb(0.8 * systemBytes)}`,
-      voxels * 4 > 0.1 * systemBytes ? ["roi"] : ["batchSize", "grid", "swBatchSize"],
+      perCrop > 0.1 * systemBytes ? ["roi", "featureSize"] : ["batchSize", "grid", "swBatchSize"],
     );
   }
   const fitting = budget === undefined ? Infinity : Math.floor((budget - stateBytes) / segment);

@@ -94,7 +94,7 @@ Deno.test("sizes that cannot be allocated are refused naming the flag to change"
     [
       { roi: 256, batchSize: 1, grid: 2, swBatchSize: 1 },
       "wasm",
-      /one 256³ crop .* lower --roi \(now 256\) or --feature-size/,
+      /256³ .* lower --roi \(now 256\) or --feature-size/,
     ],
     [{ batchSize: 4096, grid: 64 }, "cpu", /lower --batch-size \(now 4096\) or --grid/],
   ];

@@ -1,7 +1,8 @@
 // The backbone's backward pass in segments (activation checkpointing, as MONAI's
-// `use_checkpoint=True`): the forward keeps only each segment's input, the stage
-// boundaries, as plain arrays outside the backend; the backward recomputes one segment at a
-// time under a tape and frees it before the next. tfjs keeps every forward tensor and every
+// `use_checkpoint=True`): the forward keeps only each segment's input (the stage boundaries
+// and the inputs of each stage's steps, about 4 bytes per crop, feature channel and voxel)
+// as plain arrays outside the backend; the backward recomputes one segment at a time under
+// a tape and frees it before the next. tfjs keeps every forward tensor and every
 // intermediate gradient of a tape until the tape ends, so taping the whole backbone costs
 // about 1 GB per 64³ crop at feature size 12; a segment costs a fraction of that.
 //
@@ -17,15 +18,17 @@ import type { SwinConfig } from "./config.ts";
 import type { Params } from "./params.ts";
 import { layerNorm } from "./layers.ts";
 import { ENCODERS, pool, pooledEncoder } from "./backbone.ts";
-import { patchEmbedding, swinLayer, swinLayerSteps } from "./swin_transformer.ts";
+import { patchEmbedding, swinLayerSteps } from "./swin_transformer.ts";
 import { resBlockFirst, resBlockSecond } from "./layers.ts";
 
-/** The stage boundaries of one pass of crops, as plain arrays. */
+/** The boundaries of one pass of crops, as plain arrays. */
 export interface SavedPass {
   /** The crops `[n, D, H, W, 1]`. */
   input: { shape: number[]; data: Float32Array };
   /** x0 (after the patch embedding) .. x4 (after stage 4), before their norms. */
   x: { shape: number[]; data: Float32Array }[];
+  /** Per stage, the inputs of its steps after the first (`swinLayerSteps`). */
+  inner: { shape: number[]; data: Float32Array }[][];
 }
 
 async function save(t: tf.Tensor): Promise<{ shape: number[]; data: Float32Array }> {
@@ -42,11 +45,18 @@ export async function forwardSaving(
   c: SwinConfig,
 ): Promise<{ features: tf.Tensor2D; saved: SavedPass }> {
   checkDeterministic(c);
-  const xs: tf.Tensor5D[] = [];
+  const xs: tf.Tensor5D[] = [], inner: tf.Tensor5D[][] = [];
   const features = tf.tidy(() => {
     let x = patchEmbedding(input, p, c, true);
     xs.push(tf.keep(x));
-    for (let s = 0; s < 4; s++) xs.push(tf.keep(x = swinLayer(x, p, s, c, true)));
+    for (let s = 0; s < 4; s++) {
+      const steps = swinLayerSteps(p, s, c, true);
+      inner.push([]);
+      steps.forEach((step, i) => {
+        x = step.run(x);
+        (i < steps.length - 1 ? inner[s] : xs).push(tf.keep(x));
+      });
+    }
     return tf.concat(
       ENCODERS.map((e) =>
         pooledEncoder(e.from < 0 ? input : layerNorm(xs[e.from]) as tf.Tensor5D, p, e.name)
@@ -55,9 +65,16 @@ export async function forwardSaving(
     ) as tf.Tensor2D;
   });
   try {
-    return { features, saved: { input: await save(input), x: await Promise.all(xs.map(save)) } };
+    return {
+      features,
+      saved: {
+        input: await save(input),
+        x: await Promise.all(xs.map(save)),
+        inner: await Promise.all(inner.map((ts) => Promise.all(ts.map(save)))),
+      },
+    };
   } finally {
-    tf.dispose(xs);
+    tf.dispose([...xs, ...inner.flat()]);
   }
 }
 
@@ -98,8 +115,8 @@ function segment(
  * parameter (the caller owns the tensor). Segments run one at a time, each recomputing its
  * forward from `saved`: each encoder in two halves (the first half's output recomputed
  * without a tape), then the stages from the last, step by step (residual block, each Swin
- * block's attention and MLP halves, merging; their inputs recomputed without a tape), then
- * the patch embedding. Between segments the event loop runs (timers, a lock's heartbeat).
+ * block's attention and MLP halves, merging; each from its saved input), then
+ * the patch embedding. Between segments the event loop runs (timers, signals).
  */
 export async function backwardInSegments(
   saved: SavedPass,
@@ -167,11 +184,7 @@ export async function backwardInSegments(
     }
     for (let s = 3; s >= 0; s--) {
       const steps = swinLayerSteps(p, s, c, true);
-      // The inputs of the stage's steps, recomputed without a tape from the saved boundary.
-      const inputs: tf.Tensor5D[] = [load(saved.x[s])];
-      for (const step of steps.slice(0, -1)) {
-        inputs.push(tf.tidy(() => step.run(inputs.at(-1)!)));
-      }
+      const inputs: tf.Tensor5D[] = [load(saved.x[s]), ...saved.inner[s].map(load)];
       let dy = dx[s + 1]!;
       dx[s + 1] = undefined;
       try {
