@@ -274,6 +274,13 @@ async function exportRun(v: Values, run: string): Promise<number> {
   return 0;
 }
 
+/** A duration that may be days or years long. */
+function longSeconds(s: number): string {
+  const days = s / 86400;
+  if (days < 2) return formatSeconds(s);
+  return days < 730 ? `${days.toFixed(1)} days` : `${(days / 365).toFixed(1)} years`;
+}
+
 function printDryRun(r: DryRunReport, config: PretrainConfig): void {
   const { plan } = r;
   const gb = (n?: number) => n === undefined ? "-" : formatBytes(n);
@@ -290,11 +297,12 @@ function printDryRun(r: DryRunReport, config: PretrainConfig): void {
         : "",
       `  optimiser step    ${r.optimizerSeconds.toFixed(1)} s`,
       `  per step          ${formatSeconds(r.stepSeconds)} (estimated from the measured pass)`,
-      `  whole run         ${formatSeconds(r.runSeconds)} for ${config.steps} steps`,
+      `  whole run         ${longSeconds(r.runSeconds)} for ${config.steps} steps`,
       `  memory planned    ${gb(plan.peakBytes)} of ${config.backend}'s ${gb(plan.budgetBytes)}` +
       ` (weights and optimiser ${gb(plan.stateBytes)})`,
       `  memory measured   heap ${gb(r.heapBytes)}, tensors after the step ` +
-      `${gb(r.tensorBytes)}, peak RSS ${gb(r.peakRssBytes)}`,
+      `${gb(r.tensorBytes)}, RSS ${gb(r.rssBytes)}` +
+      (r.peakRssBytes ? ` (peak ${gb(r.peakRssBytes)})` : ""),
     ].filter(Boolean).join("\n"),
   );
 }

@@ -160,7 +160,7 @@ Deno.test("settings and sizes that cannot run exit 2 before any folder exists; a
     r.stderr,
   );
   assert(/per step\s+\d/.test(r.stdout) && /whole run\s+\S+ for 4 steps/.test(r.stdout), r.stdout);
-  assert(/memory measured\s+heap .* peak RSS/.test(r.stdout), r.stdout);
+  assert(/memory measured\s+heap .* RSS/.test(r.stdout), r.stdout);
   assert(!(await Deno.stat(run).catch(() => undefined)), "the dry run made a folder");
 });
 

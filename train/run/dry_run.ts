@@ -26,8 +26,10 @@ export interface DryRunReport {
   heapBytes?: number;
   /** Bytes of tensors alive after the step (weights, moments). */
   tensorBytes: number;
-  /** Peak resident memory of the process, when the system tells it. */
+  /** Peak resident memory of the process, when the system lets it be read. */
   peakRssBytes?: number;
+  /** Resident memory of the process after the step. */
+  rssBytes: number;
 }
 
 /** The high-water mark of tfjs-wasm's heap (it never shrinks), when the backend is wasm. */
@@ -115,7 +117,8 @@ export async function dryRun(
       runSeconds: stepSeconds * runSteps,
       heapBytes: wasmHeapBytes(),
       tensorBytes: tf.memory().numBytes,
-      peakRssBytes: peakRss() ?? Deno.memoryUsage().rss,
+      peakRssBytes: peakRss(),
+      rssBytes: Deno.memoryUsage().rss,
     };
   } finally {
     try {
