@@ -249,9 +249,8 @@ function processAlive(pid: number): boolean | undefined {
   try {
     Deno.statSync(`/proc/${pid}`);
     return true;
-  } catch (e) {
-    // Without --allow-all Deno refuses /proc (NotCapable): that tells nothing.
-    return e instanceof Deno.errors.NotFound ? false : undefined;
+  } catch {
+    return false;
   }
 }
 
