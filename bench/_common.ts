@@ -1,4 +1,5 @@
 // What the benchmarks share: their scratch folder, the shared example CT, peak memory.
+import { peakRss as runPeakRss } from "../train/run/dry_run.ts";
 
 /** Scratch folder of the benchmarks (`.tmp/bench/` in the repository, ignored by git). */
 export const BENCH_DIR = new URL("../.tmp/bench/", import.meta.url).pathname;
@@ -7,8 +8,7 @@ export const BENCH_DIR = new URL("../.tmp/bench/", import.meta.url).pathname;
 export const SHARED_CT = new URL("../../shared/data/ct/example_ct.nii.gz", import.meta.url)
   .pathname;
 
-/** Peak resident memory of this process so far (VmHWM), in bytes. */
+/** Peak resident memory of this process so far (VmHWM, else the current RSS), in bytes. */
 export function peakRss(): number {
-  const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
-  return m ? Number(m[1]) * 1024 : Deno.memoryUsage().rss;
+  return runPeakRss() ?? Deno.memoryUsage().rss;
 }

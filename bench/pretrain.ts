@@ -9,11 +9,13 @@ import { writeNifti } from "../prep/synthetic/write_nifti.ts";
 import { type BackendName, useBackend } from "../train/backend.ts";
 import { type MetricsRow, pretrain, pretrainConfig } from "../train/pretrain.ts";
 import { formatBytes } from "../cache/text.ts";
-import { peakRss } from "./_common.ts";
 import { findReference, notMeasured, runReference } from "./_reference.ts";
 import { BatchLoader } from "../train/sampler/loader.ts";
 import { listTrainingCases } from "../train/sampler/cases.ts";
 import { sampleSpec } from "../train/sampler/voco_sample.ts";
+import { planMemory } from "../train/memory.ts";
+import { wasmHeapBytes } from "../train/run/dry_run.ts";
+import { peakRss } from "./_common.ts";
 
 /** Settings of {@linkcode benchPretrain}. */
 export interface BenchPretrainOptions {
@@ -29,8 +31,10 @@ export interface BenchPretrainOptions {
   grid: number;
   /** Feature size. */
   feature: number;
-  /** Crops per backbone pass (all when absent). */
+  /** Crops per backbone pass (planned from the backend's memory when absent). */
   cropBatch?: number;
+  /** Projection head width. */
+  head: number;
   /** Sample workers. */
   workers: number;
   /** Also run the PyTorch/MONAI reference on the first batch's crops, in this run. */
@@ -58,28 +62,30 @@ export async function benchPretrain(o: BenchPretrainOptions): Promise<void> {
     });
     const crops = o.batch * (o.sw + o.grid ** 2);
     const ref = o.torch ? await findReference() : undefined;
-    const cropBatch = o.cropBatch ?? (backend === "wasm" ? 2 : undefined);
+    const config = pretrainConfig("v2", [cache], {
+      featureSize: o.feature,
+      headDims: [o.head, o.head, o.head],
+      batchSize: o.batch,
+      swBatchSize: o.sw,
+      grid: o.grid,
+      steps: o.steps,
+      warmupSteps: 1,
+      saveEvery: o.steps,
+      workers: o.workers,
+      cropBatch: o.cropBatch,
+      backend,
+    });
+    const plan = planMemory(config, backend);
     console.log(
       `pretrain benchmark: VoCo v2 on ${backend}, feature size ${o.feature}, batch ${o.batch} x ` +
         `(${o.sw} random + ${o.grid ** 2} base) = ${crops} crops of 64³ per step, ` +
-        `crops per backbone pass ${cropBatch ?? "all"}, ${o.workers} sample worker(s)`,
+        `crops per backbone pass ${plan.cropBatch ?? "all (one taped pass)"}, ${o.workers} ` +
+        `sample worker(s)`,
     );
     const rows: MetricsRow[] = [];
     await pretrain(
       join(dir, "run"),
-      pretrainConfig("v2", [cache], {
-        featureSize: o.feature,
-        headDims: [1024, 1024, 1024],
-        batchSize: o.batch,
-        swBatchSize: o.sw,
-        grid: o.grid,
-        steps: o.steps,
-        warmupSteps: 1,
-        saveEvery: o.steps,
-        workers: o.workers,
-        cropBatch,
-        backend,
-      }),
+      config,
       {
         onStep: (r) => {
           rows.push(r);
@@ -103,6 +109,9 @@ export async function benchPretrain(o: BenchPretrainOptions): Promise<void> {
         `${(o.batch / mean).toFixed(3)} samples/s)`,
         `  data-wait share                 ${(wait * 100).toFixed(1)}% (target < 5%)`,
         `  peak RSS                        ${formatBytes(peakRss())}`,
+        wasmHeapBytes() !== undefined
+          ? `  wasm heap (its high-water mark) ${formatBytes(wasmHeapBytes()!)} of 4.3 GB`
+          : "",
       ].filter(Boolean).join("\n"),
     );
     if (ref && "python" in ref) await torchSteps(ref, cache, dir, o, mean);

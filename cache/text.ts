@@ -60,3 +60,21 @@ export function formatSeconds(s: number): string {
   if (m < 60) return `${m}m${String(Math.round(s - m * 60)).padStart(2, "0")}s`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
 }
+
+/**
+ * The values `word` may have been meant as: those that contain it (`gpu`: `webgpu`,
+ * `tensorflow-gpu`), then the closest one when it is a typo ({@linkcode closest}); at most
+ * three.
+ */
+export function suggestions(word: string, candidates: readonly string[]): string[] {
+  const w = word.toLowerCase();
+  const inside = w.length >= 2 ? candidates.filter((c) => c.toLowerCase().includes(w)) : [];
+  const near = closest(word, candidates);
+  const all = [...new Set([...(inside.length <= 3 ? inside : []), ...(near ? [near] : [])])];
+  return all.slice(0, 3);
+}
+
+/** `a`, `a or b`, `a, b or c`. */
+export function orList(words: readonly string[]): string {
+  return words.length < 2 ? words.join("") : `${words.slice(0, -1).join(", ")} or ${words.at(-1)}`;
+}

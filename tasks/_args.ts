@@ -14,9 +14,9 @@
 // UsageError with the help hint and exits 2. Adding a flag is one entry in `flags`.
 import { isAbsolute, resolve } from "node:path";
 import { UsageError } from "./_cli.ts";
-import { closest, editDistance } from "../cache/text.ts";
+import { closest, editDistance, orList, suggestions } from "../cache/text.ts";
 
-export { closest, editDistance };
+export { closest, editDistance, orList, suggestions };
 
 /**
  * What a flag takes:
@@ -371,11 +371,11 @@ function parseFlags(
     switch (f.type) {
       case "string":
         if (f.choices && !f.choices.includes(raw)) {
-          const near = closest(raw, f.choices);
+          const near = suggestions(raw, f.choices);
           throw usageError(
             spec,
             `--${name} takes ${f.choices.join(", ")}, got "${raw}"` +
-              (near ? ` (did you mean ${near}?)` : ""),
+              (near.length ? ` (did you mean ${orList(near)}?)` : ""),
           );
         }
         values[name] = raw;

@@ -120,11 +120,18 @@ the same run and the ratio is printed; without it, the reference is "not measure
         sw: { type: "number", integer: true, min: 1, default: 1, help: "random crops per volume" },
         grid: { type: "number", integer: true, min: 2, default: 3, help: "base crops per side" },
         feature: { type: "number", integer: true, min: 12, default: 12, help: "feature size" },
+        head: {
+          type: "number",
+          integer: true,
+          min: 1,
+          default: 1024,
+          help: "projection head width (1024: the v2 recipe's)",
+        },
         "crop-batch": {
           type: "number",
           integer: true,
           min: 1,
-          help: "crops per backbone pass (default: 2 on wasm, all elsewhere)",
+          help: "crops per backbone pass (default: planned from the backend's memory)",
         },
         workers: { type: "number", integer: true, min: 0, default: 2, help: "sample workers" },
         torch: {
@@ -133,7 +140,10 @@ the same run and the ratio is printed; without it, the reference is "not measure
             "nibabel and MONAI 1.3.2 on PYTHONPATH; VOCO_PYTHON names another Python)",
         },
       },
-      examples: ["bench pretrain --backend wasm --steps 3"],
+      examples: [
+        "bench pretrain --backend wasm --steps 3",
+        "bench pretrain --backend wasm --feature 48 --batch 4 --sw 2 --grid 3 --steps 2",
+      ],
     },
     cache: {
       name: "bench cache",

@@ -2,6 +2,7 @@
 import { type BackendName, BACKENDS, useBackend } from "../train/backend.ts";
 import { compareWithReference } from "../train/swin/check.ts";
 import { runMain, UsageError } from "./_cli.ts";
+import { BadInputError } from "../cache/errors.ts";
 import { defineCommand, parseCommand } from "./_args.ts";
 
 /** The command line of `deno task model`. */
@@ -69,7 +70,7 @@ async function main(args: string[]): Promise<number> {
     try {
       return await Deno.readFile(path);
     } catch (e) {
-      throw new Error(`${flag} ${path}: ${(e as Error).message}`);
+      throw new BadInputError(`${flag} ${path}: ${(e as Error).message}`, { path });
     }
   };
   const weights = await read("--weights", v.weights);

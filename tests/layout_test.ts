@@ -117,3 +117,8 @@ Deno.test("train/ takes from prep/ only its transforms and its volume type", () 
   }
   assert(bad.length === 0, bad.join("\n"));
 });
+
+Deno.test("the training loop reads top to bottom in train/pretrain.ts, under 200 lines", () => {
+  const lines = Deno.readTextFileSync(join(ROOT, "train/pretrain.ts")).trimEnd().split("\n").length;
+  assert(lines < 200, `train/pretrain.ts has ${lines} lines: move bookkeeping to train/run/`);
+});

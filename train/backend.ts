@@ -89,3 +89,28 @@ export async function useBackend(name: BackendName = "auto"): Promise<string> {
   if (!(await tryBackend(name))) throw new Error(`Backend ${name} is not available here`);
   return tf.getBackend();
 }
+
+/** Whether `e` is a backend running out of memory (tfjs-wasm traps, XNNPACK, allocation). */
+export function isOutOfMemory(e: unknown): boolean {
+  const message = e instanceof Error ? e.message : String(e);
+  return /memory access out of bounds|Aborted\(|allocation failed|out of memory|Array buffer allocation|Invalid typed array length/i
+    .test(message);
+}
+
+/**
+ * The error to show when a step ran out of backend memory: what ran out, the crop batch
+ * in use and the flags that lower the need, with the original error as the cause; other
+ * errors are returned unchanged. (After a wasm trap its backend is unusable: the run stops.)
+ */
+export function outOfMemoryError(
+  e: unknown,
+  what: { step: number; backend: string; cropBatch?: number },
+): unknown {
+  if (!isOutOfMemory(e)) return e;
+  return new Error(
+    `Step ${what.step} ran out of ${what.backend} memory (${(e as Error).message}): lower ` +
+      `--crop-batch (now ${what.cropBatch ?? "all crops in one taped pass"}), --batch-size ` +
+      `or --roi; "deno task pretrain --dry-run" with the same flags measures a step first`,
+    { cause: e },
+  );
+}

@@ -124,5 +124,12 @@ export {
   readRunConfig,
   TOOLKIT_VERSION,
 } from "./pretrain.ts";
+export { checkConfig, configDefaults, RESUMABLE } from "./config.ts";
+export { type MemoryPlan, planMemory } from "./memory.ts";
+export { type PreparedRun, prepareRun, type RunRequest } from "./run/prepare.ts";
+export { dryRun, type DryRunReport } from "./run/dry_run.ts";
+export { NonFiniteError } from "./run/finite.ts";
+export { LOSS_TERMS } from "./voco/loss.ts";
+export { type TorchSaveTensor, writeTorchSave } from "./weights/torch_save.ts";
 export { backboneFeatures } from "./swin/backbone.ts";
 export { initFrom, type InitReport } from "./run/init_from.ts";

@@ -1,108 +1,29 @@
-// The VoCo pre-training loop, top to bottom as nanoGPT's: get a batch, forward, loss,
-// backward, clip, AdamW step at the schedule's lr, log, checkpoint. A run folder holds
-// everything: config.json, metrics.jsonl, checkpoints; resuming needs only the folder.
+// The VoCo pre-training loop, top to bottom as nanoGPT's train.py: config -> data -> init
+// or resume -> lr(step) -> loop (micro-steps, a finite loss and gradient, clip, AdamW step,
+// log, checkpoint). The run folder's bookkeeping (settings, lock, metrics, temporary files)
+// is in run/, the memory plan in memory.ts, the settings in config.ts.
 import { join, resolve } from "node:path";
-import { isCacheUrl } from "../cache/read/cache_reader.ts";
-import { listTrainingCases, type TrainingCase } from "./sampler/cases.ts";
-import { BatchLoader, type FailedSample } from "./sampler/loader.ts";
-import { sampleSpec } from "./sampler/voco_sample.ts";
-import { type FeatureDropout, type StepTerms, VocoModel, type VocoVersion } from "./voco/model.ts";
-import { warmupCosine } from "./optim/schedule.ts";
-import {
-  listCheckpoints,
-  loadCheckpoint,
-  readCheckpoint,
-  saveCheckpoint,
-} from "./run/checkpoint.ts";
-import { checkpointName } from "./run/checkpoint.ts";
 import * as tf from "@tensorflow/tfjs-core";
-import { initFrom, type InitReport } from "./run/init_from.ts";
+import { isCacheUrl } from "../cache/read/cache_reader.ts";
+import { checkConfig, type PretrainConfig } from "./config.ts";
+import { type MemoryPlan, planMemory } from "./memory.ts";
+import { outOfMemoryError } from "./backend.ts";
+import { listTrainingCases } from "./sampler/cases.ts";
+import { BatchLoader, type FailedSample } from "./sampler/loader.ts";
+import { runSampleSpec } from "./sampler/voco_sample.ts";
+import { addGradient, type StepTerms, VocoModel } from "./voco/model.ts";
+import { warmupCosine } from "./optim/schedule.ts";
+import { gradNorm } from "./optim/adamw.ts";
+import { loadCheckpoint, saveCheckpoint } from "./run/checkpoint.ts";
+import { appendMetrics, type MetricsRow, writeFileAtomic } from "./run/folder.ts";
+import { applyInitWeights, type InitReport, readInitWeights } from "./run/init_from.ts";
+import { openRun } from "./run/open.ts";
+import { divergedError } from "./run/finite.ts";
 import { lossPlotSvg } from "./run/plot.ts";
 
-async function writeTextAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, text);
-  await Deno.rename(tmp, path);
-}
-
-/** Everything that defines a run; written to `config.json`. */
-export interface PretrainConfig {
-  /** VoCo version (`v2` large-scale, `v1` CVPR). */
-  version: VocoVersion;
-  /** Caches to sample from: folders, or `http(s)://` / `s3://` URLs. */
-  caches: string[];
-  /** Datasets to keep (all when absent). */
-  datasets?: string[];
-  /** Per-dataset repeats per epoch. */
-  repeat?: Record<string, number>;
-  /** Volumes per step. */
-  batchSize: number;
-  /** Random crops per volume. */
-  swBatchSize: number;
-  /** Model input edge. */
-  roi: number;
-  /** Base crops per side. */
-  grid: number;
-  /** Backbone feature size. */
-  featureSize: number;
-  /** Projection head sizes. */
-  headDims: [number, number, number];
-  /** Base learning rate. */
-  lr: number;
-  /** Warm-up steps. */
-  warmupSteps: number;
-  /** The run's total optimiser steps. */
-  steps: number;
-  /** Checkpoint every this many steps (and at the end). */
-  saveEvery: number;
-  /** Checkpoints kept. */
-  keepCheckpoints: number;
-  /** Seed of weights, sampling, augmentation and dropout. */
-  seed: number;
-  /** Gradient clipping to this global norm (none when absent). */
-  gradClip?: number;
-  /** Batches per optimiser step. */
-  gradAccum: number;
-  /** Feature dropout before the student head (v2). */
-  dropout: FeatureDropout;
-  /** Augment crops. */
-  augment: boolean;
-  /** Crops per backbone pass (all of a batch when absent). */
-  cropBatch?: number;
-  /**
-   * Attention window edge (7, MONAI's, when absent; another size does not load into MONAI:
-   * for quick checks only).
-   */
-  windowSize?: number;
-  /** Sample workers (0: inline). */
-  workers: number;
-  /** Batches prefetched. */
-  prefetch: number;
-  /** tfjs backend in use. */
-  backend: string;
-  /** Starting backbone weights (safetensors or a `torch.save` file), for a fresh run. */
-  initFrom?: string;
-}
-
-/** One line of `metrics.jsonl`. */
-export interface MetricsRow {
-  /** Optimiser steps done. */
-  step: number;
-  /** Total loss (mean over the accumulated batches). */
-  loss: number;
-  /** The step's learning rate. */
-  lr: number;
-  /** Volumes per second over the step. */
-  samples_per_s: number;
-  /** Share of the step spent waiting for data. */
-  data_wait: number;
-  /** Seconds of the step. */
-  seconds: number;
-  /** Gradient norm before clipping (with clipping). */
-  grad_norm?: number;
-  /** The loss terms (`intra`, `inter`, `reg` or `pos`, `neg`, `reg`). */
-  [term: string]: number | undefined;
-}
+export { type PretrainConfig, pretrainConfig } from "./config.ts";
+export { type MetricsRow, readMetrics, readRunConfig } from "./run/folder.ts";
+export { TOOLKIT_VERSION } from "./run/version.ts";
 
 /** Callbacks of {@linkcode pretrain}. */
 export interface PretrainHooks {
@@ -114,12 +35,15 @@ export interface PretrainHooks {
   onCheckpoint?: (path: string, rows: readonly MetricsRow[]) => void | Promise<void>;
   /** Asked after each step: true stops the run after a checkpoint. */
   shouldStop?: () => boolean;
-  /** Before the first step: the cases, where the run starts, what `initFrom` gave. */
+  /** Before the first step: the cases, where the run starts, what was planned and changed. */
   onStart?: (info: {
     cases: number;
     perDataset: Record<string, number>;
     startStep: number;
-    init?: { loaded: number; missing: string[]; unexpected: string[]; format: string };
+    init?: InitReport;
+    cropBatch?: number;
+    changes: string[];
+    warnings: string[];
   }) => void;
 }
 
@@ -141,252 +65,135 @@ export interface PretrainSummary {
   interrupted: boolean;
 }
 
-/** The toolkit version recorded in runs. */
-export const TOOLKIT_VERSION = "0.1.0";
-
-/** A run's config with the recipe defaults filled in. */
-export function pretrainConfig(
-  version: VocoVersion,
-  caches: string[],
-  overrides: Partial<PretrainConfig> = {},
-): PretrainConfig {
-  const v2 = version === "v2";
-  return {
-    version,
-    caches,
-    batchSize: v2 ? 4 : 2,
-    swBatchSize: 2,
-    roi: 64,
-    grid: v2 ? 3 : 4,
-    featureSize: 48,
-    headDims: v2 ? [1024, 1024, 1024] : [2048, 2048, 2048],
-    lr: 1e-4,
-    warmupSteps: 5000,
-    steps: 100_000,
-    saveEvery: 1000,
-    keepCheckpoints: 3,
-    seed: 0,
-    gradAccum: 1,
-    dropout: "rows",
-    augment: true,
-    workers: 2,
-    prefetch: 2,
-    backend: "cpu",
-    ...overrides,
-  };
-}
-
-async function cacheFingerprints(cases: readonly TrainingCase[]): Promise<Record<string, string>> {
-  const byCache = new Map<string, string[]>();
-  for (const c of cases) {
-    const list = byCache.get(c.cache) ?? [];
-    list.push(`${c.path}:${c.fingerprint}`);
-    byCache.set(c.cache, list);
-  }
-  const out: Record<string, string> = {};
-  for (const [cache, list] of byCache) {
-    const bytes = new TextEncoder().encode([...new Set(list)].sort().join("\n"));
-    const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-    out[cache] = [...hash].map((b) => b.toString(16).padStart(2, "0")).join("");
-  }
-  return out;
-}
-
-/** Reads a run folder's `config.json`. */
-export async function readRunConfig(dir: string): Promise<PretrainConfig> {
-  const path = join(dir, "config.json");
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch {
-    throw new Deno.errors.NotFound(`${dir} is not a run folder (no config.json)`);
-  }
-  return (JSON.parse(text) as { config: PretrainConfig }).config;
-}
-
-/** Reads `metrics.jsonl`, keeping the rows up to `maxStep`. */
-export async function readMetrics(dir: string, maxStep = Infinity): Promise<MetricsRow[]> {
-  const text = await Deno.readTextFile(join(dir, "metrics.jsonl")).catch(() => "");
-  return text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as MetricsRow)
-    .filter((r) => r.step <= maxStep);
-}
-
 /**
- * Trains (or resumes, when `dir` holds a checkpoint) a VoCo run into `dir`. The current
- * tfjs backend runs the model; `config.backend` only records it.
+ * Trains (or continues, when `dir` holds a checkpoint) a VoCo run into `dir` on the current
+ * tfjs backend (`config.backend` records it). Settings, caches and starting weights are
+ * checked before the folder is made; a continued run refuses settings that differ from its
+ * own (but `RESUMABLE` ones); one process trains in a folder at a time; a NaN or infinite
+ * loss or gradient stops the run (`NonFiniteError`) before it touches a checkpoint.
  */
 export async function pretrain(
   dir: string,
   config: PretrainConfig,
   hooks: PretrainHooks = {},
 ): Promise<PretrainSummary> {
-  await Deno.mkdir(dir, { recursive: true });
-  const recipe = config.version === "v2" ? "voco-v2" : "voco-v1";
-  const list = await listTrainingCases(config.caches.map((c) => isCacheUrl(c) ? c : resolve(c)), {
+  // Config and data: every check before anything is written.
+  const warnings = checkConfig(config);
+  const plan = planMemory(config, tf.getBackend());
+  const caches = config.caches.map((c) => isCacheUrl(c) ? c : resolve(c));
+  const reader = { endpoint: config.endpoint, anonymous: config.anonymous };
+  const list = await listTrainingCases(caches, {
     datasets: config.datasets,
-    recipe,
+    recipe: config.version === "v2" ? "voco-v2" : "voco-v1",
     repeat: config.repeat,
+    reader,
   });
-  const model = new VocoModel({
-    version: config.version,
-    featureSize: config.featureSize,
-    headDims: config.headDims,
-    seed: config.seed,
-    dropout: config.dropout,
-    cropBatch: config.cropBatch,
-    windowSize: config.windowSize,
-  });
-  let startStep = 0, position = 0;
-  // Temporary files of a run killed while writing (never read: the rename did not happen).
-  for await (const e of Deno.readDir(dir)) {
-    if (/\.tmp-\d+$/.test(e.name)) await Deno.remove(join(dir, e.name)).catch(() => {});
-  }
-  const checkpoints = await listCheckpoints(dir);
-  let rows: MetricsRow[] = [];
-  let init: InitReport | undefined;
-  if (checkpoints.length === 0 && config.initFrom) init = await initFrom(model, config.initFrom);
-  if (checkpoints.length > 0) {
-    const path = join(dir, checkpointName(checkpoints[checkpoints.length - 1]));
-    const ckpt = await readCheckpoint(path);
-    loadCheckpoint(model, ckpt, path);
-    startStep = ckpt.state.step;
-    position = ckpt.state.position;
-    rows = await readMetrics(dir, startStep);
-  }
-  await Deno.writeTextFile(
-    join(dir, "config.json"),
-    JSON.stringify(
-      {
-        toolkit: TOOLKIT_VERSION,
-        created: new Date().toISOString(),
-        config,
-        caches: await cacheFingerprints(list.cases),
-        cases: list.cases.length,
-        per_dataset: list.perDataset,
-      },
-      null,
-      2,
-    ) + "\n",
-  );
-  // metrics.jsonl holds exactly the steps the checkpoint has (a kill after it loses the rest).
-  await Deno.writeTextFile(
-    join(dir, "metrics.jsonl"),
-    rows.map((r) => JSON.stringify(r) + "\n").join(""),
-  );
-  hooks.onStart?.({ cases: list.cases.length, perDataset: list.perDataset, startStep, init });
-  const spec = sampleSpec(config.version, {
-    roi: config.roi,
-    grid: config.grid,
-    crops: config.swBatchSize,
-    augment: config.augment,
-    ...(config.version === "v1" ? { base: Math.round(config.roi * 1.5) } : {}),
-  });
-  const loader = new BatchLoader(list.cases, {
-    batchSize: config.batchSize,
-    spec,
-    seed: config.seed,
-    start: position,
-    workers: config.workers,
-    prefetch: config.prefetch,
-    onFailure: hooks.onFailure,
-  });
-  const t0 = performance.now();
-  let checkpoint: string | undefined;
-  let interrupted = false;
-  let step = startStep;
+  const weights = await readInitWeights(config);
+  // Init or resume.
+  const run = await openRun(dir, config, list);
+  const model = new VocoModel({ ...config, cropBatch: plan.cropBatch });
+  let loader: BatchLoader | undefined;
   try {
+    let step = run.startStep;
+    const rows = run.rows;
+    if (run.checkpoint) loadCheckpoint(model, run.checkpoint, run.checkpoint.path);
+    const init = !run.checkpoint && weights ? applyInitWeights(model, weights) : undefined;
+    hooks.onStart?.({
+      cases: list.cases.length,
+      perDataset: list.perDataset,
+      startStep: step,
+      init,
+      cropBatch: plan.cropBatch,
+      changes: run.changes,
+      warnings,
+    });
+    const spec = runSampleSpec(config);
+    loader = new BatchLoader(list.cases, { ...config, spec, start: run.position, reader });
+    const lr = (s: number) =>
+      config.lr * warmupCosine(s, { warmupSteps: config.warmupSteps, totalSteps: config.steps });
+    const t0 = performance.now();
+    let checkpoint = run.checkpoint?.path;
+    let interrupted = false;
     while (step < config.steps) {
       const tStep = performance.now();
-      let waited = 0;
-      const sum: StepTerms = {};
-      const grads = new Map<string, tf.Tensor>();
-      for (let micro = 0; micro < config.gradAccum; micro++) {
-        const tWait = performance.now();
-        const batch = await loader.next();
-        waited += performance.now() - tWait;
-        const r = await model.gradients(
-          {
-            inputs: batch.inputs,
-            labels: batch.labels,
-            batch: config.batchSize,
-            crops: config.swBatchSize,
-            roi: config.roi,
-          },
-          step * config.gradAccum + micro,
-          1 / config.gradAccum,
-        ).catch((e: Error) => {
-          // tfjs-wasm's heap ends at a few GB: say what to change instead of a bare trap.
-          if (/memory access out of bounds|Aborted|allocation failed/i.test(e.message)) {
-            throw new RangeError(
-              `Step ${step + 1} ran out of ${config.backend} memory (${e.message}): lower ` +
-                `--crop-batch (now ${config.cropBatch ?? "all crops"}) or --batch-size`,
-              { cause: e },
-            );
-          }
-          throw e;
-        });
-        for (const [k, v] of Object.entries(r.terms)) sum[k] = (sum[k] ?? 0) + v / config.gradAccum;
-        for (const [k, g] of r.grads) {
-          const prev = grads.get(k);
-          grads.set(k, prev ? tf.tidy(() => tf.add(prev, g)) : g);
-          if (prev) tf.dispose([prev, g]);
-        }
+      const { terms: sum, grads, waited } = await microSteps(model, loader, config, step, plan);
+      const norm = await gradNorm(grads);
+      if (!Number.isFinite(sum.loss) || !Number.isFinite(norm)) {
+        tf.dispose([...grads.values()]);
+        throw divergedError(step + 1, sum, norm, checkpoint);
       }
-      const lr = config.lr *
-        warmupCosine(step, { warmupSteps: config.warmupSteps, totalSteps: config.steps });
-      const norm = await model.apply(grads, lr, config.gradClip);
+      const rate = lr(step);
+      await model.apply(grads, rate, config.gradClip);
       step++;
       const seconds = (performance.now() - tStep) / 1000;
       const row: MetricsRow = {
         step,
         ...sum,
         loss: sum.loss,
-        lr,
+        lr: rate,
         samples_per_s: (config.batchSize * config.gradAccum) / seconds,
         data_wait: waited / 1000 / seconds,
         seconds,
-        ...(norm !== undefined ? { grad_norm: norm } : {}),
+        grad_norm: norm,
       };
       rows.push(row);
-      await Deno.writeTextFile(join(dir, "metrics.jsonl"), JSON.stringify(row) + "\n", {
-        append: true,
-      });
+      await appendMetrics(dir, row);
       hooks.onStep?.(row, config);
-      const stop = hooks.shouldStop?.() ?? false;
-      if (step % config.saveEvery === 0 || step === config.steps || stop) {
-        checkpoint = await saveCheckpoint(
-          dir,
-          model,
-          { step, position: loader.position },
-          config.keepCheckpoints,
-        );
-        await writeTextAtomic(
-          join(dir, "loss.svg"),
-          lossPlotSvg(rows, { title: `VoCo ${config.version} pre-training` }),
-        );
+      interrupted = hooks.shouldStop?.() ?? false;
+      if (step % config.saveEvery === 0 || step === config.steps || interrupted) {
+        const state = { step, position: loader.position };
+        checkpoint = await saveCheckpoint(dir, model, state, config.keepCheckpoints);
+        const title = `VoCo ${config.version} pre-training`;
+        await writeFileAtomic(join(dir, "loss.svg"), lossPlotSvg(rows, { title }));
         await hooks.onCheckpoint?.(checkpoint, rows);
       }
-      if (stop) {
-        interrupted = true;
-        break;
-      }
+      if (interrupted) break;
     }
+    return {
+      steps: step,
+      ranSteps: step - run.startStep,
+      seconds: (performance.now() - t0) / 1000,
+      finalLoss: rows.at(-1)?.loss,
+      checkpoint,
+      failures: loader.failures,
+      interrupted,
+    };
   } finally {
-    loader.close();
+    loader?.close();
     // After a failed step the backend may be unusable; that must not hide the step's error.
     try {
       model.dispose();
     } catch { /* the first error propagates */ }
+    await run.close();
   }
-  const last = checkpoint ??
-    (await listCheckpoints(dir)).map((s) => join(dir, checkpointName(s))).pop();
-  return {
-    steps: step,
-    ranSteps: step - startStep,
-    seconds: (performance.now() - t0) / 1000,
-    finalLoss: rows.at(-1)?.loss,
-    checkpoint: last,
-    failures: loader.failures,
-    interrupted,
-  };
+}
+
+/**
+ * The micro-steps of optimiser step `step` (`gradAccum` batches): the loss terms averaged,
+ * the gradients summed (each scaled by 1 / gradAccum), and the milliseconds spent waiting
+ * for data. A backend out of memory is reported with the flags to change.
+ */
+async function microSteps(
+  model: VocoModel,
+  loader: BatchLoader,
+  config: PretrainConfig,
+  step: number,
+  plan: MemoryPlan,
+): Promise<{ terms: StepTerms; grads: Map<string, tf.Tensor>; waited: number }> {
+  const terms: StepTerms = {}, grads = new Map<string, tf.Tensor>();
+  let waited = 0;
+  for (let micro = 0; micro < config.gradAccum; micro++) {
+    const tWait = performance.now();
+    const batch = await loader.next();
+    waited += performance.now() - tWait;
+    const input = { ...batch, batch: config.batchSize, crops: config.swBatchSize, roi: config.roi };
+    const r = await model.gradients(input, step * config.gradAccum + micro, 1 / config.gradAccum)
+      .catch((e) => {
+        tf.dispose([...grads.values()]);
+        throw outOfMemoryError(e, { step: step + 1, ...config, cropBatch: plan.cropBatch });
+      });
+    for (const [k, v] of Object.entries(r.terms)) terms[k] = (terms[k] ?? 0) + v / config.gradAccum;
+    for (const [k, g] of r.grads) addGradient(grads, k, g);
+  }
+  return { terms, grads, waited };
 }

@@ -1,6 +1,7 @@
 // The cache folder on disk: the root group, dataset groups, staging folders of live runs,
 // and publishing a finished case into place with a rename.
 import { join } from "node:path";
+import { NotACacheError } from "../errors.ts";
 import {
   CACHE_FORMAT_VERSION,
   isValidNodeName,
@@ -348,10 +349,11 @@ export async function listCases(root: string): Promise<CacheEntry[]> {
   const rootMeta = await readJson(join(root, "zarr.json"));
   if (rootMeta?.node_type !== "group") {
     const exists = await Deno.stat(root).then(() => true, () => false);
-    throw new Deno.errors.NotFound(
+    throw new NotACacheError(
       exists
         ? `${root} is not a VoCo cache (no Zarr group zarr.json at its root)`
         : `Cache ${root} does not exist`,
+      { path: root },
     );
   }
   const out: CacheEntry[] = [];

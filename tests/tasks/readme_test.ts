@@ -9,6 +9,7 @@ import { DEMO } from "../../tasks/demo.ts";
 import { MODEL } from "../../tasks/model.ts";
 import { BENCH } from "../../tasks/bench.ts";
 import { VIEW } from "../../tasks/view.ts";
+import { PRETRAIN } from "../../tasks/pretrain.ts";
 import { readCaseAttributes } from "../../cache/read/read_case.ts";
 import { HAVE_SHARED, SHARED } from "../_shared.ts";
 import { assert, assertEquals, tempDir } from "../_helpers.ts";
@@ -32,6 +33,7 @@ const SPECS: Record<string, CommandSpec> = {
   model: MODEL,
   bench: BENCH,
   view: VIEW,
+  pretrain: PRETRAIN,
 };
 
 /** The `deno task ...` command lines of the README's shell blocks, comments dropped. */
@@ -52,10 +54,12 @@ Deno.test("README commands parse with their task's options and never write to --
   const commands = readmeCommands();
   assert(commands.length > 15, `${commands.length} commands`);
   for (const [task, ...args] of commands) {
-    if (task === "test" || task === "pretrain") continue;
+    if (task === "test") continue;
     const spec = SPECS[task];
     assert(spec, `README runs an unknown task ${task}`);
-    const r = parseCommand(spec, args, { cwd: ROOT });
+    // `pretrain --cache ...` is `pretrain train --cache ...`.
+    const implicit = task === "pretrain" && !Object.hasOwn(PRETRAIN.subcommands, args[0]);
+    const r = parseCommand(spec, implicit ? ["train", ...args] : args, { cwd: ROOT });
     assert(r.help === undefined || args.includes("--help"), args.join(" "));
     const out = args[args.indexOf("--out") + 1];
     if (args.includes("--out")) assert(out !== "cache" && out !== "cache/", args.join(" "));

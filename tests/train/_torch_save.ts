@@ -302,18 +302,22 @@ export interface TorchSaveOptions {
   zip64?: boolean;
   /** Byte order of the storages and of the `byteorder` record. */
   byteorder?: "little" | "big";
+  /** `data.pkl` as given (a hand-made, hostile pickle) instead of `obj` pickled. */
+  pickle?: Uint8Array;
 }
 
 /** Serialises `obj` as `torch.save(obj, f)` does (zip format, pickle protocol 2). */
 export function torchSave(obj: PyObj, options: TorchSaveOptions = {}): Uint8Array {
   const { archive = "archive", zip64 = false, byteorder = "little" } = options;
   const p = new Pickler();
-  p.byte(0x80, 2);
-  p.save(obj);
-  p.byte(0x2e);
+  if (!options.pickle) {
+    p.byte(0x80, 2);
+    p.save(obj);
+    p.byte(0x2e);
+  }
   const text = (s: string) => new TextEncoder().encode(s);
   const records: [string, Uint8Array][] = [
-    ["data.pkl", Uint8Array.from(p.out)],
+    ["data.pkl", options.pickle ?? Uint8Array.from(p.out)],
     [".format_version", text("1")],
     [".storage_alignment", text("64")],
     ["byteorder", text(byteorder)],

@@ -94,3 +94,18 @@ Deno.test("loadInitWeights() errors name the file and the reason", async () => {
     /old\.pth: a bare pickle or a legacy torch\.save file/,
   );
 });
+
+Deno.test("loadInitWeights() refuses NaN or infinite weights, naming the tensors", async () => {
+  const { tensors } = await exported();
+  const entries = [...tensors].map(([k, t]) => {
+    const data = Float32Array.from(t.data);
+    if (k === "encoder2.layer.conv1.conv.weight") data[5] = NaN;
+    if (k === "swinViT.patch_embed.proj.bias") data[0] = Infinity;
+    return [k, { shape: t.shape, data }] as [string, { shape: number[]; data: Float32Array }];
+  });
+  const e = await assertRejects(
+    () => loadInitWeights(writeSafetensors(entries), config, { name: "bad.safetensors" }),
+    /bad\.safetensors: 2 backbone weights hold NaN or infinite values \(swinViT\.patch_embed\.proj\.bias \(Infinity at 0\), encoder2\.layer\.conv1\.conv\.weight \(NaN at 5\)\)/,
+  );
+  assertEquals((e as { kind?: string }).kind, "bad-input");
+});

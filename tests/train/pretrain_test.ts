@@ -9,9 +9,10 @@ import { VocoModel } from "../../train/voco/model.ts";
 import { BatchLoader } from "../../train/sampler/loader.ts";
 import { listTrainingCases } from "../../train/sampler/cases.ts";
 import { sampleSpec } from "../../train/sampler/voco_sample.ts";
-import { readSafetensors } from "../../train/weights/safetensors.ts";
+import { readSafetensors, writeSafetensors } from "../../train/weights/safetensors.ts";
 import { main as pretrainMain } from "../../tasks/pretrain.ts";
 import { tinyCache } from "./_tiny_cache.ts";
+import { CREDS, startS3 } from "../cache/_s3.ts";
 import { denoTask } from "../tasks/_run.ts";
 import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
 
@@ -64,6 +65,63 @@ Deno.test("a run resumed from its step-1 checkpoint gives the same losses as one
   assert(/exported the student backbone of step 2/.test(ran.stdout), ran.stdout);
   const written = await Deno.readFile(file);
   assert(written.length === bytes.length && written.every((b, i) => b === bytes[i]), "same bytes");
+});
+
+Deno.test("a step whose loss or gradient is not finite stops the run before it touches a checkpoint", async () => {
+  await useBackend("cpu");
+  await using tmp = await tempDir();
+  const cache = await tinyCache(tmp.path, 1);
+  const run = join(tmp.path, "run");
+  const config = { ...tiny(cache, 2), roi: 32, headDims: [16, 16, 16] as [number, number, number] };
+  await pretrain(run, config);
+  // Weights that are finite but overflow float32 in the first convolution.
+  const path = join(run, "ckpt-0000002.safetensors");
+  const { tensors, metadata } = readSafetensors(await Deno.readFile(path));
+  await Deno.writeFile(
+    path,
+    writeSafetensors(
+      [...tensors].map(([k, t]) => {
+        const data = Float32Array.from(t.data);
+        if (k.includes("patch_embed")) data.fill(3e38);
+        return [k, { shape: t.shape, data }];
+      }),
+      metadata,
+    ),
+  );
+  const before = await Deno.readFile(path);
+  await assertRejects(
+    () => pretrain(run, { ...config, steps: 4 }),
+    /Step 3 diverged: the loss is not finite .*the checkpoints are kept \(newest .*ckpt-0000002/,
+  );
+  assertEquals(await listCheckpoints(run), [1, 2]);
+  assert((await Deno.readFile(path)).every((b, i) => b === before[i]), "checkpoint 2 changed");
+  assertEquals((await readMetrics(run)).map((r) => r.step), [1, 2]);
+  assert(!(await Deno.stat(join(run, "run.lock")).catch(() => undefined)), "the lock stays");
+});
+
+Deno.test("a run reads an s3:// cache at --endpoint, in the sample workers too (s3rver)", async () => {
+  await useBackend("cpu");
+  await using tmp = await tempDir();
+  const cache = await tinyCache(tmp.path, 1);
+  const s3 = await startS3(tmp.path, cache, "caches/ct.zarr");
+  const env = {
+    AWS_ACCESS_KEY_ID: CREDS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: CREDS.secretAccessKey,
+  };
+  for (const [k, v] of Object.entries(env)) Deno.env.set(k, v);
+  try {
+    const config = {
+      ...tiny("s3://bkt/caches/ct.zarr", 1),
+      roi: 32,
+      headDims: [16, 16, 16] as [number, number, number],
+      endpoint: s3.endpoint,
+    };
+    const run = await pretrain(join(tmp.path, "run"), config);
+    assertEquals([run.steps, run.failures.length], [1, 0], JSON.stringify(run.failures));
+  } finally {
+    for (const k of Object.keys(env)) Deno.env.delete(k);
+    await s3.close();
+  }
 });
 
 Deno.test("a voco-v1 run on a voco-v2 cache is refused with the recipe named", async () => {

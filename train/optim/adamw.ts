@@ -47,7 +47,13 @@ export class AdamW {
   #momentsOf(name: string, p: tf.Variable): Moments {
     let s = this.#moments.get(name);
     if (!s) {
-      const zero = () => tf.variable(tf.zerosLike(p), false);
+      const zero = () => {
+        // The zeros are the variable's first value only: freed once it is assigned.
+        const z = tf.zerosLike(p);
+        const v = tf.variable(z, false);
+        z.dispose();
+        return v;
+      };
       s = { m: zero(), v: zero(), vMax: this.#o.amsgrad ? zero() : undefined };
       this.#moments.set(name, s);
     }
@@ -65,20 +71,24 @@ export class AdamW {
       const p = this.#params.get(name);
       if (!p) throw new RangeError(`Gradient for unknown parameter ${name}`);
       const s = this.#momentsOf(name, p);
-      tf.tidy(() => {
-        const decayed = tf.mul(p, 1 - lr * weightDecay);
-        const m = tf.add(tf.mul(s.m, beta1), tf.mul(g, 1 - beta1));
-        const v = tf.add(tf.mul(s.v, beta2), tf.mul(tf.mul(g, g), 1 - beta2));
-        s.m.assign(m);
-        s.v.assign(v);
-        let second: tf.Tensor = v;
-        if (amsgrad && s.vMax) {
-          second = tf.maximum(s.vMax, v);
-          s.vMax.assign(second);
-        }
-        const denom = tf.add(tf.div(tf.sqrt(second), bc2Sqrt), eps);
-        p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), lr / bc1)));
-      });
+      // The ops of one expression, each part in its own scope so that only a few
+      // parameter-sized temporaries live at once (the largest weight is 64 MB at feature
+      // size 48).
+      const decayed = tf.tidy(() => tf.mul(p, 1 - lr * weightDecay));
+      const m = tf.tidy(() => tf.add(tf.mul(s.m, beta1), tf.mul(g, 1 - beta1)));
+      s.m.assign(m);
+      const v = tf.tidy(() => tf.add(tf.mul(s.v, beta2), tf.mul(tf.mul(g, g), 1 - beta2)));
+      s.v.assign(v);
+      let second: tf.Tensor = v;
+      if (amsgrad && s.vMax) {
+        second = tf.maximum(s.vMax, v);
+        s.vMax.assign(second);
+      }
+      const denom = tf.tidy(() => tf.add(tf.div(tf.sqrt(second), bc2Sqrt), eps));
+      const update = tf.tidy(() => tf.mul(tf.div(m, denom), lr / bc1));
+      const next = tf.tidy(() => tf.sub(decayed, update));
+      p.assign(next);
+      tf.dispose([decayed, m, v, second, denom, update, next]);
     }
   }
 
@@ -133,11 +143,7 @@ export async function clipGradNorm(
   grads: Map<string, tf.Tensor>,
   maxNorm: number,
 ): Promise<number> {
-  const norm = tf.tidy(() =>
-    tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))))
-  );
-  const total = (await norm.data())[0];
-  norm.dispose();
+  const total = await gradNorm(grads);
   const factor = Math.min(1, maxNorm / (total + 1e-6));
   if (factor < 1) {
     for (const [name, g] of grads) {
@@ -145,5 +151,16 @@ export async function clipGradNorm(
       g.dispose();
     }
   }
+  return total;
+}
+
+/** The global L2 norm of `grads` (NaN or infinite when a gradient is). */
+export async function gradNorm(grads: Map<string, tf.Tensor>): Promise<number> {
+  if (grads.size === 0) return 0;
+  const norm = tf.tidy(() =>
+    tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))))
+  );
+  const total = (await norm.data())[0];
+  norm.dispose();
   return total;
 }

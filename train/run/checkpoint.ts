@@ -1,11 +1,15 @@
 // Checkpoints of a pre-training run: every variable of the model and the optimiser's
 // moments (tfjs layouts) in one safetensors file, with the step and the sampler position
 // in its metadata. Written to a temporary file and renamed, so a kill never leaves half a
-// checkpoint; the newest few are kept.
-import { join } from "node:path";
+// checkpoint; the newest few are kept. What is read back is checked: the metadata (whole
+// numbers, the step of the file name), and every value finite.
+import { basename, join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
+import { BadInputError } from "../../cache/errors.ts";
 import { readSafetensors, writeSafetensors } from "../weights/safetensors.ts";
 import type { VocoModel } from "../voco/model.ts";
+import { writeFileAtomic } from "./folder.ts";
+import { NonFiniteError, nonFiniteTensors } from "./finite.ts";
 
 /** What a checkpoint records besides the tensors. */
 export interface CheckpointState {
@@ -30,7 +34,11 @@ export async function listCheckpoints(dir: string): Promise<number[]> {
   return steps.sort((a, b) => a - b);
 }
 
-/** Writes the model's checkpoint into `dir` and keeps only the newest `keep`. */
+/**
+ * Writes the model's checkpoint into `dir` and keeps only the newest `keep`. Refuses (a
+ * {@linkcode NonFiniteError}, nothing written, nothing removed) when a value is NaN or
+ * infinite; a failed write (a full disk) leaves no temporary file.
+ */
 export async function saveCheckpoint(
   dir: string,
   model: VocoModel,
@@ -44,6 +52,15 @@ export async function saveCheckpoint(
   for (const [name, v] of model.optimizer.state()) {
     entries.push([`optim.${name}`, { shape: v.shape, data: (await v.data()) as Float32Array }]);
   }
+  const bad = nonFiniteTensors(entries);
+  if (bad.count > 0) {
+    throw new NonFiniteError(
+      `Step ${state.step}: ${bad.count} tensors hold NaN or infinite values (${
+        bad.names.join(", ")
+      }); no checkpoint written, the earlier ones are kept`,
+      state.step,
+    );
+  }
   const bytes = writeSafetensors(entries, {
     step: String(state.step),
     position: String(state.position),
@@ -51,9 +68,7 @@ export async function saveCheckpoint(
     layout: "tfjs (Linear [in, out], Conv3d [kd, kh, kw, in, out])",
   });
   const path = join(dir, checkpointName(state.step));
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  await Deno.writeFile(tmp, bytes);
-  await Deno.rename(tmp, path);
+  await writeFileAtomic(path, bytes);
   const steps = await listCheckpoints(dir);
   for (const s of steps.slice(0, Math.max(0, steps.length - keep))) {
     await Deno.remove(join(dir, checkpointName(s))).catch(() => {});
@@ -61,7 +76,17 @@ export async function saveCheckpoint(
   return path;
 }
 
-/** Reads a checkpoint file: its tensors by name (prefix `model.` / `optim.`) and its state. */
+/** A whole number written as decimal digits in a checkpoint's metadata, else `undefined`. */
+function wholeNumber(v: unknown): number | undefined {
+  return typeof v === "string" && /^\d{1,15}$/.test(v) ? Number(v) : undefined;
+}
+
+/**
+ * Reads a checkpoint file: its tensors by name (prefix `model.` / `optim.`) and its state.
+ * Throws a {@linkcode BadInputError} naming the file when it is unreadable, its metadata is
+ * not whole numbers (or its step differs from its file name's), or a value is NaN or
+ * infinite.
+ */
 export async function readCheckpoint(
   path: string,
 ): Promise<
@@ -75,18 +100,34 @@ export async function readCheckpoint(
   try {
     parsed = readSafetensors(await Deno.readFile(path));
   } catch (e) {
-    throw new Error(`Checkpoint ${path}: ${(e as Error).message}`);
+    throw new BadInputError(`Checkpoint ${path}: ${(e as Error).message}`, { path, cause: e });
   }
   const { tensors, metadata } = parsed;
-  const step = Number(metadata.step), position = Number(metadata.position);
-  if (!Number.isInteger(step) || !Number.isInteger(position)) {
-    throw new RangeError(`Checkpoint ${path} has no step and sampler position in its metadata`);
+  const step = wholeNumber(metadata.step), position = wholeNumber(metadata.position);
+  const optimizerSteps = metadata.optimizer_steps === undefined
+    ? step
+    : wholeNumber(metadata.optimizer_steps);
+  const named = basename(path).match(/^ckpt-(\d+)\.safetensors$/);
+  const problem = step === undefined || position === undefined || optimizerSteps === undefined
+    ? `its metadata step ${JSON.stringify(metadata.step)}, position ` +
+      `${JSON.stringify(metadata.position)} and optimizer_steps ` +
+      `${JSON.stringify(metadata.optimizer_steps)} are not all whole numbers`
+    : named && Number(named[1]) !== step
+    ? `its metadata says step ${step}, its name step ${Number(named[1])}`
+    : undefined;
+  if (problem) {
+    throw new BadInputError(`Checkpoint ${path} is damaged: ${problem}`, { path });
   }
-  return {
-    tensors,
-    state: { step, position },
-    optimizerSteps: Number(metadata.optimizer_steps ?? step),
-  };
+  const bad = nonFiniteTensors(tensors);
+  if (bad.count > 0) {
+    throw new BadInputError(
+      `Checkpoint ${path} holds NaN or infinite values in ${bad.count} tensors ` +
+        `(${bad.names.join(", ")}): the run diverged before it was written, or the file is ` +
+        "damaged. Move it aside to continue from the checkpoint before it",
+      { path },
+    );
+  }
+  return { tensors, state: { step: step!, position: position! }, optimizerSteps: optimizerSteps! };
 }
 
 /** Loads a checkpoint's tensors into the model and its optimiser. */

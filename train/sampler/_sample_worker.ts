@@ -11,12 +11,13 @@ interface WorkerScope {
 }
 
 const scope = self as unknown as WorkerScope;
-const opener = new CaseOpener();
+let opener: CaseOpener | undefined;
 
 scope.onmessage = async (e) => {
   const job = e.data;
   let reply: SampleReply;
   try {
+    opener ??= new CaseOpener(job.reader);
     const { shape, readBox } = await opener.open(job.cache, job.path);
     const s = await buildSample(shape, readBox, job.spec, new Rng(job.rng));
     reply = { id: job.id, crops: s.crops, labels: s.labels };

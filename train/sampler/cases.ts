@@ -2,6 +2,7 @@
 // dataset, checked against the recipe, repeated per dataset as the large-scale recipe
 // does, and visited in a seeded shuffled order, every case once per epoch.
 import { CacheReader, type CacheReaderOptions } from "../../cache/read/cache_reader.ts";
+import { BadInputError } from "../../cache/errors.ts";
 import { permutation, streamRng } from "../rng.ts";
 
 /** One case a run can sample. */
@@ -43,7 +44,7 @@ export interface CaseList {
 }
 
 /**
- * Lists the cases of `caches`. Throws a `RangeError` when a dataset asked for is in no
+ * Lists the cases of `caches`. Throws a {@linkcode BadInputError} when a dataset asked for is in no
  * cache, when a case was made with another recipe than `recipe` (the name before any
  * `+overrides` suffix must match), or when nothing is left.
  */
@@ -66,7 +67,7 @@ export async function listTrainingCases(
       }
       const recipe = entry.attributes?.recipe?.name ?? "?";
       if (recipe.split("+")[0] !== options.recipe) {
-        throw new RangeError(
+        throw new BadInputError(
           `${cache}${entry.path} was made with recipe "${recipe}", but this run trains ` +
             `${options.recipe}: prepare the cache with "deno task prep --recipe ${options.recipe}"` +
             ` or pass --recipe ${recipe.split("+")[0]}`,
@@ -87,17 +88,17 @@ export async function listTrainingCases(
   }
   for (const d of options.datasets ?? []) {
     if (!seen.has(d)) {
-      throw new RangeError(
+      throw new BadInputError(
         `No dataset "${d}" in ${caches.join(", ")}; there are: ${[...seen].join(", ") || "none"}`,
       );
     }
   }
   for (const d of Object.keys(options.repeat ?? {})) {
     if (!(d in perDataset)) {
-      throw new RangeError(`--repeat names dataset "${d}", which has no cases here`);
+      throw new BadInputError(`--repeat names dataset "${d}", which has no cases here`);
     }
   }
-  if (cases.length === 0) throw new RangeError(`No cases to train on in ${caches.join(", ")}`);
+  if (cases.length === 0) throw new BadInputError(`No cases to train on in ${caches.join(", ")}`);
   return { cases, perDataset, skipped };
 }
 

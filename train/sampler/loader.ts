@@ -6,6 +6,7 @@ import type { TrainingCase } from "./cases.ts";
 import { EpochOrder } from "./cases.ts";
 import { buildSample, type SampleSpec } from "./voco_sample.ts";
 import { CaseOpener } from "./_open.ts";
+import type { CacheReaderOptions } from "../../cache/read/cache_reader.ts";
 import { Rng, streamRng } from "../rng.ts";
 
 /** A job posted to a sample worker. */
@@ -20,6 +21,8 @@ export interface SampleJob {
   spec: SampleSpec;
   /** The sample's RNG state. */
   rng: number[];
+  /** How the worker's cache reader reaches the cache (S3 endpoint, anonymous). */
+  reader: CacheReaderOptions;
 }
 
 /** A worker's answer. */
@@ -63,6 +66,8 @@ export interface LoaderOptions {
   prefetch?: number;
   /** Called for each case that fails (it is skipped). */
   onFailure?: (f: FailedSample) => void;
+  /** Options of the cache readers (S3 endpoint, anonymous), plain data. @default {{}} */
+  reader?: CacheReaderOptions;
 }
 
 interface Pending {
@@ -87,7 +92,7 @@ export class BatchLoader {
   readonly #queue: Pending[] = [];
   readonly #workers: Worker[] = [];
   readonly #waiting = new Map<number, (r: SampleReply) => void>();
-  readonly #opener = new CaseOpener();
+  readonly #opener: CaseOpener;
   #next: number;
   #consumed: number;
   #nextId = 0;
@@ -98,7 +103,8 @@ export class BatchLoader {
   /** A loader over `cases` (a run's whole list, repeats included). */
   constructor(cases: readonly TrainingCase[], options: LoaderOptions) {
     this.#cases = cases;
-    this.#o = { start: 0, workers: 2, prefetch: 2, ...options };
+    this.#o = { start: 0, workers: 2, prefetch: 2, reader: {}, ...options };
+    this.#opener = new CaseOpener(this.#o.reader);
     this.#order = new EpochOrder(cases.length, options.seed);
     this.#next = this.#consumed = this.#o.start;
     for (let w = 0; w < this.#o.workers; w++) {
@@ -141,7 +147,14 @@ export class BatchLoader {
       const id = this.#nextId++;
       const worker = this.#workers[this.#rr++ % this.#workers.length];
       result = new Promise((resolve) => this.#waiting.set(id, resolve));
-      const job: SampleJob = { id, cache: c.cache, path: c.path, spec, rng };
+      const job: SampleJob = {
+        id,
+        cache: c.cache,
+        path: c.path,
+        spec,
+        rng,
+        reader: this.#o.reader,
+      };
       worker.postMessage(job);
     }
     return { index, c, result };

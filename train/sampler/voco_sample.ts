@@ -47,6 +47,23 @@ export function sampleSpec(version: "v1" | "v2", overrides: Partial<SampleSpec> 
   return spec;
 }
 
+/**
+ * The sample spec of a run's settings: crops of `roi`, a `grid` of bases, `swBatchSize`
+ * random crops, augmented or not; v1's bases are 1.5 x roi before their resize.
+ */
+export function runSampleSpec(
+  c: { version: "v1" | "v2"; roi: number; grid: number; swBatchSize: number; augment: boolean },
+): SampleSpec {
+  const base = c.version === "v1" ? { base: Math.round(c.roi * 1.5) } : {};
+  return sampleSpec(c.version, {
+    roi: c.roi,
+    grid: c.grid,
+    crops: c.swBatchSize,
+    augment: c.augment,
+    ...base,
+  });
+}
+
 /** The region a sample is cut from: `grid * base` square in x-y, `base` deep. */
 export function regionShape(spec: SampleSpec): Shape3 {
   return [spec.grid * spec.base, spec.grid * spec.base, spec.base];

@@ -24,6 +24,29 @@ export function projectionHead(features: tf.Tensor2D, p: Params): tf.Tensor2D {
 }
 
 /**
+ * The five residual encoders of the backbone in feature order: each one's input (`-1` the
+ * crops, `s` the hidden state `s`, i.e. the layer-normalised output of stage `s`) and its
+ * width in multiples of the feature size.
+ */
+export const ENCODERS = [
+  { name: "encoder1", from: -1, width: 1 },
+  { name: "encoder2", from: 0, width: 1 },
+  { name: "encoder3", from: 1, width: 2 },
+  { name: "encoder4", from: 2, width: 4 },
+  { name: "encoder10", from: 4, width: 16 },
+] as const;
+
+/** `[B, D, H, W, C]` average-pooled to `[B, C]`. */
+export function pool(y: tf.Tensor5D): tf.Tensor2D {
+  return tf.reshape(spatialMean(y), [y.shape[0], y.shape[4]]);
+}
+
+/** An encoder's output average-pooled to `[B, C]`. */
+export function pooledEncoder(x: tf.Tensor5D, p: Params, name: string): tf.Tensor2D {
+  return pool(resBlock(x, p, name));
+}
+
+/**
  * The backbone alone on crops `[B, D, H, W, 1]` (each edge a positive multiple of 32): the
  * five hidden states and the pooled features `[B, 24 * feature]`.
  */
@@ -38,14 +61,10 @@ export function backboneFeatures(
     throw new RangeError(`Input edges must be positive multiples of 32, got ${d}x${h}x${w}`);
   }
   const hidden = swinTransformer(input, p, c, options);
-  const pool = (x: tf.Tensor5D) => tf.reshape(spatialMean(x), [x.shape[0], x.shape[4]]);
-  const features = tf.concat([
-    pool(resBlock(input, p, "encoder1")),
-    pool(resBlock(hidden[0], p, "encoder2")),
-    pool(resBlock(hidden[1], p, "encoder3")),
-    pool(resBlock(hidden[2], p, "encoder4")),
-    pool(resBlock(hidden[4], p, "encoder10")),
-  ], 1) as tf.Tensor2D;
+  const features = tf.concat(
+    ENCODERS.map((e) => pooledEncoder(e.from < 0 ? input : hidden[e.from], p, e.name)),
+    1,
+  ) as tf.Tensor2D;
   return { hidden, features };
 }
 

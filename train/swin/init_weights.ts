@@ -1,7 +1,9 @@
 // Starting weights for `pretrain --init-from`: our safetensors, MONAI/PyTorch safetensors or
 // a `torch.save` checkpoint (the published VoCo ones included), told apart by content, with
 // the key fixes the VoCo README applies, matched against the backbone's parameters.
+import { BadInputError } from "../../cache/errors.ts";
 import { readSafetensors } from "../weights/safetensors.ts";
+import { nonFiniteTensors } from "../run/finite.ts";
 import { readTorchCheckpoint } from "../weights/torch_checkpoint.ts";
 import type { SwinConfig } from "./config.ts";
 import { paramSpecs } from "./params.ts";
@@ -58,9 +60,10 @@ function fixKey(key: string): string {
  * `paramSpecs(config)` are kept; `relative_position_index` buffers are dropped silently
  * (the window size defines them); the others are returned as `unexpected`.
  *
- * Errors name the file and the reason: an unreadable or unknown format, a refused pickle,
- * no backbone key at all, or a shape that differs from the config (then the feature size
- * the file was made with is named when the patch embedding shows it).
+ * Errors ({@linkcode BadInputError}) name the file and the reason: an unreadable or unknown
+ * format, a refused pickle, no backbone key at all, a shape that differs from the config
+ * (then the feature size the file was made with is named when the patch embedding shows
+ * it), or NaN or infinite values in a backbone weight (the tensors named).
  */
 export async function loadInitWeights(
   source: string | Uint8Array,
@@ -70,12 +73,10 @@ export async function loadInitWeights(
   const { prefix = "", select } = options;
   const name = typeof source === "string" ? source : options.name ?? "the weights";
   const fail = (e: unknown): never => {
-    const err = e as Error;
-    const Kind = err instanceof SyntaxError || err instanceof TypeError ||
-        err instanceof RangeError
-      ? err.constructor as ErrorConstructor
-      : Error;
-    throw new Kind(`${name}: ${err.message}`, { cause: e });
+    throw new BadInputError(`${name}: ${(e as Error).message}`, {
+      cause: e,
+      path: typeof source === "string" ? source : undefined,
+    });
   };
   let bytes: Uint8Array;
   try {
@@ -148,6 +149,15 @@ export async function loadInitWeights(
       new RangeError(
         `none of its ${tensors.size} keys is a backbone parameter ` +
           `(first keys: ${first || "none"}${prefix ? `; prefix "${prefix}"` : ""})`,
+      ),
+    );
+  }
+  const bad = nonFiniteTensors([...params].map(([k, data]) => [k, { data }]));
+  if (bad.count > 0) {
+    fail(
+      new RangeError(
+        `${bad.count} backbone weights hold NaN or infinite values (${bad.names.join(", ")}); ` +
+          "a run cannot start from them",
       ),
     );
   }

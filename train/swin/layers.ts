@@ -83,19 +83,39 @@ export function conv3d(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
   return conv3dSame(x, w);
 }
 
+/** The first half of MONAI's `UnetResBlock`: conv, instance norm, LeakyReLU. */
+export function resBlockFirst(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
+  return tf.tidy(() =>
+    leakyRelu(instanceNorm(conv3d(x, p, `${name}.layer.conv1.conv`))) as tf.Tensor5D
+  );
+}
+
 /**
- * MONAI `UnetResBlock` (kernel 3, stride 1, instance norm, LeakyReLU): conv, norm, act,
- * conv, norm, plus the input (through a 1x1x1 conv and norm when channels change), act.
+ * The second half of MONAI's `UnetResBlock` from the first half's output `a` and the
+ * block's input `x`: conv, norm, plus the input (through a 1x1x1 conv and norm when
+ * channels change), LeakyReLU.
  */
-export function resBlock(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
+export function resBlockSecond(
+  a: tf.Tensor5D,
+  x: tf.Tensor5D,
+  p: Params,
+  name: string,
+): tf.Tensor5D {
   return tf.tidy(() => {
-    let out = leakyRelu(instanceNorm(conv3d(x, p, `${name}.layer.conv1.conv`))) as tf.Tensor5D;
-    out = instanceNorm(conv3d(out, p, `${name}.layer.conv2.conv`));
+    const out = instanceNorm(conv3d(a, p, `${name}.layer.conv2.conv`));
     const residual = p.has(`${name}.layer.conv3.conv.weight`)
       ? instanceNorm(conv3d(x, p, `${name}.layer.conv3.conv`))
       : x;
     return leakyRelu(tf.add(out, residual)) as tf.Tensor5D;
   });
+}
+
+/**
+ * MONAI `UnetResBlock` (kernel 3, stride 1, instance norm, LeakyReLU): conv, norm, act,
+ * conv, norm, plus the input (through a 1x1x1 conv and norm when channels change), act.
+ */
+export function resBlock(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
+  return tf.tidy(() => resBlockSecond(resBlockFirst(x, p, name), x, p, name));
 }
 
 /** Dropout that is the identity unless training with a positive rate. */

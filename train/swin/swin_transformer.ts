@@ -91,56 +91,73 @@ function windowAttention(
   return dropout(linear(out, p, `${name}.proj`), c.dropRate, training) as tf.Tensor3D;
 }
 
-/** One stage of Swin blocks (no downsampling) on `[B, D, H, W, C]`. */
-function swinStage(
+/** The windows of block `blk` of a stage on `[B, D, H, W, C]` (shifted in odd blocks). */
+function blockLayout(x: tf.Tensor5D, c: SwinConfig, blk: number) {
+  const [b, d, h, w] = x.shape;
+  const half = Math.floor(c.windowSize / 2);
+  const { window, shift } = windowAndShift([d, h, w], c.windowSize, blk % 2 ? half : 0);
+  return blockWindows(b, [d, h, w], window, shift);
+}
+
+/**
+ * The first half of a Swin block (MONAI's `forward_part1` and its shortcut): norm,
+ * pad/roll/partition (one gather), window attention, and back (one gather), added to `x`.
+ */
+export function swinAttentionHalf(
   x: tf.Tensor5D,
   p: Params,
   stage: number,
+  blk: number,
   c: SwinConfig,
-  dropRates: number[],
-  training: boolean,
+  rate = 0,
+  training = false,
 ): tf.Tensor5D {
   const [b, d, h, w, ch] = x.shape;
-  const heads = c.numHeads[stage];
-  const half = Math.floor(c.windowSize / 2);
-  for (let blk = 0; blk < c.depths[stage]; blk++) {
-    const name = `swinViT.layers${stage + 1}.0.blocks.${blk}`;
-    const { window, shift } = windowAndShift([d, h, w], c.windowSize, blk % 2 ? half : 0);
-    const { index, mask, queries } = blockWindows(b, [d, h, w], window, shift);
-    const rate = dropRates.shift() ?? 0;
-    const input = x;
-    x = tf.tidy(() => {
-      // Part 1: norm, pad/roll/partition (one gather), attention, and back (one gather).
-      const flat = tf.reshape(layerNorm(input, p, `${name}.norm1`), [b * d * h * w, ch]);
-      const rows = tf.concat([flat, tf.zeros([1, ch])], 0);
-      const windows = tf.reshape(
-        gatherRows(rows as tf.Tensor2D, index.forward),
-        [b * index.windows, index.tokens, ch],
-      ) as tf.Tensor3D;
-      const attended = windowAttention(
-        windows,
-        p,
-        `${name}.attn`,
-        heads,
-        c.windowSize,
-        mask,
-        queries,
-        c,
-        training,
-      );
-      const back = tf.reshape(
-        gatherRows(tf.reshape(attended, [-1, ch]) as tf.Tensor2D, index.inverse),
-        [b, d, h, w, ch],
-      );
-      const mid = tf.add(input, dropPath(back, rate, training));
-      // Part 2: MLP.
-      let y = linear(layerNorm(mid, p, `${name}.norm2`), p, `${name}.mlp.linear1`);
-      y = dropout(gelu(y), c.dropRate, training);
-      y = dropout(linear(y, p, `${name}.mlp.linear2`), c.dropRate, training);
-      return tf.add(mid, dropPath(y, rate, training)) as tf.Tensor5D;
-    });
-  }
-  return x;
+  const name = `swinViT.layers${stage + 1}.0.blocks.${blk}`;
+  const { index, mask, queries } = blockLayout(x, c, blk);
+  return tf.tidy(() => {
+    const flat = tf.reshape(layerNorm(x, p, `${name}.norm1`), [b * d * h * w, ch]);
+    const rows = tf.concat([flat, tf.zeros([1, ch])], 0);
+    const windows = tf.reshape(
+      gatherRows(rows as tf.Tensor2D, index.forward),
+      [b * index.windows, index.tokens, ch],
+    ) as tf.Tensor3D;
+    const attended = windowAttention(
+      windows,
+      p,
+      `${name}.attn`,
+      c.numHeads[stage],
+      c.windowSize,
+      mask,
+      queries,
+      c,
+      training,
+    );
+    const back = tf.reshape(
+      gatherRows(tf.reshape(attended, [-1, ch]) as tf.Tensor2D, index.inverse),
+      [b, d, h, w, ch],
+    );
+    return tf.add(x, dropPath(back, rate, training)) as tf.Tensor5D;
+  });
+}
+
+/** The second half of a Swin block (MONAI's `forward_part2`): norm, MLP, added to `x`. */
+export function swinMlpHalf(
+  x: tf.Tensor5D,
+  p: Params,
+  stage: number,
+  blk: number,
+  c: SwinConfig,
+  rate = 0,
+  training = false,
+): tf.Tensor5D {
+  const name = `swinViT.layers${stage + 1}.0.blocks.${blk}`;
+  return tf.tidy(() => {
+    let y = linear(layerNorm(x, p, `${name}.norm2`), p, `${name}.mlp.linear1`);
+    y = dropout(gelu(y), c.dropRate, training);
+    y = dropout(linear(y, p, `${name}.mlp.linear2`), c.dropRate, training);
+    return tf.add(x, dropPath(y, rate, training)) as tf.Tensor5D;
+  });
 }
 
 /**
@@ -161,6 +178,84 @@ function patchMerging(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
   return linear(layerNorm(cat, p, `${name}.norm`), p, `${name}.reduction`, false) as tf.Tensor5D;
 }
 
+/** Stochastic-depth rate of every block, rising linearly over the blocks as MONAI's. */
+export function dropPathRates(c: SwinConfig): number[] {
+  const total = c.depths.reduce((a, b) => a + b, 0);
+  return Array.from({ length: total }, (_, i) => total > 1 ? c.dropPathRate * i / (total - 1) : 0);
+}
+
+/** The patch embedding (a strided conv and its bias) on `[B, D, H, W, C_in]`, before its norm. */
+export function patchEmbedding(
+  input: tf.Tensor5D,
+  p: Params,
+  c: SwinConfig,
+  training = false,
+): tf.Tensor5D {
+  const embed = p.get("swinViT.patch_embed.proj.weight") as tf.Variable<tf.Rank.R5>;
+  const x = tf.add(
+    conv3dPatches(input, embed, c.patchSize),
+    p.get("swinViT.patch_embed.proj.bias")!,
+  );
+  return dropout(x, c.dropRate, training) as tf.Tensor5D;
+}
+
+/** One step of a stage: what it computes and the prefix of the parameters it uses. */
+export interface LayerStep {
+  /** The parameters' name prefix (`swinViT.layers1.0.blocks.0.norm1`-style keys start with it). */
+  params: string[];
+  /** `[B, D, H, W, C]` to the next step's input. */
+  run: (x: tf.Tensor5D) => tf.Tensor5D;
+}
+
+/**
+ * Stage `s` (0..3) of the Swin transformer as a list of steps: its residual conv block,
+ * each Swin block's attention half and MLP half, and the patch merging. Run in order from
+ * the previous stage's output (before its norm), they give this stage's.
+ */
+export function swinLayerSteps(
+  p: Params,
+  s: number,
+  c: SwinConfig,
+  training = false,
+): LayerStep[] {
+  const first = c.depths.slice(0, s).reduce((a, b) => a + b, 0);
+  const rates = dropPathRates(c).slice(first, first + c.depths[s]);
+  const layer = `swinViT.layers${s + 1}`;
+  const steps: LayerStep[] = [
+    { params: [`${layer}c.0.`], run: (x) => resBlock(x, p, `${layer}c.0`) },
+  ];
+  for (let blk = 0; blk < c.depths[s]; blk++) {
+    const name = `${layer}.0.blocks.${blk}`;
+    steps.push({
+      params: [`${name}.norm1.`, `${name}.attn.`],
+      run: (x) => swinAttentionHalf(x, p, s, blk, c, rates[blk], training),
+    }, {
+      params: [`${name}.norm2.`, `${name}.mlp.`],
+      run: (x) => swinMlpHalf(x, p, s, blk, c, rates[blk], training),
+    });
+  }
+  steps.push({
+    params: [`${layer}.0.downsample.`],
+    run: (x) => patchMerging(x, p, `${layer}.0.downsample`),
+  });
+  return steps;
+}
+
+/**
+ * Stage `s` (0..3) of the Swin transformer: its residual conv block, its Swin blocks and
+ * the patch merging, from the previous stage's output (before its norm) to this one's.
+ */
+export function swinLayer(
+  x: tf.Tensor5D,
+  p: Params,
+  s: number,
+  c: SwinConfig,
+  training = false,
+): tf.Tensor5D {
+  for (const step of swinLayerSteps(p, s, c, training)) x = step.run(x);
+  return x;
+}
+
 /**
  * The Swin transformer of SwinUNETR-v2 on `[B, D, H, W, C_in]`: returns the five hidden
  * states MONAI returns with `normalize=True` (each layer-normalised over channels),
@@ -173,21 +268,11 @@ export function swinTransformer(
   options: ForwardOptions = {},
 ): tf.Tensor5D[] {
   const training = options.training ?? false;
-  const total = c.depths.reduce((a, b) => a + b, 0);
-  const dropRates = Array.from(
-    { length: total },
-    (_, i) => total > 1 ? c.dropPathRate * i / (total - 1) : 0,
-  );
-  const embed = p.get("swinViT.patch_embed.proj.weight") as tf.Variable<tf.Rank.R5>;
-  let x = conv3dPatches(input, embed, c.patchSize);
-  x = tf.add(x, p.get("swinViT.patch_embed.proj.bias")!);
-  x = dropout(x, c.dropRate, training) as tf.Tensor5D;
+  let x = patchEmbedding(input, p, c, training);
   const outs: tf.Tensor5D[] = [layerNorm(x) as tf.Tensor5D];
   options.trace?.("patch embedding", outs[0]);
   for (let s = 0; s < 4; s++) {
-    x = resBlock(x, p, `swinViT.layers${s + 1}c.0`);
-    x = swinStage(x, p, s, c, dropRates, training);
-    x = patchMerging(x, p, `swinViT.layers${s + 1}.0.downsample`);
+    x = swinLayer(x, p, s, c, training);
     outs.push(layerNorm(x) as tf.Tensor5D);
     options.trace?.(`stage ${s + 1} (res, ${c.depths[s]} blocks, merge)`, outs[s + 1]);
   }

@@ -46,8 +46,9 @@ export function importWeights(
  * Writes parameters as a safetensors file in MONAI's layout and names, with the
  * `relative_position_index` buffers MONAI's `state_dict` holds (int64), so that
  * `SwinUNETR(..., use_v2=True).load_state_dict(...)` takes the `swinViT.*` and
- * `encoder*` keys with strict matching. The values are tfjs variables or plain arrays in
- * tfjs layout (a checkpoint's tensors): plain arrays need no tfjs backend.
+ * `encoder*` keys with strict matching, and the feature size in the metadata
+ * (`feature_size`). The values are tfjs variables or plain arrays in tfjs layout (a
+ * checkpoint's tensors): plain arrays need no tfjs backend.
  */
 export async function exportWeights(
   params: Params | ReadonlyMap<string, Float32Array>,
@@ -76,5 +77,9 @@ export async function exportWeights(
       ]);
     }
   }
-  return writeSafetensors(entries, { format: "pt", ...metadata });
+  return writeSafetensors(entries, {
+    format: "pt",
+    feature_size: String(config.featureSize),
+    ...metadata,
+  });
 }

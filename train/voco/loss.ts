@@ -3,6 +3,12 @@
 // large-scale version's intra- and inter-volume terms. Formulas: ../shared/golden/README.md.
 import * as tf from "@tensorflow/tfjs-core";
 
+/**
+ * The terms of each version's loss, in the order they are summed (the metrics' columns and
+ * the progress line show these; `agreement`, mean |logit - label|, is logged beside them).
+ */
+export const LOSS_TERMS = { v2: ["intra", "inter", "reg"], v1: ["pos", "neg", "reg"] } as const;
+
 /** The reference's epsilon inside its logarithms and denominators. */
 const EPS = 1e-6;
 

@@ -8,8 +8,9 @@ import { featureLength, type SwinConfig, swinConfig } from "../swin/config.ts";
 import { initParams, type Params } from "../swin/params.ts";
 import { backboneFeatures } from "../swin/backbone.ts";
 import { emaUpdate, headForward, initHead } from "./head.ts";
-import { stopGradient, vocoLossV1, vocoLossV2 } from "./loss.ts";
+import { LOSS_TERMS, stopGradient, vocoLossV1, vocoLossV2 } from "./loss.ts";
 import { AdamW, clipGradNorm } from "../optim/adamw.ts";
+import { backwardInSegments, forwardSaving, type SavedPass } from "../swin/recompute.ts";
 import { streamRng } from "../rng.ts";
 
 /** VoCo versions: `v2` the large-scale recipe, `v1` the CVPR one. */
@@ -156,9 +157,7 @@ export class VocoModel {
       return {
         loss: terms.loss,
         terms: {
-          intra: terms.intra,
-          inter: terms.inter,
-          reg: terms.reg,
+          ...Object.fromEntries(LOSS_TERMS.v2.map((k) => [k, terms[k]])),
           agreement: terms.agreement,
         },
       };
@@ -167,34 +166,39 @@ export class VocoModel {
     const terms = vocoLossV1(s, teacherOut!, labels);
     return {
       loss: terms.loss,
-      terms: { pos: terms.pos, neg: terms.neg, reg: terms.reg, agreement: terms.agreement },
+      terms: {
+        ...Object.fromEntries(LOSS_TERMS.v1.map((k) => [k, terms[k]])),
+        agreement: terms.agreement,
+      },
     };
   }
 
-  /** The batch as tensors, and a slicer of its rows into passes of at most `cropBatch`. */
+  /** The batch's labels, and its rows as tensors of at most `cropBatch` crops. */
   #tensors(input: StepInput) {
     const { batch, crops, roi } = input;
-    const rows = input.inputs.length / roi ** 3;
+    const voxels = roi ** 3;
+    const rows = input.inputs.length / voxels;
     const k = input.labels.length / (batch * crops);
-    const x = tf.tensor5d(input.inputs, [rows, roi, roi, roi, 1]);
     const labels = tf.tensor3d(input.labels, [batch, crops, k]);
     const size = Math.min(rows, this.#o.cropBatch ?? rows);
     const chunks = Math.ceil(rows / size);
-    const slice = (c: number) =>
-      tf.slice(x, [c * size, 0, 0, 0, 0], [
-        Math.min(size, rows - c * size),
-        -1,
-        -1,
-        -1,
-        -1,
-      ]) as tf.Tensor5D;
-    return { x, labels, rows, size, chunks, slice };
+    const slice = (c: number) => {
+      const n = Math.min(size, rows - c * size);
+      const data = input.inputs.subarray(c * size * voxels, (c * size + n) * voxels);
+      return tf.tensor5d(data, [n, roi, roi, roi, 1]);
+    };
+    return { labels, rows, size, chunks, slice };
   }
 
   /** Backbone features of every row of `p`'s network, pass by pass, without gradient. */
   #featuresNoGrad(p: Params, chunks: number, slice: (c: number) => tf.Tensor5D): tf.Tensor2D {
     const parts: tf.Tensor2D[] = [];
-    for (let c = 0; c < chunks; c++) parts.push(tf.tidy(() => this.#features(slice(c), p)));
+    for (let c = 0; c < chunks; c++) {
+      parts.push(tf.tidy(() => {
+        const x = slice(c);
+        return this.#features(x, p);
+      }));
+    }
     const out = tf.concat(parts, 0) as tf.Tensor2D;
     tf.dispose(parts);
     return out;
@@ -212,6 +216,12 @@ export class VocoModel {
    * Forward and backward of one batch: the teacher's EMA update, the losses, and the
    * gradients of every trained parameter, scaled by `scale` (1 / accumulation steps).
    * Resolves to the loss terms and the gradients (the caller disposes them).
+   *
+   * Without `cropBatch` the whole step is one taped pass. With it, the backbone runs in
+   * passes of at most `cropBatch` crops: the features of all rows first (keeping each
+   * pass's stage boundaries), then the heads and losses with the features' gradient (the
+   * heads' BatchNorm needs every row), then each pass's backbone backward in segments
+   * (`backwardInSegments`), exact since the backbone treats every crop on its own.
    */
   async gradients(
     input: StepInput,
@@ -220,7 +230,7 @@ export class VocoModel {
   ): Promise<{ terms: StepTerms; grads: Map<string, tf.Tensor> }> {
     const student = this.version === "v2" ? this.studentHead : this.backbone;
     emaUpdate(this.teacher, student, this.#o.momentum, "student.", "teacher.");
-    const { x, labels, chunks, size, rows, slice } = this.#tensors(input);
+    const { labels, chunks, size, rows, slice } = this.#tensors(input);
     // v1: the teacher network's projections, without gradient.
     const teacherOut = this.version === "v1"
       ? tf.tidy(() =>
@@ -228,11 +238,7 @@ export class VocoModel {
       )
       : undefined;
     const grads = new Map<string, tf.Tensor>();
-    const add = (name: string, g: tf.Tensor) => {
-      const prev = grads.get(name);
-      grads.set(name, prev ? tf.tidy(() => tf.add(prev, g)) : g);
-      if (prev) tf.dispose([prev, g]);
-    };
+    const add = (name: string, g: tf.Tensor) => addGradient(grads, name, g);
     const kept: Record<string, tf.Scalar> = {};
     const lossOf = (features: tf.Tensor2D) => {
       const { loss, terms } = this.#headsAndLoss(features, teacherOut, labels, step);
@@ -240,39 +246,59 @@ export class VocoModel {
       for (const [name, t] of Object.entries(terms)) kept[name] = tf.keep(t);
       return tf.mul(loss, scale) as tf.Scalar;
     };
-    if (chunks === 1) {
-      const { grads: g } = tf.variableGrads(
-        () => lossOf(this.#features(x, this.backbone)),
-        [...this.trained.values()],
-      );
-      for (const [name, v] of this.trained) add(name, g[v.name]);
-    } else {
-      // Features of all rows first (no tape), then the heads and losses with the features'
-      // gradient, then each pass's backbone backward against its part of that gradient:
-      // exact, since the backbone treats every crop on its own.
-      const features = tf.variable(this.#featuresNoGrad(this.backbone, chunks, slice));
-      const heads = [...this.trained].filter(([n]) =>
-        n.startsWith("student.") || n.startsWith("head.")
-      );
-      const { grads: g } = tf.variableGrads(() => lossOf(features), [
-        features,
-        ...heads.map(([, v]) => v),
-      ]);
-      for (const [name, v] of heads) add(name, g[v.name]);
-      const dFeatures = g[features.name];
-      const backbone = [...this.backbone].filter(([n]) => !n.startsWith("head."));
-      for (let c = 0; c < chunks; c++) {
-        const dy = tf.slice(dFeatures, [c * size, 0], [Math.min(size, rows - c * size), -1]);
-        const { grads: gc } = tf.variableGrads(
-          () => tf.sum(tf.mul(this.#features(slice(c), this.backbone), dy)) as tf.Scalar,
-          backbone.map(([, v]) => v),
+    try {
+      if (this.#o.cropBatch === undefined) {
+        const x = slice(0);
+        const { value, grads: g } = tf.variableGrads(
+          () => lossOf(this.#features(x, this.backbone)),
+          [...this.trained.values()],
         );
-        dy.dispose();
-        for (const [name, v] of backbone) add(name, gc[v.name]);
+        tf.dispose([x, value]);
+        for (const [name, v] of this.trained) add(name, g[v.name]);
+      } else {
+        const saved: (SavedPass | undefined)[] = [], parts: tf.Tensor2D[] = [];
+        for (let c = 0; c < chunks; c++) {
+          const x = slice(c);
+          const r = await forwardSaving(x, this.backbone, this.config);
+          x.dispose();
+          parts.push(r.features);
+          saved.push(r.saved);
+        }
+        const joined = tf.concat(parts, 0) as tf.Tensor2D;
+        const features = tf.variable(joined);
+        tf.dispose([joined, ...parts]);
+        const heads = [...this.trained].filter(([n]) =>
+          n.startsWith("student.") || n.startsWith("head.")
+        );
+        const { value, grads: g } = tf.variableGrads(() => lossOf(features), [
+          features,
+          ...heads.map(([, v]) => v),
+        ]);
+        value.dispose();
+        for (const [name, v] of heads) add(name, g[v.name]);
+        const dFeatures = g[features.name];
+        features.dispose();
+        try {
+          for (let c = 0; c < chunks; c++) {
+            const n = Math.min(size, rows - c * size);
+            const dy = tf.slice(dFeatures, [c * size, 0], [n, -1]) as tf.Tensor2D;
+            try {
+              await backwardInSegments(saved[c]!, dy, this.backbone, this.config, add);
+            } finally {
+              dy.dispose();
+              saved[c] = undefined;
+            }
+          }
+        } finally {
+          dFeatures.dispose();
+        }
       }
-      tf.dispose([features, dFeatures]);
+    } catch (e) {
+      tf.dispose([...grads.values(), ...Object.values(kept)]);
+      throw e;
+    } finally {
+      tf.dispose([labels, ...(teacherOut ? [teacherOut] : [])]);
     }
-    tf.dispose([x, labels, ...(teacherOut ? [teacherOut] : [])]);
     return { terms: await VocoModel.#values(kept), grads };
   }
 
@@ -281,7 +307,7 @@ export class VocoModel {
    * (for held-out batches: the loss and the logits' `agreement` with the labels).
    */
   async evaluate(input: StepInput): Promise<StepTerms> {
-    const { x, labels, chunks, slice } = this.#tensors(input);
+    const { labels, chunks, slice } = this.#tensors(input);
     const dropout = this.#o.dropout;
     this.#o.dropout = "none";
     try {
@@ -300,7 +326,7 @@ export class VocoModel {
       return await VocoModel.#values(terms);
     } finally {
       this.#o.dropout = dropout;
-      tf.dispose([x, labels]);
+      labels.dispose();
     }
   }
 
@@ -322,4 +348,11 @@ export class VocoModel {
     this.optimizer.dispose();
     tf.dispose([...this.backbone.values(), ...this.studentHead.values(), ...this.teacher.values()]);
   }
+}
+
+/** Adds `g` into `grads[name]` (taking ownership of `g`). */
+export function addGradient(grads: Map<string, tf.Tensor>, name: string, g: tf.Tensor): void {
+  const prev = grads.get(name);
+  grads.set(name, prev ? tf.tidy(() => tf.add(prev, g)) : g);
+  if (prev) tf.dispose([prev, g]);
 }

@@ -38,8 +38,19 @@ function halfToFloat(h: number): number {
 }
 
 /**
+ * Largest header read: 16 MiB. The toolkit's headers are under 200 kB (a checkpoint of
+ * feature size 192 lists about 1,000 tensors); 100,000 tensors would need about 10 MB. A
+ * bigger header is refused before it is decoded (a 100 MB one costs a minute and 1.5 GB).
+ */
+export const MAX_HEADER_BYTES = 16 * 1024 * 1024;
+
+const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+
+/**
  * Reads a safetensors file into float32 tensors, in file order, with its metadata.
- * Throws a `SyntaxError` naming the problem for a malformed file.
+ * Throws a `SyntaxError` naming the problem for a malformed file (a header over
+ * {@linkcode MAX_HEADER_BYTES}, bad JSON, an entry that is not `{dtype, shape,
+ * data_offsets}`, offsets outside the file).
  */
 export function readSafetensors(
   bytes: Uint8Array,
@@ -47,6 +58,12 @@ export function readSafetensors(
   if (bytes.length < 8) throw new SyntaxError("Not a safetensors file: shorter than 8 bytes");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = Number(view.getBigUint64(0, true));
+  if (headerLength > MAX_HEADER_BYTES) {
+    throw new SyntaxError(
+      `Not a safetensors file this toolkit reads: its header is ${headerLength} bytes, more ` +
+        `than ${MAX_HEADER_BYTES} (real weight files have headers of a few hundred kB)`,
+    );
+  }
   if (headerLength > bytes.length - 8) {
     throw new SyntaxError(`Not a safetensors file: header length ${headerLength} exceeds the file`);
   }
@@ -56,21 +73,34 @@ export function readSafetensors(
   } catch (e) {
     throw new SyntaxError(`Not a safetensors file: bad JSON header (${(e as Error).message})`);
   }
+  if (header === null || typeof header !== "object" || Array.isArray(header)) {
+    throw new SyntaxError("Not a safetensors file: its header is not a JSON object");
+  }
   const base = 8 + headerLength;
   const tensors = new Map<string, NamedTensor>();
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") {
+      if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+        throw new SyntaxError("Not a safetensors file: __metadata__ is not an object");
+      }
       metadata = entry as Record<string, string>;
       continue;
     }
-    const { dtype, shape, data_offsets: [begin, end] } = entry as {
-      dtype: SafetensorsDtype;
-      shape: number[];
-      data_offsets: [number, number];
-    };
-    const size = SIZES[dtype];
-    if (!size) throw new SyntaxError(`Tensor ${name}: unsupported dtype ${dtype}`);
+    const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
+    const offsets = e?.data_offsets;
+    if (
+      e === null || typeof e !== "object" || !Array.isArray(e.shape) || !e.shape.every(isCount) ||
+      !Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)
+    ) {
+      throw new SyntaxError(
+        `Tensor ${name.slice(0, 100)}: not a {dtype, shape, data_offsets} entry`,
+      );
+    }
+    const dtype = e.dtype as SafetensorsDtype, shape = e.shape as number[];
+    const [begin, end] = offsets as [number, number];
+    const size = Object.hasOwn(SIZES, dtype) ? SIZES[dtype] : undefined;
+    if (!size) throw new SyntaxError(`Tensor ${name}: unsupported dtype ${String(dtype)}`);
     const n = shape.reduce((a, b) => a * b, 1);
     if (end - begin !== n * size || base + end > bytes.length) {
       throw new SyntaxError(

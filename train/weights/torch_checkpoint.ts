@@ -187,19 +187,72 @@ const isStateDict = (v: unknown): v is PyDict =>
   v instanceof PyDict && v.items.size > 0 &&
   [...v.items].every(([k, t]) => typeof k === "string" && t instanceof TensorRef);
 
-/** The state dict inside `v` by the rule of readTorchCheckpoint, with its path. */
-function findStateDict(v: unknown, path: string[]): { dict: PyDict; path: string[] } | undefined {
-  if (isStateDict(v)) return { dict: v, path };
-  if (!(v instanceof PyDict)) return undefined;
-  for (const key of STATE_DICT_KEYS) {
-    const found = findStateDict(v.items.get(key), [...path, key]);
-    if (found) return found;
+/** Whether a dict is a state dict (not a type guard: a dict that is not one stays a dict). */
+const tensorsOnly = (d: PyDict): boolean => isStateDict(d);
+
+/** Where a dict's state dict is: the dict itself, or under `key` in `child`. */
+type Found = { dict: PyDict; key?: string; child?: PyDict };
+
+/**
+ * The state dict inside `root` by the rule of readTorchCheckpoint, with its path. Each
+ * dict is judged once however many paths lead to it (a pickle's memo can share a dict
+ * under many keys: 64 levels of two keys are 2^64 paths), without recursion (nesting may
+ * be as deep as the file is long), and a dict inside itself is not followed.
+ */
+function findStateDict(root: unknown): { dict: PyDict; path: string[] } | undefined {
+  if (!(root instanceof PyDict)) return undefined;
+  const result = new Map<PyDict, Found | null | "open">();
+  const stack: PyDict[] = [root];
+  while (stack.length) {
+    const d = stack[stack.length - 1];
+    const state = result.get(d);
+    if (state === undefined) {
+      if (tensorsOnly(d)) {
+        result.set(d, { dict: d });
+        stack.pop();
+        continue;
+      }
+      result.set(d, "open");
+      for (const v of d.items.values()) {
+        if (v instanceof PyDict && !result.has(v)) stack.push(v);
+      }
+      continue;
+    }
+    stack.pop();
+    if (state !== "open") continue; // judged already (reached again through another path)
+    const at = (v: unknown) => {
+      const r = v instanceof PyDict ? result.get(v) : undefined;
+      return typeof r === "object" && r !== null ? r : undefined;
+    };
+    let found: Found | null = null;
+    for (const key of STATE_DICT_KEYS) {
+      const r = at(d.items.get(key));
+      if (r) {
+        found = { dict: r.dict, key, child: d.items.get(key) as PyDict };
+        break;
+      }
+    }
+    if (!found) {
+      const others = [...d.items]
+        .filter(([k]) => !STATE_DICT_KEYS.includes(String(k)))
+        .map(([k, v]) => ({ k, v, r: at(v) }))
+        .filter((o) => o.r !== undefined);
+      if (others.length === 1) {
+        found = { dict: others[0].r!.dict, key: String(others[0].k), child: others[0].v as PyDict };
+      }
+    }
+    result.set(d, found);
   }
-  const nested = [...v.items]
-    .filter(([k, d]) => !STATE_DICT_KEYS.includes(String(k)) && d instanceof PyDict)
-    .map(([k, d]) => findStateDict(d, [...path, String(k)]))
-    .filter((f) => f !== undefined);
-  return nested.length === 1 ? nested[0] : undefined;
+  const top = result.get(root);
+  if (typeof top !== "object" || top === null) return undefined;
+  const path: string[] = [];
+  for (let f: Found = top; f.key !== undefined;) {
+    path.push(f.key);
+    const next = result.get(f.child!);
+    if (typeof next !== "object" || next === null) break;
+    f = next;
+  }
+  return { dict: top.dict, path };
 }
 
 function halfToFloat(h: number): number {
@@ -345,7 +398,7 @@ export function readTorchCheckpoint(
     }
     found = { dict: v, path };
   } else {
-    found = findStateDict(root, []);
+    found = findStateDict(root);
   }
   if (!found) {
     const keys = root instanceof PyDict
