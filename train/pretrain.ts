@@ -2,7 +2,7 @@
 // or resume -> lr(step) -> loop (micro-steps, a finite loss and gradient, clip, AdamW step,
 // log, checkpoint). The run folder's bookkeeping (settings, lock, metrics, temporary files)
 // is in run/, the memory plan in memory.ts, the settings in config.ts.
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { isCacheUrl } from "../cache/read/cache_reader.ts";
 import { checkConfig, type PretrainConfig } from "./config.ts";
@@ -15,11 +15,11 @@ import { addGradient, type StepTerms, VocoModel } from "./voco/model.ts";
 import { warmupCosine } from "./optim/schedule.ts";
 import { gradNorm } from "./optim/adamw.ts";
 import { loadCheckpoint, saveCheckpoint } from "./run/checkpoint.ts";
-import { appendMetrics, type MetricsRow, writeFileAtomic } from "./run/folder.ts";
+import { appendMetrics, type MetricsRow } from "./run/folder.ts";
 import { applyInitWeights, type InitReport, readInitWeights } from "./run/init_from.ts";
 import { openRun } from "./run/open.ts";
 import { divergedError } from "./run/finite.ts";
-import { lossPlotSvg } from "./run/plot.ts";
+import { runLogger } from "./run/run_logger.ts";
 
 export { type PretrainConfig, pretrainConfig } from "./config.ts";
 export { type MetricsRow, readMetrics, readRunConfig } from "./run/folder.ts";
@@ -95,7 +95,7 @@ export async function pretrain(
   let loader: BatchLoader | undefined;
   try {
     let step = run.startStep;
-    const rows = run.rows;
+    const log = await runLogger(dir, { title: `VoCo ${config.version}`, ...run });
     if (run.checkpoint) loadCheckpoint(model, run.checkpoint, run.checkpoint.path);
     const init = !run.checkpoint && weights ? applyInitWeights(model, weights) : undefined;
     hooks.onStart?.({
@@ -136,16 +136,16 @@ export async function pretrain(
         seconds,
         grad_norm: norm,
       };
-      rows.push(row);
+      run.rows.push(row);
       await appendMetrics(dir, row);
+      await log.onStep(row); // TensorBoard scalars; loss.svg every 10 steps
       hooks.onStep?.(row, config);
       interrupted = hooks.shouldStop?.() ?? false;
       if (step % config.saveEvery === 0 || step === config.steps || interrupted) {
         const state = { step, position: loader.position };
         checkpoint = await saveCheckpoint(dir, model, state, config.keepCheckpoints);
-        const title = `VoCo ${config.version} pre-training`;
-        await writeFileAtomic(join(dir, "loss.svg"), lossPlotSvg(rows, { title }));
-        await hooks.onCheckpoint?.(checkpoint, rows);
+        await log.flush();
+        await hooks.onCheckpoint?.(checkpoint, run.rows);
       }
       if (interrupted) break;
     }
@@ -153,7 +153,7 @@ export async function pretrain(
       steps: step,
       ranSteps: step - run.startStep,
       seconds: (performance.now() - t0) / 1000,
-      finalLoss: rows.at(-1)?.loss,
+      finalLoss: run.rows.at(-1)?.loss,
       checkpoint,
       failures: loader.failures,
       interrupted,

@@ -12,6 +12,7 @@ import { sampleSpec } from "../../train/sampler/voco_sample.ts";
 import { readSafetensors, writeSafetensors } from "../../train/weights/safetensors.ts";
 import { main as pretrainMain } from "../../tasks/pretrain.ts";
 import { tinyCache } from "./_tiny_cache.ts";
+import { decodeEvent, readTfRecords } from "../../train/run/tfevents.ts";
 import { CREDS, startS3 } from "../cache/_s3.ts";
 import { denoTask } from "../tasks/_run.ts";
 import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
@@ -40,6 +41,15 @@ Deno.test("a run resumed from its step-1 checkpoint gives the same losses as one
   const straight = join(tmp.path, "straight"), resumed = join(tmp.path, "resumed");
   await pretrain(straight, tiny(cache, 2));
   assertEquals(await listCheckpoints(straight), [1, 2]);
+  // The loop logs every step for TensorBoard: the loss of each step, CRCs checked on read.
+  const events = [...Deno.readDirSync(straight)].filter((e) => e.name.startsWith("events.out."));
+  assertEquals(events.length, 1);
+  const logged = readTfRecords(await Deno.readFile(join(straight, events[0].name)))
+    .map(decodeEvent).flatMap((e) => e.scalars.map((x) => [e.step, x.tag, x.value]))
+    .filter(([, tag]) => tag === "loss/loss");
+  const metrics = await readMetrics(straight);
+  assertEquals(logged.map(([step]) => step), [1, 2]);
+  assert(logged.every(([, , v], i) => Math.abs((v as number) - metrics[i].loss) < 1e-6), "loss");
   // The folder as a kill after step 1 leaves it: its checkpoint, config and metrics.
   await Deno.mkdir(resumed);
   for (const f of ["config.json", "metrics.jsonl", "ckpt-0000001.safetensors"]) {

@@ -4,6 +4,8 @@
 import { join } from "node:path";
 import { decodeEvent, EventWriter, readTfRecords } from "./tfevents.ts";
 import { lossPlotSvg } from "./plot.ts";
+import { writeFileAtomic } from "./folder.ts";
+import { LOSS_TERMS } from "../voco/loss.ts";
 import type { PlotRow } from "./_plot_parts.ts";
 
 /** Options of {@linkcode runLogger}. */
@@ -42,11 +44,11 @@ export interface RunLogger {
   flush(): Promise<void>;
 }
 
-const LOSS_TERMS = new Set(["loss", "intra", "inter", "pos", "neg", "reg"]);
+const LOSS_KEYS = new Set<string>(["loss", ...LOSS_TERMS.v2, ...LOSS_TERMS.v1]);
 
 /** The TensorBoard tag of a metrics key: `loss/<term>` for the loss and its terms, else `train/<key>`. */
 export function tensorboardTag(key: string): string {
-  return LOSS_TERMS.has(key) || key.startsWith("loss_") ? `loss/${key}` : `train/${key}`;
+  return LOSS_KEYS.has(key) || key.startsWith("loss_") ? `loss/${key}` : `train/${key}`;
 }
 
 /** The first step with scalars in an event file (undefined when it has none yet). */
@@ -118,9 +120,7 @@ export async function runLogger(dir: string, options: RunLoggerOptions = {}): Pr
       title: options.title ?? "VoCo pre-training",
       resumedAt,
     });
-    const path = join(dir, "loss.svg"), tmp = `${path}.tmp-${Deno.pid}`;
-    await Deno.writeTextFile(tmp, svg);
-    await Deno.rename(tmp, path);
+    await writeFileAtomic(join(dir, "loss.svg"), svg);
   };
   let sincePlot = 0;
   return {
