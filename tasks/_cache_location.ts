@@ -1,8 +1,8 @@
 // Where the `deno task cache` subcommands find a cache: a folder, or (for those that only
 // read) an http(s):// or s3:// URL, with the flags that say how to reach an S3 endpoint.
 import { type CacheReaderOptions, isCacheUrl } from "../cache/read/cache_reader.ts";
-import { userPath } from "./_args.ts";
-import { UsageError } from "./_cli.ts";
+import { userPath } from "../cli/args.ts";
+import { UsageError } from "../cli/run.ts";
 
 /** The positional `<cache>` of the subcommands that read: a folder, or a URL. */
 export const CACHE_LOCATION_ARG = {

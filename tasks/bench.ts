@@ -1,6 +1,6 @@
 // `deno task bench`: the benchmarks' command line; the measurements live in bench/.
-import { runMain } from "./_cli.ts";
-import { defineCommand, parseCommand } from "./_args.ts";
+import { runMain } from "../cli/run.ts";
+import { defineCommand, parseCommand } from "../cli/args.ts";
 import { type BackendName, BACKENDS } from "../train/backend.ts";
 import { DEFAULT_LAYOUT, LAYOUTS } from "../cache/format/format.ts";
 import { benchPrep, clinicalVolume } from "../bench/prep.ts";

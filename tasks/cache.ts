@@ -8,8 +8,9 @@ import { type CaseCheck, verifyCache } from "../cache/inspect/verify.ts";
 import { repairCache } from "../cache/write/repair.ts";
 import { removeFromCache } from "../cache/write/remove.ts";
 import { consolidate } from "../cache/write/consolidate.ts";
-import { formatBytes, Progress, runMain, UsageError } from "./_cli.ts";
-import { defineCommand, parseCommand } from "./_args.ts";
+import { formatBytes, runMain, UsageError } from "../cli/run.ts";
+import { Progress } from "../cli/progress.ts";
+import { defineCommand, parseCommand } from "../cli/args.ts";
 import {
   CACHE_LOCATION_ARG as WHERE,
   cacheLocation,

@@ -1,14 +1,10 @@
 // `deno task demo`: a newcomer's first run on generated phantoms, no downloads.
 import { join } from "node:path";
-import { makePhantom } from "../prep/synthetic/phantom.ts";
-import { writeNifti } from "../prep/synthetic/write_nifti.ts";
-import { writeMetaImage } from "../prep/synthetic/write_metaimage.ts";
-import { writeDicomSeries } from "../prep/synthetic/write_dicom.ts";
-import type { Volume } from "../prep/volume.ts";
+import { DEMO_PHANTOMS, writeDemoPhantoms } from "../prep/synthetic/demo_phantoms.ts";
 import { main as prep } from "./prep.ts";
 import { main as pretrainTask } from "./pretrain.ts";
-import { EXIT_INTERRUPTED, runMain } from "./_cli.ts";
-import { defineCommand, parseCommand } from "./_args.ts";
+import { EXIT_INTERRUPTED, runMain } from "../cli/run.ts";
+import { defineCommand, parseCommand } from "../cli/args.ts";
 
 /** The command line of `deno task demo`. */
 export const DEMO = defineCommand({
@@ -39,34 +35,6 @@ loss as it goes, and exports the backbone to DIR/backbone.safetensors.`,
     "deno task pretrain's.",
 });
 
-const PHANTOMS = [
-  { shape: [160, 160, 90], spacingMm: [2.2, 2.2, 3], orientation: "RAS", format: "nifti" },
-  { shape: [192, 192, 72], spacingMm: [1.8, 1.8, 4], orientation: "LPS", format: "dicom" },
-  { shape: [128, 128, 128], spacingMm: [2.5, 2.5, 2.5], orientation: "LAS", format: "mha" },
-  { shape: [96, 144, 144], spacingMm: [3, 2.4, 2.4], orientation: "SPL", format: "nifti" },
-  { shape: [176, 150, 60], spacingMm: [2, 2.4, 5], orientation: "RPI", format: "mhd" },
-  { shape: [140, 140, 110], spacingMm: [2.6, 2.6, 2], orientation: "LPI", format: "nifti" },
-] as const;
-
-/** Writes one phantom in its demo format. */
-async function writePhantom(dir: string, name: string, v: Volume<Float32Array>, format: string) {
-  if (format === "dicom") {
-    const series = join(dir, `${name}_dicom`);
-    await Deno.mkdir(series, { recursive: true });
-    for (const f of await writeDicomSeries(v, { syntax: "jpeg2000", pixels: "unsigned" })) {
-      await Deno.writeFile(join(series, f.name), f.bytes);
-    }
-  } else if (format === "mha") {
-    await Deno.writeFile(join(dir, `${name}.mha`), writeMetaImage(v).header);
-  } else if (format === "mhd") {
-    const { header, data } = writeMetaImage(v, { dataFile: `${name}.zraw`, compressed: true });
-    await Deno.writeFile(join(dir, `${name}.mhd`), header);
-    await Deno.writeFile(join(dir, `${name}.zraw`), data!);
-  } else {
-    await Deno.writeFile(join(dir, `${name}.nii.gz`), writeNifti(v));
-  }
-}
-
 /** The closing lines of the demo: how to look at the cache, here and from Python. */
 export function demoHint(cache: string): string {
   return `\nThe cache is in ${cache} (Zarr v3). Try:\n` +
@@ -85,19 +53,11 @@ async function main(args: string[]): Promise<number> {
   }
   const root = parsed.values.out ?? await Deno.makeTempDir({ prefix: "voco-demo-" });
   const inputs = join(root, "phantoms");
-  await Deno.mkdir(inputs, { recursive: true });
   console.error(
-    `demo: writing ${PHANTOMS.length} synthetic CT volumes (NIfTI, DICOM, MetaImage) to ${inputs}`,
+    `demo: writing ${DEMO_PHANTOMS.length} synthetic CT volumes (NIfTI, DICOM, MetaImage) to ` +
+      inputs,
   );
-  for (const [n, p] of PHANTOMS.entries()) {
-    const v = makePhantom({
-      shape: [...p.shape],
-      spacingMm: [...p.spacingMm],
-      orientation: p.orientation,
-      seed: n + 1,
-    });
-    await writePhantom(inputs, `phantom${n + 1}_${p.orientation}`, v, p.format);
-  }
+  await writeDemoPhantoms(inputs);
   const cache = join(root, "ct.zarr");
   const code = await prep([inputs, "--out", cache, "--dataset-name", "phantoms"]);
   if (code === EXIT_INTERRUPTED) return code;
@@ -106,30 +66,15 @@ async function main(args: string[]): Promise<number> {
   if (code !== 0 || steps === 0) return code;
   const run = join(root, "run");
   console.error(`\ndemo: pre-training VoCo v2 for ${steps} steps on ${cache} (minutes on 2 cores)`);
+  const settings = "--feature-size 12 --head 256 --batch-size 1 --sw-batch-size 2 --grid 2 " +
+    `--warmup-steps 1 --lr 2e-3 --steps ${steps} --save-every ${Math.max(1, Math.ceil(steps / 2))}`;
   const trained = await pretrainTask([
     "train",
     "--cache",
     cache,
     "--out",
     run,
-    "--feature-size",
-    "12",
-    "--head",
-    "256",
-    "--batch-size",
-    "1",
-    "--sw-batch-size",
-    "2",
-    "--grid",
-    "2",
-    "--steps",
-    String(steps),
-    "--warmup-steps",
-    "1",
-    "--lr",
-    "2e-3",
-    "--save-every",
-    String(Math.max(1, Math.ceil(steps / 2))),
+    ...settings.split(" "),
   ]);
   if (trained !== 0) return trained;
   const backbone = join(root, "backbone.safetensors");

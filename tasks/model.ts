@@ -1,9 +1,9 @@
 // `deno task model`: check the tfjs SwinUNETR-v2 against MONAI reference outputs.
 import { type BackendName, BACKENDS, useBackend } from "../train/backend.ts";
 import { compareWithReference } from "../train/swin/check.ts";
-import { runMain, UsageError } from "./_cli.ts";
+import { runMain, UsageError } from "../cli/run.ts";
 import { BadInputError } from "../cache/errors.ts";
-import { defineCommand, parseCommand } from "./_args.ts";
+import { defineCommand, parseCommand } from "../cli/args.ts";
 
 /** The command line of `deno task model`. */
 export const MODEL = defineCommand({

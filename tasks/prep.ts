@@ -24,12 +24,11 @@ import {
   formatBytes,
   formatSeconds,
   onInterrupt,
-  Progress,
   runMain,
-  StatusLine,
   UsageError,
-} from "./_cli.ts";
-import { defineCommand, expandTriple, parseCommand, userCwd } from "./_args.ts";
+} from "../cli/run.ts";
+import { Progress, StatusLine } from "../cli/progress.ts";
+import { defineCommand, expandTriple, parseCommand, userCwd } from "../cli/args.ts";
 
 /** The command line of `deno task prep`: flags, help and examples in one place. */
 export const PREP = defineCommand({

@@ -3,7 +3,7 @@
 // (`export`). Parses flags, calls the library, prints.
 import { join } from "node:path";
 import { type BackendName, BACKENDS, useBackend } from "../train/backend.ts";
-import { replayVocoStep } from "../train/voco/check.ts";
+import { replayVocoStep, type StepDiff, withinTolerance } from "../train/voco/check.ts";
 import { LOSS_TERMS } from "../train/voco/loss.ts";
 import { pretrain } from "../train/pretrain.ts";
 import { type PretrainConfig, settingsFromFlags } from "../train/config.ts";
@@ -14,8 +14,9 @@ import { someNames } from "../train/run/init_from.ts";
 import { exportBackbone } from "../train/run/export.ts";
 import { writeFileAtomic } from "../train/run/folder.ts";
 import { BadInputError } from "../cache/errors.ts";
-import { formatBytes, formatSeconds, onInterrupt, runMain, UsageError } from "./_cli.ts";
-import { defineCommand, parseCommand } from "./_args.ts";
+import { formatBytes, formatSeconds, onInterrupt, runMain, UsageError } from "../cli/run.ts";
+import { StatusLine } from "../cli/progress.ts";
+import { defineCommand, parseCommand } from "../cli/args.ts";
 import { cacheLocation, REMOTE_FLAGS } from "./_cache_location.ts";
 
 const BACKEND_FLAG = {
@@ -230,8 +231,7 @@ async function check(v: Values): Promise<number> {
   const be = await useBackend((v.backend ?? "auto") as BackendName);
   const t0 = performance.now();
   const r = await replayVocoStep(bytes);
-  const ok = (row: (typeof r.rows)[number]) =>
-    row.kind === "free" || (row.kind === "scalar" ? row.maxAbs <= lossTol : row.maxRel <= tol);
+  const ok = (row: StepDiff) => withinTolerance(row, { loss: lossTol, tensor: tol });
   const bad = r.rows.filter((row) => !ok(row));
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
   console.log(
@@ -326,9 +326,8 @@ async function train(v: Values): Promise<number> {
       "\npretrain: stopping after this step (a checkpoint is written); Ctrl-C again quits at once",
     )
   );
-  const tty = Deno.stderr.isTerminal();
-  const enc = new TextEncoder();
-  let lastLine = 0, first = 0;
+  const status = new StatusLine(quiet);
+  let first = 0;
   const t0 = performance.now();
   const summary = await pretrain(dir, config, {
     onStart: (info) => {
@@ -354,7 +353,6 @@ async function train(v: Values): Promise<number> {
     },
     onFailure: (f) => console.error(`pretrain: skipped ${f.case}: ${f.reason}`),
     onStep: (row: MetricsRow) => {
-      if (quiet) return;
       const done = row.step - first;
       const eta = ((performance.now() - t0) / 1000 / done) * (config.steps - row.step);
       const terms = LOSS_TERMS[config.version].map((k) => `${k} ${Number(row[k]).toFixed(4)}`);
@@ -362,15 +360,10 @@ async function train(v: Values): Promise<number> {
         `(${terms.join(" ")}) lr ${row.lr.toExponential(2)} ` +
         `${row.samples_per_s.toFixed(2)} samples/s data wait ` +
         `${(row.data_wait * 100).toFixed(0)}% ETA ${formatSeconds(eta)}`;
-      if (tty) Deno.stderr.writeSync(enc.encode(`\r\x1b[2K${line}`));
-      else if (performance.now() - lastLine > 10_000 || row.step === config.steps || done <= 3) {
-        console.error(line);
-        lastLine = performance.now();
-      }
+      status.update(line, done <= 3 || row.step === config.steps);
     },
     shouldStop: () => stop.interrupted,
-  }).finally(() => stop.dispose());
-  if (tty && !quiet) Deno.stderr.writeSync(enc.encode("\n"));
+  }).finally(() => (stop.dispose(), status.end()));
   console.log(
     [
       `pretrain: ${summary.interrupted ? "stopped" : "done"} at step ${summary.steps}/` +

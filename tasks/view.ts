@@ -1,8 +1,8 @@
 // `deno task view`: a local web viewer of caches (cases, the VoCo crops of a seed) and run
 // folders (live curves), served on 127.0.0.1 like TensorBoard.
 import { startViewer } from "../view/server.ts";
-import { onInterrupt, runMain } from "./_cli.ts";
-import { defineCommand, parseCommand, userPath } from "./_args.ts";
+import { onInterrupt, runMain } from "../cli/run.ts";
+import { defineCommand, parseCommand, userPath } from "../cli/args.ts";
 import { cacheLocation, readerOptions, REMOTE_FLAGS } from "./_cache_location.ts";
 
 /** The command line of `deno task view`. */

@@ -6,7 +6,7 @@ import { join, relative, resolve } from "node:path";
 import { assert } from "./_helpers.ts";
 
 const ROOT = resolve(new URL("..", import.meta.url).pathname);
-const FOLDERS = ["prep", "cache", "train", "view", "bench", "tasks"];
+const FOLDERS = ["prep", "cache", "train", "view", "bench", "cli", "tasks"];
 
 function* sourceFiles(dir: string): Generator<string> {
   for (const e of Deno.readDirSync(dir)) {
@@ -48,6 +48,14 @@ Deno.test("imports between top-level folders go one way (cache imports neither p
   }
   assert(!edges.get("view")!.has("tasks"), "view/ imports tasks/");
   assert(!edges.get("view")!.has("bench"), "view/ imports bench/");
+  // cli/ (the parser, exit codes, progress lines) serves the commands and stands on cache/ alone.
+  for (const top of ["prep", "cache", "train", "view", "bench"]) {
+    assert(!edges.get(top)!.has("cli"), `${top}/ imports cli/`);
+  }
+  assert(
+    [...edges.get("cli")!].every((t) => t === "cache"),
+    `cli/ imports ${[...edges.get("cli")!]}`,
+  );
 });
 
 Deno.test("every source file opens with a comment saying what it is for", () => {

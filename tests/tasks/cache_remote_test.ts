@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { main as prepMain } from "../../tasks/prep.ts";
 import { main as cacheMain } from "../../tasks/cache.ts";
-import { UsageError } from "../../tasks/_cli.ts";
+import { UsageError } from "../../cli/run.ts";
 import { serveCache } from "../../cache/store/serve.ts";
 import { consolidate } from "../../cache/write/consolidate.ts";
 import { CacheReader } from "../../cache/read/cache_reader.ts";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { main as prepMain } from "../../tasks/prep.ts";
 import { main as cacheMain } from "../../tasks/cache.ts";
-import { exitCodeOf } from "../../tasks/_cli.ts";
+import { exitCodeOf } from "../../cli/run.ts";
 import { listCases } from "../../cache/write/cache_dir.ts";
 import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
 import { writePhantoms } from "./_run.ts";

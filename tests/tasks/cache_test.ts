@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { main as prepMain } from "../../tasks/prep.ts";
 import { main as cacheMain } from "../../tasks/cache.ts";
-import { UsageError } from "../../tasks/_cli.ts";
+import { UsageError } from "../../cli/run.ts";
 import { assert, assertEquals, assertRejects, runTask, tempDir } from "../_helpers.ts";
 import { denoTask, ROOT, writePhantoms } from "./_run.ts";
 

@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { main as prepMain } from "../../tasks/prep.ts";
 import { main as cacheMain } from "../../tasks/cache.ts";
-import { exitCodeOf } from "../../tasks/_cli.ts";
+import { exitCodeOf } from "../../cli/run.ts";
 import { listCases } from "../../cache/write/cache_dir.ts";
 import { readCaseAttributes } from "../../cache/read/read_case.ts";
 import { FileSystemStore } from "@zarrita/storage";

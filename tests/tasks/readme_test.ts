@@ -2,7 +2,7 @@
 // toolkit's own `cache/` folder, and the first ones run as written on the shared data.
 import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
-import { type CommandSpec, parseCommand } from "../../tasks/_args.ts";
+import { type CommandSpec, parseCommand } from "../../cli/args.ts";
 import { PREP } from "../../tasks/prep.ts";
 import { CACHE } from "../../tasks/cache.ts";
 import { DEMO } from "../../tasks/demo.ts";

@@ -1,8 +1,8 @@
 // Tests every task shares: --help and unknown options everywhere, help texts that stay
 // true, examples that parse, and a lock file no command changes.
 import { join } from "node:path";
-import { type CommandSpec, helpText, parseCommand } from "../../tasks/_args.ts";
-import { UsageError } from "../../tasks/_cli.ts";
+import { type CommandSpec, helpText, parseCommand } from "../../cli/args.ts";
+import { UsageError } from "../../cli/run.ts";
 import { main as prepMain, PREP } from "../../tasks/prep.ts";
 import { CACHE, main as cacheMain } from "../../tasks/cache.ts";
 import { DEMO, demoHint, main as demoMain } from "../../tasks/demo.ts";

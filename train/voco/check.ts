@@ -35,6 +35,15 @@ export interface StepReplay {
   rows: StepDiff[];
 }
 
+/**
+ * Whether a row is within tolerance: scalars by their max absolute difference (`loss`),
+ * tensors by their max relative one (`tensor`); `free` rows always pass.
+ */
+export function withinTolerance(row: StepDiff, tol: { loss: number; tensor: number }): boolean {
+  if (row.kind === "free") return true;
+  return row.kind === "scalar" ? row.maxAbs <= tol.loss : row.maxRel <= tol.tensor;
+}
+
 function diff(name: string, ours: ArrayLike<number>, ref: NamedTensor): StepDiff {
   if (ours.length !== ref.data.length) {
     throw new RangeError(`${name}: ${ours.length} values, the reference has ${ref.data.length}`);

@@ -6,8 +6,8 @@ import {
   helpText,
   parseCommand,
   userCwd,
-} from "../../tasks/_args.ts";
-import { UsageError } from "../../tasks/_cli.ts";
+} from "../../cli/args.ts";
+import { UsageError } from "../../cli/run.ts";
 import { assert, assertEquals } from "../_helpers.ts";
 
 const SPEC = defineCommand({

@@ -10,10 +10,10 @@
 //   const r = parseCommand(SPEC, args);            // throws UsageError on bad usage
 //   if (r.help !== undefined) { console.log(r.help); return 0; }
 //   r.values.out /* string | undefined, absolute */; r.values.workers /* number | undefined */
-// and `if (import.meta.main) await runMain("prep", main)` (from _cli.ts) prints a
+// and `if (import.meta.main) await runMain("prep", main)` (from run.ts) prints a
 // UsageError with the help hint and exits 2. Adding a flag is one entry in `flags`.
 import { isAbsolute, resolve } from "node:path";
-import { UsageError } from "./_cli.ts";
+import { UsageError } from "../cache/errors.ts";
 import { closest, editDistance, orList, suggestions } from "../cache/text.ts";
 
 export { closest, editDistance, orList, suggestions };
@@ -158,7 +158,7 @@ export interface ParseOptions {
  *
  * @example A command with two flags
  * ```ts
- * import { defineCommand, parseCommand } from "./_args.ts";
+ * import { defineCommand, parseCommand } from "./args.ts";
  * const spec = defineCommand({
  *   name: "demo",
  *   summary: "generate phantoms",

@@ -1,38 +1,6 @@
-// Shared helpers of the command-line tasks: usage errors, running a task, Ctrl-C, sizes,
-// durations, progress. The argument parser is in `_args.ts`.
-import { errorKind, UsageError } from "../cache/errors.ts";
-import { formatBytes, formatSeconds } from "../cache/text.ts";
-
-export { formatBytes, formatSeconds, UsageError };
-
-/** Exit code of a run stopped with Ctrl-C (128 + SIGINT), as shells report it. */
-export const EXIT_INTERRUPTED = 130;
-
-/**
- * Ctrl-C handling for a long task: the first Ctrl-C calls `onFirst` (the task stops
- * starting new work, writes what it must and then exits with {@linkcode EXIT_INTERRUPTED});
- * a second one exits at once with that code. `dispose()` removes the handler.
- */
-export function onInterrupt(
-  onFirst: () => void,
-): { readonly interrupted: boolean; dispose(): void } {
-  let interrupted = false;
-  const handler = () => {
-    if (interrupted) {
-      console.error("\nInterrupted twice: quitting now.");
-      Deno.exit(EXIT_INTERRUPTED);
-    }
-    interrupted = true;
-    onFirst();
-  };
-  Deno.addSignalListener("SIGINT", handler);
-  return {
-    get interrupted() {
-      return interrupted;
-    },
-    dispose: () => Deno.removeSignalListener("SIGINT", handler),
-  };
-}
+// Progress on stderr for long work: a bar with counts and ETA (redrawn in place on a
+// terminal, a line per item in a log), and a status line for work of unknown length.
+import { formatSeconds } from "../cache/text.ts";
 
 /**
  * A progress line on stderr: a bar, counts, ETA and the current item. Redrawn in place
@@ -128,10 +96,10 @@ export class StatusLine {
     this.#quiet = quiet;
   }
 
-  /** Shows `text` unless the last update was too recent. */
-  update(text: string): void {
+  /** Shows `text` unless the last update was too recent (or `always`). */
+  update(text: string, always = false): void {
     const now = performance.now();
-    if (this.#quiet || now - this.#last < (this.#tty ? 200 : 10_000)) return;
+    if (this.#quiet || (!always && now - this.#last < (this.#tty ? 200 : 10_000))) return;
     this.#last = now;
     this.#shown = true;
     Deno.stderr.writeSync(this.#enc.encode(this.#tty ? `\r\x1b[2K${text}` : `${text}\n`));
@@ -141,42 +109,5 @@ export class StatusLine {
   end(): void {
     if (this.#tty && this.#shown) Deno.stderr.writeSync(this.#enc.encode("\r\x1b[2K"));
     this.#shown = false;
-  }
-}
-
-/**
- * Exit codes of every task: 0 done; 1 done, but items failed and were skipped (cases,
- * samples), damage was found, or a check exceeded its tolerance; 2 nothing was done: bad
- * usage, or an input named on the command line is missing or unusable; 3 an internal
- * error (a bug); 130 stopped with Ctrl-C.
- */
-export const EXIT = { ok: 0, failed: 1, usage: 2, internal: 3, interrupted: 130 } as const;
-
-/** The exit code for an error that ended a task, by its kind (see {@linkcode EXIT}). */
-export function exitCodeOf(e: unknown): number {
-  const kind = errorKind(e);
-  if (kind === "usage" || kind === "bad-input" || kind === "not-a-cache") return EXIT.usage;
-  return EXIT.failed;
-}
-
-/**
- * Runs a task's `main(args)` as the program: exits with its code. A usage error prints
- * the help hint and exits 2; other errors print their message and exit by kind
- * ({@linkcode exitCodeOf}).
- */
-export async function runMain(
-  name: string,
-  main: (args: string[]) => Promise<number>,
-): Promise<never> {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (e instanceof UsageError) {
-      const command = e.command ?? name;
-      console.error(`${command}: ${e.message}\nRun "deno task ${command} --help" for usage.`);
-    } else {
-      console.error(`${name}: ${(e as Error).message}`);
-    }
-    Deno.exit(exitCodeOf(e));
   }
 }
