@@ -225,15 +225,22 @@ export interface StagingRun {
   close(): Promise<void>;
 }
 
+/** The file a run holds an exclusive lock on (flock) while it lives, in its staging folder. */
+const STAGING_LOCK = "owner.lock";
+
 /**
- * Creates a staging folder for one run, owned by this process on this host. Its
- * `owner.json` carries a heartbeat, refreshed every minute while the run lives, so that
- * {@linkcode cleanStaging} on any machine sharing the cache can tell an abandoned folder
- * (Ctrl-C, kill -9, a lost node) from a live run's.
+ * Creates a staging folder for one run, owned by this process on this host. The run
+ * holds an exclusive lock on its `owner.lock` (the system releases it when the process
+ * ends, kill -9 included), so that {@linkcode cleanStaging} on this host tells a live run
+ * from a dead one without reading the process table (the tasks may not look into /proc);
+ * its `owner.json` carries a heartbeat, refreshed every minute, for machines sharing the
+ * cache over a network file system, where a lock may not be seen.
  */
 export async function createStagingRun(root: string): Promise<StagingRun> {
   const dir = join(root, STAGING_DIR, `run-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
   await Deno.mkdir(dir, { recursive: true });
+  const lock = await Deno.open(join(dir, STAGING_LOCK), { write: true, create: true });
+  await lock.lock(true);
   const beat = () => {
     const owner: StagingOwner = { pid: Deno.pid, host: hostName(), heartbeat: Date.now() };
     return Deno.writeTextFile(join(dir, "owner.json"), JSON.stringify(owner));
@@ -245,15 +252,17 @@ export async function createStagingRun(root: string): Promise<StagingRun> {
     dir,
     async close() {
       clearInterval(timer);
+      lock.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
 }
 
 /**
- * Removes the staging folders of runs that are gone: on this host, a process that no
- * longer exists (Linux tells at once); elsewhere, or where this system cannot tell, a
- * heartbeat older than {@linkcode STAGING_STALE_MS}. This process's own folders are kept.
+ * Removes the staging folders of runs that are gone: on this host, one whose lock no
+ * process holds (or, for a folder without a lock, a process that no longer exists, where
+ * the system lets this process tell); elsewhere, or where nothing tells, a heartbeat older
+ * than {@linkcode STAGING_STALE_MS}. This process's own folders are kept.
  */
 export async function cleanStaging(root: string): Promise<void> {
   const base = join(root, STAGING_DIR);
@@ -275,19 +284,39 @@ export async function cleanStaging(root: string): Promise<void> {
     const stale = Date.now() - since > STAGING_STALE_MS;
     const here = owner?.host === host && typeof owner.pid === "number";
     if (here && owner!.pid === Deno.pid) continue;
-    const alive = here ? processAlive(owner!.pid!) ?? !stale : !stale;
+    const alive = here
+      ? await lockHeld(join(dir, STAGING_LOCK)) ?? processAlive(owner!.pid!) ?? !stale
+      : !stale;
     if (!alive) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 
-/** Whether process `pid` exists on this host; `undefined` where that cannot be told. */
+/** Whether a process holds the lock on `path`; `undefined` when there is no lock file. */
+async function lockHeld(path: string): Promise<boolean | undefined> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { write: true });
+  } catch {
+    return undefined;
+  }
+  try {
+    return !(await file.tryLock(true));
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Whether process `pid` exists on this host; `undefined` where that cannot be told (not
+ * Linux, or no permission to look into /proc).
+ */
 function processAlive(pid: number): boolean | undefined {
   if (Deno.build.os !== "linux") return undefined;
   try {
     Deno.statSync(`/proc/${pid}`);
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    return e instanceof Deno.errors.NotFound ? false : undefined;
   }
 }
 

@@ -84,6 +84,31 @@ Deno.test("a truncated shard fails the read, naming the case and the reason", as
   );
 });
 
+Deno.test("cleanStaging() under the tasks' permissions keeps a live run's staging and removes a killed one's", async () => {
+  await using dir = await tempDir();
+  const root = join(dir.path, "cache");
+  await initCache(root);
+  const child = new URL("./_staging_child.ts", import.meta.url).pathname;
+  // The prep task's permissions: no access to /proc, so only the lock can tell.
+  const perms = ["--allow-read", "--allow-write", "--allow-env", "--allow-sys"];
+  const deno = (args: string[]) =>
+    new Deno.Command(Deno.execPath(), { args: ["run", ...perms, child, ...args], stdout: "piped" });
+  const holder = deno(["hold", root]).spawn();
+  const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const held = (await reader.read()).value!.trim().split("/").pop()!;
+  const clean = async () =>
+    JSON.parse(new TextDecoder().decode((await deno(["clean", root]).output()).stdout));
+  try {
+    assertEquals(await clean(), [held]); // alive: kept
+  } finally {
+    holder.kill("SIGKILL");
+    await holder.status;
+    reader.releaseLock();
+    await holder.stdout.cancel().catch(() => {});
+  }
+  assertEquals(await clean(), []); // killed: its lock is free, the folder goes
+});
+
 Deno.test("cleanStaging() removes abandoned runs only: dead here, or stale heartbeat elsewhere", async () => {
   await using dir = await tempDir();
   const root = join(dir.path, "cache");
