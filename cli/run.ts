@@ -43,11 +43,21 @@ export function onInterrupt(
  */
 export const EXIT = { ok: 0, failed: 1, usage: 2, internal: 3, interrupted: 130 } as const;
 
-/** The exit code for an error that ended a task, by its kind (see {@linkcode EXIT}). */
+/** Whether `e` is one of the system's I/O errors (a full disk, a vanished file, ...). */
+function isSystemError(e: unknown): boolean {
+  return Object.values(Deno.errors).some((Kind) => e instanceof Kind);
+}
+
+/**
+ * The exit code for an error that ended a task, by its kind (see {@linkcode EXIT}): bad
+ * usage, bad input and a folder that is no cache 2; a damaged cache or a system error
+ * (disk full, permission) 1; anything else is a bug, 3.
+ */
 export function exitCodeOf(e: unknown): number {
   const kind = errorKind(e);
   if (kind === "usage" || kind === "bad-input" || kind === "not-a-cache") return EXIT.usage;
-  return EXIT.failed;
+  if (kind === "damaged-cache" || isSystemError(e)) return EXIT.failed;
+  return EXIT.internal;
 }
 
 /**
@@ -65,6 +75,12 @@ export async function runMain(
     if (e instanceof UsageError) {
       const command = e.command ?? name;
       console.error(`${command}: ${e.message}\nRun "deno task ${command} --help" for usage.`);
+    } else if (exitCodeOf(e) === EXIT.internal) {
+      // Not an error of the input or the system: a bug of the toolkit, shown in full.
+      console.error(
+        `${name}: internal error (please report it with what follows): ` +
+          ((e as Error)?.stack ?? String(e)),
+      );
     } else {
       console.error(`${name}: ${(e as Error).message}`);
     }

@@ -192,8 +192,9 @@ Relative paths are taken from the folder you run the command in.`,
     "prep /data/dicom/patient1 --out ct.zarr --recipe voco-v1 --dtype float32",
     "prep /data/Covid19 --out ct.zarr --spacing 1.5,1.5,2 --window -1000,500",
   ],
-  footer: `Exit code: 0 when every case is in the cache, 1 when any case failed, 2 on bad usage,
-130 when stopped with Ctrl-C (cases already written stay; a second Ctrl-C quits at once).`,
+  footer: `Exit code: 0 when every case is in the cache, 1 when any case failed (the others are
+written), 2 on bad usage or when no input gave a case (nothing done), 130 when stopped with
+Ctrl-C (cases already written stay; a second Ctrl-C quits at once).`,
 });
 
 async function main(args: string[]): Promise<number> {
@@ -248,7 +249,7 @@ async function main(args: string[]): Promise<number> {
         : status.end(),
   });
   printPlan(plan);
-  if (nothingToRead(plan)) return 1;
+  if (nothingToRead(plan)) return 2; // nothing was done: no input gave a case
   const progress = new Progress(plan.items.length, v.quiet);
   const abort = new AbortController();
   const interrupt = onInterrupt(() => {

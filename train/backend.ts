@@ -1,5 +1,6 @@
 // TensorFlow.js set-up: gradients, and the backend chosen by name, loaded on demand.
 import * as tf from "@tensorflow/tfjs-core";
+import { BadInputError } from "../cache/errors.ts";
 
 /** Backends `--backend` accepts. */
 export type BackendName = "auto" | "cpu" | "wasm" | "webgpu" | "tensorflow" | "tensorflow-gpu";
@@ -57,7 +58,7 @@ async function tryBackend(name: Exclude<BackendName, "auto">): Promise<boolean> 
         const spec = `npm:${pkg}@4.22.0`;
         await import(spec);
       } catch (e) {
-        throw new Error(`${INSTALL_HINT(pkg)} (${(e as Error).message.split("\n")[0]})`);
+        throw new BadInputError(`${INSTALL_HINT(pkg)} (${(e as Error).message.split("\n")[0]})`);
       }
       break;
     }
@@ -75,7 +76,7 @@ async function tryBackend(name: Exclude<BackendName, "auto">): Promise<boolean> 
  */
 export async function useBackend(name: BackendName = "auto"): Promise<string> {
   if (!BACKENDS.includes(name)) {
-    throw new RangeError(`Unknown backend "${name}"; one of ${BACKENDS.join(", ")}`);
+    throw new BadInputError(`Unknown backend "${name}"; one of ${BACKENDS.join(", ")}`);
   }
   await loadTf();
   if (name === "auto") {
@@ -86,7 +87,7 @@ export async function useBackend(name: BackendName = "auto"): Promise<string> {
     }
     throw new Error("No tfjs backend could be initialised");
   }
-  if (!(await tryBackend(name))) throw new Error(`Backend ${name} is not available here`);
+  if (!(await tryBackend(name))) throw new BadInputError(`Backend ${name} is not available here`);
   return tf.getBackend();
 }
 

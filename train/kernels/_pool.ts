@@ -5,6 +5,7 @@
 // so the result does not depend on which thread runs which part, or on timing.
 import { Worker } from "node:worker_threads";
 import type { KernelModule } from "./_wasm.ts";
+import { BadInputError } from "../../cache/errors.ts";
 
 /** One kernel call: the function's id from {@linkcode registerKernels}, then its arguments. */
 export type Call = number[];
@@ -44,7 +45,7 @@ function defaultThreads(): number {
   if (env) {
     const n = Number(env);
     if (!Number.isInteger(n) || n < 1) {
-      throw new RangeError(`VOCO_THREADS must be a positive integer, got "${env}"`);
+      throw new BadInputError(`VOCO_THREADS must be a positive integer, got "${env}"`);
     }
     return n;
   }

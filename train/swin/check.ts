@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { readSafetensors } from "../weights/safetensors.ts";
 import { importWeights } from "./weights.ts";
 import { vocoForward } from "./backbone.ts";
+import { BadInputError } from "../../cache/errors.ts";
 
 /** One output compared with its reference. */
 export interface OutputDiff {
@@ -29,7 +30,7 @@ export async function compareWithReference(
   const { params, config } = importWeights(weights);
   const ref = readSafetensors(io).tensors;
   const input = ref.get("input");
-  if (!input || input.shape.length !== 5) throw new RangeError("The IO file has no 5-D `input`");
+  if (!input || input.shape.length !== 5) throw new BadInputError("The IO file has no 5-D `input`");
   tf.engine().startScope();
   try {
     {
@@ -54,7 +55,7 @@ export async function compareWithReference(
         const a = values.get(name);
         if (!a) continue;
         if (a.length !== r.data.length) {
-          throw new RangeError(
+          throw new BadInputError(
             `Output ${name}: ${a.length} values, reference has ${r.data.length}`,
           );
         }

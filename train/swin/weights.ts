@@ -1,5 +1,6 @@
 // Importing and exporting backbone weights as safetensors in MONAI key names.
 import { readSafetensors, writeSafetensors } from "../weights/safetensors.ts";
+import { BadInputError } from "../../cache/errors.ts";
 import { type SwinConfig, swinConfig } from "./config.ts";
 import { type Params, paramSpecs, toTorch, toVariable } from "./params.ts";
 import { relativePositionIndex } from "./_windows.ts";
@@ -17,7 +18,7 @@ export function importWeights(
 ): { params: Params; config: SwinConfig; ignored: string[] } {
   const { tensors } = readSafetensors(bytes);
   const embed = tensors.get("swinViT.patch_embed.proj.weight");
-  if (!embed) throw new RangeError("Not SwinUNETR weights: no swinViT.patch_embed.proj.weight");
+  if (!embed) throw new BadInputError("Not SwinUNETR weights: no swinViT.patch_embed.proj.weight");
   const head1 = tensors.get("head.layer1.0.weight");
   const head = [1, 2, 3].map((i) => tensors.get(`head.layer${i}.0.weight`)?.shape[0]);
   const config = swinConfig(embed.shape[0], {
@@ -29,9 +30,9 @@ export function importWeights(
   const specs = paramSpecs(config);
   for (const spec of specs) {
     const t = tensors.get(spec.name);
-    if (!t) throw new RangeError(`Missing weight ${spec.name}`);
+    if (!t) throw new BadInputError(`Missing weight ${spec.name}`);
     if (t.shape.join() !== spec.torchShape.join()) {
-      throw new RangeError(
+      throw new BadInputError(
         `Weight ${spec.name} has shape [${t.shape}], expected [${spec.torchShape}]`,
       );
     }

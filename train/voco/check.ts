@@ -9,6 +9,7 @@ import { emaUpdate, headForward, headSpecs } from "./head.ts";
 import { vocoLossV1, vocoLossV2 } from "./loss.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { warmupCosine } from "../optim/schedule.ts";
+import { BadInputError } from "../../cache/errors.ts";
 
 /**
  * One recorded quantity compared: scalars (losses, lr) or tensors (gradients, weights).
@@ -46,7 +47,7 @@ export function withinTolerance(row: StepDiff, tol: { loss: number; tensor: numb
 
 function diff(name: string, ours: ArrayLike<number>, ref: NamedTensor): StepDiff {
   if (ours.length !== ref.data.length) {
-    throw new RangeError(`${name}: ${ours.length} values, the reference has ${ref.data.length}`);
+    throw new BadInputError(`${name}: ${ours.length} values, the reference has ${ref.data.length}`);
   }
   let maxAbs = 0, refMax = 0;
   for (let i = 0; i < ours.length; i++) {
@@ -65,7 +66,7 @@ function diff(name: string, ours: ArrayLike<number>, ref: NamedTensor): StepDiff
 
 function need(tensors: Map<string, NamedTensor>, name: string): NamedTensor {
   const t = tensors.get(name);
-  if (!t) throw new RangeError(`The step file has no tensor "${name}"`);
+  if (!t) throw new BadInputError(`The step file has no tensor "${name}"`);
   return t;
 }
 
@@ -82,7 +83,7 @@ function loadHead(
     const key = filePrefix + spec.name.slice(prefix.length);
     const t = need(tensors, key);
     if (t.shape.join() !== spec.torchShape.join()) {
-      throw new RangeError(`${key} has shape [${t.shape}], expected [${spec.torchShape}]`);
+      throw new BadInputError(`${key} has shape [${t.shape}], expected [${spec.torchShape}]`);
     }
     p.set(
       spec.name,
@@ -221,11 +222,11 @@ export async function replayVocoStep(bytes: Uint8Array): Promise<StepReplay> {
   try {
     settings = JSON.parse(metadata.description ?? "{}");
   } catch {
-    throw new SyntaxError("The step file's metadata description is not JSON");
+    throw new BadInputError("The step file's metadata description is not JSON");
   }
   const version = settings.version;
   if (version !== "v1" && version !== "v2") {
-    throw new RangeError(`The step file names no VoCo version (v1 or v2), got "${version}"`);
+    throw new BadInputError(`The step file names no VoCo version (v1 or v2), got "${version}"`);
   }
   const rows = version === "v2"
     ? await replayV2(tensors, settings as Record<string, number>)

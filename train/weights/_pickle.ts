@@ -2,6 +2,7 @@
 // containers, numbers, strings, memo, persistent ids). It never imports or calls anything:
 // a global is a name handed to the caller's `global` hook, which refuses all but the few it
 // implements itself, and REDUCE / NEWOBJ / BUILD go to hooks likewise.
+import { BadInputError } from "../../cache/errors.ts";
 
 /** A Python dict (plain or `collections.OrderedDict`), its keys in insertion order. */
 export class PyDict {
@@ -32,7 +33,7 @@ export interface PickleHooks {
   build(obj: unknown, state: unknown): unknown;
 }
 
-/** Runs a pickle and returns the object it builds. Throws a `SyntaxError` for bad input. */
+/** Runs a pickle and returns the object it builds. Throws a `BadInputError` for bad input. */
 export function unpickle(bytes: Uint8Array, hooks: PickleHooks): unknown {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const text = new TextDecoder("utf-8", { fatal: true });
@@ -42,7 +43,7 @@ export function unpickle(bytes: Uint8Array, hooks: PickleHooks): unknown {
   const memo = new Map<number, unknown>();
   let at = 0;
   const need = (n: number) => {
-    if (at + n > bytes.length) throw new SyntaxError(`Pickle truncated at byte ${at}`);
+    if (at + n > bytes.length) throw new BadInputError(`Pickle truncated at byte ${at}`);
     const start = at;
     at += n;
     return start;
@@ -54,20 +55,20 @@ export function unpickle(bytes: Uint8Array, hooks: PickleHooks): unknown {
   const raw = (n: number) => bytes.subarray(need(n), at);
   const line = () => {
     const end = bytes.indexOf(0x0a, at);
-    if (end < 0) throw new SyntaxError(`Pickle truncated at byte ${at}`);
+    if (end < 0) throw new BadInputError(`Pickle truncated at byte ${at}`);
     const s = latin1.decode(bytes.subarray(at, end));
     at = end + 1;
     return s;
   };
   const pop = () => {
-    if (!stack.length) throw new SyntaxError(`Pickle stack underflow at byte ${at}`);
+    if (!stack.length) throw new BadInputError(`Pickle stack underflow at byte ${at}`);
     return stack.pop();
   };
   const top = () => stack[stack.length - 1];
   const popMark = () => {
     const items = stack;
     const prev = marks.pop();
-    if (!prev) throw new SyntaxError(`Pickle has no MARK for the opcode at byte ${at - 1}`);
+    if (!prev) throw new BadInputError(`Pickle has no MARK for the opcode at byte ${at - 1}`);
     stack = prev;
     return items;
   };
@@ -79,11 +80,11 @@ export function unpickle(bytes: Uint8Array, hooks: PickleHooks): unknown {
     return Number.isSafeInteger(Number(v)) ? Number(v) : v;
   };
   const setItems = (dict: unknown, kv: unknown[]) => {
-    if (!(dict instanceof PyDict)) throw new SyntaxError("Pickle sets items on a non-dict");
+    if (!(dict instanceof PyDict)) throw new BadInputError("Pickle sets items on a non-dict");
     for (let i = 0; i + 1 < kv.length; i += 2) dict.items.set(kv[i], kv[i + 1]);
   };
   const append = (list: unknown, values: unknown[]) => {
-    if (!Array.isArray(list)) throw new SyntaxError("Pickle appends to a non-list");
+    if (!Array.isArray(list)) throw new BadInputError("Pickle appends to a non-list");
     list.push(...values);
   };
   for (;;) {
@@ -248,20 +249,24 @@ export function unpickle(bytes: Uint8Array, hooks: PickleHooks): unknown {
       case 0x93: { // STACK_GLOBAL
         const name = pop(), module = pop();
         if (typeof module !== "string" || typeof name !== "string") {
-          throw new SyntaxError("Pickle STACK_GLOBAL without module and name strings");
+          throw new BadInputError("Pickle STACK_GLOBAL without module and name strings");
         }
         stack.push(hooks.global(module, name));
         break;
       }
       case 0x52: { // REDUCE
         const args = pop(), callable = pop();
-        if (!Array.isArray(args)) throw new SyntaxError("Pickle REDUCE without an argument tuple");
+        if (!Array.isArray(args)) {
+          throw new BadInputError("Pickle REDUCE without an argument tuple");
+        }
         stack.push(hooks.reduce(callable, args));
         break;
       }
       case 0x81: { // NEWOBJ
         const args = pop(), cls = pop();
-        if (!Array.isArray(args)) throw new SyntaxError("Pickle NEWOBJ without an argument tuple");
+        if (!Array.isArray(args)) {
+          throw new BadInputError("Pickle NEWOBJ without an argument tuple");
+        }
         stack.push(hooks.reduce(cls, args));
         break;
       }
@@ -292,12 +297,12 @@ export function unpickle(bytes: Uint8Array, hooks: PickleHooks): unknown {
       case 0x6a: // LONG_BINGET
       case 0x67: { // GET
         const key = op === 0x68 ? u8() : op === 0x6a ? u32() : Number(line());
-        if (!memo.has(key)) throw new SyntaxError(`Pickle reads memo ${key} before it is set`);
+        if (!memo.has(key)) throw new BadInputError(`Pickle reads memo ${key} before it is set`);
         stack.push(memo.get(key));
         break;
       }
       default:
-        throw new SyntaxError(
+        throw new BadInputError(
           `Unsupported pickle opcode 0x${op.toString(16).padStart(2, "0")} ` +
             `(${JSON.stringify(String.fromCharCode(op))}) at byte ${at - 1}`,
         );

@@ -3,6 +3,7 @@
 // every entry uncompressed and 64-byte aligned, so the tensors can be read in place (a
 // view of the file, no copy of a multi-GB checkpoint), which needs the entry offsets that
 // unzip libraries keep to themselves. Zip64 (files over 4 GiB) is handled.
+import { BadInputError } from "../../cache/errors.ts";
 
 /** One entry of the central directory. */
 export interface ZipEntry {
@@ -21,7 +22,7 @@ export interface ZipEntry {
 const EOCD = 0x06054b50, ZIP64_LOCATOR = 0x07064b50, ZIP64_EOCD = 0x06064b50;
 const CENTRAL = 0x02014b50, LOCAL = 0x04034b50;
 
-/** Lists the entries of a zip archive by name. Throws a `SyntaxError` for a broken archive. */
+/** Lists the entries of a zip archive by name. Throws a `BadInputError` for a broken archive. */
 export function readZipDirectory(bytes: Uint8Array): Map<string, ZipEntry> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const u16 = (at: number) => view.getUint16(at, true);
@@ -34,13 +35,13 @@ export function readZipDirectory(bytes: Uint8Array): Map<string, ZipEntry> {
       break;
     }
   }
-  if (eocd < 0) throw new SyntaxError("Not a zip archive: no end of central directory");
+  if (eocd < 0) throw new BadInputError("Not a zip archive: no end of central directory");
   let count = u16(eocd + 10);
   let dirOffset = u32(eocd + 16);
   if (eocd >= 20 && u32(eocd - 20) === ZIP64_LOCATOR) {
     const record = u64(eocd - 20 + 8);
     if (record + 56 > bytes.length || u32(record) !== ZIP64_EOCD) {
-      throw new SyntaxError("Broken zip archive: bad zip64 end of central directory");
+      throw new BadInputError("Broken zip archive: bad zip64 end of central directory");
     }
     count = u64(record + 32);
     dirOffset = u64(record + 48);
@@ -50,7 +51,7 @@ export function readZipDirectory(bytes: Uint8Array): Map<string, ZipEntry> {
   let at = dirOffset;
   for (let i = 0; i < count; i++) {
     if (at + 46 > bytes.length || u32(at) !== CENTRAL) {
-      throw new SyntaxError(`Broken zip archive: central directory entry ${i} missing`);
+      throw new BadInputError(`Broken zip archive: central directory entry ${i} missing`);
     }
     const nameLength = u16(at + 28), extraLength = u16(at + 30), commentLength = u16(at + 32);
     const name = decoder.decode(bytes.subarray(at + 46, at + 46 + nameLength));
@@ -67,11 +68,11 @@ export function readZipDirectory(bytes: Uint8Array): Map<string, ZipEntry> {
       e += 4 + length;
     }
     if (local + 30 > bytes.length || u32(local) !== LOCAL) {
-      throw new SyntaxError(`Broken zip archive: no local header for ${name}`);
+      throw new BadInputError(`Broken zip archive: no local header for ${name}`);
     }
     const offset = local + 30 + u16(local + 26) + u16(local + 28);
     if (offset + compressedSize > bytes.length) {
-      throw new SyntaxError(`Broken zip archive: ${name} runs past the end (truncated file?)`);
+      throw new BadInputError(`Broken zip archive: ${name} runs past the end (truncated file?)`);
     }
     entries.set(name, { name, method: u16(at + 10), offset, compressedSize, size });
     at += 46 + nameLength + extraLength + commentLength;

@@ -2,6 +2,7 @@
 // header `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}`, then
 // the raw little-endian bytes. Written here: the format is a page long and the npm
 // packages for it target Node buffers or pull in the whole Hugging Face hub client.
+import { BadInputError } from "../../cache/errors.ts";
 
 /** Element types of a safetensors file that this toolkit reads and writes. */
 export type SafetensorsDtype = "F32" | "F64" | "F16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
@@ -48,33 +49,35 @@ const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as nu
 
 /**
  * Reads a safetensors file into float32 tensors, in file order, with its metadata.
- * Throws a `SyntaxError` naming the problem for a malformed file (a header over
+ * Throws a `BadInputError` naming the problem for a malformed file (a header over
  * {@linkcode MAX_HEADER_BYTES}, bad JSON, an entry that is not `{dtype, shape,
  * data_offsets}`, offsets outside the file).
  */
 export function readSafetensors(
   bytes: Uint8Array,
 ): { tensors: Map<string, NamedTensor>; metadata: Record<string, string> } {
-  if (bytes.length < 8) throw new SyntaxError("Not a safetensors file: shorter than 8 bytes");
+  if (bytes.length < 8) throw new BadInputError("Not a safetensors file: shorter than 8 bytes");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = Number(view.getBigUint64(0, true));
   if (headerLength > MAX_HEADER_BYTES) {
-    throw new SyntaxError(
+    throw new BadInputError(
       `Not a safetensors file this toolkit reads: its header is ${headerLength} bytes, more ` +
         `than ${MAX_HEADER_BYTES} (real weight files have headers of a few hundred kB)`,
     );
   }
   if (headerLength > bytes.length - 8) {
-    throw new SyntaxError(`Not a safetensors file: header length ${headerLength} exceeds the file`);
+    throw new BadInputError(
+      `Not a safetensors file: header length ${headerLength} exceeds the file`,
+    );
   }
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
   } catch (e) {
-    throw new SyntaxError(`Not a safetensors file: bad JSON header (${(e as Error).message})`);
+    throw new BadInputError(`Not a safetensors file: bad JSON header (${(e as Error).message})`);
   }
   if (header === null || typeof header !== "object" || Array.isArray(header)) {
-    throw new SyntaxError("Not a safetensors file: its header is not a JSON object");
+    throw new BadInputError("Not a safetensors file: its header is not a JSON object");
   }
   const base = 8 + headerLength;
   const tensors = new Map<string, NamedTensor>();
@@ -82,7 +85,7 @@ export function readSafetensors(
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") {
       if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
-        throw new SyntaxError("Not a safetensors file: __metadata__ is not an object");
+        throw new BadInputError("Not a safetensors file: __metadata__ is not an object");
       }
       metadata = entry as Record<string, string>;
       continue;
@@ -93,17 +96,17 @@ export function readSafetensors(
       e === null || typeof e !== "object" || !Array.isArray(e.shape) || !e.shape.every(isCount) ||
       !Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)
     ) {
-      throw new SyntaxError(
+      throw new BadInputError(
         `Tensor ${name.slice(0, 100)}: not a {dtype, shape, data_offsets} entry`,
       );
     }
     const dtype = e.dtype as SafetensorsDtype, shape = e.shape as number[];
     const [begin, end] = offsets as [number, number];
     const size = Object.hasOwn(SIZES, dtype) ? SIZES[dtype] : undefined;
-    if (!size) throw new SyntaxError(`Tensor ${name}: unsupported dtype ${String(dtype)}`);
+    if (!size) throw new BadInputError(`Tensor ${name}: unsupported dtype ${String(dtype)}`);
     const n = shape.reduce((a, b) => a * b, 1);
     if (end - begin !== n * size || base + end > bytes.length) {
-      throw new SyntaxError(
+      throw new BadInputError(
         `Tensor ${name}: offsets ${begin}..${end} do not fit ${dtype}[${shape}]`,
       );
     }

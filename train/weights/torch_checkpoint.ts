@@ -4,6 +4,7 @@
 import type { SafetensorsDtype } from "./safetensors.ts";
 import { PyDict, PyGlobal, unpickle } from "./_pickle.ts";
 import { readZipDirectory, type ZipEntry } from "./_zip_stored.ts";
+import { BadInputError } from "../../cache/errors.ts";
 
 /** Element types of torch storages that this reader converts (safetensors' plus bfloat16). */
 export type TorchDtype = SafetensorsDtype | "BF16";
@@ -105,7 +106,7 @@ function rebuildTensor(args: unknown[]): TensorRef {
     !(storage instanceof StorageRef) || !Number.isSafeInteger(offset) || !isInts(shape) ||
     !isInts(stride) || shape.length !== stride.length
   ) {
-    throw new SyntaxError("Bad arguments to torch._utils._rebuild_tensor_v2");
+    throw new BadInputError("Bad arguments to torch._utils._rebuild_tensor_v2");
   }
   return new TensorRef(storage, offset as number, shape, stride);
 }
@@ -119,7 +120,7 @@ function torchHooks() {
       if (ALLOWED.has(q) || (module === "torch" && name in STORAGES)) {
         return new PyGlobal(module, name);
       }
-      throw new TypeError(
+      throw new BadInputError(
         `The pickle references ${q}, which a state dict does not need; refusing it ` +
           "(loading it would run code). Save the weights alone: " +
           "torch.save(model.state_dict(), path)",
@@ -127,14 +128,14 @@ function torchHooks() {
     },
     persistentLoad(pid: unknown): unknown {
       if (!Array.isArray(pid) || pid[0] !== "storage" || pid.length < 5) {
-        throw new SyntaxError(`Unknown persistent id ${JSON.stringify(String(pid))}`);
+        throw new BadInputError(`Unknown persistent id ${JSON.stringify(String(pid))}`);
       }
       const [, type, key, , numel] = pid;
       if (!(type instanceof PyGlobal) || !(type.name in STORAGES)) {
-        throw new TypeError(`Unsupported storage type ${String(type?.qualified ?? type)}`);
+        throw new BadInputError(`Unsupported storage type ${String(type?.qualified ?? type)}`);
       }
       if (typeof key !== "string" || !Number.isSafeInteger(numel)) {
-        throw new SyntaxError(`Bad storage persistent id for key ${String(key)}`);
+        throw new BadInputError(`Bad storage persistent id for key ${String(key)}`);
       }
       let s = storages.get(key);
       if (!s) storages.set(key, s = new StorageRef(STORAGES[type.name], key, numel));
@@ -156,11 +157,11 @@ function torchHooks() {
         case "torch._utils._rebuild_parameter":
         case "torch._utils._rebuild_parameter_with_state":
           if (!(args[0] instanceof TensorRef)) {
-            throw new SyntaxError(`Bad arguments to ${q}`);
+            throw new BadInputError(`Bad arguments to ${q}`);
           }
           return args[0];
         default:
-          throw new TypeError(`The pickle calls ${q}, which a state dict does not need`);
+          throw new BadInputError(`The pickle calls ${q}, which a state dict does not need`);
       }
     },
     build(obj: unknown, state: unknown): unknown {
@@ -169,7 +170,7 @@ function torchHooks() {
         return obj;
       }
       if (obj instanceof TensorRef) return obj; // a parameter's extra state
-      throw new TypeError(`The pickle sets the state of ${describe(obj)}, not of a dict`);
+      throw new BadInputError(`The pickle sets the state of ${describe(obj)}, not of a dict`);
     },
   };
 }
@@ -301,7 +302,7 @@ function materialize(
   const available = Math.floor(entry.size / size);
   const last = ref.offset + ref.shape.reduce((a, d, i) => a + (d - 1) * ref.stride[i], 0);
   if (n > 0 && last >= available) {
-    throw new RangeError(
+    throw new BadInputError(
       `storage ${ref.storage.key} holds ${available} elements, the tensor reads element ${last}`,
     );
   }
@@ -364,7 +365,7 @@ export function readTorchCheckpoint(
   if (!(bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04)) {
     const legacy = (bytes[0] === 0x80 && bytes[2] === 0x8a) ||
       new TextDecoder().decode(bytes.subarray(257, 262)) === "ustar";
-    throw new SyntaxError(
+    throw new BadInputError(
       legacy
         ? "Legacy torch.save format (PyTorch < 1.6 or _use_new_zipfile_serialization=False) " +
           "is not supported; load and save it again with a recent PyTorch"
@@ -373,11 +374,11 @@ export function readTorchCheckpoint(
   }
   const entries = readZipDirectory(bytes);
   const pkl = [...entries.keys()].find((k) => /^[^/]+\/data\.pkl$/.test(k));
-  if (!pkl) throw new SyntaxError("Not a torch.save archive: no <archive>/data.pkl entry");
+  if (!pkl) throw new BadInputError("Not a torch.save archive: no <archive>/data.pkl entry");
   const archive = pkl.slice(0, -"/data.pkl".length);
   const content = (entry: ZipEntry) => {
     if (entry.method !== 0) {
-      throw new SyntaxError(
+      throw new BadInputError(
         `Entry ${entry.name} is compressed (method ${entry.method}); torch.save stores ` +
           "entries uncompressed (was the file re-zipped?)",
       );
@@ -394,7 +395,7 @@ export function readTorchCheckpoint(
     let v: unknown = root;
     for (const p of path) v = v instanceof PyDict ? v.items.get(p) : undefined;
     if (!isStateDict(v)) {
-      throw new RangeError(`The checkpoint has no state dict at "${select}" (${describe(v)})`);
+      throw new BadInputError(`The checkpoint has no state dict at "${select}" (${describe(v)})`);
     }
     found = { dict: v, path };
   } else {
@@ -404,20 +405,20 @@ export function readTorchCheckpoint(
     const keys = root instanceof PyDict
       ? [...root.items].map(([k, v]) => `${String(k)} (${describe(v)})`).join(", ")
       : describe(root);
-    throw new RangeError(`No state dict of tensors found in the checkpoint; it holds ${keys}`);
+    throw new BadInputError(`No state dict of tensors found in the checkpoint; it holds ${keys}`);
   }
   const tensors = new Map<string, TorchTensor>();
   for (const [key, ref] of found.dict.items as Map<string, TensorRef>) {
     const entry = entries.get(`${archive}/data/${ref.storage.key}`);
     if (!entry) {
-      throw new SyntaxError(`Tensor ${key}: storage ${ref.storage.key} is not in the archive`);
+      throw new BadInputError(`Tensor ${key}: storage ${ref.storage.key} is not in the archive`);
     }
     content(entry); // stored, not compressed
     try {
       tensors.set(key, materialize(bytes, entry, ref, littleEndian));
     } catch (e) {
       const err = e as Error;
-      throw new RangeError(`Tensor ${key}: ${err.message}`, { cause: e });
+      throw new BadInputError(`Tensor ${key}: ${err.message}`, { cause: e });
     }
   }
   return { tensors, location: found.path, archive };

@@ -34,7 +34,7 @@ Deno.test("a single CT slice given as a file fails as that file, saying it is on
     join(dir.path, "c1"),
     "--quiet",
   ]);
-  assertEquals(code, 1, text);
+  assertEquals(code, 2, text); // nothing was done: the only input is unusable
   assert(/IM0001\.dcm: a single CT slice/.test(text), text);
   assert(!/series\/series/.test(text), text);
   // Named file by file, the slices of a series form one series.
@@ -118,7 +118,7 @@ Deno.test("a DICOM file that is not a CT slice, given on its own, fails saying w
     join(dir.path, "c"),
     "--quiet",
   ]);
-  assertEquals(code, 1, text);
+  assertEquals(code, 2, text); // nothing was done
   assert(/mr\.dcm: a DICOM file, but not a CT image slice: modality MR, not CT/.test(text), text);
   assert(!/no images/.test(text), text);
   // In a folder they are skipped, each with its reason, and counted.

@@ -279,7 +279,7 @@ Deno.test("an empty folder or a dataset in the wrong layout gives one message, w
   await Deno.writeFile(join(dir.path, "niftis", "a.nii.gz"), nifti());
   const out = join(dir.path, "c.zarr");
   const empty = await runTask(prepMain, [join(dir.path, "empty"), "--out", out, "--quiet"]);
-  assertEquals(empty.code, 1, empty.text);
+  assertEquals(empty.code, 2, empty.text); // nothing was done
   assertEquals(empty.text.split("\n").filter((l) => /no .*images/i.test(l)).length, 1, empty.text);
   const lidc = await runTask(prepMain, [
     "--dataset",
@@ -288,7 +288,7 @@ Deno.test("an empty folder or a dataset in the wrong layout gives one message, w
     out,
     "--quiet",
   ]);
-  assertEquals(lidc.code, 1, lidc.text);
+  assertEquals(lidc.code, 2, lidc.text);
   const lines = lidc.text.split("\n").filter((l) => /no .*images/i.test(l));
   assertEquals(lines.length, 1, lidc.text);
   assert(/expected layout: LIDC-IDRI-0001\/<study>\/<series>\/\*\.dcm/.test(lines[0]), lidc.text);

@@ -1,4 +1,5 @@
 // Tests of the torch.save reader on files written here as PyTorch writes them.
+import { BadInputError } from "../../../cache/errors.ts";
 import { readTorchCheckpoint } from "../../../train/weights/torch_checkpoint.ts";
 import { readZipDirectory } from "../../../train/weights/_zip_stored.ts";
 import { assert, assertEquals, assertRejects } from "../../_helpers.ts";
@@ -219,7 +220,7 @@ Deno.test("readTorchCheckpoint() refuses pickles that reference other globals", 
       () => readTorchCheckpoint(torchSave(obj)),
       /references (os\.system|builtins\.eval|numpy\.core\.multiarray\.scalar), which a state dict does not need; refusing it/,
     );
-    assert(err instanceof TypeError, "a TypeError");
+    assert(err instanceof BadInputError, `${err.name}: not bad input`);
   }
 });
 
