@@ -17,6 +17,8 @@ export interface PreviewOptions {
   columns?: number;
   /** Write each case's name above its slices. @default {true} */
   labels?: boolean;
+  /** Outline a padded thin series' own voxels (dashed, grey {@linkcode OUTLINE}). @default {true} */
+  outline?: boolean;
 }
 
 /** A grey image, one byte a pixel, rows top to bottom. */
@@ -30,6 +32,37 @@ const GAP = 4;
 const PAD = 6;
 const FONT = 2;
 const SEPARATOR = 48;
+/** The dashed outline of the image's own voxels inside zero padding. */
+export const OUTLINE = 160;
+
+/** A box of voxels: `[from, to)` per axis. */
+type Box3 = [number, number][];
+
+/**
+ * The voxels that came from the image, inside the zeros the recipe's pad step added
+ * (`floor(d / 2)` before, the rest after): from the crop box the case records and the pad
+ * step's minimum shape. `undefined` when nothing was padded or the case does not say.
+ */
+export function paddingBox(
+  shape: readonly number[],
+  attributes: Record<string, unknown>,
+): Box3 | undefined {
+  const crop = attributes.crop_box as { start?: number[]; end?: number[] } | null | undefined;
+  const steps = (attributes.recipe as { steps?: { op: string }[] } | undefined)?.steps ?? [];
+  const ops = steps.map((st) => st.op);
+  const pad = steps.find((st) => st.op === "pad") as { minShape?: number[] } | undefined;
+  // Only a pad that directly follows the crop: the crop box is then the image's shape.
+  if (
+    !crop?.start || !crop.end || !pad?.minShape ||
+    ops.indexOf("pad") !== ops.indexOf("cropForeground") + 1
+  ) return undefined;
+  const inner = crop.end.map((e, a) => e - crop.start![a]);
+  if (inner.every((n, a) => n >= shape[a])) return undefined;
+  return inner.map((n, a) => {
+    const before = Math.floor(Math.max(0, shape[a] - n) / 2);
+    return [before, before + n];
+  });
+}
 
 function grey(width: number, height: number, fill = 0): Grey {
   return { width, height, data: new Uint8Array(width * height).fill(fill) };
@@ -65,6 +98,7 @@ function view(
   dims: [number, number],
   spacing: [number, number],
   mm: number,
+  box?: [number, number][],
 ): Grey {
   const [nu, nv] = dims;
   const w = Math.max(1, Math.round(nu * spacing[0] / mm));
@@ -76,13 +110,24 @@ function view(
       const u = nu - 1 - Math.min(nu - 1, Math.floor((c + 0.5) * nu / w));
       const x = values[u * nv + v];
       out.data[r * w + c] = x <= 0 ? 0 : x >= 1 ? 255 : Math.round(x * 255);
+      if (box && (r + c) % 6 < 3 && onEdge(u, v, box)) out.data[r * w + c] = OUTLINE;
     }
   }
   return out;
 }
 
-/** The axial, coronal and sagittal mid-slices of a case side by side, in mm. */
-async function caseStrip(reader: CacheReader, name: string): Promise<Grey> {
+/** Whether voxel `(u, v)` lies on the edge of `box` (the first or last row of a side). */
+function onEdge(u: number, v: number, [[u0, u1], [v0, v1]]: [number, number][]): boolean {
+  const inU = u >= u0 && u < u1, inV = v >= v0 && v < v1;
+  return (inV && (u === u0 || u === u1 - 1)) || (inU && (v === v0 || v === v1 - 1));
+}
+
+/**
+ * The axial, coronal and sagittal mid-slices of a case side by side, in mm; a thin series
+ * padded to the recipe's minimum shape gets the outline of its own voxels, so the padding
+ * is not taken for air.
+ */
+async function caseStrip(reader: CacheReader, name: string, outline = true): Promise<Grey> {
   const c = await reader.openCase(name);
   const [X, Y, Z] = c.shape;
   const a = c.attributes.affine;
@@ -98,10 +143,11 @@ async function caseStrip(reader: CacheReader, name: string): Promise<Grey> {
     reader.readCrop(name, [0, my, 0], [X, 1, Z]),
     reader.readCrop(name, [mx, 0, 0], [1, Y, Z]),
   ]);
+  const box = outline ? paddingBox(c.shape, c.attributes as Record<string, unknown>) : undefined;
   const views = [
-    view(ax.data, [X, Y], [sp[0], sp[1]], mm),
-    view(co.data, [X, Z], [sp[0], sp[2]], mm),
-    view(sa.data, [Y, Z], [sp[1], sp[2]], mm),
+    view(ax.data, [X, Y], [sp[0], sp[1]], mm, box && [box[0], box[1]]),
+    view(co.data, [X, Z], [sp[0], sp[2]], mm, box && [box[0], box[2]]),
+    view(sa.data, [Y, Z], [sp[1], sp[2]], mm, box && [box[1], box[2]]),
   ];
   // All three at the same scale (mm), top-aligned.
   const height = Math.max(...views.map((v) => v.height));
@@ -144,7 +190,7 @@ export async function renderPreview(
   const tileHeight = options.tileHeight ?? (cases.length > 1 ? 160 : undefined);
   const strips: Grey[] = [];
   for (const name of cases) {
-    const s = await caseStrip(reader, name);
+    const s = await caseStrip(reader, name, options.outline);
     strips.push(tileHeight && s.height !== tileHeight ? scaleTo(s, tileHeight) : s);
   }
   const names = cases.map((n) => n.replace(/^\/+/, ""));

@@ -3,7 +3,10 @@
 import { join } from "node:path";
 import { decode } from "fast-png";
 import { CacheReader } from "../../../cache/read/cache_reader.ts";
-import { renderPreview } from "../../../cache/inspect/preview.ts";
+import { OUTLINE, paddingBox, renderPreview } from "../../../cache/inspect/preview.ts";
+import { planPrep, runPlan } from "../../../prep/pipeline/plan.ts";
+import { makePhantom } from "../../../prep/synthetic/phantom.ts";
+import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
 import { serveCache } from "../../../cache/store/serve.ts";
 import { main as cacheMain } from "../../../tasks/cache.ts";
 import { assert, assertEquals, runTask, tempDir } from "../../_helpers.ts";
@@ -58,4 +61,32 @@ Deno.test("cache preview writes a contact sheet of a served cache with every cas
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("a thin series padded to the recipe's minimum shape is drawn with the outline of its own voxels", async () => {
+  await using dir = await tempDir();
+  const inputs = join(dir.path, "in");
+  await Deno.mkdir(inputs);
+  // 6 slices of 4 mm: 16 slices at 1.5 mm, zero-padded to 64 by voco-v2.
+  const thin = makePhantom({ shape: [80, 80, 6], spacingMm: [2, 2, 4], seed: 3 });
+  await Deno.writeFile(join(inputs, "thin.nii.gz"), writeNifti(thin));
+  const root = join(dir.path, "c.zarr");
+  await runPlan(await planPrep({ out: root, inputs: [inputs] }), { workers: 1 });
+  const reader = await CacheReader.open(root);
+  const [info] = await reader.list();
+  assert(info.shape, "listed with its shape");
+  const box = paddingBox(info.shape, info.attributes ?? {});
+  assert(box, "the case records its padding");
+  const [z0, z1] = box[2];
+  assert(z1 - z0 < 20 && info.shape[2] === 64, `${box} in ${info.shape}`);
+  const outlined = (png: ReturnType<typeof decode>) => png.data.filter((x) => x === OUTLINE).length;
+  const drawn = outlined(decode(await renderPreview(reader, [info.path])));
+  const without = outlined(decode(await renderPreview(reader, [info.path], { outline: false })));
+  assert(drawn - without > 50, `outline pixels: ${drawn} with, ${without} without`);
+  // A case without padding is drawn the same either way.
+  await writeTestCache(join(dir.path, "plain.zarr"));
+  const plain = await CacheReader.open(join(dir.path, "plain.zarr"));
+  const a = await renderPreview(plain, ["ds/a"]),
+    b = await renderPreview(plain, ["ds/a"], { outline: false });
+  assert(a.length === b.length && a.every((x, i) => x === b[i]), "no outline without padding");
 });
