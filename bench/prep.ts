@@ -2,7 +2,7 @@
 // stage, per worker count and per format.
 import { join } from "node:path";
 import { readNifti } from "../prep/formats/read_nifti.ts";
-import { writeNifti } from "../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../prep/formats/write_nifti.ts";
 import { resampleToGrid } from "../prep/transforms/resample.ts";
 import { makePhantom } from "../prep/synthetic/phantom.ts";
 import { resolveRecipe } from "../prep/recipes/recipe.ts";

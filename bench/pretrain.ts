@@ -5,7 +5,7 @@ import { discoverCases } from "../prep/pipeline/discover.ts";
 import { runPrep } from "../prep/pipeline/run_prep.ts";
 import { resolveRecipe } from "../prep/recipes/recipe.ts";
 import { makePhantom } from "../prep/synthetic/phantom.ts";
-import { writeNifti } from "../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../prep/formats/write_nifti.ts";
 import { type BackendName, useBackend } from "../train/backend.ts";
 import { type MetricsRow, pretrain, pretrainConfig } from "../train/pretrain.ts";
 import { formatBytes } from "../cache/text.ts";

@@ -7,7 +7,7 @@ import { discoverCases } from "../prep/pipeline/discover.ts";
 import { runPrep } from "../prep/pipeline/run_prep.ts";
 import { resolveRecipe } from "../prep/recipes/recipe.ts";
 import { makePhantom } from "../prep/synthetic/phantom.ts";
-import { writeNifti } from "../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../prep/formats/write_nifti.ts";
 import { startViewer } from "../view/server.ts";
 import { formatBytes } from "../cache/text.ts";
 import { DEFAULT_INNER_CHUNK } from "../cache/format/format.ts";

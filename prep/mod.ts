@@ -21,7 +21,8 @@ export {
   READERS,
   readImage,
 } from "./formats/read_image.ts";
-export { writeNifti, type WriteNiftiOptions } from "./synthetic/write_nifti.ts";
+export { writeNifti, type WriteNiftiOptions } from "./formats/write_nifti.ts";
+export { caseToNifti, exportNifti, type ExportNiftiOptions } from "./formats/export_nifti.ts";
 export {
   metaImageDataFile,
   type MetaImageHeader,

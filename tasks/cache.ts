@@ -8,6 +8,7 @@ import { type CaseCheck, verifyCache } from "../cache/inspect/verify.ts";
 import { repairCache } from "../cache/write/repair.ts";
 import { removeFromCache } from "../cache/write/remove.ts";
 import { consolidate } from "../cache/write/consolidate.ts";
+import { exportNifti } from "../prep/formats/export_nifti.ts";
 import { formatBytes, runMain, UsageError } from "../cli/run.ts";
 import { Progress } from "../cli/progress.ts";
 import { defineCommand, parseCommand } from "../cli/args.ts";
@@ -28,7 +29,7 @@ const JSON_FLAG = { type: "boolean", help: "print JSON (for scripts) instead of 
 /** The command line of `deno task cache`. */
 export const CACHE = defineCommand({
   name: "cache",
-  summary: "look inside a VoCo Zarr cache, verify, serve and tidy it",
+  summary: "look inside a VoCo Zarr cache, verify, serve, export and tidy it",
   subcommands: {
     inspect: {
       name: "cache inspect",
@@ -179,6 +180,30 @@ name; without --case, a contact sheet of the first --cases cases (of --dataset).
       examples: [
         "cache preview ct.zarr --case ct/example_ct --out ct.png",
         "cache preview ct.zarr --cases 16 --out sheet.png",
+      ],
+    },
+    export: {
+      name: "cache export",
+      summary: "write cases as NIfTI (RAS affine) for ITK-SNAP, 3D Slicer, nibabel",
+      usage: [
+        "cache export <cache> --case DATASET/CASE --out FILE.nii.gz [--stored]",
+        "cache export <cache> --dataset NAME --out DIR [--stored]",
+      ],
+      description:
+        `Writes a case (--case) to a file, or every case of a dataset group (--dataset) into a
+folder as <case>.nii.gz: float32 values as the readers return them, or with --stored the
+stored integers with scl_slope/scl_inter (as small as the cache). ${URL_NOTE}`,
+      positionals: WHERE,
+      flags: {
+        ...REMOTE_FLAGS,
+        case: { type: "string", arg: "DATASET/CASE", help: "the case to write to --out" },
+        dataset: { type: "string", arg: "NAME", help: "every case of this group, into --out" },
+        out: { type: "path", arg: "FILE|DIR", help: "a .nii.gz (or .nii) file, or a folder" },
+        stored: { type: "boolean", help: "the stored integers with scl_slope/scl_inter" },
+      },
+      examples: [
+        "cache export ct.zarr --case ct/example_ct --out example_ct.nii.gz",
+        "cache export ct.zarr --dataset ct --out ct_nifti --stored",
       ],
     },
     rm: {
@@ -528,6 +553,23 @@ async function main(args: string[]): Promise<number> {
       });
       await Deno.writeFile(v.out, r.png);
       console.log(`${v.out}: ${r.cases.length} case(s), ${formatBytes(r.png.length)}`);
+      return 0;
+    }
+    case "export": {
+      const v = p.values;
+      if ((v.case === undefined) === (v.dataset === undefined) || !v.out) {
+        throw new UsageError("export needs --out and one of --case or --dataset", {
+          command: "cache export",
+        });
+      }
+      const files = await exportNifti(cacheLocation(raw), v.out, {
+        ...readerOptions(v),
+        case: v.case,
+        dataset: v.dataset,
+        stored: v.stored,
+        onCase: (c) => console.log(`${c.case} -> ${c.path} (${formatBytes(c.bytes)})`),
+      });
+      console.log(`exported ${files.length} case(s) as NIfTI`);
       return 0;
     }
     case "rm":

@@ -2,7 +2,7 @@
 // .mhd + .zraw), in six orientations, as a newcomer's collection might hold them.
 import { join } from "node:path";
 import { makePhantom } from "./phantom.ts";
-import { writeNifti } from "./write_nifti.ts";
+import { writeNifti } from "../formats/write_nifti.ts";
 import { writeMetaImage } from "./write_metaimage.ts";
 import { writeDicomSeries } from "./write_dicom.ts";
 import type { Volume } from "../volume.ts";

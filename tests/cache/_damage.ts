@@ -6,7 +6,7 @@ import { join, relative } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { main as prepMain } from "../../tasks/prep.ts";
 import { makePhantom } from "../../prep/synthetic/phantom.ts";
-import { writeNifti } from "../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../prep/formats/write_nifti.ts";
 import { CacheReader } from "../../cache/read/cache_reader.ts";
 import { openCase, readCase } from "../../cache/read/read_case.ts";
 import { type CaseCheck, verifyCache } from "../../cache/inspect/verify.ts";

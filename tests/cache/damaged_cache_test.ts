@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { makePhantom } from "../../prep/synthetic/phantom.ts";
-import { writeNifti } from "../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../prep/formats/write_nifti.ts";
 import {
   cleanStaging,
   createStagingRun,

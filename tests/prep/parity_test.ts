@@ -1,7 +1,7 @@
 // MONAI parity on the shared CTs (axis-aligned, oblique, gantry-tilted): the cache equals the
 // golden outputs.
 import { readNifti } from "../../prep/formats/read_nifti.ts";
-import { writeNifti } from "../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../prep/formats/write_nifti.ts";
 import { applyRecipe, resolveRecipe } from "../../prep/recipes/recipe.ts";
 import { orientToRas } from "../../prep/transforms/orient.ts";
 import { resampleToSpacing } from "../../prep/transforms/resample.ts";

@@ -1,7 +1,7 @@
 // Helpers of the task tests: running `deno task ...` as a user would, and small inputs.
 import { join } from "node:path";
 import { makePhantom } from "../../prep/synthetic/phantom.ts";
-import { writeNifti } from "../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../prep/formats/write_nifti.ts";
 
 /** The repository root. */
 export const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");

@@ -4,7 +4,7 @@ import { discoverCases } from "../../prep/pipeline/discover.ts";
 import { runPrep } from "../../prep/pipeline/run_prep.ts";
 import { resolveRecipe } from "../../prep/recipes/recipe.ts";
 import { makePhantom } from "../../prep/synthetic/phantom.ts";
-import { writeNifti } from "../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../prep/formats/write_nifti.ts";
 
 /** Writes `n` phantoms and preps them into `dir/cache.zarr`; resolves to the cache path. */
 export async function tinyCache(dir: string, n = 3, recipe = "voco-v2"): Promise<string> {

@@ -6,7 +6,7 @@ import { CacheReader } from "../../../cache/read/cache_reader.ts";
 import { OUTLINE, paddingBox, renderPreview } from "../../../cache/inspect/preview.ts";
 import { planPrep, runPlan } from "../../../prep/pipeline/plan.ts";
 import { makePhantom } from "../../../prep/synthetic/phantom.ts";
-import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../../prep/formats/write_nifti.ts";
 import { serveCache } from "../../../cache/store/serve.ts";
 import { main as cacheMain } from "../../../tasks/cache.ts";
 import { assert, assertEquals, runTask, tempDir } from "../../_helpers.ts";

@@ -6,7 +6,7 @@ import { readNifti } from "../../../prep/formats/read_nifti.ts";
 import type { LoadedImage } from "../../../prep/formats/read_nifti.ts";
 import { readMetaImage } from "../../../prep/formats/read_metaimage.ts";
 import { readDicomSeries } from "../../../prep/formats/dicom/read_dicom.ts";
-import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../../prep/formats/write_nifti.ts";
 import { writeMetaImage } from "../../../prep/synthetic/write_metaimage.ts";
 import { writeDicomSeries } from "../../../prep/synthetic/write_dicom.ts";
 import { orientedAffine } from "../../../prep/synthetic/phantom.ts";

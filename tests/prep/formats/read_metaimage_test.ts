@@ -9,7 +9,7 @@ import {
   type WriteMetaImageOptions,
 } from "../../../prep/synthetic/write_metaimage.ts";
 import { readNifti } from "../../../prep/formats/read_nifti.ts";
-import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../../prep/formats/write_nifti.ts";
 import { orientToRas } from "../../../prep/transforms/orient.ts";
 import { discoverCases } from "../../../prep/pipeline/discover.ts";
 import { runPrep } from "../../../prep/pipeline/run_prep.ts";

@@ -2,7 +2,7 @@
 import { gzipSync } from "node:zlib";
 import { inflateDeclared } from "../../../prep/formats/decompress.ts";
 import { readNifti } from "../../../prep/formats/read_nifti.ts";
-import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../../prep/formats/write_nifti.ts";
 import { makePhantom, orientedAffine } from "../../../prep/synthetic/phantom.ts";
 import type { Volume } from "../../../prep/volume.ts";
 import { assert, assertClose, assertEquals, assertRejects, fileOrder } from "../../_helpers.ts";

@@ -2,7 +2,7 @@
 import { dirname, join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { makePhantom } from "../../../prep/synthetic/phantom.ts";
-import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../../prep/formats/write_nifti.ts";
 import { writeMetaImage } from "../../../prep/synthetic/write_metaimage.ts";
 import { writeDicomSeries } from "../../../prep/synthetic/write_dicom.ts";
 import { parseDicom } from "../../../prep/formats/dicom/dicom_parse.ts";

@@ -7,7 +7,7 @@ import { processCase } from "../../../prep/pipeline/process_case.ts";
 import { discoverInputs } from "../../../prep/pipeline/discover.ts";
 import { resolveRecipe } from "../../../prep/recipes/recipe.ts";
 import { makePhantom } from "../../../prep/synthetic/phantom.ts";
-import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../../prep/formats/write_nifti.ts";
 import { assert, assertEquals, assertRejects, tempDir } from "../../_helpers.ts";
 
 Deno.test("a .nii.gz declaring 1024^3 voxels is refused from its header, before inflating", async () => {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { discoverInputs } from "../../../prep/pipeline/discover.ts";
 import { makePhantom } from "../../../prep/synthetic/phantom.ts";
-import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../../prep/formats/write_nifti.ts";
 import { writeMetaImage } from "../../../prep/synthetic/write_metaimage.ts";
 import { writeDicomSeries } from "../../../prep/synthetic/write_dicom.ts";
 import { listCases } from "../../../cache/write/cache_dir.ts";

@@ -5,7 +5,7 @@ import { discoverCases } from "../../../prep/pipeline/discover.ts";
 import { runPrep, type RunPrepOptions } from "../../../prep/pipeline/run_prep.ts";
 import { resolveRecipe } from "../../../prep/recipes/recipe.ts";
 import { makePhantom } from "../../../prep/synthetic/phantom.ts";
-import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../../prep/formats/write_nifti.ts";
 import { listCases } from "../../../cache/write/cache_dir.ts";
 import { readCase } from "../../../cache/read/read_case.ts";
 import { main as prepMain } from "../../../tasks/prep.ts";

@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { makePhantom } from "../../../prep/synthetic/phantom.ts";
-import { writeNifti } from "../../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../../prep/formats/write_nifti.ts";
 import { applyRecipe, RECIPES, resolveRecipe } from "../../../prep/recipes/recipe.ts";
 import { parseRecipe } from "../../../prep/recipes/recipe_file.ts";
 import { columnNorms } from "../../../prep/transforms/_affine.ts";

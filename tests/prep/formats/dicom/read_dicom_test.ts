@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { BadInputError } from "../../../../cache/errors.ts";
 import { makePhantom } from "../../../../prep/synthetic/phantom.ts";
-import { writeNifti } from "../../../../prep/synthetic/write_nifti.ts";
+import { writeNifti } from "../../../../prep/formats/write_nifti.ts";
 import { DECODE_POOL_LIMITS, readDicomSeries } from "../../../../prep/formats/dicom/read_dicom.ts";
 import {
   applyBitsStored,

@@ -1,7 +1,8 @@
-// A NIfTI-1 writer (`.nii`, `.nii.gz`), for tests, the demo and benchmarks.
+// A NIfTI-1 writer (`.nii`, `.nii.gz`): every scalar type, sform and qform, scl_slope and
+// scl_inter; for `cache export`, and for the tests, the demo and the benchmarks.
 import { gzipSync } from "node:zlib";
 import type { Mat4, Volume, VoxelArray } from "../volume.ts";
-import { copyToFileOrder } from "../formats/_voxels.ts";
+import { copyToFileOrder } from "./_voxels.ts";
 
 /** Voxel types {@linkcode writeNifti} writes: every scalar type of NIfTI-1. */
 export type NiftiWriteDtype =
