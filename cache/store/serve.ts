@@ -266,17 +266,7 @@ export async function cacheHandler(
 
   return async (req: Request, info?: RequestInfo): Promise<Response> => {
     const head = req.method === "HEAD";
-    if (req.method === "OPTIONS") {
-      return new Response(null, {
-        status: 204,
-        headers: {
-          ...CORS,
-          "access-control-allow-methods": "GET, HEAD, OPTIONS",
-          "access-control-allow-headers": "Range, If-None-Match, If-Modified-Since, If-Range",
-          "access-control-max-age": "86400",
-        },
-      });
-    }
+    if (req.method === "OPTIONS") return preflight();
     if (req.method !== "GET" && !head) {
       return plain(405, "Method not allowed: the cache is read-only", false, {
         allow: "GET, HEAD, OPTIONS",
@@ -310,51 +300,25 @@ export async function cacheHandler(
         ? "application/json"
         : "application/octet-stream",
     };
-    const inm = req.headers.get("if-none-match");
-    const ims = req.headers.get("if-modified-since");
-    const notModified = inm !== null
-      ? inm.split(",").some((t) => {
-        const v = t.trim();
-        return v === "*" || v === etag || v === `W/${etag}`;
-      })
-      : ims !== null && !Number.isNaN(Date.parse(ims)) &&
-        Math.floor(mtime / 1000) <= Math.floor(Date.parse(ims) / 1000);
-    if (notModified) return new Response(null, { status: 304, headers });
-    let start = 0, end = size - 1, status = 200;
-    const range = req.headers.get("range");
-    const ifRange = req.headers.get("if-range");
-    if (range !== null && (ifRange === null || [etag, lastModified].includes(ifRange.trim()))) {
-      const r = parseRange(range, size);
-      if (r === "bad") {
-        return new Response(null, {
-          status: 416,
-          headers: { ...headers, "content-range": `bytes */${size}` },
-        });
-      }
-      if (r !== "ignore") {
-        [start, end] = r;
-        status = 206;
-        headers["content-range"] = `bytes ${start}-${end}/${size}`;
-      }
+    if (notModified(req, etag, mtime)) return new Response(null, { status: 304, headers });
+    const r = requestedRange(req, size, [etag, lastModified]);
+    if (r === "bad") {
+      return new Response(null, {
+        status: 416,
+        headers: { ...headers, "content-range": `bytes */${size}` },
+      });
     }
+    const [start, end] = r ?? [0, size - 1];
+    const status = r ? 206 : 200;
+    if (r) headers["content-range"] = `bytes ${start}-${end}/${size}`;
     const length = Math.max(0, end - start + 1);
     headers["content-length"] = String(length);
     if (head || length === 0) return new Response(null, { status, headers });
     const small = length <= SMALL;
     const release = small ? () => {} : await streams.acquire(info?.remoteAddr?.hostname ?? "");
     if (!release) return busy(head);
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(real, { read: true });
-      const again = await file.stat();
-      // Replaced between the check and the open: serve nothing rather than something else.
-      if (!again.isFile || again.size !== size || again.ino !== info0.ino) {
-        file.close();
-        release();
-        return plain(404, "Not found", head);
-      }
-      await file.seek(start, Deno.SeekMode.Start);
-    } catch {
+    const file = await openSame(real, info0, start);
+    if (!file) {
       release();
       return plain(404, "Not found", head);
     }
@@ -367,56 +331,140 @@ export async function cacheHandler(
         file.close();
       }
     }
-    let left = length;
-    let closed = false;
-    let idle: ReturnType<typeof setTimeout> | undefined;
-    let total: ReturnType<typeof setTimeout> | undefined;
-    const finish = () => {
-      if (closed) return;
-      closed = true;
-      clearTimeout(idle);
-      clearTimeout(total);
-      file.close();
-      release();
-    };
-    let cutOff: ((why: string) => void) | undefined;
-    const body = new ReadableStream<Uint8Array>({
-      type: "bytes",
-      start(controller) {
-        cutOff = (why) => {
-          finish();
-          try {
-            controller.error(new Error(why));
-          } catch {
-            // Already closed.
-          }
-        };
-        total = setTimeout(() => cutOff!("write timeout"), writeTimeoutMs);
-        idle = setTimeout(() => cutOff!("client idle"), idleTimeoutMs);
-      },
-      async pull(controller) {
-        if (closed) return;
-        clearTimeout(idle);
-        try {
-          const buf = await readFully(file, Math.min(READ_CHUNK, left));
-          if (buf.length === 0) throw new Error(`File ended early: ${real}`);
-          left -= buf.length;
-          controller.enqueue(buf);
-          if (left <= 0) {
-            finish();
-            controller.close();
-          } else idle = setTimeout(() => cutOff!("client idle"), idleTimeoutMs);
-        } catch (e) {
-          finish();
-          controller.error(e);
-        }
-      },
-      cancel() {
-        finish();
-      },
-    });
+    const body = streamFile(file, length, release, { idleTimeoutMs, writeTimeoutMs, real });
     return new Response(body, { status, headers });
   };
+}
+
+/** The answer to a CORS preflight: GET and HEAD with ranges and validators, from anywhere. */
+function preflight(): Response {
+  return new Response(null, {
+    status: 204,
+    headers: {
+      ...CORS,
+      "access-control-allow-methods": "GET, HEAD, OPTIONS",
+      "access-control-allow-headers": "Range, If-None-Match, If-Modified-Since, If-Range",
+      "access-control-max-age": "86400",
+    },
+  });
+}
+
+/**
+ * The file at `real` opened at `start`, if it is still the regular file checked before
+ * (`checked`): one replaced between the check and the open is not served.
+ */
+async function openSame(
+  real: string,
+  checked: Deno.FileInfo,
+  start: number,
+): Promise<Deno.FsFile | undefined> {
+  let file: Deno.FsFile | undefined;
+  try {
+    file = await Deno.open(real, { read: true });
+    const again = await file.stat();
+    if (!again.isFile || again.size !== checked.size || again.ino !== checked.ino) {
+      file.close();
+      return undefined;
+    }
+    await file.seek(start, Deno.SeekMode.Start);
+    return file;
+  } catch {
+    file?.close();
+    return undefined;
+  }
+}
+
+/** Whether the client's copy is current (`If-None-Match`, else `If-Modified-Since`). */
+function notModified(req: Request, etag: string, mtime: number): boolean {
+  const inm = req.headers.get("if-none-match");
+  const ims = req.headers.get("if-modified-since");
+  if (inm !== null) {
+    return inm.split(",").some((t) => {
+      const v = t.trim();
+      return v === "*" || v === etag || v === `W/${etag}`;
+    });
+  }
+  return ims !== null && !Number.isNaN(Date.parse(ims)) &&
+    Math.floor(mtime / 1000) <= Math.floor(Date.parse(ims) / 1000);
+}
+
+/**
+ * The byte range asked for (`[first, last]`), `undefined` for the whole file (no range, an
+ * ignored one, or an `If-Range` the file no longer matches), `"bad"` for one the file
+ * cannot satisfy (416).
+ */
+function requestedRange(
+  req: Request,
+  size: number,
+  validators: string[],
+): [number, number] | "bad" | undefined {
+  const range = req.headers.get("range");
+  const ifRange = req.headers.get("if-range");
+  if (range === null || (ifRange !== null && !validators.includes(ifRange.trim()))) return;
+  const r = parseRange(range, size);
+  return r === "ignore" ? undefined : r;
+}
+
+/**
+ * `length` bytes of an open file as a stream that holds its slot (`release` frees it) only
+ * while it flows: a client that reads nothing for `idleTimeoutMs`, or takes longer than
+ * `writeTimeoutMs` in all, is cut off and the file closed.
+ */
+function streamFile(
+  file: Deno.FsFile,
+  length: number,
+  release: () => void,
+  o: { idleTimeoutMs: number; writeTimeoutMs: number; real: string },
+): ReadableStream<Uint8Array> {
+  const { idleTimeoutMs, writeTimeoutMs, real } = o;
+  let left = length;
+  let closed = false;
+  let idle: ReturnType<typeof setTimeout> | undefined;
+  let total: ReturnType<typeof setTimeout> | undefined;
+  const finish = () => {
+    if (closed) return;
+    closed = true;
+    clearTimeout(idle);
+    clearTimeout(total);
+    file.close();
+    release();
+  };
+  let cutOff: ((why: string) => void) | undefined;
+  return new ReadableStream<Uint8Array>({
+    type: "bytes",
+    start(controller) {
+      cutOff = (why) => {
+        finish();
+        try {
+          controller.error(new Error(why));
+        } catch {
+          // Already closed.
+        }
+      };
+      total = setTimeout(() => cutOff!("write timeout"), writeTimeoutMs);
+      idle = setTimeout(() => cutOff!("client idle"), idleTimeoutMs);
+    },
+    async pull(controller) {
+      if (closed) return;
+      clearTimeout(idle);
+      try {
+        const buf = await readFully(file, Math.min(READ_CHUNK, left));
+        if (buf.length === 0) throw new Error(`File ended early: ${real}`);
+        left -= buf.length;
+        controller.enqueue(buf);
+        if (left <= 0) {
+          finish();
+          controller.close();
+        } else idle = setTimeout(() => cutOff!("client idle"), idleTimeoutMs);
+      } catch (e) {
+        finish();
+        controller.error(e);
+      }
+    },
+    cancel() {
+      finish();
+    },
+  });
 }
 
 /**
