@@ -114,16 +114,6 @@ export function checkedStore(
       throw new Error(`${where}: ${msg}`, { cause: e });
     }
   };
-  const rawRange = (key: `/${string}`, range: Range, opts?: unknown) => {
-    if (store.getRange) return store.getRange(key, range as never, opts as never);
-    return (async () => {
-      const all = await store.get(key, opts as never);
-      if (!all) return undefined;
-      return "suffixLength" in range
-        ? Uint8Array.prototype.slice.call(all, Math.max(0, all.length - range.suffixLength))
-        : Uint8Array.prototype.slice.call(all, range.offset, range.offset + range.length);
-    })();
-  };
   return {
     async get(key, opts) {
       if (!isChunk(key)) return await store.get(key, opts);
@@ -140,7 +130,10 @@ export function checkedStore(
       const r = range as Range;
       const shard = rel(key);
       if ("suffixLength" in r) {
-        const bytes = await read(`shard ${shard}`, () => Promise.resolve(rawRange(key, r, opts)));
+        const bytes = await read(
+          `shard ${shard}`,
+          () => Promise.resolve(rawRange(store, key, r, opts)),
+        );
         if (!bytes) {
           if (options.whole) throw missing(`shard ${shard}`);
           return undefined;
@@ -152,32 +145,16 @@ export function checkedStore(
               `is truncated`,
           );
         }
-        const crc = r.suffixLength === shardIndexBytes(count);
-        if (!grid || (!crc && r.suffixLength !== 16 * count)) return bytes;
-        let entries: ShardEntry[];
-        try {
-          entries = decodeShardIndex(crc ? bytes : withCrc(bytes), count);
-        } catch (e) {
-          throw damaged(`shard index of ${shard}`, (e as Error).message);
-        }
-        entries.forEach((e, i) => {
-          if (e && (e.length > maxChunk || e.offset >= MISSING_MARK)) {
-            throw damaged(
-              `shard index of ${shard}`,
-              `inner chunk [${unflat(i, grid)}] is said to take ${e.length} bytes at offset ` +
-                `${e.offset}, more than a chunk can: the index is damaged`,
-            );
-          }
+        if (!grid) return bytes;
+        const index = checkedIndex(bytes, r.suffixLength, {
+          grid,
+          count,
+          maxChunk,
+          whole: options.whole,
+          damaged: (why) => damaged(`shard index of ${shard}`, why),
         });
-        const at = new Map<number, number>();
-        entries.forEach((e, i) => e && at.set(e.offset, i));
-        offsets.set(key, at);
-        if (!options.whole || entries.every((e) => e)) return bytes;
-        // Entries of missing chunks point past any file, so that reading one fails.
-        const marked = encodeShardIndex(
-          entries.map((e, i) => e ?? { offset: MISSING_MARK + i, length: 1 }),
-        );
-        return crc ? marked : marked.subarray(0, marked.length - 4);
+        if (index.offsets) offsets.set(key, index.offsets);
+        return index.bytes;
       }
       const inner = r.offset >= MISSING_MARK ? r.offset - MISSING_MARK : offsets.get(key)?.get(
         r.offset,
@@ -186,7 +163,7 @@ export function checkedStore(
         ? `bytes ${r.offset}+${r.length} of ${shard}`
         : `inner chunk [${unflat(inner, grid!)}] of shard ${shard}`;
       if (r.offset >= MISSING_MARK) throw missing(where);
-      const bytes = await read(where, () => Promise.resolve(rawRange(key, r, opts)));
+      const bytes = await read(where, () => Promise.resolve(rawRange(store, key, r, opts)));
       if (!bytes) {
         if (options.whole) throw missing(`shard ${shard}`);
         return undefined;
@@ -205,6 +182,62 @@ export function checkedStore(
       return bytes;
     },
   };
+}
+
+/** A byte range of a stored object, from a store without `getRange` too (its whole bytes). */
+function rawRange(store: zarr.Readable, key: `/${string}`, range: Range, opts?: unknown) {
+  if (store.getRange) return store.getRange(key, range as never, opts as never);
+  return (async () => {
+    const all = await store.get(key, opts as never);
+    if (!all) return undefined;
+    return "suffixLength" in range
+      ? Uint8Array.prototype.slice.call(all, Math.max(0, all.length - range.suffixLength))
+      : Uint8Array.prototype.slice.call(all, range.offset, range.offset + range.length);
+  })();
+}
+
+/**
+ * A shard index, checked: its checksum, each entry within what a chunk can take; which
+ * inner chunk each stored offset is; for a case written whole, missing chunks' entries
+ * pointed past any file (so that reading one fails). An index of another size is passed
+ * through.
+ */
+function checkedIndex(
+  bytes: Uint8Array,
+  suffix: number,
+  o: {
+    grid: readonly number[];
+    count: number;
+    maxChunk: number;
+    whole?: boolean;
+    damaged: (why: string) => Error;
+  },
+): { bytes: Uint8Array; offsets?: Map<number, number> } {
+  const { grid, count } = o;
+  const crc = suffix === shardIndexBytes(count);
+  if (!crc && suffix !== 16 * count) return { bytes };
+  let entries: ShardEntry[];
+  try {
+    entries = decodeShardIndex(crc ? bytes : withCrc(bytes), count);
+  } catch (e) {
+    throw o.damaged((e as Error).message);
+  }
+  entries.forEach((e, i) => {
+    if (e && (e.length > o.maxChunk || e.offset >= MISSING_MARK)) {
+      throw o.damaged(
+        `inner chunk [${unflat(i, grid)}] is said to take ${e.length} bytes at offset ` +
+          `${e.offset}, more than a chunk can: the index is damaged`,
+      );
+    }
+  });
+  const offsets = new Map<number, number>();
+  entries.forEach((e, i) => e && offsets.set(e.offset, i));
+  if (!o.whole || entries.every((e) => e)) return { bytes, offsets };
+  // Entries of missing chunks point past any file, so that reading one fails.
+  const marked = encodeShardIndex(
+    entries.map((e, i) => e ?? { offset: MISSING_MARK + i, length: 1 }),
+  );
+  return { bytes: crc ? marked : marked.subarray(0, marked.length - 4), offsets };
 }
 
 /** An index without a checksum given the one it would have, so that it can be decoded. */
