@@ -4,7 +4,7 @@
 // folder, so that prep/, train/ and tasks/ all import it downward.
 
 /** What went wrong, for callers and for the command line's exit codes. */
-export type ErrorKind = "bad-input" | "damaged-cache" | "not-a-cache" | "usage";
+export type ErrorKind = "bad-input" | "damaged-cache" | "not-a-cache" | "usage" | "unavailable";
 
 /** Options of the toolkit's errors. */
 export interface VocoErrorOptions {
@@ -77,7 +77,22 @@ export class UsageError extends VocoError {
   }
 }
 
-/** The kind of a tagged error, `undefined` for any other value (an untagged error is a bug). */
+/** A server or store that could not be reached, or answered with an error (a network fault). */
+export class UnavailableError extends VocoError {
+  /** Makes an unavailable error. */
+  constructor(message: string, options: VocoErrorOptions = {}) {
+    super("unavailable", message, options);
+  }
+}
+
+/**
+ * The kind of a tagged error, or of the first tagged error among its causes (an error
+ * wrapped with context keeps its kind); `undefined` for any other value (an untagged
+ * error is a bug).
+ */
 export function errorKind(e: unknown): ErrorKind | undefined {
-  return e instanceof VocoError ? e.kind : undefined;
+  for (let at = e, depth = 0; at instanceof Error && depth < 16; at = at.cause, depth++) {
+    if (at instanceof VocoError) return at.kind;
+  }
+  return undefined;
 }

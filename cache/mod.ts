@@ -19,6 +19,7 @@ export {
   type ErrorKind,
   errorKind,
   NotACacheError,
+  UnavailableError,
   UsageError,
   VocoError,
   type VocoErrorOptions,

@@ -43,20 +43,23 @@ export function onInterrupt(
  */
 export const EXIT = { ok: 0, failed: 1, usage: 2, internal: 3, interrupted: 130 } as const;
 
-/** Whether `e` is one of the system's I/O errors (a full disk, a vanished file, ...). */
+/** Whether `e` (or an error it wraps) is one of the system's I/O errors (a full disk, ...). */
 function isSystemError(e: unknown): boolean {
-  return Object.values(Deno.errors).some((Kind) => e instanceof Kind);
+  for (let at = e, depth = 0; at instanceof Error && depth < 16; at = at.cause, depth++) {
+    if (Object.values(Deno.errors).some((Kind) => at instanceof Kind)) return true;
+  }
+  return false;
 }
 
 /**
  * The exit code for an error that ended a task, by its kind (see {@linkcode EXIT}): bad
- * usage, bad input and a folder that is no cache 2; a damaged cache or a system error
- * (disk full, permission) 1; anything else is a bug, 3.
+ * usage, bad input and a folder that is no cache 2; a damaged cache, an unreachable server
+ * or a system error (disk full, permission) 1; anything else is a bug, 3.
  */
 export function exitCodeOf(e: unknown): number {
   const kind = errorKind(e);
   if (kind === "usage" || kind === "bad-input" || kind === "not-a-cache") return EXIT.usage;
-  if (kind === "damaged-cache" || isSystemError(e)) return EXIT.failed;
+  if (kind === "damaged-cache" || kind === "unavailable" || isSystemError(e)) return EXIT.failed;
   return EXIT.internal;
 }
 

@@ -40,6 +40,7 @@ Deno.test("mod.ts exports exactly the documented public API", () => {
     "STOCK_ATTENTION_LIMITS",
     "TOOLKIT_VERSION",
     "TRANSFER_SYNTAXES",
+    "UnavailableError",
     "UsageError",
     "VocoError",
     "VocoModel",

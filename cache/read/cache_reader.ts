@@ -10,7 +10,7 @@ import type { CaseAffine, CaseShape, CaseVolume } from "../format/case_volume.ts
 import { STAGING_DIR } from "../format/format.ts";
 import { mapLimit } from "../store/limit.ts";
 import { FileStore } from "../store/file_store.ts";
-import { DamagedCacheError, NotACacheError } from "../errors.ts";
+import { BadInputError, DamagedCacheError, NotACacheError } from "../errors.ts";
 import { consolidatedSha256, integrityProblems } from "../format/integrity.ts";
 
 /** Options of {@linkcode CacheReader.open}: plain data, so a Worker can be given them. */
@@ -318,7 +318,7 @@ export class CacheReader {
       );
     }
     if (this.kind === "http") {
-      throw new Error(
+      throw new BadInputError(
         `${this.location} cannot be listed: a plain HTTP server lists no files`,
       );
     }
@@ -406,7 +406,7 @@ export class CacheReader {
       );
       return names.filter((n) => n && !n.startsWith("."));
     }
-    throw new Error(
+    throw new BadInputError(
       `Cache ${this.location} cannot be listed: a plain HTTP server lists no folders, so the ` +
         `cache needs consolidated metadata in its root zarr.json (run "deno task cache ` +
         `consolidate" on the cache folder, then serve it again); a case can still be read by ` +

@@ -3,6 +3,7 @@
 // request counts.
 import type * as zarr from "zarrita";
 import { AwsClient } from "aws4fetch";
+import { VocoError } from "../errors.ts";
 
 /** Requests and bytes a store has fetched. */
 export interface FetchStats {
@@ -37,14 +38,14 @@ export interface HttpStoreOptions {
 }
 
 /** A fetch failure carrying the URL and HTTP status (0 for a network error). */
-export class FetchError extends Error {
+export class FetchError extends VocoError {
   /** The URL requested. */
   url: string;
   /** HTTP status, or 0 when no response came. */
   status: number;
   /** Makes an error for `url`. */
   constructor(message: string, url: string, status: number, options?: ErrorOptions) {
-    super(message, options);
+    super("unavailable", message, { cause: options?.cause, path: url });
     this.name = "FetchError";
     this.url = url;
     this.status = status;

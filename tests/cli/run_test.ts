@@ -4,6 +4,7 @@ import {
   BadInputError,
   DamagedCacheError,
   NotACacheError,
+  UnavailableError,
   UsageError,
 } from "../../cache/errors.ts";
 import { assertEquals } from "../_helpers.ts";
@@ -16,13 +17,16 @@ Deno.test("exitCodeOf(): nothing done 2, items or damage 1, a bug 3", () => {
       new BadInputError("x"),
       new NotACacheError("x"),
       new DamagedCacheError("x"),
+      new UnavailableError("x"),
+      new Error("context", { cause: new Deno.errors.NotFound("x") }),
+      new Error("context", { cause: new BadInputError("x") }),
       new Deno.errors.NotFound("x"),
       new Deno.errors.PermissionDenied("x"),
       new RangeError("x"),
       new TypeError("x"),
       "a string",
     ].map(exitCodeOf),
-    [2, 2, 2, 1, 1, 1, 3, 3, 3],
+    [2, 2, 2, 1, 1, 1, 2, 1, 1, 3, 3, 3],
   );
   assertEquals([EXIT.ok, EXIT.interrupted], [0, 130]);
 });

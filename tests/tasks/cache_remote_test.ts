@@ -151,14 +151,14 @@ Deno.test("cache ls, stats and verify over HTTP (cache serve) give what the fold
   }
 });
 
-Deno.test("cache ls, stats and verify of an HTTP cache without consolidated metadata say so (exit 1)", async () => {
+Deno.test("cache ls, stats and verify of an HTTP cache without consolidated metadata say so (exit 2: nothing done)", async () => {
   await using dir = await tempDir();
   const out = await mixedCache(dir.path);
   const server = await serveCache(out, { port: 0 });
   try {
     for (const command of ["ls", "stats", "verify"]) {
       const r = await denoTask(["cache", command, server.url]);
-      assertEquals(r.code, 1, `${command}: ${r.stdout}${r.stderr}`);
+      assertEquals(r.code, 2, `${command}: ${r.stdout}${r.stderr}`);
       assert(
         r.stderr.includes(
           `cache: Cache ${server.url} cannot be listed: a plain HTTP server lists no folders, ` +

@@ -147,7 +147,7 @@ Deno.test("model check --backend tensorflow fails with the install hint and leav
       "--backend",
       "tensorflow",
     ]);
-    assertEquals(r.code, 1, r.stderr);
+    assertEquals(r.code, 2, r.stderr); // nothing done: the backend is not installed
     assert(r.stderr.includes("Backend needs @tensorflow/tfjs-node"), r.stderr);
   } finally {
     const after = await Deno.readFile(lock);
