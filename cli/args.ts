@@ -392,29 +392,24 @@ function parseFlags(
         break;
       }
       case "numbers": {
-        const parts = raw.split(",").map((s) => s.trim());
-        // Space-separated, as nnU-Net users type: `--spacing 1.5 1.5 2`.
-        const most = f.counts ? Math.max(...f.counts) : Infinity;
-        if (inline === undefined && parts.length === 1) {
-          while (parts.length < most && i + 1 < args.length && NUMBER.test(args[i + 1])) {
-            parts.push(args[++i]);
-          }
-        }
-        const shown = parts.join(parts.length > 1 && !raw.includes(",") ? " " : ",");
-        if (parts.some((p) => !NUMBER.test(p)) || (f.counts && !f.counts.includes(parts.length))) {
-          throw usageError(
-            spec,
-            `--${name} takes ${countsText(f.counts)}, separated by commas or spaces ` +
-              `(${f.arg ?? defaultArg(f)}), got "${shown}"`,
-          );
-        }
-        const nums = parts.map(Number);
-        for (const x of nums) checkNumber(spec, name, f, x, shown);
-        values[name] = nums;
+        const r = parseNumbers(spec, name, f, raw, inline === undefined ? args.slice(i + 1) : []);
+        i += r.consumed;
+        values[name] = r.nums;
         break;
       }
     }
   }
+  return withDefaults(spec, values, positionals, cwd);
+}
+
+/** The flags not given at their defaults; the positionals counted and resolved. */
+function withDefaults(
+  spec: CommandSpec,
+  values: Record<string, unknown>,
+  positionals: string[],
+  cwd: string,
+): { values: Record<string, unknown>; positionals: string[] } {
+  const flags = spec.flags ?? {};
   for (const [name, f] of Object.entries(flags)) {
     if (name in values) continue;
     if (f.default !== undefined) {
@@ -442,6 +437,39 @@ function parseFlags(
     values,
     positionals: p?.type === "path" ? positionals.map((x) => userPath(x, cwd)) : positionals,
   };
+}
+
+/**
+ * The numbers of a `numbers` flag: `raw` split at commas, or, when it is one number, that
+ * and the numbers that follow it in `rest` (`--spacing 1.5 1.5 2`, as nnU-Net users type),
+ * up to the most the flag takes; `consumed` of `rest` were taken.
+ */
+function parseNumbers(
+  spec: CommandSpec,
+  name: string,
+  f: FlagSpec,
+  raw: string,
+  rest: readonly string[],
+): { nums: number[]; consumed: number } {
+  const parts = raw.split(",").map((s) => s.trim());
+  const most = f.counts ? Math.max(...f.counts) : Infinity;
+  let consumed = 0;
+  if (parts.length === 1) {
+    while (parts.length < most && consumed < rest.length && NUMBER.test(rest[consumed])) {
+      parts.push(rest[consumed++]);
+    }
+  }
+  const shown = parts.join(parts.length > 1 && !raw.includes(",") ? " " : ",");
+  if (parts.some((p) => !NUMBER.test(p)) || (f.counts && !f.counts.includes(parts.length))) {
+    throw usageError(
+      spec,
+      `--${name} takes ${countsText(f.counts)}, separated by commas or spaces ` +
+        `(${f.arg ?? defaultArg(f)}), got "${shown}"`,
+    );
+  }
+  const nums = parts.map(Number);
+  for (const x of nums) checkNumber(spec, name, f, x, shown);
+  return { nums, consumed };
 }
 
 function suggestFlag(name: string, flags: Readonly<Record<string, FlagSpec>>): string {

@@ -119,29 +119,7 @@ export async function processCase(
   job: CaseJob,
   resources: CaseResources = {},
 ): Promise<CaseOutcome> {
-  // A DICOM series can have thousands of files: read them 32 at a time.
-  // Only regular files, never more than this machine can hold: a FIFO or /dev/zero
-  // named as an input or a data file fails here instead of hanging the run.
-  const files: Uint8Array[] = [];
-  let mtime = 0, total = 0;
-  const limit = maxImageBytes();
-  for (let i = 0; i < job.files.length; i += 32) {
-    const batch = job.files.slice(i, i + 32);
-    files.push(
-      ...await Promise.all(batch.map(async (path) => {
-        const { bytes, info } = await readRegularFile(path, limit);
-        mtime = Math.max(mtime, info.mtime?.getTime() ?? 0);
-        total += bytes.length;
-        if (total > limit) {
-          throw new BadInputError(
-            `The files of ${job.path} hold more than ${formatSize(limit)}, more than this ` +
-              `machine can give one case`,
-          );
-        }
-        return bytes;
-      })),
-    );
-  }
+  const { files, mtime } = await readSourceFiles(job);
   const bytesIn = files.reduce((a, f) => a + f.length, 0);
   // The digest runs off this thread: start it, decode meanwhile, then compare.
   const hashing = sourceDigest(files, job.files);
@@ -237,4 +215,33 @@ export async function sourceDigest(
   if (hashes.length === 1) return hashes[0];
   const lines = hashes.map((h, i) => `${h}  ${basename(paths[i])}\n`).join("");
   return await sha256Hex(new TextEncoder().encode(lines));
+}
+
+/**
+ * A case's source files, 32 at a time (a DICOM series can have thousands), and their
+ * newest modification time. Only regular files, never more than this machine can hold: a
+ * FIFO or /dev/zero named as an input or a data file fails here instead of hanging the run.
+ */
+async function readSourceFiles(job: CaseJob): Promise<{ files: Uint8Array[]; mtime: number }> {
+  const files: Uint8Array[] = [];
+  let mtime = 0, total = 0;
+  const limit = maxImageBytes();
+  for (let i = 0; i < job.files.length; i += 32) {
+    const batch = job.files.slice(i, i + 32);
+    files.push(
+      ...await Promise.all(batch.map(async (path) => {
+        const { bytes, info } = await readRegularFile(path, limit);
+        mtime = Math.max(mtime, info.mtime?.getTime() ?? 0);
+        total += bytes.length;
+        if (total > limit) {
+          throw new BadInputError(
+            `The files of ${job.path} hold more than ${formatSize(limit)}, more than this ` +
+              `machine can give one case`,
+          );
+        }
+        return bytes;
+      })),
+    );
+  }
+  return { files, mtime };
 }
