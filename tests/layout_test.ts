@@ -162,3 +162,11 @@ Deno.test("no function is over about 100 lines, but the listed tables", () => {
   }
   assert(long.length === 0, `split these functions:\n${long.join("\n")}`);
 });
+
+Deno.test("tasks/ stays a thin skin: under 2,500 lines in all", () => {
+  let lines = 0;
+  for (const file of sourceFiles(join(ROOT, "tasks"))) {
+    lines += Deno.readTextFileSync(file).split("\n").length;
+  }
+  assert(lines < 2500, `tasks/ has ${lines} lines: decisions belong in the library`);
+});
