@@ -9,7 +9,9 @@ import { writeNifti } from "../prep/synthetic/write_nifti.ts";
 import { type BackendName, useBackend } from "../train/backend.ts";
 import { type MetricsRow, pretrain, pretrainConfig } from "../train/pretrain.ts";
 import { formatBytes } from "../cache/text.ts";
-import { peakRss } from "./_common.ts";
+import { cpuSeconds, peakRss } from "./_common.ts";
+import { type OpProfile, startOpProfile, stopOpProfile } from "../train/kernels/profile.ts";
+import { opTable } from "./_op_table.ts";
 import { findReference, notMeasured, runReference } from "./_reference.ts";
 import { BatchLoader } from "../train/sampler/loader.ts";
 import { listTrainingCases } from "../train/sampler/cases.ts";
@@ -35,6 +37,8 @@ export interface BenchPretrainOptions {
   workers: number;
   /** Also run the PyTorch/MONAI reference on the first batch's crops, in this run. */
   torch?: boolean;
+  /** Print a per-op profile of the steps after the first. */
+  profile?: boolean;
 }
 
 /** Runs the benchmark and prints its figures. */
@@ -65,6 +69,9 @@ export async function benchPretrain(o: BenchPretrainOptions): Promise<void> {
         `crops per backbone pass ${cropBatch ?? "all"}, ${o.workers} sample worker(s)`,
     );
     const rows: MetricsRow[] = [];
+    const profile = (o.profile ?? false) && o.steps > 1;
+    let ops: OpProfile | undefined;
+    let cpu = cpuSeconds();
     await pretrain(
       join(dir, "run"),
       pretrainConfig("v2", [cache], {
@@ -83,10 +90,17 @@ export async function benchPretrain(o: BenchPretrainOptions): Promise<void> {
       {
         onStep: (r) => {
           rows.push(r);
+          const now = cpuSeconds();
           console.log(
             `  step ${r.step}: ${r.seconds.toFixed(1)} s, loss ${r.loss.toFixed(4)}, ` +
-              `data wait ${(r.data_wait * 100).toFixed(1)}%`,
+              `data wait ${(r.data_wait * 100).toFixed(1)}%, CPU ${
+                (now.process - cpu.process).toFixed(1)
+              } s (main thread ${(now.main - cpu.main).toFixed(1)} s)`,
           );
+          cpu = now;
+          // Steps 2.. are profiled: from the end of step 1 to the end of the last step.
+          if (profile && r.step === 1) startOpProfile();
+          if (profile && r.step === o.steps) ops = stopOpProfile();
         },
       },
     );
@@ -105,6 +119,10 @@ export async function benchPretrain(o: BenchPretrainOptions): Promise<void> {
         `  peak RSS                        ${formatBytes(peakRss())}`,
       ].filter(Boolean).join("\n"),
     );
+    if (ops) {
+      console.log(`  where the time of steps 2..${o.steps} goes, per step:`);
+      console.log(opTable(ops, o.steps - 1));
+    }
     if (ref && "python" in ref) await torchSteps(ref, cache, dir, o, mean);
     else console.log(notMeasured("PyTorch 1.13 + MONAI 1.3.2 reference", ref));
   } finally {

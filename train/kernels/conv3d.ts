@@ -7,7 +7,8 @@
 // matrix; the direct kernels need no column matrix at all. The input gradient is the same
 // convolution applied to the output gradient with flipped, transposed weights.
 import * as tf from "@tensorflow/tfjs-core";
-import { readSync, typedArrayKernels } from "./dispatch.ts";
+import { readSync, tensorOf, typedArrayKernels } from "./dispatch.ts";
+import { timed } from "./profile.ts";
 import { CONV_WAT } from "./_conv_wat.ts";
 import { Arena, compileWat } from "./_wasm.ts";
 import { kernelThreads, registerKernels, runParts, split } from "./_pool.ts";
@@ -23,7 +24,10 @@ const fns = registerKernels(kernels, ["forward", "weightGrad"] as const);
 function forwardKernel(...args: number[]): void {
   const [b, d, h] = args.slice(3, 6);
   const rows = split(b * d * h, kernelThreads());
-  runParts(rows.map(([r0, r1]) => [[fns.forward, ...args, r0, r1, 0, 0]]));
+  timed(
+    "conv3d kernel",
+    () => runParts(rows.map(([r0, r1]) => [[fns.forward, ...args, r0, r1, 0, 0]])),
+  );
 }
 
 /**
@@ -33,7 +37,10 @@ function forwardKernel(...args: number[]): void {
 function weightGradKernel(...args: number[]): void {
   const [b, d, h, , cin, , k] = args.slice(3, 10);
   const taps = split(k ** 3 * cin, kernelThreads());
-  runParts(taps.map(([u0, u1]) => [[fns.weightGrad, ...args, 0, b * d * h, u0, u1]]));
+  timed(
+    "conv3d weight-gradient kernel",
+    () => runParts(taps.map(([u0, u1]) => [[fns.weightGrad, ...args, 0, b * d * h, u0, u1]])),
+  );
 }
 
 const ceil4 = (n: number) => (n + 3) & ~3;
@@ -101,43 +108,61 @@ export function conv3dSame(x: tf.Tensor5D, w: tf.Tensor5D): tf.Tensor5D {
     const [b, d, h, wd, cin] = xIn.shape;
     const [k, , , , cout] = wIn.shape;
     if (k % 2 !== 1) throw new RangeError(`conv3dSame needs an odd kernel, got ${k}`);
-    const out = convolve(readSync(xIn), readSync(wIn), xIn.shape, k, cout);
+    const xs0 = readSync(xIn), ws0 = readSync(wIn);
+    const out = timed("conv3d staging", () => convolve(xs0, ws0, xIn.shape, k, cout));
     save([xIn, wIn]);
     return {
-      value: tf.tensor5d(out, [b, d, h, wd, cout]),
+      value: tensorOf<tf.Rank.R5>(out, [b, d, h, wd, cout]),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xv, wv] = saved;
         const xs = readSync(xv), ws = readSync(wv), dys = readSync(dy);
-        const taps = k ** 3, voxels = b * d * h * wd;
-        // dx = conv(dy, w flipped in space, in and out channels swapped).
-        const wt = new Float32Array(taps * cout * cin);
-        for (let t = 0; t < taps; t++) {
-          const from = (taps - 1 - t) * cin * cout, to = t * cout * cin;
-          for (let i = 0; i < cin; i++) {
-            for (let o = 0; o < cout; o++) wt[to + o * cin + i] = ws[from + i * cout + o];
-          }
-        }
-        const dx = convolve(dys, wt, [b, d, h, wd, cout], k, cin);
-        // dw[tap, ci, co] = sum_v xp[v + tap, ci] dy[v, co].
-        const r = (k - 1) / 2, cop = ceil4(cout);
-        arena.reset();
-        const at = {
-          x: arena.alloc(b * (d + 2 * r) * (h + 2 * r) * (wd + 2 * r) * cin * 4),
-          dy: arena.alloc(voxels * cop * 4),
-          dw: arena.alloc(taps * cin * cop * 4),
-        };
-        arena.commit();
-        padInto(xs, arena.f32(at.x, (at.dy - at.x) / 4), xv.shape, r);
-        arena.f32(at.dy, voxels * cop).set(
-          cop === cout ? dys : widen(dys, voxels, 1, cout, cop),
-        );
-        weightGradKernel(at.x, at.dw, at.dy, b, d, h, wd, cin, cop, k);
-        const dw = narrow(arena.f32(at.dw, taps * cin * cop), taps * cin, cop, cout);
-        return [tf.tensor5d(dx, [b, d, h, wd, cin]), tf.tensor5d(dw, [k, k, k, cin, cout])];
+        const [dx, dw] = timed("conv3d staging", () => gradients(xs, ws, dys, xv.shape, k, cout));
+        return [
+          tensorOf<tf.Rank.R5>(dx, [b, d, h, wd, cin]),
+          tensorOf<tf.Rank.R5>(dw, [k, k, k, cin, cout]),
+        ];
       },
     };
   });
   return f(x, w) as tf.Tensor5D;
+}
+
+/** Both gradients of the convolution (x `[B, D, H, W, cin]`, kernel edge k), on typed arrays. */
+function gradients(
+  xs: Float32Array,
+  ws: Float32Array,
+  dys: Float32Array,
+  shape: number[],
+  k: number,
+  cout: number,
+): [Float32Array, Float32Array] {
+  const [b, d, h, wd, cin] = shape;
+  const taps = k ** 3, voxels = b * d * h * wd;
+  // dx = conv(dy, w flipped in space, in and out channels swapped).
+  const wt = new Float32Array(taps * cout * cin);
+  for (let t = 0; t < taps; t++) {
+    const from = (taps - 1 - t) * cin * cout, to = t * cout * cin;
+    for (let i = 0; i < cin; i++) {
+      for (let o = 0; o < cout; o++) wt[to + o * cin + i] = ws[from + i * cout + o];
+    }
+  }
+  const dx = convolve(dys, wt, [b, d, h, wd, cout], k, cin);
+  // dw[tap, ci, co] = sum_v xp[v + tap, ci] dy[v, co].
+  const r = (k - 1) / 2, cop = ceil4(cout);
+  arena.reset();
+  const at = {
+    x: arena.alloc(b * (d + 2 * r) * (h + 2 * r) * (wd + 2 * r) * cin * 4),
+    dy: arena.alloc(voxels * cop * 4),
+    dw: arena.alloc(taps * cin * cop * 4),
+  };
+  arena.commit();
+  padInto(xs, arena.f32(at.x, (at.dy - at.x) / 4), shape, r);
+  arena.f32(at.dy, voxels * cop).set(
+    cop === cout ? dys : widen(dys, voxels, 1, cout, cop),
+  );
+  weightGradKernel(at.x, at.dw, at.dy, b, d, h, wd, cin, cop, k);
+  const dw = narrow(arena.f32(at.dw, taps * cin * cop), taps * cin, cop, cout);
+  return [dx, dw];
 }
 
 /**

@@ -1,6 +1,7 @@
 // Which implementation each kernel runs: typed arrays and WebAssembly on the CPU backends,
 // stock tfjs ops elsewhere.
 import * as tf from "@tensorflow/tfjs-core";
+import { timed } from "./profile.ts";
 
 /**
  * True when the kernels over typed arrays (and WebAssembly) should run: on the CPU
@@ -27,5 +28,13 @@ export function useStockOps(on: boolean): void {
 
 /** Reads a tensor's values synchronously for a kernel that computes on typed arrays. */
 export function readSync(t: tf.Tensor): Float32Array {
-  return t.dataSync() as Float32Array;
+  return timed("copy tfjs -> typed array", () => t.dataSync() as Float32Array);
+}
+
+/** A float32 tensor of `values` (copied into the backend's memory). */
+export function tensorOf<R extends tf.Rank>(values: Float32Array, shape: number[]): tf.Tensor<R> {
+  return timed(
+    "copy typed array -> tfjs",
+    () => tf.tensor(values, shape as tf.ShapeMap[R], "float32") as tf.Tensor<R>,
+  );
 }

@@ -2,7 +2,8 @@
 // element by element (40-65 ms for the 1e5-row gathers of each Swin block) and its
 // gradient needs UnsortedSegmentSum, which the wasm backend does not implement.
 import * as tf from "@tensorflow/tfjs-core";
-import { readSync, typedArrayKernels } from "./dispatch.ts";
+import { readSync, tensorOf, typedArrayKernels } from "./dispatch.ts";
+import { timed } from "./profile.ts";
 
 /**
  * `out[t] = x[index[t]]` for a 2-D `x`; the gradient adds each `dy[t]` into row `index[t]`
@@ -15,20 +16,24 @@ export function gatherRows(x: tf.Tensor2D, index: Int32Array): tf.Tensor2D {
     const [rows, cols] = xIn.shape;
     const xs = readSync(xIn);
     const out = new Float32Array(index.length * cols);
-    for (let t = 0; t < index.length; t++) {
-      const s = index[t] * cols, o = t * cols;
-      for (let c = 0; c < cols; c++) out[o + c] = xs[s + c];
-    }
+    timed("gather rows (JS)", () => {
+      for (let t = 0; t < index.length; t++) {
+        const s = index[t] * cols, o = t * cols;
+        for (let c = 0; c < cols; c++) out[o + c] = xs[s + c];
+      }
+    });
     return {
-      value: tf.tensor2d(out, [index.length, cols]),
+      value: tensorOf<tf.Rank.R2>(out, [index.length, cols]),
       gradFunc: (dy: tf.Tensor) => {
         const g = readSync(dy);
         const dx = new Float32Array(rows * cols);
-        for (let t = 0; t < index.length; t++) {
-          const o = index[t] * cols, s = t * cols;
-          for (let c = 0; c < cols; c++) dx[o + c] += g[s + c];
-        }
-        return [tf.tensor2d(dx, [rows, cols])];
+        timed("gather rows (JS)", () => {
+          for (let t = 0; t < index.length; t++) {
+            const o = index[t] * cols, s = t * cols;
+            for (let c = 0; c < cols; c++) dx[o + c] += g[s + c];
+          }
+        });
+        return [tensorOf<tf.Rank.R2>(dx, [rows, cols])];
       },
     };
   });

@@ -3,7 +3,8 @@
 // its per-channel weight and bias were Sums over all other axes, 60-90 ms each on wasm for
 // a 2 x 32³ x 12 activation; here a whole call is a few ms. Statistics in float64.
 import * as tf from "@tensorflow/tfjs-core";
-import { readSync, typedArrayKernels } from "./dispatch.ts";
+import { readSync, tensorOf, typedArrayKernels } from "./dispatch.ts";
+import { timed } from "./profile.ts";
 
 /**
  * `(x - mean) / sqrt(var + eps)` over the last axis (biased variance, as PyTorch), then
@@ -31,45 +32,49 @@ export function layerNormLastAxis(
     const rows = xs.length / c;
     const normed = new Float32Array(xs.length), inv = new Float32Array(rows);
     const out = affine ? new Float32Array(xs.length) : normed;
-    for (let r = 0, o = 0; r < rows; r++, o += c) {
-      let mean = 0;
-      for (let i = 0; i < c; i++) mean += xs[o + i];
-      mean /= c;
-      let variance = 0;
-      for (let i = 0; i < c; i++) variance += (xs[o + i] - mean) ** 2;
-      const s = 1 / Math.sqrt(variance / c + eps);
-      inv[r] = s;
-      for (let i = 0; i < c; i++) normed[o + i] = (xs[o + i] - mean) * s;
-      if (ws && bs) { for (let i = 0; i < c; i++) out[o + i] = normed[o + i] * ws[i] + bs[i]; }
-    }
+    timed("layer norm (JS)", () => {
+      for (let r = 0, o = 0; r < rows; r++, o += c) {
+        let mean = 0;
+        for (let i = 0; i < c; i++) mean += xs[o + i];
+        mean /= c;
+        let variance = 0;
+        for (let i = 0; i < c; i++) variance += (xs[o + i] - mean) ** 2;
+        const s = 1 / Math.sqrt(variance / c + eps);
+        inv[r] = s;
+        for (let i = 0; i < c; i++) normed[o + i] = (xs[o + i] - mean) * s;
+        if (ws && bs) { for (let i = 0; i < c; i++) out[o + i] = normed[o + i] * ws[i] + bs[i]; }
+      }
+    });
     return {
-      value: tf.tensor(out, shape),
+      value: tensorOf(out, shape),
       gradFunc: (dy: tf.Tensor) => {
         const g = readSync(dy);
         const dx = new Float32Array(xs.length);
         const dw = new Float64Array(c), db = new Float64Array(c), gw = new Float64Array(c);
-        for (let r = 0, o = 0; r < rows; r++, o += c) {
-          // With gw = dy · weight: dx = inv (gw - mean(gw) - x̂ mean(gw x̂)).
-          let sum = 0, dot = 0;
-          for (let i = 0; i < c; i++) {
-            const gi = g[o + i], n = normed[o + i];
-            if (ws) {
-              dw[i] += gi * n;
-              db[i] += gi;
+        timed("layer norm (JS)", () => {
+          for (let r = 0, o = 0; r < rows; r++, o += c) {
+            // With gw = dy · weight: dx = inv (gw - mean(gw) - x̂ mean(gw x̂)).
+            let sum = 0, dot = 0;
+            for (let i = 0; i < c; i++) {
+              const gi = g[o + i], n = normed[o + i];
+              if (ws) {
+                dw[i] += gi * n;
+                db[i] += gi;
+              }
+              const v = ws ? gi * ws[i] : gi;
+              gw[i] = v;
+              sum += v;
+              dot += v * n;
             }
-            const v = ws ? gi * ws[i] : gi;
-            gw[i] = v;
-            sum += v;
-            dot += v * n;
+            sum /= c;
+            dot /= c;
+            const s = inv[r];
+            for (let i = 0; i < c; i++) dx[o + i] = s * (gw[i] - sum - normed[o + i] * dot);
           }
-          sum /= c;
-          dot /= c;
-          const s = inv[r];
-          for (let i = 0; i < c; i++) dx[o + i] = s * (gw[i] - sum - normed[o + i] * dot);
-        }
-        const dxT = tf.tensor(dx, shape);
+        });
+        const dxT = tensorOf(dx, shape);
         return affine
-          ? [dxT, tf.tensor1d(Float32Array.from(dw)), tf.tensor1d(Float32Array.from(db))]
+          ? [dxT, tensorOf(Float32Array.from(dw), [c]), tensorOf(Float32Array.from(db), [c])]
           : [dxT];
       },
     };

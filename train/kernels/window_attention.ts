@@ -7,7 +7,8 @@
 // transposes around it. The forward keeps each query row's maximum and 1 / sum; the
 // backward recomputes the probabilities from them.
 import * as tf from "@tensorflow/tfjs-core";
-import { readSync, typedArrayKernels } from "./dispatch.ts";
+import { readSync, tensorOf, typedArrayKernels } from "./dispatch.ts";
+import { timed } from "./profile.ts";
 import { ATTENTION_WAT } from "./_attention_wat.ts";
 import { Arena, compileWat } from "./_wasm.ts";
 import { type Call, kernelThreads, registerKernels, runParts, split } from "./_pool.ts";
@@ -74,20 +75,22 @@ export function windowAttentionCore(
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [qkvT, biasT] = args as tf.Tensor[];
     const qkvs = readSync(qkvT), bs = readSync(biasT);
-    const { out, stats } = attentionForward(qkvs, bs, mask, queries, dims);
+    const { out, stats } = timed(
+      "attention staging",
+      () => attentionForward(qkvs, bs, mask, queries, dims),
+    );
     return {
-      value: tf.tensor3d(out, [bw, n, ch]),
+      value: tensorOf<tf.Rank.R3>(out, [bw, n, ch]),
       gradFunc: (dy: tf.Tensor) => {
-        const { dqkv, dbias } = attentionBackward(
-          qkvs,
-          bs,
-          mask,
-          queries,
-          stats,
-          readSync(dy),
-          dims,
+        const g = readSync(dy);
+        const { dqkv, dbias } = timed(
+          "attention staging",
+          () => attentionBackward(qkvs, bs, mask, queries, stats, g, dims),
         );
-        return [tf.tensor3d(dqkv, [bw, n, c3]), tf.tensor3d(dbias, [heads, n, n])];
+        return [
+          tensorOf<tf.Rank.R3>(dqkv, [bw, n, c3]),
+          tensorOf<tf.Rank.R3>(dbias, [heads, n, n]),
+        ];
       },
     };
   });
@@ -135,32 +138,33 @@ function attentionForward(
   arena.commit();
   input.fill();
   const { qkv: pq, bias: pb, mask: pm, queries: pqs } = input.at;
-  runParts(parts.map(([from, to], t) => {
-    const calls: Call[] = [];
-    for (let u = from; u < to; u++) {
-      const w = Math.floor(u / heads), h = u % heads;
-      const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
-      const q = pq + row + h * d * 4;
-      calls.push([
-        fns.forward,
-        q,
-        q + ch * 4,
-        q + 2 * ch * 4,
-        pb + h * n * n * 4,
-        maskAt,
-        pqs + w * n,
-        at.out + (w * n * ch + h * d) * 4,
-        at.stats + (w * heads + h) * n * 8,
-        at.scratch[t],
-        n,
-        d,
-        c3,
-        ch,
-        scale,
-      ]);
-    }
-    return calls;
-  }));
+  timed("attention kernel", () =>
+    runParts(parts.map(([from, to], t) => {
+      const calls: Call[] = [];
+      for (let u = from; u < to; u++) {
+        const w = Math.floor(u / heads), h = u % heads;
+        const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
+        const q = pq + row + h * d * 4;
+        calls.push([
+          fns.forward,
+          q,
+          q + ch * 4,
+          q + 2 * ch * 4,
+          pb + h * n * n * 4,
+          maskAt,
+          pqs + w * n,
+          at.out + (w * n * ch + h * d) * 4,
+          at.stats + (w * heads + h) * n * 8,
+          at.scratch[t],
+          n,
+          d,
+          c3,
+          ch,
+          scale,
+        ]);
+      }
+      return calls;
+    })));
   out.set(arena.f32(at.out, out.length));
   stats.set(arena.f32(at.stats, stats.length));
   return { out, stats };
@@ -196,37 +200,38 @@ function attentionBackward(
   arena.f32(at.stats, stats.length).set(stats);
   arena.f32(at.g, g.length).set(g);
   const { qkv: pq, bias: pb, mask: pm, queries: pqs } = input.at;
-  runParts(parts.map(([from, to], t) => {
-    const calls: Call[] = [];
-    for (let w = from; w < to; w++) {
-      const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
-      for (let h = 0; h < heads; h++) {
-        const o = row + h * d * 4, q = pq + o, dq = at.dqkv + o;
-        calls.push([
-          fns.backward,
-          q,
-          q + ch * 4,
-          q + 2 * ch * 4,
-          pb + h * n * n * 4,
-          maskAt,
-          pqs + w * n,
-          at.stats + (w * heads + h) * n * 8,
-          at.g + (w * n * ch + h * d) * 4,
-          dq,
-          dq + ch * 4,
-          dq + 2 * ch * 4,
-          at.dbias[t] + h * n * n * 4,
-          at.scratch[t],
-          n,
-          d,
-          c3,
-          ch,
-          scale,
-        ]);
+  timed("attention kernel", () =>
+    runParts(parts.map(([from, to], t) => {
+      const calls: Call[] = [];
+      for (let w = from; w < to; w++) {
+        const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
+        for (let h = 0; h < heads; h++) {
+          const o = row + h * d * 4, q = pq + o, dq = at.dqkv + o;
+          calls.push([
+            fns.backward,
+            q,
+            q + ch * 4,
+            q + 2 * ch * 4,
+            pb + h * n * n * 4,
+            maskAt,
+            pqs + w * n,
+            at.stats + (w * heads + h) * n * 8,
+            at.g + (w * n * ch + h * d) * 4,
+            dq,
+            dq + ch * 4,
+            dq + 2 * ch * 4,
+            at.dbias[t] + h * n * n * 4,
+            at.scratch[t],
+            n,
+            d,
+            c3,
+            ch,
+            scale,
+          ]);
+        }
       }
-    }
-    return calls;
-  }));
+      return calls;
+    })));
   const dbias = arena.f32(at.dbias[0], bs.length).slice();
   for (let t = 1; t < parts.length; t++) {
     const part = arena.f32(at.dbias[t], bs.length);
