@@ -15,7 +15,16 @@ import { type Call, kernelThreads, registerKernels, runParts, split } from "./_p
 
 const kernels = await compileWat("attention.wat", ATTENTION_WAT);
 const arena = new Arena(kernels.memory);
-const fns = registerKernels(kernels, ["forward", "backward"] as const);
+const fns = registerKernels(
+  kernels,
+  ["forward", "backward", "forward4", "backward4"] as const,
+);
+
+/**
+ * Which kernels run: `headSize4` picks the fused kernels for head size 4 (bitwise equal to
+ * the general ones; mutable so that tests can compare the two).
+ */
+export const ATTENTION_KERNELS = { headSize4: true };
 
 /** Copies the inputs every pass needs into the kernel's memory; returns their offsets. */
 function stage(
@@ -123,7 +132,7 @@ function attentionForward(
   queries: Uint8Array | undefined,
   { bw, n, c3, ch, d, heads, windows, scale }: Dims,
 ): { out: Float32Array; stats: Float32Array } {
-  const n4 = (n + 3) & ~3;
+  const n4 = (n + 3) & ~3, four = d === 4 && ATTENTION_KERNELS.headSize4;
   const stats = new Float32Array(bw * heads * n * 2);
   const out = new Float32Array(bw * n * ch);
   arena.reset();
@@ -146,7 +155,7 @@ function attentionForward(
         const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
         const q = pq + row + h * d * 4;
         calls.push([
-          fns.forward,
+          four ? fns.forward4 : fns.forward,
           q,
           q + ch * 4,
           q + 2 * ch * 4,
@@ -161,6 +170,7 @@ function attentionForward(
           c3,
           ch,
           scale,
+          ...(four ? [mask ? 1 : 0] : []),
         ]);
       }
       return calls;
@@ -184,7 +194,7 @@ function attentionBackward(
   g: Float32Array,
   { bw, n, c3, ch, d, heads, windows, scale }: Dims,
 ): { dqkv: Float32Array; dbias: Float32Array } {
-  const n4 = (n + 3) & ~3;
+  const n4 = (n + 3) & ~3, four = d === 4 && ATTENTION_KERNELS.headSize4;
   arena.reset();
   const input = stage(qkvs, bs, mask, queries, bw, n);
   const parts = split(bw, kernelThreads());
@@ -208,7 +218,7 @@ function attentionBackward(
         for (let h = 0; h < heads; h++) {
           const o = row + h * d * 4, q = pq + o, dq = at.dqkv + o;
           calls.push([
-            fns.backward,
+            four ? fns.backward4 : fns.backward,
             q,
             q + ch * 4,
             q + 2 * ch * 4,
@@ -227,6 +237,7 @@ function attentionBackward(
             c3,
             ch,
             scale,
+            ...(four ? [mask ? 1 : 0] : []),
           ]);
         }
       }

@@ -1,0 +1,64 @@
+// The fast paths of the kernels against the plain ones they replace, bit for bit: the
+// training step's numbers must not move when a kernel gets faster.
+import * as tf from "@tensorflow/tfjs-core";
+import { useBackend } from "../../train/backend.ts";
+import { ATTENTION_KERNELS, windowAttentionCore } from "../../train/kernels/window_attention.ts";
+import { attentionMask, windowIndex } from "../../train/swin/_windows.ts";
+import { assert } from "../_helpers.ts";
+import { seeded } from "./_kernel_cases.ts";
+
+/** How many values of `a` and `b` differ in their bits (NaN equals NaN, -0 differs from 0). */
+function bitDiffs(a: Float32Array, b: Float32Array): number {
+  assert(a.length === b.length, `lengths ${a.length} and ${b.length}`);
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) n++;
+  return n;
+}
+
+for (const backend of ["cpu", "wasm"] as const) {
+  Deno.test(`windowAttentionCore()'s head-size-4 kernels equal the general ones bit for bit (${backend})`, async () => {
+    await useBackend(backend);
+    // Shifted windows over a padded grid (masked and padding tokens, a key tail past n),
+    // plain windows, a 4-token grid, and scores large enough that whole rows underflow.
+    const cases: [number[], number[], number, number][] = [
+      [[10, 9, 8], [3, 3, 3], 3, 1],
+      [[7, 7, 7], [0, 0, 0], 2, 4],
+      [[9, 9, 9], [3, 3, 3], 2, 30],
+      [[4, 4, 4], [0, 0, 0], 2, 1],
+    ];
+    for (const [dims, shift, heads, spread] of cases) {
+      const window = dims.map((d) => Math.min(d, 7));
+      const index = windowIndex(2, dims, window, shift);
+      const mask = shift[0] ? attentionMask(index.padded, window, shift) : undefined;
+      const [n, bw, d] = [index.tokens, 2 * index.windows, 4];
+      const zeroRow = 2 * dims[0] * dims[1] * dims[2];
+      const queries = Uint8Array.from(index.forward, (r) => (r === zeroRow ? 0 : 1));
+      const run = (four: boolean) => {
+        ATTENTION_KERNELS.headSize4 = four;
+        try {
+          return tf.tidy(() => {
+            const qkv = tf.tensor3d(
+              seeded(bw * n * 3 * heads * d, 1).map((v) => v * spread),
+              [bw, n, 3 * heads * d],
+            );
+            const bias = tf.tensor3d(seeded(heads * n * n, 2), [heads, n, n]);
+            const g = tf.tensor3d(seeded(bw * n * heads * d, 3), [bw, n, heads * d]);
+            const f = (a: tf.Tensor, b: tf.Tensor) =>
+              tf.mul(
+                windowAttentionCore(a as tf.Tensor3D, b as tf.Tensor3D, heads, 0.5, mask, queries),
+                g,
+              );
+            return [f(qkv, bias), ...tf.grads(f)([qkv, bias])];
+          }).map((t) => t.dataSync() as Float32Array);
+        } finally {
+          ATTENTION_KERNELS.headSize4 = true;
+        }
+      };
+      const general = run(false), fused = run(true);
+      ["output", "qkv gradient", "bias gradient"].forEach((what, i) => {
+        const n = bitDiffs(fused[i], general[i]);
+        assert(n === 0, `${dims} shift ${shift[0]}: ${what} differs in ${n} values`);
+      });
+    }
+  });
+}
