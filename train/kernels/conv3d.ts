@@ -7,7 +7,7 @@
 // matrix; the direct kernels need no column matrix at all. The input gradient is the same
 // convolution applied to the output gradient with flipped, transposed weights.
 import * as tf from "@tensorflow/tfjs-core";
-import { readSync, tensorOf, typedArrayKernels } from "./dispatch.ts";
+import { recordingGradients, tensorFrom, typedArrayKernels, valuesOf } from "./dispatch.ts";
 import { timed } from "./profile.ts";
 import { CONV_WAT } from "./_conv_wat.ts";
 import { Arena, compileWat } from "./_wasm.ts";
@@ -59,75 +59,92 @@ function padInto(src: Float32Array, dst: Float32Array, shape: number[], r: numbe
   }
 }
 
-/** Copies `[rows, from]`-strided values to `[rows, to]` (to <= from), dropping the rest. */
-function narrow(src: Float32Array, rows: number, from: number, to: number): Float32Array {
-  if (from === to) return src.slice();
-  const out = new Float32Array(rows * to);
-  for (let i = 0; i < rows; i++) out.set(src.subarray(i * from, i * from + to), i * to);
-  return out;
+/** Copies `[rows, from]`-strided values into `[rows, to]` (to <= from), dropping the rest. */
+function narrowInto(src: Float32Array, dst: Float32Array, rows: number, from: number, to: number) {
+  if (from === to) {
+    dst.set(src.subarray(0, rows * to));
+    return;
+  }
+  for (let i = 0; i < rows; i++) dst.set(src.subarray(i * from, i * from + to), i * to);
 }
 
-/** Weights `[k³, cin, cout]` as `[k³, cin, cop]`, zero columns added. */
-function widen(w: Float32Array, taps: number, cin: number, cout: number, cop: number) {
-  const out = new Float32Array(taps * cin * cop);
-  for (let i = 0; i < taps * cin; i++) out.set(w.subarray(i * cout, (i + 1) * cout), i * cop);
-  return out;
+/** Copies `[rows, from]` values into `[rows, to]`-strided memory (to >= from; the rest stays). */
+function widenInto(src: Float32Array, dst: Float32Array, rows: number, from: number, to: number) {
+  if (from === to) {
+    dst.set(src.subarray(0, rows * to));
+    return;
+  }
+  for (let i = 0; i < rows; i++) dst.set(src.subarray(i * from, (i + 1) * from), i * to);
 }
 
-/** Runs the forward kernel: x `[B, D, H, W, cin]`, w `[k³, cin, cout]` → `[B, D, H, W, cout]`. */
+/** The padded input's floats: `[B, D+2r, H+2r, W+2r, C]`. */
+const paddedSize = ([b, d, h, w, c]: number[], r: number) =>
+  b * (d + 2 * r) * (h + 2 * r) * (w + 2 * r) * c;
+
+/**
+ * y = conv(x, w) for x `[B, D, H, W, cin]` (any readable array: a view of the backend's
+ * memory is copied straight into the kernel's), w `[k³, cin, cout]`: a new tensor.
+ */
 function convolve(
   xs: Float32Array,
   ws: Float32Array,
   shape: number[],
   k: number,
   cout: number,
-): Float32Array {
+): tf.Tensor5D {
   const [b, d, h, wd, cin] = shape, r = (k - 1) / 2, cop = ceil4(cout), voxels = b * d * h * wd;
   arena.reset();
   const at = {
-    x: arena.alloc(b * (d + 2 * r) * (h + 2 * r) * (wd + 2 * r) * cin * 4),
-    w: arena.alloc(k ** 3 * cin * cop * 4),
+    x: arena.alloc(paddedSize(shape, r) * 4, r > 0),
+    w: arena.alloc(k ** 3 * cin * cop * 4, cop > cout),
     y: arena.alloc(voxels * cop * 4),
   };
   arena.commit();
-  padInto(xs, arena.f32(at.x, (at.w - at.x) / 4), shape, r);
-  arena.f32(at.w, k ** 3 * cin * cop).set(widen(ws, k ** 3, cin, cout, cop));
+  padInto(xs, arena.f32(at.x, paddedSize(shape, r)), shape, r);
+  widenInto(ws, arena.f32(at.w, k ** 3 * cin * cop), k ** 3 * cin, cout, cop);
   forwardKernel(at.x, at.w, at.y, b, d, h, wd, cin, cop, k);
-  return narrow(arena.f32(at.y, voxels * cop), voxels, cop, cout);
+  return tensorFrom<tf.Rank.R5>(
+    [b, d, h, wd, cout],
+    (out) => narrowInto(arena.f32(at.y, voxels * cop), out, voxels, cop, cout),
+  );
 }
 
 /**
  * `y = conv3d(x, w)` for x `[B, D, H, W, C_in]`, w `[k, k, k, C_in, C_out]` (odd k),
  * stride 1, 'same' padding, no bias; equal to `tf.conv3d(x, w, 1, "same")`, with the
- * gradients of both inputs. Stock `tf.conv3d` off the CPU backends.
+ * gradients of both inputs. Stock `tf.conv3d` off the CPU backends. Inside a gradient
+ * recording the forward pass keeps its own copy of x for the backward pass (instead of a
+ * saved tensor, whose clone on wasm is one more copy, read back once more).
  */
 export function conv3dSame(x: tf.Tensor5D, w: tf.Tensor5D): tf.Tensor5D {
   if (!typedArrayKernels()) return conv3dStock(x, w, 1);
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [xIn, wIn, save] = args as [tf.Tensor5D, tf.Tensor5D, tf.GradSaveFunc];
-    const [b, d, h, wd, cin] = xIn.shape;
+    const [xIn, wIn] = args as [tf.Tensor5D, tf.Tensor5D];
+    const shape = xIn.shape;
     const [k, , , , cout] = wIn.shape;
     if (k % 2 !== 1) throw new RangeError(`conv3dSame needs an odd kernel, got ${k}`);
-    const xs0 = readSync(xIn), ws0 = readSync(wIn);
-    const out = timed("conv3d staging", () => convolve(xs0, ws0, xIn.shape, k, cout));
-    save([xIn, wIn]);
+    const ws = valuesOf(wIn).slice();
+    const kept = recordingGradients()
+      ? timed("copy tfjs -> typed array", () => valuesOf(xIn).slice())
+      : undefined;
+    const value = timed(
+      "conv3d staging",
+      () => convolve(kept ?? valuesOf(xIn), ws, shape, k, cout),
+    );
     return {
-      value: tensorOf<tf.Rank.R5>(out, [b, d, h, wd, cout]),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xv, wv] = saved;
-        const xs = readSync(xv), ws = readSync(wv), dys = readSync(dy);
-        const [dx, dw] = timed("conv3d staging", () => gradients(xs, ws, dys, xv.shape, k, cout));
-        return [
-          tensorOf<tf.Rank.R5>(dx, [b, d, h, wd, cin]),
-          tensorOf<tf.Rank.R5>(dw, [k, k, k, cin, cout]),
-        ];
-      },
+      value,
+      gradFunc: (dy: tf.Tensor) =>
+        timed("conv3d staging", () => gradients(kept!, ws, valuesOf(dy), shape, k, cout)),
     };
   });
   return f(x, w) as tf.Tensor5D;
 }
 
-/** Both gradients of the convolution (x `[B, D, H, W, cin]`, kernel edge k), on typed arrays. */
+/**
+ * Both gradients of the convolution (x `[B, D, H, W, cin]`, kernel edge k) from the output
+ * gradient dy, in one arena: dx = conv(dy, w flipped in space, in and out channels
+ * swapped); dw[tap, ci, co] = sum_v xp[v + tap, ci] dy[v, co].
+ */
 function gradients(
   xs: Float32Array,
   ws: Float32Array,
@@ -135,33 +152,40 @@ function gradients(
   shape: number[],
   k: number,
   cout: number,
-): [Float32Array, Float32Array] {
+): [tf.Tensor5D, tf.Tensor5D] {
   const [b, d, h, wd, cin] = shape;
-  const taps = k ** 3, voxels = b * d * h * wd;
-  // dx = conv(dy, w flipped in space, in and out channels swapped).
-  const wt = new Float32Array(taps * cout * cin);
-  for (let t = 0; t < taps; t++) {
-    const from = (taps - 1 - t) * cin * cout, to = t * cout * cin;
-    for (let i = 0; i < cin; i++) {
-      for (let o = 0; o < cout; o++) wt[to + o * cin + i] = ws[from + i * cout + o];
-    }
-  }
-  const dx = convolve(dys, wt, [b, d, h, wd, cout], k, cin);
-  // dw[tap, ci, co] = sum_v xp[v + tap, ci] dy[v, co].
-  const r = (k - 1) / 2, cop = ceil4(cout);
+  const taps = k ** 3, voxels = b * d * h * wd, r = (k - 1) / 2;
+  const cop = ceil4(cout), cip = ceil4(cin), dyShape = [b, d, h, wd, cout];
   arena.reset();
   const at = {
-    x: arena.alloc(b * (d + 2 * r) * (h + 2 * r) * (wd + 2 * r) * cin * 4),
-    dy: arena.alloc(voxels * cop * 4),
-    dw: arena.alloc(taps * cin * cop * 4),
+    dyp: arena.alloc(paddedSize(dyShape, r) * 4, r > 0),
+    wt: arena.alloc(taps * cout * cip * 4, cip > cin),
+    dx: arena.alloc(voxels * cip * 4),
+    x: arena.alloc(paddedSize(shape, r) * 4, r > 0),
+    dy: arena.alloc(voxels * cop * 4, cop > cout),
+    dw: arena.alloc(taps * cin * cop * 4, true),
   };
   arena.commit();
-  padInto(xs, arena.f32(at.x, (at.dy - at.x) / 4), shape, r);
-  arena.f32(at.dy, voxels * cop).set(
-    cop === cout ? dys : widen(dys, voxels, 1, cout, cop),
-  );
+  padInto(dys, arena.f32(at.dyp, paddedSize(dyShape, r)), dyShape, r);
+  const wt = arena.f32(at.wt, taps * cout * cip);
+  for (let t = 0; t < taps; t++) {
+    const from = (taps - 1 - t) * cin * cout, to = t * cout * cip;
+    for (let i = 0; i < cin; i++) {
+      for (let o = 0; o < cout; o++) wt[to + o * cip + i] = ws[from + i * cout + o];
+    }
+  }
+  padInto(xs, arena.f32(at.x, paddedSize(shape, r)), shape, r);
+  widenInto(dys, arena.f32(at.dy, voxels * cop), voxels, cout, cop);
+  forwardKernel(at.dyp, at.wt, at.dx, b, d, h, wd, cout, cip, k);
   weightGradKernel(at.x, at.dw, at.dy, b, d, h, wd, cin, cop, k);
-  const dw = narrow(arena.f32(at.dw, taps * cin * cop), taps * cin, cop, cout);
+  const dx = tensorFrom<tf.Rank.R5>(
+    shape,
+    (out) => narrowInto(arena.f32(at.dx, voxels * cip), out, voxels, cip, cin),
+  );
+  const dw = tensorFrom<tf.Rank.R5>(
+    [k, k, k, cin, cout],
+    (out) => narrowInto(arena.f32(at.dw, taps * cin * cop), out, taps * cin, cop, cout),
+  );
   return [dx, dw];
 }
 

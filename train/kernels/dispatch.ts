@@ -38,3 +38,54 @@ export function tensorOf<R extends tf.Rank>(values: Float32Array, shape: number[
     () => tf.tensor(values, shape as tf.ShapeMap[R], "float32") as tf.Tensor<R>,
   );
 }
+
+/** What the kernels use of tfjs-wasm's backend: its heap, and outputs allocated there. */
+interface WasmHeap {
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+  makeOutput(shape: number[], dtype: "float32"): tf.TensorInfo;
+}
+
+/** tfjs-wasm's backend when it is the one in use. */
+function wasmHeap(): WasmHeap | undefined {
+  return tf.getBackend() === "wasm" ? tf.backend() as unknown as WasmHeap : undefined;
+}
+
+/**
+ * The values of a float32 tensor without copying them where the backend allows (a view of
+ * tfjs-wasm's heap, the cpu backend's own array). Read-only, and on wasm only valid until
+ * tfjs allocates again (its heap may grow): copy from it at once.
+ */
+export function valuesOf(t: tf.Tensor): Float32Array {
+  const heap = wasmHeap();
+  if (heap && t.dtype === "float32") return heap.typedArrayFromHeap(t);
+  return t.dataSync() as Float32Array;
+}
+
+/**
+ * A float32 tensor of `shape` whose values `fill` writes (every one of them), straight into
+ * the backend's memory on wasm (no intermediate array, no second copy).
+ */
+export function tensorFrom<R extends tf.Rank>(
+  shape: number[],
+  fill: (out: Float32Array) => void,
+): tf.Tensor<R> {
+  const heap = wasmHeap();
+  if (!heap) {
+    const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    fill(out);
+    return tf.tensor(out, shape as tf.ShapeMap[R], "float32") as tf.Tensor<R>;
+  }
+  const info = heap.makeOutput(shape, "float32");
+  fill(heap.typedArrayFromHeap(info));
+  return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor<R>;
+}
+
+/**
+ * True inside a gradient recording (\`tf.grads\`, \`variableGrads\`): a kernel keeps what
+ * its backward pass needs only then.
+ */
+export function recordingGradients(): boolean {
+  const state = (tf.engine() as unknown as { state?: { gradientDepth?: number } }).state;
+  // Unknown engine internals: assume a tape, which only costs a copy.
+  return state?.gradientDepth === undefined || state.gradientDepth > 0;
+}

@@ -7,7 +7,7 @@
 // transposes around it. The forward keeps each query row's maximum and 1 / sum; the
 // backward recomputes the probabilities from them.
 import * as tf from "@tensorflow/tfjs-core";
-import { readSync, tensorOf, typedArrayKernels } from "./dispatch.ts";
+import { recordingGradients, tensorFrom, typedArrayKernels, valuesOf } from "./dispatch.ts";
 import { timed } from "./profile.ts";
 import { ATTENTION_WAT } from "./_attention_wat.ts";
 import { Arena, compileWat } from "./_wasm.ts";
@@ -26,7 +26,14 @@ const fns = registerKernels(
  */
 export const ATTENTION_KERNELS = { headSize4: true };
 
-/** Copies the inputs every pass needs into the kernel's memory; returns their offsets. */
+/** Zeros standing in for an absent mask (the general kernels read one). */
+const noMask = new Map<number, Float32Array>();
+
+/**
+ * Copies the inputs every pass needs into the kernel's memory (the mask pinned there
+ * across calls: the model passes the same array for every step); returns their offsets.
+ * Call before the pass's `arena.reset()`, then `fill` after `commit`.
+ */
 function stage(
   qkv: Float32Array,
   bias: Float32Array,
@@ -35,10 +42,14 @@ function stage(
   bw: number,
   n: number,
 ) {
+  let zeros = noMask.get(n);
+  if (!mask && !zeros) noMask.set(n, zeros = new Float32Array(n * n));
+  const [maskAt] = arena.pin([mask ?? zeros!]);
+  arena.reset();
   const at = {
     qkv: arena.alloc(qkv.length * 4),
     bias: arena.alloc(bias.length * 4),
-    mask: arena.alloc((mask?.length ?? n * n) * 4),
+    mask: maskAt,
     queries: arena.alloc(bw * n),
   };
   return {
@@ -46,7 +57,6 @@ function stage(
     fill() {
       arena.f32(at.qkv, qkv.length).set(qkv);
       arena.f32(at.bias, bias.length).set(bias);
-      if (mask) arena.f32(at.mask, mask.length).set(mask);
       const qs = arena.u8(at.queries, bw * n);
       if (queries) qs.set(queries);
       else qs.fill(1);
@@ -83,24 +93,24 @@ export function windowAttentionCore(
   const dims: Dims = { bw, n, c3, ch, d, heads, windows, scale };
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [qkvT, biasT] = args as tf.Tensor[];
-    const qkvs = readSync(qkvT), bs = readSync(biasT);
-    const { out, stats } = timed(
+    // Inside a gradient recording the inputs are kept for the backward pass as copies
+    // (a saved tensor's clone would be one more copy, read back once more).
+    const recording = recordingGradients();
+    const bs = valuesOf(biasT).slice();
+    const qkvs = recording
+      ? timed("copy tfjs -> typed array", () => valuesOf(qkvT).slice())
+      : valuesOf(qkvT);
+    const { value, stats } = timed(
       "attention staging",
       () => attentionForward(qkvs, bs, mask, queries, dims),
     );
     return {
-      value: tensorOf<tf.Rank.R3>(out, [bw, n, ch]),
-      gradFunc: (dy: tf.Tensor) => {
-        const g = readSync(dy);
-        const { dqkv, dbias } = timed(
+      value,
+      gradFunc: (dy: tf.Tensor) =>
+        timed(
           "attention staging",
-          () => attentionBackward(qkvs, bs, mask, queries, stats, g, dims),
-        );
-        return [
-          tensorOf<tf.Rank.R3>(dqkv, [bw, n, c3]),
-          tensorOf<tf.Rank.R3>(dbias, [heads, n, n]),
-        ];
-      },
+          () => attentionBackward(qkvs, bs, mask, queries, stats, valuesOf(dy), dims),
+        ),
     };
   });
   return f(qkv, bias) as tf.Tensor3D;
@@ -124,24 +134,25 @@ interface Dims {
   scale: number;
 }
 
-/** The forward kernel over every (window, head), split between the threads. */
+/**
+ * The forward kernel over every (window, head), split between the threads: the output
+ * tensor and the softmax statistics the backward pass needs.
+ */
 function attentionForward(
   qkvs: Float32Array,
   bs: Float32Array,
   mask: Float32Array | undefined,
   queries: Uint8Array | undefined,
   { bw, n, c3, ch, d, heads, windows, scale }: Dims,
-): { out: Float32Array; stats: Float32Array } {
+): { value: tf.Tensor3D; stats: Float32Array } {
   const n4 = (n + 3) & ~3, four = d === 4 && ATTENTION_KERNELS.headSize4;
-  const stats = new Float32Array(bw * heads * n * 2);
-  const out = new Float32Array(bw * n * ch);
-  arena.reset();
   const input = stage(qkvs, bs, mask, queries, bw, n);
   // The (window, head) calls split between the threads, each with its own scratch.
   const parts = split(bw * heads, kernelThreads());
   const at = {
-    out: arena.alloc(out.length * 4),
-    stats: arena.alloc(stats.length * 4),
+    // Rows of padding queries are skipped, so they stay zero.
+    out: arena.alloc(bw * n * ch * 4, true),
+    stats: arena.alloc(bw * heads * n * 2 * 4),
     scratch: parts.map(() => arena.alloc((2 * d * n4 + n4) * 4)),
   };
   arena.commit();
@@ -175,15 +186,19 @@ function attentionForward(
       }
       return calls;
     })));
-  out.set(arena.f32(at.out, out.length));
-  stats.set(arena.f32(at.stats, stats.length));
-  return { out, stats };
+  const stats = arena.f32(at.stats, bw * heads * n * 2).slice();
+  const value = tensorFrom<tf.Rank.R3>(
+    [bw, n, ch],
+    (out) => out.set(arena.f32(at.out, out.length)),
+  );
+  return { value, stats };
 }
 
 /**
  * The backward kernel (recomputing the scores from the forward's softmax statistics):
  * windows split between the threads, each with its own scratch and bias gradient (part
- * 0's is the result; the others are added to it in order).
+ * 0's is the result; the others are added to it in order). Returns the gradients of qkv
+ * and of the bias.
  */
 function attentionBackward(
   qkvs: Float32Array,
@@ -193,16 +208,16 @@ function attentionBackward(
   stats: Float32Array,
   g: Float32Array,
   { bw, n, c3, ch, d, heads, windows, scale }: Dims,
-): { dqkv: Float32Array; dbias: Float32Array } {
+): [tf.Tensor3D, tf.Tensor3D] {
   const n4 = (n + 3) & ~3, four = d === 4 && ATTENTION_KERNELS.headSize4;
-  arena.reset();
   const input = stage(qkvs, bs, mask, queries, bw, n);
   const parts = split(bw, kernelThreads());
   const at = {
     stats: arena.alloc(stats.length * 4),
     g: arena.alloc(g.length * 4),
-    dqkv: arena.alloc(qkvs.length * 4),
-    dbias: parts.map(() => arena.alloc(bs.length * 4)),
+    // Rows of padding queries are skipped: their dq stays zero.
+    dqkv: arena.alloc(qkvs.length * 4, true),
+    dbias: parts.map(() => arena.alloc(bs.length * 4, true)),
     scratch: parts.map(() => arena.alloc((4 * d * n4 + 2 * n4) * 4)),
   };
   arena.commit();
@@ -243,12 +258,18 @@ function attentionBackward(
       }
       return calls;
     })));
-  const dbias = arena.f32(at.dbias[0], bs.length).slice();
-  for (let t = 1; t < parts.length; t++) {
-    const part = arena.f32(at.dbias[t], bs.length);
-    for (let i = 0; i < dbias.length; i++) dbias[i] += part[i];
-  }
-  return { dqkv: arena.f32(at.dqkv, qkvs.length).slice(), dbias };
+  const dqkv = tensorFrom<tf.Rank.R3>(
+    [bw, n, c3],
+    (out) => out.set(arena.f32(at.dqkv, out.length)),
+  );
+  const dbias = tensorFrom<tf.Rank.R3>([heads, n, n], (out) => {
+    out.set(arena.f32(at.dbias[0], out.length));
+    for (let t = 1; t < parts.length; t++) {
+      const part = arena.f32(at.dbias[t], out.length);
+      for (let i = 0; i < out.length; i++) out[i] += part[i];
+    }
+  });
+  return [dqkv, dbias];
 }
 
 /**
