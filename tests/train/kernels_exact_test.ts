@@ -3,6 +3,11 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { useBackend } from "../../train/backend.ts";
 import { ATTENTION_KERNELS, windowAttentionCore } from "../../train/kernels/window_attention.ts";
+import {
+  INSTANCE_NORM_KERNELS,
+  instanceNormChannelsLast,
+} from "../../train/kernels/instance_norm.ts";
+import { setKernelThreads } from "../../train/kernels/_pool.ts";
 import { attentionMask, windowIndex } from "../../train/swin/_windows.ts";
 import { assert } from "../_helpers.ts";
 import { seeded } from "./_kernel_cases.ts";
@@ -59,6 +64,44 @@ for (const backend of ["cpu", "wasm"] as const) {
         const n = bitDiffs(fused[i], general[i]);
         assert(n === 0, `${dims} shift ${shift[0]}: ${what} differs in ${n} values`);
       });
+    }
+  });
+}
+
+for (const backend of ["cpu", "wasm"] as const) {
+  Deno.test(`instanceNormChannelsLast()'s WebAssembly kernels equal its typed-array loops bit for bit (${backend})`, async () => {
+    await useBackend(backend);
+    // Channels split between threads mid-sample (3 threads over 2 x 3 quads), a large
+    // offset (float32 sums would lose it), and one constant channel.
+    for (const threads of [1, 3]) {
+      const before = setKernelThreads(threads);
+      try {
+        for (const shape of [[2, 5, 6, 7, 12], [1, 3, 4, 5, 8], [3, 2, 3, 4, 4]]) {
+          const size = shape.reduce((a, b) => a * b, 1);
+          const xs = seeded(size, 31).map((v, i) => (i % shape[4] === 1 ? 7 : v * 5 + 1000));
+          const run = (wasm: boolean) => {
+            INSTANCE_NORM_KERNELS.wasm = wasm;
+            try {
+              return tf.tidy(() => {
+                const x = tf.tensor5d(xs, shape as [number, number, number, number, number]);
+                const g = tf.tensor(seeded(size, 32), shape);
+                const f = (a: tf.Tensor) =>
+                  tf.mul(instanceNormChannelsLast(a as tf.Tensor5D, 1e-5), g);
+                return [f(x), ...tf.grads(f)([x])];
+              }).map((t) => t.dataSync() as Float32Array);
+            } finally {
+              INSTANCE_NORM_KERNELS.wasm = true;
+            }
+          };
+          const loops = run(false), kernels = run(true);
+          ["output", "gradient"].forEach((what, i) => {
+            const n = bitDiffs(kernels[i], loops[i]);
+            assert(n === 0, `${shape} on ${threads} threads: ${what} differs in ${n} values`);
+          });
+        }
+      } finally {
+        setKernelThreads(before);
+      }
     }
   });
 }

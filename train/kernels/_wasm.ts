@@ -115,6 +115,11 @@ export class Arena {
     return new Float32Array(this.#memory.buffer, at, length);
   }
 
+  /** A float64 view of `length` values at byte offset `at`. */
+  f64(at: number, length: number): Float64Array {
+    return new Float64Array(this.#memory.buffer, at, length);
+  }
+
   /** A byte view of `length` values at byte offset `at`. */
   u8(at: number, length: number): Uint8Array {
     return new Uint8Array(this.#memory.buffer, at, length);

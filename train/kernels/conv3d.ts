@@ -7,7 +7,7 @@
 // matrix; the direct kernels need no column matrix at all. The input gradient is the same
 // convolution applied to the output gradient with flipped, transposed weights.
 import * as tf from "@tensorflow/tfjs-core";
-import { recordingGradients, tensorFrom, typedArrayKernels, valuesOf } from "./dispatch.ts";
+import { tensorFrom, typedArrayKernels, valuesOf } from "./dispatch.ts";
 import { timed } from "./profile.ts";
 import { CONV_WAT } from "./_conv_wat.ts";
 import { Arena, compileWat } from "./_wasm.ts";
@@ -112,29 +112,24 @@ function convolve(
 /**
  * `y = conv3d(x, w)` for x `[B, D, H, W, C_in]`, w `[k, k, k, C_in, C_out]` (odd k),
  * stride 1, 'same' padding, no bias; equal to `tf.conv3d(x, w, 1, "same")`, with the
- * gradients of both inputs. Stock `tf.conv3d` off the CPU backends. Inside a gradient
- * recording the forward pass keeps its own copy of x for the backward pass (instead of a
- * saved tensor, whose clone on wasm is one more copy, read back once more).
+ * gradients of both inputs. Stock `tf.conv3d` off the CPU backends.
  */
 export function conv3dSame(x: tf.Tensor5D, w: tf.Tensor5D): tf.Tensor5D {
   if (!typedArrayKernels()) return conv3dStock(x, w, 1);
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [xIn, wIn] = args as [tf.Tensor5D, tf.Tensor5D];
+    const [xIn, wIn, save] = args as [tf.Tensor5D, tf.Tensor5D, tf.GradSaveFunc];
     const shape = xIn.shape;
     const [k, , , , cout] = wIn.shape;
     if (k % 2 !== 1) throw new RangeError(`conv3dSame needs an odd kernel, got ${k}`);
     const ws = valuesOf(wIn).slice();
-    const kept = recordingGradients()
-      ? timed("copy tfjs -> typed array", () => valuesOf(xIn).slice())
-      : undefined;
-    const value = timed(
-      "conv3d staging",
-      () => convolve(kept ?? valuesOf(xIn), ws, shape, k, cout),
-    );
+    save([xIn]);
     return {
-      value,
-      gradFunc: (dy: tf.Tensor) =>
-        timed("conv3d staging", () => gradients(kept!, ws, valuesOf(dy), shape, k, cout)),
+      value: timed("conv3d staging", () => convolve(valuesOf(xIn), ws, shape, k, cout)),
+      gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) =>
+        timed(
+          "conv3d staging",
+          () => gradients(valuesOf(xs), ws, valuesOf(dy), shape, k, cout),
+        ),
     };
   });
   return f(x, w) as tf.Tensor5D;

@@ -79,13 +79,3 @@ export function tensorFrom<R extends tf.Rank>(
   fill(heap.typedArrayFromHeap(info));
   return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor<R>;
 }
-
-/**
- * True inside a gradient recording (\`tf.grads\`, \`variableGrads\`): a kernel keeps what
- * its backward pass needs only then.
- */
-export function recordingGradients(): boolean {
-  const state = (tf.engine() as unknown as { state?: { gradientDepth?: number } }).state;
-  // Unknown engine internals: assume a tape, which only costs a copy.
-  return state?.gradientDepth === undefined || state.gradientDepth > 0;
-}

@@ -7,7 +7,7 @@
 // transposes around it. The forward keeps each query row's maximum and 1 / sum; the
 // backward recomputes the probabilities from them.
 import * as tf from "@tensorflow/tfjs-core";
-import { recordingGradients, tensorFrom, typedArrayKernels, valuesOf } from "./dispatch.ts";
+import { tensorFrom, typedArrayKernels, valuesOf } from "./dispatch.ts";
 import { timed } from "./profile.ts";
 import { ATTENTION_WAT } from "./_attention_wat.ts";
 import { Arena, compileWat } from "./_wasm.ts";
@@ -92,24 +92,19 @@ export function windowAttentionCore(
   if (!typedArrayKernels() || d % 4 !== 0) return attentionStock(qkv, bias, heads, scale, mask);
   const dims: Dims = { bw, n, c3, ch, d, heads, windows, scale };
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [qkvT, biasT] = args as tf.Tensor[];
-    // Inside a gradient recording the inputs are kept for the backward pass as copies
-    // (a saved tensor's clone would be one more copy, read back once more).
-    const recording = recordingGradients();
+    const [qkvT, biasT, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     const bs = valuesOf(biasT).slice();
-    const qkvs = recording
-      ? timed("copy tfjs -> typed array", () => valuesOf(qkvT).slice())
-      : valuesOf(qkvT);
+    save([qkvT]);
     const { value, stats } = timed(
       "attention staging",
-      () => attentionForward(qkvs, bs, mask, queries, dims),
+      () => attentionForward(valuesOf(qkvT), bs, mask, queries, dims),
     );
     return {
       value,
-      gradFunc: (dy: tf.Tensor) =>
+      gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) =>
         timed(
           "attention staging",
-          () => attentionBackward(qkvs, bs, mask, queries, stats, valuesOf(dy), dims),
+          () => attentionBackward(valuesOf(saved), bs, mask, queries, stats, valuesOf(dy), dims),
         ),
     };
   });
