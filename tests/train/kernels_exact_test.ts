@@ -6,6 +6,7 @@ import { ATTENTION_KERNELS, windowAttentionCore } from "../../train/kernels/wind
 import {
   INSTANCE_NORM_KERNELS,
   instanceNormChannelsLast,
+  instanceNormLeakyRelu,
 } from "../../train/kernels/instance_norm.ts";
 import { setKernelThreads } from "../../train/kernels/_pool.ts";
 import { attentionMask, windowIndex } from "../../train/swin/_windows.ts";
@@ -102,6 +103,49 @@ for (const backend of ["cpu", "wasm"] as const) {
       } finally {
         setKernelThreads(before);
       }
+    }
+  });
+}
+
+for (const backend of ["cpu", "wasm"] as const) {
+  Deno.test(`instanceNormLeakyRelu() equals tf.leakyRelu(norm + residual) bit for bit, gradients included (${backend})`, async () => {
+    await useBackend(backend);
+    const shape: [number, number, number, number, number] = [2, 3, 4, 5, 8];
+    const size = shape.reduce((a, b) => a * b, 1);
+    for (const withResidual of [false, true]) {
+      const run = (fused: boolean) => {
+        INSTANCE_NORM_KERNELS.wasm = fused;
+        try {
+          return tf.tidy(() => {
+            const x = tf.tensor5d(seeded(size, 41).map((v) => v * 3), shape);
+            // A residual that cancels some outputs to exactly 0 and turns others negative.
+            const r = tf.tensor5d(seeded(size, 42), shape);
+            const g = tf.tensor(seeded(size, 43), shape);
+            const f = (a: tf.Tensor, b: tf.Tensor) =>
+              tf.mul(
+                instanceNormLeakyRelu(
+                  a as tf.Tensor5D,
+                  1e-5,
+                  0.01,
+                  withResidual ? b as tf.Tensor5D : undefined,
+                ),
+                g,
+              );
+            const grads = withResidual
+              ? tf.grads(f)([x, r])
+              : [tf.grad((a: tf.Tensor) => f(a, r))(x)];
+            return [f(x, r), ...grads];
+          }).map((t) => t.dataSync() as Float32Array);
+        } finally {
+          INSTANCE_NORM_KERNELS.wasm = true;
+        }
+      };
+      const composed = run(false), fused = run(true);
+      assert(fused.length === composed.length, "gradient count");
+      composed.forEach((ref, i) => {
+        const n = bitDiffs(fused[i], ref);
+        assert(n === 0, `residual ${withResidual}: tensor ${i} differs in ${n} values`);
+      });
     }
   });
 }

@@ -69,10 +69,46 @@ const LOCALS = `
     (local $v v128) (local $lo v128) (local $hi v128) (local $lo2 v128) (local $hi2 v128)
     (local $n v128)`;
 
+/** WAT: `$pre` = `$yv` plus the residual at `$p` when `$res` is not 0. */
+const PRE = `(local.set $pre (local.get $yv))
+          (if (local.get $res) (then (local.set $pre
+            (f32x4.add (local.get $yv) (v128.load (i32.add (local.get $res) (local.get $p)))))))`;
+
+/**
+ * WAT: `$act` = LeakyReLU(`$pre`): the product in f32 with the slope rounded to f32 (as
+ * tfjs-wasm), or in f64 then rounded (as tfjs-cpu) when `$wide`.
+ */
+const LEAKY = `(local.set $v (local.get $pre))
+          ${WIDEN}
+          (local.set $act (v128.bitselect
+            (if (result v128) (local.get $wide)
+              (then ${
+  narrow(
+    "(f64x2.mul (local.get $lo) (f64x2.splat (local.get $slope)))",
+    "(f64x2.mul (local.get $hi) (f64x2.splat (local.get $slope)))",
+  )
+})
+              (else (f32x4.mul (local.get $pre) (local.get $slope32))))
+            (local.get $pre)
+            (f32x4.lt (local.get $pre) (v128.const f32x4 0 0 0 0))))`;
+
+/** WAT: `$dpre` = the LeakyReLU's input gradient from g at `$p`, as tfjs' (where z > 0). */
+const DPRE = `(local.set $gv (v128.load (i32.add (local.get $g) (local.get $p))))
+          (local.set $dpre (v128.bitselect (local.get $gv)
+            (f32x4.mul (local.get $gv) (local.get $slope32))
+            (f32x4.gt (v128.load (i32.add (local.get $z) (local.get $p))) (v128.const f32x4 0 0 0 0))))`;
+
+const ACT_LOCALS = `(local $yv v128) (local $pre v128) (local $act v128) (local $gv v128)
+    (local $dpre v128) (local $slope32 v128)`;
+
 /**
  * The module: `forward (x, y, voxels, c, c0, c1, mean, inv, eps)` writes y = (x - mean) inv
  * and the statistics (mean, and 1 / sqrt(var + eps) in inv); `backward (g, y, dx, voxels,
  * c, c0, c1, sum, dot, inv)` writes dx = inv ((g - mean(g)) - y mean(g y)).
+ * `forwardAct (x, y, z, res, voxels, c, c0, c1, mean, inv, eps, slope, wide)` also writes
+ * z = LeakyReLU(y + res) (y stored only when y is not 0, no residual when res is 0);
+ * `backwardAct (g, z, y, dx, dres, voxels, c, c0, c1, sum, dot, inv, slope)` takes z's
+ * gradient g through the LeakyReLU (into dres too, when not 0) and the norm.
  */
 export const NORM_WAT = `
 (module
@@ -163,6 +199,116 @@ export const NORM_WAT = `
     ;; dx = inv ((g - sum) - y dot)
     ${
   voxelsAndQuads(`(local.set $v (v128.load (i32.add (local.get $g) (local.get $p))))
+          ${WIDEN}
+          (local.set $lo2 (local.get $lo))
+          (local.set $hi2 (local.get $hi))
+          (local.set $v (v128.load (i32.add (local.get $y) (local.get $p))))
+          ${WIDEN}
+          (v128.store (i32.add (local.get $dx) (local.get $p)) ${
+    narrow(
+      `(f64x2.mul ${stat("$inv")} (f64x2.sub (f64x2.sub (local.get $lo2) ${stat("$sum")})
+              (f64x2.mul (local.get $lo) ${stat("$dot")})))`,
+      `(f64x2.mul ${stat("$inv", 16)} (f64x2.sub (f64x2.sub (local.get $hi2) ${stat("$sum", 16)})
+              (f64x2.mul (local.get $hi) ${stat("$dot", 16)})))`,
+    )
+  })`)
+}
+  )
+  (func (export "forwardAct") (param $x i32) (param $y i32) (param $z i32) (param $res i32)
+      (param $voxels i32) (param $c i32) (param $c0 i32) (param $c1 i32) (param $mean i32)
+      (param $inv i32) (param $eps f64) (param $slope f64) (param $wide i32)
+    ${LOCALS} ${ACT_LOCALS}
+    (local.set $slope32 (f32x4.splat (f32.demote_f64 (local.get $slope))))
+    (local.set $n (f64x2.splat (f64.convert_i32_u (local.get $voxels))))
+    ${
+  pairs(`(v128.store (i32.add (local.get $mean) (local.get $s)) (v128.const i64x2 0 0))
+        (v128.store (i32.add (local.get $inv) (local.get $s)) (v128.const i64x2 0 0))`)
+}
+    ;; mean = sum x / voxels
+    ${
+  voxelsAndQuads(`(local.set $v (v128.load (i32.add (local.get $x) (local.get $p))))
+          ${WIDEN}
+          ${accumulate("$mean", "(local.get $lo)", "(local.get $hi)")}`)
+}
+    ${
+  pairs(`(v128.store (i32.add (local.get $mean) (local.get $s))
+          (f64x2.div ${stat("$mean")} (local.get $n)))`)
+}
+    ;; inv = 1 / sqrt(sum (x - mean)^2 / voxels + eps)
+    ${
+  voxelsAndQuads(`(local.set $v (v128.load (i32.add (local.get $x) (local.get $p))))
+          ${WIDEN}
+          (local.set $lo (f64x2.sub (local.get $lo) ${stat("$mean")}))
+          (local.set $hi (f64x2.sub (local.get $hi) ${stat("$mean", 16)}))
+          ${
+    accumulate(
+      "$inv",
+      "(f64x2.mul (local.get $lo) (local.get $lo))",
+      "(f64x2.mul (local.get $hi) (local.get $hi))",
+    )
+  }`)
+}
+    ${
+  pairs(`(v128.store (i32.add (local.get $inv) (local.get $s))
+          (f64x2.div (f64x2.splat (f64.const 1)) (f64x2.sqrt (f64x2.add
+            (f64x2.div ${stat("$inv")} (local.get $n)) (f64x2.splat (local.get $eps))))))`)
+}
+    ;; y = (x - mean) inv (stored when $y is not 0), z = LeakyReLU(y + residual)
+    ${
+  voxelsAndQuads(`(local.set $v (v128.load (i32.add (local.get $x) (local.get $p))))
+          ${WIDEN}
+          (local.set $yv ${
+    narrow(
+      `(f64x2.mul (f64x2.sub (local.get $lo) ${stat("$mean")}) ${stat("$inv")})`,
+      `(f64x2.mul (f64x2.sub (local.get $hi) ${stat("$mean", 16)}) ${stat("$inv", 16)})`,
+    )
+  })
+          (if (local.get $y) (then (v128.store (i32.add (local.get $y) (local.get $p)) (local.get $yv))))
+          ${PRE}
+          ${LEAKY}
+          (v128.store (i32.add (local.get $z) (local.get $p)) (local.get $act))`)
+}
+  )
+
+  (func (export "backwardAct") (param $g i32) (param $z i32) (param $y i32) (param $dx i32)
+      (param $dres i32) (param $voxels i32) (param $c i32) (param $c0 i32) (param $c1 i32)
+      (param $sum i32) (param $dot i32) (param $inv i32) (param $slope f64)
+    ${LOCALS} ${ACT_LOCALS}
+    (local.set $slope32 (f32x4.splat (f32.demote_f64 (local.get $slope))))
+    (local.set $n (f64x2.splat (f64.convert_i32_u (local.get $voxels))))
+    ${
+  pairs(`(v128.store (i32.add (local.get $sum) (local.get $s)) (v128.const i64x2 0 0))
+        (v128.store (i32.add (local.get $dot) (local.get $s)) (v128.const i64x2 0 0))`)
+}
+    ;; sum = mean g, dot = mean g y
+    ${
+  voxelsAndQuads(`${DPRE}
+          (if (local.get $dres) (then (v128.store (i32.add (local.get $dres) (local.get $p)) (local.get $dpre))))
+          (local.set $v (local.get $dpre))
+          ${WIDEN}
+          (local.set $lo2 (local.get $lo))
+          (local.set $hi2 (local.get $hi))
+          (local.set $v (v128.load (i32.add (local.get $y) (local.get $p))))
+          ${WIDEN}
+          ${accumulate("$sum", "(local.get $lo2)", "(local.get $hi2)")}
+          ${
+    accumulate(
+      "$dot",
+      "(f64x2.mul (local.get $lo2) (local.get $lo))",
+      "(f64x2.mul (local.get $hi2) (local.get $hi))",
+    )
+  }`)
+}
+    ${
+  pairs(`(v128.store (i32.add (local.get $sum) (local.get $s))
+          (f64x2.div ${stat("$sum")} (local.get $n)))
+        (v128.store (i32.add (local.get $dot) (local.get $s))
+          (f64x2.div ${stat("$dot")} (local.get $n)))`)
+}
+    ;; dx = inv ((g - sum) - y dot)
+    ${
+  voxelsAndQuads(`${DPRE}
+          (local.set $v (local.get $dpre))
           ${WIDEN}
           (local.set $lo2 (local.get $lo))
           (local.set $hi2 (local.get $hi))

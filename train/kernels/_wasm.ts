@@ -44,12 +44,14 @@ export async function compileWat(name: string, source: string): Promise<KernelMo
  * (16-byte aligned, each followed by 16 zeroed bytes of slack for vector reads past the
  * end; zeroed whole when asked), `commit` (grows the memory once), then take views. Views
  * are only valid until the next `commit` (growth replaces the memory's buffer, for every
- * thread). Below the buffers of a call lie pinned constants (`pin`), kept across calls.
+ * thread). Below the buffers of a call lie pinned constants (`pin`), kept across calls. No
+ * buffer starts at offset 0: kernels may take 0 to mean "none".
  */
 export class Arena {
   #memory: WebAssembly.Memory;
-  #top = 0;
-  #base = 0;
+  // Nothing is allocated at offset 0, so that kernels can take 0 for "no buffer".
+  #top = 16;
+  #base = 16;
   #zero: [number, number][] = [];
   #pins = new Map<ArrayBufferView, number>();
 
@@ -94,7 +96,7 @@ export class Arena {
     const size = (d: ArrayBufferView) => (d.byteLength + 16 + 15) & ~15;
     if (this.#base + missing.reduce((a, d) => a + size(d), 0) > maxBytes) {
       this.#pins.clear();
-      this.#base = 0;
+      this.#base = 16;
     }
     for (const d of data) {
       if (this.#pins.has(d)) continue;

@@ -79,3 +79,13 @@ export function tensorFrom<R extends tf.Rank>(
   fill(heap.typedArrayFromHeap(info));
   return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor<R>;
 }
+
+/**
+ * True inside a gradient recording (`tf.grads`, `variableGrads`): a kernel that needs an
+ * extra output only for its backward pass makes it only then. Reads the engine's gradient
+ * depth; where that is not there, assumes a recording (which only costs a copy).
+ */
+export function recordingGradients(): boolean {
+  const state = (tf.engine() as unknown as { state?: { gradientDepth?: number } }).state;
+  return state?.gradientDepth === undefined || state.gradientDepth > 0;
+}

@@ -4,7 +4,7 @@ import type { Params } from "./params.ts";
 import { conv3dSame } from "../kernels/conv3d.ts";
 import { dense } from "../kernels/dense.ts";
 import { layerNormLastAxis } from "../kernels/layer_norm.ts";
-import { instanceNormChannelsLast } from "../kernels/instance_norm.ts";
+import { instanceNormChannelsLast, instanceNormLeakyRelu } from "../kernels/instance_norm.ts";
 
 /** PyTorch's default epsilon of LayerNorm, InstanceNorm and BatchNorm. */
 export const NORM_EPS = 1e-5;
@@ -86,15 +86,20 @@ export function conv3d(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
 /**
  * MONAI `UnetResBlock` (kernel 3, stride 1, instance norm, LeakyReLU): conv, norm, act,
  * conv, norm, plus the input (through a 1x1x1 conv and norm when channels change), act.
+ * Each norm followed by the activation is one kernel (`instanceNormLeakyRelu`).
  */
 export function resBlock(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
   return tf.tidy(() => {
-    let out = leakyRelu(instanceNorm(conv3d(x, p, `${name}.layer.conv1.conv`))) as tf.Tensor5D;
-    out = instanceNorm(conv3d(out, p, `${name}.layer.conv2.conv`));
+    const out = instanceNormLeakyRelu(conv3d(x, p, `${name}.layer.conv1.conv`), NORM_EPS, 0.01);
     const residual = p.has(`${name}.layer.conv3.conv.weight`)
       ? instanceNorm(conv3d(x, p, `${name}.layer.conv3.conv`))
       : x;
-    return leakyRelu(tf.add(out, residual)) as tf.Tensor5D;
+    return instanceNormLeakyRelu(
+      conv3d(out, p, `${name}.layer.conv2.conv`),
+      NORM_EPS,
+      0.01,
+      residual,
+    );
   });
 }
 
