@@ -9,6 +9,7 @@ import {
   instanceNormLeakyRelu,
 } from "../../train/kernels/instance_norm.ts";
 import { setKernelThreads } from "../../train/kernels/_pool.ts";
+import { dense, DENSE_KERNELS } from "../../train/kernels/dense.ts";
 import { attentionMask, windowIndex } from "../../train/swin/_windows.ts";
 import { assert } from "../_helpers.ts";
 import { seeded } from "./_kernel_cases.ts";
@@ -149,3 +150,54 @@ for (const backend of ["cpu", "wasm"] as const) {
     }
   });
 }
+
+Deno.test("dense()'s WebAssembly kernels equal tfjs-wasm's matMuls bit for bit, on any thread count", async () => {
+  await useBackend("wasm");
+  // Rows fewer than threads, one column quad, wide heads, a long shared index.
+  const cases: [number, number, number, boolean][] = [
+    [1000, 12, 36, true],
+    [999, 48, 12, false],
+    [1, 8, 4, true],
+    [37, 4, 96, true],
+    [20, 288, 1024, true],
+  ];
+  for (const threads of [1, 2, 3]) {
+    const before = setKernelThreads(threads);
+    try {
+      for (const [m, k, n, bias] of cases) {
+        const run = (kernel: boolean) => {
+          DENSE_KERNELS.wasm = kernel;
+          try {
+            return tf.tidy(() => {
+              const x = tf.tensor2d(seeded(m * k, 51), [m, k]);
+              const w = tf.tensor2d(seeded(k * n, 52), [k, n]);
+              const b = tf.tensor1d(seeded(n, 53));
+              const g = tf.tensor2d(seeded(m * n, 54), [m, n]);
+              const f = (a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
+                tf.mul(
+                  dense(a as tf.Tensor2D, c as tf.Tensor2D, bias ? d as tf.Tensor1D : undefined),
+                  g,
+                );
+              const grads = bias
+                ? tf.grads(f)([x, w, b])
+                : tf.grads((a: tf.Tensor, c: tf.Tensor) => f(a, c, b))([x, w]);
+              return [f(x, w, b), ...grads];
+            }).map((t) => t.dataSync() as Float32Array);
+          } finally {
+            DENSE_KERNELS.wasm = true;
+          }
+        };
+        const matMuls = run(false), kernels = run(true);
+        matMuls.forEach((ref, i) => {
+          const diffs = bitDiffs(kernels[i], ref);
+          assert(
+            diffs === 0,
+            `${m}x${k}x${n} on ${threads} threads: tensor ${i} differs in ${diffs}`,
+          );
+        });
+      }
+    } finally {
+      setKernelThreads(before);
+    }
+  }
+});
