@@ -15,7 +15,10 @@ import { kernelThreads, registerKernels, runParts, split } from "./_pool.ts";
 
 const kernels = await compileWat("conv.wat", CONV_WAT);
 const arena = new Arena(kernels.memory);
-const fns = registerKernels(kernels, ["forward", "weightGrad"] as const);
+const fns = registerKernels(
+  kernels,
+  ["forward", "weightGrad", "weightGradPadded"] as const,
+);
 
 /**
  * Runs the forward kernel (x, w, y, B, D, H, W, Ci, Co, k) over every output row, the
@@ -34,28 +37,41 @@ function forwardKernel(...args: number[]): void {
  * Runs the weight-gradient kernel over every voxel, the k³·Ci weight rows split between
  * the threads: each row sums the voxels in the same order as on one thread.
  */
-function weightGradKernel(...args: number[]): void {
+function weightGradKernel(padded: boolean, ...args: number[]): void {
   const [b, d, h, , cin, , k] = args.slice(3, 10);
   const taps = split(k ** 3 * cin, kernelThreads());
+  const fn = padded ? fns.weightGradPadded : fns.weightGrad;
   timed(
     "conv3d weight-gradient kernel",
-    () => runParts(taps.map(([u0, u1]) => [[fns.weightGrad, ...args, 0, b * d * h, u0, u1]])),
+    () => runParts(taps.map(([u0, u1]) => [[fn, ...args, 0, b * d * h, u0, u1]])),
   );
 }
 
 const ceil4 = (n: number) => (n + 3) & ~3;
 
-/** Copies `[B, D, H, W, C]` values into the interior of a zero `[B, D+2r, H+2r, W+2r, C]`. */
+/**
+ * Writes `[B, D, H, W, C]` values into the interior of `[B, D+2r, H+2r, W+2r, C]` and zeros
+ * around them, in one pass over the destination (no separate zero fill).
+ */
 function padInto(src: Float32Array, dst: Float32Array, shape: number[], r: number): void {
   const [b, d, h, w, c] = shape;
   const hp = h + 2 * r, wp = w + 2 * r, dp = d + 2 * r, run = w * c;
+  const plane = hp * wp * c, row = wp * c, edge = r * c;
   for (let i = 0; i < b; i++) {
+    const slab = i * dp * plane;
+    dst.fill(0, slab, slab + r * plane);
     for (let z = 0; z < d; z++) {
+      const at = slab + (z + r) * plane;
+      dst.fill(0, at, at + r * row);
       for (let y = 0; y < h; y++) {
-        const from = ((i * d + z) * h + y) * run;
-        dst.set(src.subarray(from, from + run), (((i * dp + z + r) * hp + y + r) * wp + r) * c);
+        const to = at + (y + r) * row, from = ((i * d + z) * h + y) * run;
+        dst.fill(0, to, to + edge);
+        dst.set(src.subarray(from, from + run), to + edge);
+        dst.fill(0, to + edge + run, to + row);
       }
+      dst.fill(0, at + (h + r) * row, at + plane);
     }
+    dst.fill(0, slab + (d + r) * plane, slab + dp * plane);
   }
 }
 
@@ -95,7 +111,7 @@ function convolve(
   const [b, d, h, wd, cin] = shape, r = (k - 1) / 2, cop = ceil4(cout), voxels = b * d * h * wd;
   arena.reset();
   const at = {
-    x: arena.alloc(paddedSize(shape, r) * 4, r > 0),
+    x: arena.alloc(paddedSize(shape, r) * 4),
     w: arena.alloc(k ** 3 * cin * cop * 4, cop > cout),
     y: arena.alloc(voxels * cop * 4),
   };
@@ -153,11 +169,12 @@ function gradients(
   const cop = ceil4(cout), cip = ceil4(cin), dyShape = [b, d, h, wd, cout];
   arena.reset();
   const at = {
-    dyp: arena.alloc(paddedSize(dyShape, r) * 4, r > 0),
+    dyp: arena.alloc(paddedSize(dyShape, r) * 4),
     wt: arena.alloc(taps * cout * cip * 4, cip > cin),
     dx: arena.alloc(voxels * cip * 4),
-    x: arena.alloc(paddedSize(shape, r) * 4, r > 0),
-    dy: arena.alloc(voxels * cop * 4, cop > cout),
+    x: arena.alloc(paddedSize(shape, r) * 4),
+    // The weight gradient reads dy from its padded copy when no channel must be added.
+    dy: cop === cout ? 0 : arena.alloc(voxels * cop * 4, true),
     dw: arena.alloc(taps * cin * cop * 4, true),
   };
   arena.commit();
@@ -170,9 +187,9 @@ function gradients(
     }
   }
   padInto(xs, arena.f32(at.x, paddedSize(shape, r)), shape, r);
-  widenInto(dys, arena.f32(at.dy, voxels * cop), voxels, cout, cop);
+  if (at.dy) widenInto(dys, arena.f32(at.dy, voxels * cop), voxels, cout, cop);
   forwardKernel(at.dyp, at.wt, at.dx, b, d, h, wd, cout, cip, k);
-  weightGradKernel(at.x, at.dw, at.dy, b, d, h, wd, cin, cop, k);
+  weightGradKernel(!at.dy, at.x, at.dw, at.dy || at.dyp, b, d, h, wd, cin, cop, k);
   const dx = tensorFrom<tf.Rank.R5>(
     shape,
     (out) => narrowInto(arena.f32(at.dx, voxels * cip), out, voxels, cip, cin),
