@@ -8,7 +8,9 @@ import { swinTransformer } from "../train/swin/swin_transformer.ts";
 import { vocoForward } from "../train/swin/backbone.ts";
 import { formatBytes } from "../cache/text.ts";
 import { typedArrayKernels } from "../train/kernels/dispatch.ts";
-import { peakRss } from "./_common.ts";
+import { cpuSeconds, peakRss } from "./_common.ts";
+import { startOpProfile, stopOpProfile } from "../train/kernels/profile.ts";
+import { opTable } from "./_op_table.ts";
 
 async function timed(f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
   const t = performance.now();
@@ -43,6 +45,8 @@ export interface BenchModelOptions {
   feature?: number;
   /** Training steps. @default {2} */
   steps?: number;
+  /** Print a per-op profile of the training steps after the first. @default {false} */
+  profile?: boolean;
 }
 
 /** Runs the model benchmark: forward per block, whole model, then training steps. */
@@ -97,8 +101,10 @@ export async function benchModel(options: BenchModelOptions = {}): Promise<void>
   // Live tensors after each step: the first step creates AdamW's two moments for every
   // parameter tensor, which stay for the rest of training; after that the count is flat.
   let before = tf.memory().numTensors;
+  const profile = (options.profile ?? false) && steps > 1;
   for (let s = 0; s < steps; s++) {
-    const t = performance.now();
+    if (profile && s === 1) startOpProfile();
+    const t = performance.now(), cpu = cpuSeconds();
     try {
       tf.tidy(() => {
         const { grads } = tf.variableGrads(() => {
@@ -116,10 +122,17 @@ export async function benchModel(options: BenchModelOptions = {}): Promise<void>
     const now = tf.memory().numTensors, added = now - before;
     before = now;
     const why = tensorNote(s, added, vars.length);
+    const used = cpuSeconds();
     console.log(
       `  training step ${s + 1} (fwd + bwd + AdamW)  ` +
-        `${((performance.now() - t) / 1000).toFixed(2)} s, ${now} tensors live (${why})`,
+        `${((performance.now() - t) / 1000).toFixed(2)} s (CPU ${
+          (used.process - cpu.process).toFixed(1)
+        } s, main thread ${(used.main - cpu.main).toFixed(1)} s), ${now} tensors live (${why})`,
     );
+  }
+  if (profile) {
+    console.log(`  where the time of steps 2..${steps} goes, per step:`);
+    console.log(opTable(stopOpProfile(), steps - 1));
   }
   console.log(`  peak RSS                            ${formatBytes(peakRss())}`);
 }

@@ -115,7 +115,7 @@ export async function benchPrep(options: BenchPrepOptions): Promise<void> {
       `${storage.layout}`,
   );
   console.log(`  in-process, best of 3:`);
-  console.log(`    gunzip (native zlib)           ${best(stages.gunzip).toFixed(2)} s`);
+  console.log(`    gunzip (libdeflate, else zlib) ${best(stages.gunzip).toFixed(2)} s`);
   console.log(`    read NIfTI (gunzip + decode)   ${best(stages.read).toFixed(2)} s`);
   console.log(`    recipe (RAS, 1.5 mm, window, crop, pad) ${best(stages.recipe).toFixed(2)} s`);
   console.log(`    whole case (read, hash, recipe, write) ${best(stages.case).toFixed(2)} s`);

@@ -9,6 +9,9 @@ import { writeNifti } from "../prep/formats/write_nifti.ts";
 import { type BackendName, useBackend } from "../train/backend.ts";
 import { type MetricsRow, pretrain, pretrainConfig } from "../train/pretrain.ts";
 import { formatBytes } from "../cache/text.ts";
+import { cpuSeconds } from "./_common.ts";
+import { type OpProfile, startOpProfile, stopOpProfile } from "../train/kernels/profile.ts";
+import { opTable } from "./_op_table.ts";
 import { findReference, notMeasured, runReference } from "./_reference.ts";
 import { BatchLoader } from "../train/sampler/loader.ts";
 import { listTrainingCases } from "../train/sampler/cases.ts";
@@ -39,6 +42,8 @@ export interface BenchPretrainOptions {
   workers: number;
   /** Also run the PyTorch/MONAI reference on the first batch's crops, in this run. */
   torch?: boolean;
+  /** Print a per-op profile of the steps after the first. */
+  profile?: boolean;
 }
 
 /** Runs the benchmark and prints its figures. */
@@ -83,16 +88,26 @@ export async function benchPretrain(o: BenchPretrainOptions): Promise<void> {
         `sample worker(s)`,
     );
     const rows: MetricsRow[] = [];
+    const profile = (o.profile ?? false) && o.steps > 1;
+    let ops: OpProfile | undefined;
+    let cpu = cpuSeconds();
     await pretrain(
       join(dir, "run"),
       config,
       {
         onStep: (r) => {
           rows.push(r);
+          const now = cpuSeconds();
           console.log(
             `  step ${r.step}: ${r.seconds.toFixed(1)} s, loss ${r.loss.toFixed(4)}, ` +
-              `data wait ${(r.data_wait * 100).toFixed(1)}%`,
+              `data wait ${(r.data_wait * 100).toFixed(1)}%, CPU ${
+                (now.process - cpu.process).toFixed(1)
+              } s (main thread ${(now.main - cpu.main).toFixed(1)} s)`,
           );
+          cpu = now;
+          // Steps 2.. are profiled: from the end of step 1 to the end of the last step.
+          if (profile && r.step === 1) startOpProfile();
+          if (profile && r.step === o.steps) ops = stopOpProfile();
         },
       },
     );
@@ -114,6 +129,10 @@ export async function benchPretrain(o: BenchPretrainOptions): Promise<void> {
           : "",
       ].filter(Boolean).join("\n"),
     );
+    if (ops) {
+      console.log(`  where the time of steps 2..${o.steps} goes, per step:`);
+      console.log(opTable(ops, o.steps - 1));
+    }
     if (ref && "python" in ref) await torchSteps(ref, cache, dir, o, mean);
     else console.log(notMeasured("PyTorch 1.13 + MONAI 1.3.2 reference", ref));
   } finally {

@@ -100,8 +100,12 @@ export const BENCH = defineCommand({
           help: "feature size (48 in VoCo's SwinUNETR-B)",
         },
         steps: { type: "number", integer: true, min: 0, default: 2, help: "training steps" },
+        profile: {
+          type: "boolean",
+          help: "print where the steps after the first spend their time, per op",
+        },
       },
-      examples: ["bench model --backend wasm"],
+      examples: ["bench model --backend wasm", "bench model --steps 3 --profile"],
     },
     pretrain: {
       name: "bench pretrain",
@@ -139,9 +143,14 @@ the same run and the ratio is printed; without it, the reference is "not measure
           help: "also measure the PyTorch/MONAI reference in this run (python3 with torch,\n" +
             "nibabel and MONAI 1.3.2 on PYTHONPATH; VOCO_PYTHON names another Python)",
         },
+        profile: {
+          type: "boolean",
+          help: "print where the steps after the first spend their time, per op",
+        },
       },
       examples: [
         "bench pretrain --backend wasm --steps 3",
+        "bench pretrain --steps 2 --profile",
         "bench pretrain --backend wasm --feature 48 --batch 4 --sw 2 --grid 3 --steps 2",
       ],
     },

@@ -64,7 +64,34 @@ async function tryBackend(name: Exclude<BackendName, "auto">): Promise<boolean> 
     }
   }
   const backend = name === "tensorflow-gpu" ? "tensorflow" : name;
-  return await tf.setBackend(backend);
+  const ok = await tf.setBackend(backend);
+  if (ok && backend === "wasm") shareIdentityOnWasm();
+  return ok;
+}
+
+let identityShared = false;
+
+/**
+ * Makes tfjs-wasm's Identity share its input's memory, as tfjs-cpu's does, instead of
+ * copying it. The gradient tape clones (Identity) every tensor an op saves for its
+ * backward pass, so on wasm each saved activation was copied once more; no wasm kernel
+ * writes into an input, so sharing is safe (Reshape shares the same way).
+ */
+function shareIdentityOnWasm(): void {
+  if (identityShared) return;
+  identityShared = true;
+  const copying = tf.getKernel("Identity", "wasm");
+  if (!copying) return;
+  tf.unregisterKernel("Identity", "wasm");
+  tf.registerKernel({
+    ...copying,
+    kernelFunc: (args) => {
+      const { x } = args.inputs as { x: tf.TensorInfo };
+      if (x.dtype === "string") return copying.kernelFunc(args);
+      (args.backend as unknown as { incRef(id: unknown): void }).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    },
+  });
 }
 
 /**

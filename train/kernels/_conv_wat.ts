@@ -134,7 +134,13 @@ function weightGradBlock(v: number): string {
 
 /**
  * A kernel over output rows r0 <= row < r1 of the (b, z, y) rows (r0 < r1): blocks of V voxels along x, then single ones. */
-function kernel(name: string, block: (v: number) => string): string {
+function kernel(name: string, block: (v: number) => string, paddedY = false): string {
+  // y's voxel (b, z, yy, 0): dense, or inside y padded as the input is (by (k-1)/2).
+  const rowStart = paddedY
+    ? `(i32.add (i32.mul (i32.add (i32.mul (i32.add (local.get $zb) (i32.shr_u (local.get $k) (i32.const 1)))
+          (local.get $hp)) (i32.add (local.get $yy) (i32.shr_u (local.get $k) (i32.const 1)))) (local.get $wp))
+          (i32.shr_u (local.get $k) (i32.const 1)))`
+    : `(i32.mul (local.get $row) (local.get $wd))`;
   const locals = [
     ...range(V).map((q) => `(local $a${q} v128)`),
     ...range(V).slice(1).map((q) => `(local $s${q} i32) (local $t${q} i32)`),
@@ -168,7 +174,7 @@ function kernel(name: string, block: (v: number) => string): string {
       (local.set $yy (i32.rem_u (local.get $row) (local.get $h)))
       (local.set $zb (i32.add (local.get $bz) (i32.mul (i32.div_u (local.get $bz) (local.get $d))
         (i32.sub (local.get $k) (i32.const 1)))))
-        (local.set $o (i32.mul (local.get $row) (local.get $wd)))
+        (local.set $o ${rowStart})
         (local.set $x0 (i32.const 0))
         (block $done
           (loop $lx
@@ -190,12 +196,14 @@ function kernel(name: string, block: (v: number) => string): string {
 /**
  * The module: `forward` and `weightGrad`, both (xp, w, y, B, D, H, W, Ci, Co, k, r0, r1,
  * u0, u1) over the shared memory: output rows [r0, r1), and for `weightGrad` weight rows
- * [u0, u1) of the k³·Ci (u0 < u1; `forward` ignores them).
+ * [u0, u1) of the k³·Ci (u0 < u1; `forward` ignores them). `weightGradPadded` reads dy
+ * padded as xp is (the input gradient's own padded copy, when Co is a multiple of 4).
  */
 export const CONV_WAT = `
 (module
   (import "env" "memory" (memory 1 65535 shared))
   ${kernel("forward", forwardBlock)}
   ${kernel("weightGrad", weightGradBlock)}
+  ${kernel("weightGradPadded", weightGradBlock, true)}
 )
 `;

@@ -42,43 +42,84 @@ export async function compileWat(name: string, source: string): Promise<KernelMo
 /**
  * A bump allocator over a kernel's memory: `reset`, `alloc` every buffer of one call
  * (16-byte aligned, each followed by 16 zeroed bytes of slack for vector reads past the
- * end), `commit` (grows the memory once), then take views. Views are only valid until the
- * next `commit` (growth replaces the memory's buffer, for every thread).
+ * end; zeroed whole when asked), `commit` (grows the memory once), then take views. Views
+ * are only valid until the next `commit` (growth replaces the memory's buffer, for every
+ * thread). Below the buffers of a call lie pinned constants (`pin`), kept across calls. No
+ * buffer starts at offset 0: kernels may take 0 to mean "none".
  */
 export class Arena {
   #memory: WebAssembly.Memory;
-  #top = 0;
+  // Nothing is allocated at offset 0, so that kernels can take 0 for "no buffer".
+  #top = 16;
+  #base = 16;
+  #zero: [number, number][] = [];
+  #pins = new Map<ArrayBufferView, number>();
 
   /** Allocates in `memory`. */
   constructor(memory: WebAssembly.Memory) {
     this.#memory = memory;
   }
 
-  /** Forgets every allocation. */
+  /** Forgets every allocation of the last call (pinned constants stay). */
   reset(): void {
-    this.#top = 0;
+    this.#top = this.#base;
+    this.#zero = [];
   }
 
-  /** Reserves `bytes` and returns their offset. */
-  alloc(bytes: number): number {
+  /** Reserves `bytes` (zeroed at `commit` when `zero`) and returns their offset. */
+  alloc(bytes: number, zero = false): number {
     const at = this.#top;
     this.#top = (at + bytes + 16 + 15) & ~15;
+    this.#zero.push(zero ? [at, this.#top] : [at + bytes, this.#top]);
     return at;
   }
 
-  /** Grows the memory to hold every allocation and zeroes it. */
+  /** Grows the memory to hold every allocation and zeroes what must be zero. */
   commit(): void {
     if (this.#top > MAX_PAGES * 65536) {
       throw new RangeError(`a kernel needs ${this.#top} bytes, more than wasm32's 4 GiB`);
     }
     const need = this.#top - this.#memory.buffer.byteLength;
     if (need > 0) this.#memory.grow(Math.ceil(need / 65536));
-    new Uint8Array(this.#memory.buffer, 0, this.#top).fill(0);
+    const bytes = new Uint8Array(this.#memory.buffer);
+    for (const [from, to] of this.#zero) bytes.fill(0, from, to);
+  }
+
+  /**
+   * The offsets of copies of `data` kept in the memory across calls, made on first use
+   * (each array must not change afterwards: it is known by identity). Call before `reset`,
+   * with everything one call needs pinned: when the pins would outgrow `maxBytes`, all
+   * are dropped and these copied again.
+   */
+  pin(data: (Float32Array | Uint8Array)[], maxBytes = 512 << 20): number[] {
+    const missing = data.filter((d) => !this.#pins.has(d));
+    const size = (d: ArrayBufferView) => (d.byteLength + 16 + 15) & ~15;
+    if (this.#base + missing.reduce((a, d) => a + size(d), 0) > maxBytes) {
+      this.#pins.clear();
+      this.#base = 16;
+    }
+    for (const d of data) {
+      if (this.#pins.has(d)) continue;
+      const at = this.#base, top = at + size(d);
+      const need = top - this.#memory.buffer.byteLength;
+      if (need > 0) this.#memory.grow(Math.ceil(need / 65536));
+      const bytes = new Uint8Array(this.#memory.buffer);
+      bytes.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), at);
+      bytes.fill(0, at + d.byteLength, top);
+      this.#base = this.#top = top;
+      this.#pins.set(d, at);
+    }
+    return data.map((d) => this.#pins.get(d)!);
   }
 
   /** A float view of `length` values at byte offset `at`. */
   f32(at: number, length: number): Float32Array {
     return new Float32Array(this.#memory.buffer, at, length);
+  }
+
+  /** A float64 view of `length` values at byte offset `at`. */
+  f64(at: number, length: number): Float64Array {
+    return new Float64Array(this.#memory.buffer, at, length);
   }
 
   /** A byte view of `length` values at byte offset `at`. */

@@ -7,14 +7,18 @@
 // matrix; the direct kernels need no column matrix at all. The input gradient is the same
 // convolution applied to the output gradient with flipped, transposed weights.
 import * as tf from "@tensorflow/tfjs-core";
-import { readSync, typedArrayKernels } from "./dispatch.ts";
+import { tensorFrom, typedArrayKernels, valuesOf } from "./dispatch.ts";
+import { timed } from "./profile.ts";
 import { CONV_WAT } from "./_conv_wat.ts";
 import { Arena, compileWat } from "./_wasm.ts";
 import { kernelThreads, registerKernels, runParts, split } from "./_pool.ts";
 
 const kernels = await compileWat("conv.wat", CONV_WAT);
 const arena = new Arena(kernels.memory);
-const fns = registerKernels(kernels, ["forward", "weightGrad"] as const);
+const fns = registerKernels(
+  kernels,
+  ["forward", "weightGrad", "weightGradPadded"] as const,
+);
 
 /**
  * Runs the forward kernel (x, w, y, B, D, H, W, Ci, Co, k) over every output row, the
@@ -23,70 +27,102 @@ const fns = registerKernels(kernels, ["forward", "weightGrad"] as const);
 function forwardKernel(...args: number[]): void {
   const [b, d, h] = args.slice(3, 6);
   const rows = split(b * d * h, kernelThreads());
-  runParts(rows.map(([r0, r1]) => [[fns.forward, ...args, r0, r1, 0, 0]]));
+  timed(
+    "conv3d kernel",
+    () => runParts(rows.map(([r0, r1]) => [[fns.forward, ...args, r0, r1, 0, 0]])),
+  );
 }
 
 /**
  * Runs the weight-gradient kernel over every voxel, the k³·Ci weight rows split between
  * the threads: each row sums the voxels in the same order as on one thread.
  */
-function weightGradKernel(...args: number[]): void {
+function weightGradKernel(padded: boolean, ...args: number[]): void {
   const [b, d, h, , cin, , k] = args.slice(3, 10);
   const taps = split(k ** 3 * cin, kernelThreads());
-  runParts(taps.map(([u0, u1]) => [[fns.weightGrad, ...args, 0, b * d * h, u0, u1]]));
+  const fn = padded ? fns.weightGradPadded : fns.weightGrad;
+  timed(
+    "conv3d weight-gradient kernel",
+    () => runParts(taps.map(([u0, u1]) => [[fn, ...args, 0, b * d * h, u0, u1]])),
+  );
 }
 
 const ceil4 = (n: number) => (n + 3) & ~3;
 
-/** Copies `[B, D, H, W, C]` values into the interior of a zero `[B, D+2r, H+2r, W+2r, C]`. */
+/**
+ * Writes `[B, D, H, W, C]` values into the interior of `[B, D+2r, H+2r, W+2r, C]` and zeros
+ * around them, in one pass over the destination (no separate zero fill).
+ */
 function padInto(src: Float32Array, dst: Float32Array, shape: number[], r: number): void {
   const [b, d, h, w, c] = shape;
   const hp = h + 2 * r, wp = w + 2 * r, dp = d + 2 * r, run = w * c;
+  const plane = hp * wp * c, row = wp * c, edge = r * c;
   for (let i = 0; i < b; i++) {
+    const slab = i * dp * plane;
+    dst.fill(0, slab, slab + r * plane);
     for (let z = 0; z < d; z++) {
+      const at = slab + (z + r) * plane;
+      dst.fill(0, at, at + r * row);
       for (let y = 0; y < h; y++) {
-        const from = ((i * d + z) * h + y) * run;
-        dst.set(src.subarray(from, from + run), (((i * dp + z + r) * hp + y + r) * wp + r) * c);
+        const to = at + (y + r) * row, from = ((i * d + z) * h + y) * run;
+        dst.fill(0, to, to + edge);
+        dst.set(src.subarray(from, from + run), to + edge);
+        dst.fill(0, to + edge + run, to + row);
       }
+      dst.fill(0, at + (h + r) * row, at + plane);
     }
+    dst.fill(0, slab + (d + r) * plane, slab + dp * plane);
   }
 }
 
-/** Copies `[rows, from]`-strided values to `[rows, to]` (to <= from), dropping the rest. */
-function narrow(src: Float32Array, rows: number, from: number, to: number): Float32Array {
-  if (from === to) return src.slice();
-  const out = new Float32Array(rows * to);
-  for (let i = 0; i < rows; i++) out.set(src.subarray(i * from, i * from + to), i * to);
-  return out;
+/** Copies `[rows, from]`-strided values into `[rows, to]` (to <= from), dropping the rest. */
+function narrowInto(src: Float32Array, dst: Float32Array, rows: number, from: number, to: number) {
+  if (from === to) {
+    dst.set(src.subarray(0, rows * to));
+    return;
+  }
+  for (let i = 0; i < rows; i++) dst.set(src.subarray(i * from, i * from + to), i * to);
 }
 
-/** Weights `[k³, cin, cout]` as `[k³, cin, cop]`, zero columns added. */
-function widen(w: Float32Array, taps: number, cin: number, cout: number, cop: number) {
-  const out = new Float32Array(taps * cin * cop);
-  for (let i = 0; i < taps * cin; i++) out.set(w.subarray(i * cout, (i + 1) * cout), i * cop);
-  return out;
+/** Copies `[rows, from]` values into `[rows, to]`-strided memory (to >= from; the rest stays). */
+function widenInto(src: Float32Array, dst: Float32Array, rows: number, from: number, to: number) {
+  if (from === to) {
+    dst.set(src.subarray(0, rows * to));
+    return;
+  }
+  for (let i = 0; i < rows; i++) dst.set(src.subarray(i * from, (i + 1) * from), i * to);
 }
 
-/** Runs the forward kernel: x `[B, D, H, W, cin]`, w `[k³, cin, cout]` → `[B, D, H, W, cout]`. */
+/** The padded input's floats: `[B, D+2r, H+2r, W+2r, C]`. */
+const paddedSize = ([b, d, h, w, c]: number[], r: number) =>
+  b * (d + 2 * r) * (h + 2 * r) * (w + 2 * r) * c;
+
+/**
+ * y = conv(x, w) for x `[B, D, H, W, cin]` (any readable array: a view of the backend's
+ * memory is copied straight into the kernel's), w `[k³, cin, cout]`: a new tensor.
+ */
 function convolve(
   xs: Float32Array,
   ws: Float32Array,
   shape: number[],
   k: number,
   cout: number,
-): Float32Array {
+): tf.Tensor5D {
   const [b, d, h, wd, cin] = shape, r = (k - 1) / 2, cop = ceil4(cout), voxels = b * d * h * wd;
   arena.reset();
   const at = {
-    x: arena.alloc(b * (d + 2 * r) * (h + 2 * r) * (wd + 2 * r) * cin * 4),
-    w: arena.alloc(k ** 3 * cin * cop * 4),
+    x: arena.alloc(paddedSize(shape, r) * 4),
+    w: arena.alloc(k ** 3 * cin * cop * 4, cop > cout),
     y: arena.alloc(voxels * cop * 4),
   };
   arena.commit();
-  padInto(xs, arena.f32(at.x, (at.w - at.x) / 4), shape, r);
-  arena.f32(at.w, k ** 3 * cin * cop).set(widen(ws, k ** 3, cin, cout, cop));
+  padInto(xs, arena.f32(at.x, paddedSize(shape, r)), shape, r);
+  widenInto(ws, arena.f32(at.w, k ** 3 * cin * cop), k ** 3 * cin, cout, cop);
   forwardKernel(at.x, at.w, at.y, b, d, h, wd, cin, cop, k);
-  return narrow(arena.f32(at.y, voxels * cop), voxels, cop, cout);
+  return tensorFrom<tf.Rank.R5>(
+    [b, d, h, wd, cout],
+    (out) => narrowInto(arena.f32(at.y, voxels * cop), out, voxels, cop, cout),
+  );
 }
 
 /**
@@ -98,46 +134,71 @@ export function conv3dSame(x: tf.Tensor5D, w: tf.Tensor5D): tf.Tensor5D {
   if (!typedArrayKernels()) return conv3dStock(x, w, 1);
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xIn, wIn, save] = args as [tf.Tensor5D, tf.Tensor5D, tf.GradSaveFunc];
-    const [b, d, h, wd, cin] = xIn.shape;
+    const shape = xIn.shape;
     const [k, , , , cout] = wIn.shape;
     if (k % 2 !== 1) throw new RangeError(`conv3dSame needs an odd kernel, got ${k}`);
-    const out = convolve(readSync(xIn), readSync(wIn), xIn.shape, k, cout);
-    save([xIn, wIn]);
+    const ws = valuesOf(wIn).slice();
+    save([xIn]);
     return {
-      value: tf.tensor5d(out, [b, d, h, wd, cout]),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xv, wv] = saved;
-        const xs = readSync(xv), ws = readSync(wv), dys = readSync(dy);
-        const taps = k ** 3, voxels = b * d * h * wd;
-        // dx = conv(dy, w flipped in space, in and out channels swapped).
-        const wt = new Float32Array(taps * cout * cin);
-        for (let t = 0; t < taps; t++) {
-          const from = (taps - 1 - t) * cin * cout, to = t * cout * cin;
-          for (let i = 0; i < cin; i++) {
-            for (let o = 0; o < cout; o++) wt[to + o * cin + i] = ws[from + i * cout + o];
-          }
-        }
-        const dx = convolve(dys, wt, [b, d, h, wd, cout], k, cin);
-        // dw[tap, ci, co] = sum_v xp[v + tap, ci] dy[v, co].
-        const r = (k - 1) / 2, cop = ceil4(cout);
-        arena.reset();
-        const at = {
-          x: arena.alloc(b * (d + 2 * r) * (h + 2 * r) * (wd + 2 * r) * cin * 4),
-          dy: arena.alloc(voxels * cop * 4),
-          dw: arena.alloc(taps * cin * cop * 4),
-        };
-        arena.commit();
-        padInto(xs, arena.f32(at.x, (at.dy - at.x) / 4), xv.shape, r);
-        arena.f32(at.dy, voxels * cop).set(
-          cop === cout ? dys : widen(dys, voxels, 1, cout, cop),
-        );
-        weightGradKernel(at.x, at.dw, at.dy, b, d, h, wd, cin, cop, k);
-        const dw = narrow(arena.f32(at.dw, taps * cin * cop), taps * cin, cop, cout);
-        return [tf.tensor5d(dx, [b, d, h, wd, cin]), tf.tensor5d(dw, [k, k, k, cin, cout])];
-      },
+      value: timed("conv3d staging", () => convolve(valuesOf(xIn), ws, shape, k, cout)),
+      gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) =>
+        timed(
+          "conv3d staging",
+          () => gradients(valuesOf(xs), ws, valuesOf(dy), shape, k, cout),
+        ),
     };
   });
   return f(x, w) as tf.Tensor5D;
+}
+
+/**
+ * Both gradients of the convolution (x `[B, D, H, W, cin]`, kernel edge k) from the output
+ * gradient dy, in one arena: dx = conv(dy, w flipped in space, in and out channels
+ * swapped); dw[tap, ci, co] = sum_v xp[v + tap, ci] dy[v, co].
+ */
+function gradients(
+  xs: Float32Array,
+  ws: Float32Array,
+  dys: Float32Array,
+  shape: number[],
+  k: number,
+  cout: number,
+): [tf.Tensor5D, tf.Tensor5D] {
+  const [b, d, h, wd, cin] = shape;
+  const taps = k ** 3, voxels = b * d * h * wd, r = (k - 1) / 2;
+  const cop = ceil4(cout), cip = ceil4(cin), dyShape = [b, d, h, wd, cout];
+  arena.reset();
+  const at = {
+    dyp: arena.alloc(paddedSize(dyShape, r) * 4),
+    wt: arena.alloc(taps * cout * cip * 4, cip > cin),
+    dx: arena.alloc(voxels * cip * 4),
+    x: arena.alloc(paddedSize(shape, r) * 4),
+    // The weight gradient reads dy from its padded copy when no channel must be added.
+    dy: cop === cout ? 0 : arena.alloc(voxels * cop * 4, true),
+    dw: arena.alloc(taps * cin * cop * 4, true),
+  };
+  arena.commit();
+  padInto(dys, arena.f32(at.dyp, paddedSize(dyShape, r)), dyShape, r);
+  const wt = arena.f32(at.wt, taps * cout * cip);
+  for (let t = 0; t < taps; t++) {
+    const from = (taps - 1 - t) * cin * cout, to = t * cout * cip;
+    for (let i = 0; i < cin; i++) {
+      for (let o = 0; o < cout; o++) wt[to + o * cip + i] = ws[from + i * cout + o];
+    }
+  }
+  padInto(xs, arena.f32(at.x, paddedSize(shape, r)), shape, r);
+  if (at.dy) widenInto(dys, arena.f32(at.dy, voxels * cop), voxels, cout, cop);
+  forwardKernel(at.dyp, at.wt, at.dx, b, d, h, wd, cout, cip, k);
+  weightGradKernel(!at.dy, at.x, at.dw, at.dy || at.dyp, b, d, h, wd, cin, cop, k);
+  const dx = tensorFrom<tf.Rank.R5>(
+    shape,
+    (out) => narrowInto(arena.f32(at.dx, voxels * cip), out, voxels, cip, cin),
+  );
+  const dw = tensorFrom<tf.Rank.R5>(
+    [k, k, k, cin, cout],
+    (out) => narrowInto(arena.f32(at.dw, taps * cin * cop), out, taps * cin, cop, cout),
+  );
+  return [dx, dw];
 }
 
 /**

@@ -2,7 +2,8 @@
 // element by element (40-65 ms for the 1e5-row gathers of each Swin block) and its
 // gradient needs UnsortedSegmentSum, which the wasm backend does not implement.
 import * as tf from "@tensorflow/tfjs-core";
-import { readSync, typedArrayKernels } from "./dispatch.ts";
+import { readSync, tensorFrom, typedArrayKernels, valuesOf } from "./dispatch.ts";
+import { timed } from "./profile.ts";
 
 /**
  * `out[t] = x[index[t]]` for a 2-D `x`; the gradient adds each `dy[t]` into row `index[t]`
@@ -13,23 +14,30 @@ export function gatherRows(x: tf.Tensor2D, index: Int32Array): tf.Tensor2D {
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xIn = args[0] as tf.Tensor2D;
     const [rows, cols] = xIn.shape;
-    const xs = readSync(xIn);
-    const out = new Float32Array(index.length * cols);
-    for (let t = 0; t < index.length; t++) {
-      const s = index[t] * cols, o = t * cols;
-      for (let c = 0; c < cols; c++) out[o + c] = xs[s + c];
-    }
-    return {
-      value: tf.tensor2d(out, [index.length, cols]),
-      gradFunc: (dy: tf.Tensor) => {
-        const g = readSync(dy);
-        const dx = new Float32Array(rows * cols);
+    // Written straight into the output's memory, read from the input's.
+    const value = tensorFrom<tf.Rank.R2>([index.length, cols], (out) => {
+      const xs = valuesOf(xIn);
+      timed("gather rows (JS)", () => {
         for (let t = 0; t < index.length; t++) {
-          const o = index[t] * cols, s = t * cols;
-          for (let c = 0; c < cols; c++) dx[o + c] += g[s + c];
+          const s = index[t] * cols, o = t * cols;
+          for (let c = 0; c < cols; c++) out[o + c] = xs[s + c];
         }
-        return [tf.tensor2d(dx, [rows, cols])];
-      },
+      });
+    });
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor) => [
+        tensorFrom<tf.Rank.R2>([rows, cols], (dx) => {
+          const g = valuesOf(dy);
+          timed("gather rows (JS)", () => {
+            dx.fill(0);
+            for (let t = 0; t < index.length; t++) {
+              const o = index[t] * cols, s = t * cols;
+              for (let c = 0; c < cols; c++) dx[o + c] += g[s + c];
+            }
+          });
+        }),
+      ],
     };
   });
   return f(x) as tf.Tensor2D;

@@ -7,16 +7,33 @@
 // transposes around it. The forward keeps each query row's maximum and 1 / sum; the
 // backward recomputes the probabilities from them.
 import * as tf from "@tensorflow/tfjs-core";
-import { readSync, typedArrayKernels } from "./dispatch.ts";
+import { tensorFrom, typedArrayKernels, valuesOf } from "./dispatch.ts";
+import { timed } from "./profile.ts";
 import { ATTENTION_WAT } from "./_attention_wat.ts";
 import { Arena, compileWat } from "./_wasm.ts";
 import { type Call, kernelThreads, registerKernels, runParts, split } from "./_pool.ts";
 
 const kernels = await compileWat("attention.wat", ATTENTION_WAT);
 const arena = new Arena(kernels.memory);
-const fns = registerKernels(kernels, ["forward", "backward"] as const);
+const fns = registerKernels(
+  kernels,
+  ["forward", "backward", "forward4", "backward4"] as const,
+);
 
-/** Copies the inputs every pass needs into the kernel's memory; returns their offsets. */
+/**
+ * Which kernels run: `headSize4` picks the fused kernels for head size 4 (bitwise equal to
+ * the general ones; mutable so that tests can compare the two).
+ */
+export const ATTENTION_KERNELS = { headSize4: true };
+
+/** Zeros standing in for an absent mask (the general kernels read one). */
+const noMask = new Map<number, Float32Array>();
+
+/**
+ * Copies the inputs every pass needs into the kernel's memory (the mask pinned there
+ * across calls: the model passes the same array for every step); returns their offsets.
+ * Call before the pass's `arena.reset()`, then `fill` after `commit`.
+ */
 function stage(
   qkv: Float32Array,
   bias: Float32Array,
@@ -25,10 +42,14 @@ function stage(
   bw: number,
   n: number,
 ) {
+  let zeros = noMask.get(n);
+  if (!mask && !zeros) noMask.set(n, zeros = new Float32Array(n * n));
+  const [maskAt] = arena.pin([mask ?? zeros!]);
+  arena.reset();
   const at = {
     qkv: arena.alloc(qkv.length * 4),
     bias: arena.alloc(bias.length * 4),
-    mask: arena.alloc((mask?.length ?? n * n) * 4),
+    mask: maskAt,
     queries: arena.alloc(bw * n),
   };
   return {
@@ -36,7 +57,6 @@ function stage(
     fill() {
       arena.f32(at.qkv, qkv.length).set(qkv);
       arena.f32(at.bias, bias.length).set(bias);
-      if (mask) arena.f32(at.mask, mask.length).set(mask);
       const qs = arena.u8(at.queries, bw * n);
       if (queries) qs.set(queries);
       else qs.fill(1);
@@ -72,23 +92,20 @@ export function windowAttentionCore(
   if (!typedArrayKernels() || d % 4 !== 0) return attentionStock(qkv, bias, heads, scale, mask);
   const dims: Dims = { bw, n, c3, ch, d, heads, windows, scale };
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [qkvT, biasT] = args as tf.Tensor[];
-    const qkvs = readSync(qkvT), bs = readSync(biasT);
-    const { out, stats } = attentionForward(qkvs, bs, mask, queries, dims);
+    const [qkvT, biasT, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const bs = valuesOf(biasT).slice();
+    save([qkvT]);
+    const { value, stats } = timed(
+      "attention staging",
+      () => attentionForward(valuesOf(qkvT), bs, mask, queries, dims),
+    );
     return {
-      value: tf.tensor3d(out, [bw, n, ch]),
-      gradFunc: (dy: tf.Tensor) => {
-        const { dqkv, dbias } = attentionBackward(
-          qkvs,
-          bs,
-          mask,
-          queries,
-          stats,
-          readSync(dy),
-          dims,
-        );
-        return [tf.tensor3d(dqkv, [bw, n, c3]), tf.tensor3d(dbias, [heads, n, n])];
-      },
+      value,
+      gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) =>
+        timed(
+          "attention staging",
+          () => attentionBackward(valuesOf(saved), bs, mask, queries, stats, valuesOf(dy), dims),
+        ),
     };
   });
   return f(qkv, bias) as tf.Tensor3D;
@@ -112,64 +129,71 @@ interface Dims {
   scale: number;
 }
 
-/** The forward kernel over every (window, head), split between the threads. */
+/**
+ * The forward kernel over every (window, head), split between the threads: the output
+ * tensor and the softmax statistics the backward pass needs.
+ */
 function attentionForward(
   qkvs: Float32Array,
   bs: Float32Array,
   mask: Float32Array | undefined,
   queries: Uint8Array | undefined,
   { bw, n, c3, ch, d, heads, windows, scale }: Dims,
-): { out: Float32Array; stats: Float32Array } {
-  const n4 = (n + 3) & ~3;
-  const stats = new Float32Array(bw * heads * n * 2);
-  const out = new Float32Array(bw * n * ch);
-  arena.reset();
+): { value: tf.Tensor3D; stats: Float32Array } {
+  const n4 = (n + 3) & ~3, four = d === 4 && ATTENTION_KERNELS.headSize4;
   const input = stage(qkvs, bs, mask, queries, bw, n);
   // The (window, head) calls split between the threads, each with its own scratch.
   const parts = split(bw * heads, kernelThreads());
   const at = {
-    out: arena.alloc(out.length * 4),
-    stats: arena.alloc(stats.length * 4),
+    // Rows of padding queries are skipped, so they stay zero.
+    out: arena.alloc(bw * n * ch * 4, true),
+    stats: arena.alloc(bw * heads * n * 2 * 4),
     scratch: parts.map(() => arena.alloc((2 * d * n4 + n4) * 4)),
   };
   arena.commit();
   input.fill();
   const { qkv: pq, bias: pb, mask: pm, queries: pqs } = input.at;
-  runParts(parts.map(([from, to], t) => {
-    const calls: Call[] = [];
-    for (let u = from; u < to; u++) {
-      const w = Math.floor(u / heads), h = u % heads;
-      const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
-      const q = pq + row + h * d * 4;
-      calls.push([
-        fns.forward,
-        q,
-        q + ch * 4,
-        q + 2 * ch * 4,
-        pb + h * n * n * 4,
-        maskAt,
-        pqs + w * n,
-        at.out + (w * n * ch + h * d) * 4,
-        at.stats + (w * heads + h) * n * 8,
-        at.scratch[t],
-        n,
-        d,
-        c3,
-        ch,
-        scale,
-      ]);
-    }
-    return calls;
-  }));
-  out.set(arena.f32(at.out, out.length));
-  stats.set(arena.f32(at.stats, stats.length));
-  return { out, stats };
+  timed("attention kernel", () =>
+    runParts(parts.map(([from, to], t) => {
+      const calls: Call[] = [];
+      for (let u = from; u < to; u++) {
+        const w = Math.floor(u / heads), h = u % heads;
+        const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
+        const q = pq + row + h * d * 4;
+        calls.push([
+          four ? fns.forward4 : fns.forward,
+          q,
+          q + ch * 4,
+          q + 2 * ch * 4,
+          pb + h * n * n * 4,
+          maskAt,
+          pqs + w * n,
+          at.out + (w * n * ch + h * d) * 4,
+          at.stats + (w * heads + h) * n * 8,
+          at.scratch[t],
+          n,
+          d,
+          c3,
+          ch,
+          scale,
+          ...(four ? [mask ? 1 : 0] : []),
+        ]);
+      }
+      return calls;
+    })));
+  const stats = arena.f32(at.stats, bw * heads * n * 2).slice();
+  const value = tensorFrom<tf.Rank.R3>(
+    [bw, n, ch],
+    (out) => out.set(arena.f32(at.out, out.length)),
+  );
+  return { value, stats };
 }
 
 /**
  * The backward kernel (recomputing the scores from the forward's softmax statistics):
  * windows split between the threads, each with its own scratch and bias gradient (part
- * 0's is the result; the others are added to it in order).
+ * 0's is the result; the others are added to it in order). Returns the gradients of qkv
+ * and of the bias.
  */
 function attentionBackward(
   qkvs: Float32Array,
@@ -179,16 +203,16 @@ function attentionBackward(
   stats: Float32Array,
   g: Float32Array,
   { bw, n, c3, ch, d, heads, windows, scale }: Dims,
-): { dqkv: Float32Array; dbias: Float32Array } {
-  const n4 = (n + 3) & ~3;
-  arena.reset();
+): [tf.Tensor3D, tf.Tensor3D] {
+  const n4 = (n + 3) & ~3, four = d === 4 && ATTENTION_KERNELS.headSize4;
   const input = stage(qkvs, bs, mask, queries, bw, n);
   const parts = split(bw, kernelThreads());
   const at = {
     stats: arena.alloc(stats.length * 4),
     g: arena.alloc(g.length * 4),
-    dqkv: arena.alloc(qkvs.length * 4),
-    dbias: parts.map(() => arena.alloc(bs.length * 4)),
+    // Rows of padding queries are skipped: their dq stays zero.
+    dqkv: arena.alloc(qkvs.length * 4, true),
+    dbias: parts.map(() => arena.alloc(bs.length * 4, true)),
     scratch: parts.map(() => arena.alloc((4 * d * n4 + 2 * n4) * 4)),
   };
   arena.commit();
@@ -196,43 +220,51 @@ function attentionBackward(
   arena.f32(at.stats, stats.length).set(stats);
   arena.f32(at.g, g.length).set(g);
   const { qkv: pq, bias: pb, mask: pm, queries: pqs } = input.at;
-  runParts(parts.map(([from, to], t) => {
-    const calls: Call[] = [];
-    for (let w = from; w < to; w++) {
-      const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
-      for (let h = 0; h < heads; h++) {
-        const o = row + h * d * 4, q = pq + o, dq = at.dqkv + o;
-        calls.push([
-          fns.backward,
-          q,
-          q + ch * 4,
-          q + 2 * ch * 4,
-          pb + h * n * n * 4,
-          maskAt,
-          pqs + w * n,
-          at.stats + (w * heads + h) * n * 8,
-          at.g + (w * n * ch + h * d) * 4,
-          dq,
-          dq + ch * 4,
-          dq + 2 * ch * 4,
-          at.dbias[t] + h * n * n * 4,
-          at.scratch[t],
-          n,
-          d,
-          c3,
-          ch,
-          scale,
-        ]);
+  timed("attention kernel", () =>
+    runParts(parts.map(([from, to], t) => {
+      const calls: Call[] = [];
+      for (let w = from; w < to; w++) {
+        const row = w * n * c3 * 4, maskAt = pm + (mask ? (w % windows) * n * n * 4 : 0);
+        for (let h = 0; h < heads; h++) {
+          const o = row + h * d * 4, q = pq + o, dq = at.dqkv + o;
+          calls.push([
+            four ? fns.backward4 : fns.backward,
+            q,
+            q + ch * 4,
+            q + 2 * ch * 4,
+            pb + h * n * n * 4,
+            maskAt,
+            pqs + w * n,
+            at.stats + (w * heads + h) * n * 8,
+            at.g + (w * n * ch + h * d) * 4,
+            dq,
+            dq + ch * 4,
+            dq + 2 * ch * 4,
+            at.dbias[t] + h * n * n * 4,
+            at.scratch[t],
+            n,
+            d,
+            c3,
+            ch,
+            scale,
+            ...(four ? [mask ? 1 : 0] : []),
+          ]);
+        }
       }
+      return calls;
+    })));
+  const dqkv = tensorFrom<tf.Rank.R3>(
+    [bw, n, c3],
+    (out) => out.set(arena.f32(at.dqkv, out.length)),
+  );
+  const dbias = tensorFrom<tf.Rank.R3>([heads, n, n], (out) => {
+    out.set(arena.f32(at.dbias[0], out.length));
+    for (let t = 1; t < parts.length; t++) {
+      const part = arena.f32(at.dbias[t], out.length);
+      for (let i = 0; i < out.length; i++) out[i] += part[i];
     }
-    return calls;
-  }));
-  const dbias = arena.f32(at.dbias[0], bs.length).slice();
-  for (let t = 1; t < parts.length; t++) {
-    const part = arena.f32(at.dbias[t], bs.length);
-    for (let i = 0; i < dbias.length; i++) dbias[i] += part[i];
-  }
-  return { dqkv: arena.f32(at.dqkv, qkvs.length).slice(), dbias };
+  });
+  return [dqkv, dbias];
 }
 
 /**

@@ -4,7 +4,7 @@ import type { Params } from "./params.ts";
 import { conv3dSame } from "../kernels/conv3d.ts";
 import { dense } from "../kernels/dense.ts";
 import { layerNormLastAxis } from "../kernels/layer_norm.ts";
-import { instanceNormChannelsLast } from "../kernels/instance_norm.ts";
+import { instanceNormChannelsLast, instanceNormLeakyRelu } from "../kernels/instance_norm.ts";
 
 /** PyTorch's default epsilon of LayerNorm, InstanceNorm and BatchNorm. */
 export const NORM_EPS = 1e-5;
@@ -83,17 +83,20 @@ export function conv3d(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
   return conv3dSame(x, w);
 }
 
-/** The first half of MONAI's `UnetResBlock`: conv, instance norm, LeakyReLU. */
+/**
+ * The first half of MONAI's `UnetResBlock`: conv, instance norm, LeakyReLU (the norm and
+ * the activation one kernel, `instanceNormLeakyRelu`).
+ */
 export function resBlockFirst(x: tf.Tensor5D, p: Params, name: string): tf.Tensor5D {
   return tf.tidy(() =>
-    leakyRelu(instanceNorm(conv3d(x, p, `${name}.layer.conv1.conv`))) as tf.Tensor5D
+    instanceNormLeakyRelu(conv3d(x, p, `${name}.layer.conv1.conv`), NORM_EPS, 0.01)
   );
 }
 
 /**
  * The second half of MONAI's `UnetResBlock` from the first half's output `a` and the
  * block's input `x`: conv, norm, plus the input (through a 1x1x1 conv and norm when
- * channels change), LeakyReLU.
+ * channels change), LeakyReLU (norm, sum and activation one kernel).
  */
 export function resBlockSecond(
   a: tf.Tensor5D,
@@ -102,11 +105,15 @@ export function resBlockSecond(
   name: string,
 ): tf.Tensor5D {
   return tf.tidy(() => {
-    const out = instanceNorm(conv3d(a, p, `${name}.layer.conv2.conv`));
     const residual = p.has(`${name}.layer.conv3.conv.weight`)
       ? instanceNorm(conv3d(x, p, `${name}.layer.conv3.conv`))
       : x;
-    return leakyRelu(tf.add(out, residual)) as tf.Tensor5D;
+    return instanceNormLeakyRelu(
+      conv3d(a, p, `${name}.layer.conv2.conv`),
+      NORM_EPS,
+      0.01,
+      residual,
+    );
   });
 }
 
