@@ -1,7 +1,8 @@
 // The Zarr `blosc` codec with byte shuffle and zstd on the runtime's native zstd; other
 // Blosc frames go to numcodecs.
 import * as zarr from "zarrita";
-import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
+import { constants, zstdCompressSync } from "node:zlib";
+import { zstdDecode } from "./zstd.ts";
 
 /** Configuration of the Zarr v3 `blosc` codec. */
 export interface BloscConfig {
@@ -94,20 +95,32 @@ export class NativeBloscCodec {
 
   /** Decompresses one Blosc 1 frame. */
   async decode(bytes: Uint8Array): Promise<Uint8Array> {
+    const { bytes: out, typesize } = await this.decodeShuffled(bytes);
+    return typesize > 1 ? unshuffleBytes(out, typesize) : out;
+  }
+
+  /**
+   * Decompresses one Blosc 1 frame, leaving the byte shuffle of a one-block frame (what
+   * this writer emits) to the caller, who can undo it while copying the values out (one
+   * pass over the bytes instead of two): `typesize` is the shuffle's element size, 1 when
+   * `bytes` are already in element order.
+   */
+  async decodeShuffled(bytes: Uint8Array): Promise<{ bytes: Uint8Array; typesize: number }> {
     checkHeader(bytes);
     const flags = bytes[2];
     const compressor = flags >> 5;
     if ((flags & FLAG_BITSHUFFLE) || (compressor !== ZSTD_FORMAT && !(flags & FLAG_MEMCPYED))) {
-      return await numcodecsDecode(bytes, this.#config);
+      return { bytes: await numcodecsDecode(bytes, this.#config), typesize: 1 };
     }
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const typesize = bytes[3];
     const nbytes = view.getUint32(4, true);
     const blocksize = view.getUint32(8, true);
-    const out = new Uint8Array(nbytes);
     if (flags & FLAG_MEMCPYED) {
-      out.set(bytes.subarray(HEADER, HEADER + nbytes));
-      return out;
+      if (HEADER + nbytes > bytes.length) {
+        throw new SyntaxError("Corrupt Blosc chunk: its plain bytes run past the end of the chunk");
+      }
+      return { bytes: bytes.slice(HEADER, HEADER + nbytes), typesize: 1 };
     }
     const nblocks = Math.ceil(nbytes / blocksize);
     const shuffled = (flags & FLAG_SHUFFLE) !== 0 && typesize > 1;
@@ -120,13 +133,15 @@ export class NativeBloscCodec {
         throw new SyntaxError("Corrupt Blosc chunk: a block runs past the end of the chunk");
       }
       const part = bytes.subarray(p + 4, p + 4 + csize);
-      const z = csize === nbytes ? part : zstdDecompressSync(part);
-      if (z.length !== nbytes) {
-        throw new SyntaxError(`Corrupt Blosc chunk: ${z.length} bytes decoded, ${nbytes} expected`);
+      const raw = csize === nbytes ? part.slice() : zstdDecode(part, nbytes);
+      if (raw.length !== nbytes) {
+        throw new SyntaxError(
+          `Corrupt Blosc chunk: ${raw.length} bytes decoded, ${nbytes} expected`,
+        );
       }
-      const raw = new Uint8Array(z.buffer, z.byteOffset, z.byteLength);
-      return shuffled ? unshuffleBytes(raw, typesize) : raw.slice();
+      return { bytes: raw, typesize: shuffled ? typesize : 1 };
     }
+    const out = new Uint8Array(nbytes);
     for (let b = 0; b < nblocks; b++) {
       const start = b * blocksize;
       const bsize = Math.min(blocksize, nbytes - start);
@@ -142,11 +157,11 @@ export class NativeBloscCodec {
         }
         const part = bytes.subarray(p, p + csize);
         p += csize;
-        block.set(csize === ssize ? part : zstdDecompressSync(part), s * ssize);
+        block.set(csize === ssize ? part : zstdDecode(part, ssize), s * ssize);
       }
       out.set(shuffled ? unshuffleBytes(block, typesize) : block, start);
     }
-    return out;
+    return { bytes: out, typesize: 1 };
   }
 }
 

@@ -66,11 +66,27 @@ export class NativeZstdCodec {
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
 
-  /** Decompresses one chunk. */
-  decode(bytes: Uint8Array): Uint8Array {
-    const out = zstdDecompressSync(bytes);
-    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  /** Decompresses one chunk; `size`, when known, the bytes it decodes to. */
+  decode(bytes: Uint8Array, size?: number): Uint8Array {
+    return zstdDecode(bytes, size);
   }
+}
+
+/** Largest decoded size announced to zstd up front (larger frames grow as they decode). */
+const MAX_SIZE_HINT = 64 * 1024 * 1024;
+
+/**
+ * One zstd frame decoded by the runtime's native zstd, `size` the bytes it should decode
+ * to: the output is then allocated once at that size (node:zlib otherwise decodes into
+ * 16 KiB pieces and joins them, and with exactly `size` it would allocate one more piece
+ * to find the end), about a third faster on 48³ chunks.
+ */
+export function zstdDecode(part: Uint8Array, size?: number): Uint8Array {
+  const hint = size !== undefined && size >= 0 && size <= MAX_SIZE_HINT
+    ? { chunkSize: Math.max(64, size + 64) }
+    : undefined;
+  const z = zstdDecompressSync(part, hint);
+  return new Uint8Array(z.buffer, z.byteOffset, z.byteLength);
 }
 
 let registered = false;

@@ -13,6 +13,8 @@ import {
 } from "../format/integrity.ts";
 import { DamagedCacheError, VocoError } from "../errors.ts";
 import { FetchError } from "../store/http_store.ts";
+import { type DirectReader, directReader } from "./_direct.ts";
+import { unshuffleBytes } from "../codecs/blosc.ts";
 
 /** A readable store, as zarrita defines it. */
 export type ReadableStore = zarr.Readable;
@@ -79,7 +81,7 @@ export interface OpenCase {
  * ```
  */
 export async function openCase(store: ReadableStore, path: `/${string}`): Promise<OpenCase> {
-  const arr = await openCaseArray(store, path);
+  const { arr, direct } = await openChecked(store, path);
   const attributes = arr.attrs as unknown as CaseAttributes;
   const shape = arr.shape as Shape3;
   // An array written without our attributes (a foreign Zarr array) gets voxel coordinates.
@@ -96,29 +98,40 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
     const first = start.map((s, a) => Math.floor(s / inner[a]));
     const last = start.map((s, a) => Math.floor((s + size[a] - 1) / inner[a]));
     const jobs: Promise<void>[] = [];
+    const place = { out, start, size, inner, scale, offset };
     for (let i = first[0]; i <= last[0]; i++) {
       for (let j = first[1]; j <= last[1]; j++) {
         for (let k = first[2]; k <= last[2]; k++) {
+          const coords: Shape3 = [i, j, k];
+          // Name the chunk (a new error: zarrita hands one error, of a shard's index, to
+          // every chunk of the shard).
+          const named = (e: unknown) => {
+            throw chunkError(e, coords);
+          };
+          if (direct) {
+            jobs.push(
+              direct.chunk(coords).then((c) => {
+                if ("fill" in c) return fillChunk(place, coords, c.fill);
+                const data = decodedValues(c, values, arr.dtype as string, coords);
+                copyChunk(place, coords, data, c.typesize);
+              }, named),
+            );
+            continue;
+          }
           jobs.push(
-            arr.getChunk([i, j, k]).then(
-              (chunk) => {
-                const data = chunk.data as ArrayLike<number>;
-                // Never other numbers: a chunk decodes to the chunk's size and dtype.
-                if (data.length !== values || (Typed && !(data instanceof Typed))) {
-                  throw new DamagedCacheError(
-                    `chunk [${i},${j},${k}] decodes to ${data.length} values of ` +
-                      `${data.constructor.name}, not ${values} of ${arr.dtype}`,
-                    { where: `chunk [${i},${j},${k}]` },
-                  );
-                }
-                copyChunk(out, start, size, chunk as never, [i, j, k], inner, scale, offset);
-              },
-              (e) => {
-                // Name the chunk (a new error: zarrita hands one error, of a shard's
-                // index, to every chunk of the shard).
-                throw chunkError(e, [i, j, k]);
-              },
-            ),
+            arr.getChunk(coords).then((chunk) => {
+              const data = chunk.data as ArrayLike<number>;
+              // Never other numbers: a chunk decodes to the chunk's size and dtype.
+              if (data.length !== values || (Typed && !(data instanceof Typed))) {
+                throw wrongSize(
+                  coords,
+                  `${data.length} values of ${data.constructor.name}`,
+                  values,
+                  arr.dtype as string,
+                );
+              }
+              copyChunk(place, coords, data, 1, chunk.stride);
+            }, named),
           );
         }
       }
@@ -164,29 +177,114 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
   };
 }
 
-/** Copies the part of one decoded chunk that lies in the box, dequantising the values. */
-function copyChunk(
-  out: Float32Array,
-  start: Shape3,
-  size: Shape3,
-  chunk: { data: ArrayLike<number>; stride: number[] },
+/** Where decoded chunks go: the float32 box, its place in the array, the dequantisation. */
+interface Placement {
+  out: Float32Array;
+  start: Shape3;
+  size: Shape3;
+  inner: Shape3;
+  scale: number | undefined;
+  offset: number;
+}
+
+/** The error of a chunk that decodes to other than `values` values of `dtype`. */
+function wrongSize(coords: Shape3, got: string, values: number, dtype: string): Error {
+  return new DamagedCacheError(
+    `chunk [${coords}] decodes to ${got}, not ${values} of ${dtype}`,
+    { where: `chunk [${coords}]` },
+  );
+}
+
+/**
+ * The values of a directly decoded chunk as a typed array of its data type (still
+ * byte-shuffled when `c.typesize` > 1); throws when they are not the chunk's size.
+ */
+function decodedValues(
+  c: { bytes: Uint8Array; typesize: number },
+  values: number,
+  dtype: string,
   coords: Shape3,
-  inner: Shape3,
-  scale: number | undefined,
-  offset: number,
+): ArrayLike<number> {
+  const Typed = TYPED[dtype] as unknown as {
+    new (b: ArrayBufferLike, o: number, n: number): ArrayLike<number>;
+    BYTES_PER_ELEMENT: number;
+    name: string;
+  };
+  const size = Typed.BYTES_PER_ELEMENT;
+  let { bytes } = c;
+  if (bytes.length !== values * size) {
+    throw wrongSize(
+      coords,
+      bytes.length % size
+        ? `${bytes.length} bytes`
+        : `${bytes.length / size} values of ${Typed.name}`,
+      values,
+      dtype,
+    );
+  }
+  if (c.typesize > 1 && !(c.typesize === 2 && size === 2)) {
+    bytes = unshuffleBytes(bytes, c.typesize);
+  } else if (c.typesize > 1) return bytes; // undone by copyChunk
+  if (bytes.byteOffset % size) bytes = bytes.slice();
+  return dtype === "uint8" ? bytes : new Typed(bytes.buffer, bytes.byteOffset, values);
+}
+
+/** The part of chunk `coords` inside the box: its first and last+1 voxel per axis. */
+function overlap(p: Placement, coords: Shape3) {
+  const origin = coords.map((c, a) => c * p.inner[a]);
+  const lo = origin.map((o, a) => Math.max(o, p.start[a]));
+  const hi = origin.map((o, a) => Math.min(o + p.inner[a], p.start[a] + p.size[a]));
+  return { origin, lo, hi };
+}
+
+/** Fills the part of chunk `coords` inside the box with `fill`, dequantised. */
+function fillChunk(p: Placement, coords: Shape3, fill: number): void {
+  const { lo, hi } = overlap(p, coords);
+  const v = p.scale === undefined ? fill : fill * p.scale + p.offset;
+  for (let x = lo[0]; x < hi[0]; x++) {
+    for (let y = lo[1]; y < hi[1]; y++) {
+      const dst = ((x - p.start[0]) * p.size[1] + (y - p.start[1])) * p.size[2] - p.start[2];
+      p.out.fill(v, dst + lo[2], dst + hi[2]);
+    }
+  }
+}
+
+/**
+ * Copies the part of one decoded chunk that lies in the box, dequantising the values.
+ * `data` is in C order (`stride`, by default the chunk's own), or for `typesize` 2 the
+ * bytes of 16-bit values byte-shuffled (all low bytes, then all high bytes), which are
+ * put together here instead of in a pass of their own.
+ */
+function copyChunk(
+  p: Placement,
+  coords: Shape3,
+  data: ArrayLike<number>,
+  typesize: number,
+  stride: readonly number[] = [p.inner[1] * p.inner[2], p.inner[2], 1],
 ): void {
-  const origin = coords.map((c, a) => c * inner[a]);
-  const lo = origin.map((o, a) => Math.max(o, start[a]));
-  const hi = origin.map((o, a) => Math.min(o + inner[a], start[a] + size[a]));
-  const { data, stride } = chunk;
-  const s = scale ?? 1, o = scale === undefined ? 0 : offset;
+  const { out, start, size } = p;
+  const { origin, lo, hi } = overlap(p, coords);
+  const s = p.scale ?? 1, o = p.scale === undefined ? 0 : p.offset;
   const run = hi[2] - lo[2];
+  const step = stride[2];
+  if (typesize === 2) {
+    const bytes = data as Uint8Array;
+    const n = bytes.length >> 1;
+    const low = bytes.subarray(0, n), high = bytes.subarray(n, 2 * n);
+    for (let x = lo[0]; x < hi[0]; x++) {
+      for (let y = lo[1]; y < hi[1]; y++) {
+        let src = (x - origin[0]) * stride[0] + (y - origin[1]) * stride[1] + (lo[2] - origin[2]);
+        let dst = ((x - start[0]) * size[1] + (y - start[1])) * size[2] + (lo[2] - start[2]);
+        for (let z = 0; z < run; z++, src++) out[dst++] = (low[src] | (high[src] << 8)) * s + o;
+      }
+    }
+    return;
+  }
   for (let x = lo[0]; x < hi[0]; x++) {
     for (let y = lo[1]; y < hi[1]; y++) {
       let src = (x - origin[0]) * stride[0] + (y - origin[1]) * stride[1] +
         (lo[2] - origin[2]) * stride[2];
       let dst = ((x - start[0]) * size[1] + (y - start[1])) * size[2] + (lo[2] - start[2]);
-      const step = stride[2];
       for (let z = 0; z < run; z++, src += step) out[dst++] = data[src] * s + o;
     }
   }
@@ -262,6 +360,17 @@ export async function openCaseArray(
   store: ReadableStore,
   path: `/${string}`,
 ): Promise<zarr.Array<zarr.DataType, zarr.Readable>> {
+  return (await openChecked(store, path)).arr;
+}
+
+/**
+ * {@linkcode openCaseArray}'s array, and a {@linkcode DirectReader} over the same
+ * checking store view when the case's codecs are a chain it decodes (the writer's).
+ */
+async function openChecked(
+  store: ReadableStore,
+  path: `/${string}`,
+): Promise<{ arr: zarr.Array<zarr.DataType, zarr.Readable>; direct?: DirectReader }> {
   registerCodecs();
   const metaKey = `${path === "/" ? "" : path}/zarr.json` as const;
   const caseName = path.slice(1);
@@ -302,11 +411,17 @@ export async function openCaseArray(
     get: async (key, opts) => key === metaKey ? raw : await checked.get(key, opts),
     getRange: checked.getRange,
   };
+  let arr: zarr.Array<zarr.DataType, zarr.Readable>;
   try {
-    return await zarr.open.v3(new zarr.Location(view, path), { kind: "array" });
+    arr = await zarr.open.v3(new zarr.Location(view, path), { kind: "array" });
   } catch (e) {
     throw damaged(`cannot be opened as a Zarr v3 array (${(e as Error).message})`, "zarr.json", e);
   }
+  const valueBytes = TYPED[arr.dtype as string] ? VALUE_BYTES[arr.dtype as string] : undefined;
+  const direct = valueBytes === undefined
+    ? undefined
+    : directReader(meta, { path, store: checked, valueBytes });
+  return { arr, direct };
 }
 
 /**

@@ -1,0 +1,189 @@
+// Reading the chunks of the codec chains the cache writer emits without zarrita's generic
+// pipeline: the bytes fetched through the checking store view (so every check stays), the
+// checksum checked, zstd or Blosc-zstd decoded at the chunk's known size, and Blosc's
+// byte shuffle left for the copy into the crop to undo (one pass instead of two).
+import type { AsyncReadable } from "@zarrita/storage";
+import { Crc32cCodec } from "../codecs/crc32c.ts";
+import { NativeBloscCodec, unshuffleBytes } from "../codecs/blosc.ts";
+import { zstdDecode } from "../codecs/zstd.ts";
+import { decodeShardIndex, type ShardEntry } from "../codecs/shard.ts";
+import { DamagedCacheError } from "../errors.ts";
+
+type Json = Record<string, unknown>;
+type Codec = { name?: unknown; configuration?: Json };
+
+/** One decoded chunk: its bytes in element order, or byte-shuffled with `typesize`. */
+export type DirectChunk =
+  | { bytes: Uint8Array; typesize: number }
+  | { fill: number };
+
+/** Reads decoded chunks by grid coordinates (inner chunks of a sharded array). */
+export interface DirectReader {
+  /**
+   * Chunk `coords`, decoded and checked. Calls made together (in one synchronous loop)
+   * request their bytes together, so that a coalescing store can merge them.
+   */
+  chunk(coords: readonly number[]): Promise<DirectChunk>;
+}
+
+/** What {@linkcode directReader} needs besides the array's metadata. */
+export interface DirectReaderOptions {
+  /** The case's path in the store (`/ds/case`, or `/`). */
+  path: `/${string}`;
+  /** The checking store view (labels chunks, checks shard indexes, raises missing chunks). */
+  store: AsyncReadable & Required<Pick<AsyncReadable, "getRange">>;
+  /** Bytes of one stored value. */
+  valueBytes: number;
+}
+
+const BYTES_PER_ENTRY = 16;
+
+/** The bytes-to-bytes codecs this reader decodes, by name. */
+const KNOWN = new Set(["blosc", "zstd", "crc32c"]);
+
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Whether `c` is the `bytes` codec storing little-endian values (or bytes, any order). */
+function isLittleBytes(c: Codec | undefined, valueBytes: number): boolean {
+  if (c?.name !== "bytes") return false;
+  const endian = c.configuration?.endian;
+  return endian === "little" || (endian === undefined && valueBytes === 1);
+}
+
+/** The chunk key of grid position `coords` under `base`, as the default encoding writes it. */
+function keyMaker(meta: Json, base: string): ((coords: readonly number[]) => string) | undefined {
+  const enc = meta.chunk_key_encoding as Codec | undefined;
+  if (enc !== undefined && enc.name !== "default") return undefined;
+  const sep = enc?.configuration?.separator ?? "/";
+  if (sep !== "/" && sep !== ".") return undefined;
+  return (coords) => `${base}/c${sep}${coords.join(sep as string)}`;
+}
+
+/**
+ * A direct reader of the array `meta` describes, or `undefined` when its codecs are not
+ * a chain this reader knows (`bytes` little endian, then any of `blosc`, `zstd`,
+ * `crc32c`; optionally inside `sharding_indexed` whose index is `bytes` + `crc32c` at the
+ * end), when the platform is big endian, or when its grids do not fit: zarrita's pipeline
+ * reads those.
+ */
+export function directReader(meta: Json, options: DirectReaderOptions): DirectReader | undefined {
+  if (!littleEndian) return undefined;
+  const { store, valueBytes } = options;
+  const base = options.path === "/" ? "" : options.path;
+  const codecs = meta.codecs as Codec[] | undefined;
+  const shape = meta.shape as number[] | undefined;
+  const outer = ((meta.chunk_grid as Codec | undefined)?.configuration)?.chunk_shape as
+    | number[]
+    | undefined;
+  if (!Array.isArray(codecs) || !Array.isArray(shape) || !Array.isArray(outer)) return undefined;
+  const key = keyMaker(meta, base);
+  if (!key || (meta.storage_transformers as unknown[] | undefined)?.length) return undefined;
+  let chain = codecs;
+  let shard: { inner: number[]; grid: number[]; count: number; crc: boolean } | undefined;
+  if (codecs.length === 1 && codecs[0]?.name === "sharding_indexed") {
+    const c = codecs[0].configuration ?? {};
+    const inner = c.chunk_shape as number[] | undefined;
+    const index = c.index_codecs as Codec[] | undefined;
+    if (!Array.isArray(inner) || inner.length !== outer.length) return undefined;
+    if ((c.index_location ?? "end") !== "end" || !Array.isArray(index)) return undefined;
+    if (!isLittleBytes(index[0], 8)) return undefined;
+    if (index.length > 2 || (index.length === 2 && index[1]?.name !== "crc32c")) return undefined;
+    const grid = outer.map((n, a) => n / inner[a]);
+    if (!grid.every((n) => Number.isInteger(n) && n >= 1)) return undefined;
+    chain = (c.codecs ?? []) as Codec[];
+    shard = { inner, grid, count: grid.reduce((x, y) => x * y, 1), crc: index.length === 2 };
+  }
+  if (!isLittleBytes(chain[0], valueBytes)) return undefined;
+  const steps = chain.slice(1);
+  if (!steps.every((c) => KNOWN.has(c?.name as string))) return undefined;
+  // Decoding runs the chain backwards; only the first step to run may leave a shuffle.
+  const decoders = steps.reverse().map((c) =>
+    c.name === "crc32c"
+      ? { kind: "crc32c" as const, codec: new Crc32cCodec() }
+      : c.name === "zstd"
+      ? { kind: "zstd" as const }
+      : { kind: "blosc" as const, codec: new NativeBloscCodec(c.configuration ?? {}) }
+  );
+  const chunkShape = shard ? shard.inner : outer;
+  const size = chunkShape.reduce((x, y) => x * y, 1) * valueBytes;
+  const fill = typeof meta.fill_value === "number" ? meta.fill_value : 0;
+
+  const decode = async (bytes: Uint8Array): Promise<DirectChunk> => {
+    let typesize = 1;
+    for (let i = 0; i < decoders.length; i++) {
+      const d = decoders[i];
+      if (typesize > 1) {
+        // A codec after a shuffled stage: undo the shuffle first (never written so).
+        bytes = unshuffleBytes(bytes, typesize);
+        typesize = 1;
+      }
+      if (d.kind === "crc32c") bytes = d.codec.decode(bytes);
+      else if (d.kind === "zstd") {
+        bytes = zstdDecode(bytes, i === decoders.length - 1 ? size : undefined);
+      } else ({ bytes, typesize } = await d.codec.decodeShuffled(bytes));
+    }
+    return { bytes, typesize };
+  };
+
+  if (!shard) {
+    return {
+      async chunk(coords) {
+        const bytes = await store.get(key(coords) as `/${string}`);
+        return bytes ? await decode(bytes) : { fill };
+      },
+    };
+  }
+  const { grid, count, crc } = shard;
+  const indexes = new Map<string, Promise<ShardEntry[] | null>>();
+  const index = (shardKey: string): Promise<ShardEntry[] | null> => {
+    let p = indexes.get(shardKey);
+    if (!p) {
+      const suffixLength = BYTES_PER_ENTRY * count + (crc ? 4 : 0);
+      p = store.getRange(shardKey as `/${string}`, { suffixLength }).then((bytes) => {
+        if (!bytes) return null;
+        if (bytes.length !== suffixLength) {
+          throw new DamagedCacheError(
+            `shard index of ${shardKey.slice(base.length + 1)}: ${bytes.length} bytes, not ` +
+              `${suffixLength}`,
+            { where: `shard index of ${shardKey.slice(base.length + 1)}` },
+          );
+        }
+        return crc ? decodeShardIndex(bytes, count) : plainIndex(bytes, count);
+      });
+      p.catch(() => indexes.delete(shardKey));
+      indexes.set(shardKey, p);
+    }
+    return p;
+  };
+  return {
+    async chunk(coords) {
+      let local = 0;
+      const at = coords.map((c, a) => Math.floor(c / grid[a]));
+      for (let a = 0; a < coords.length; a++) local = local * grid[a] + coords[a] - at[a] * grid[a];
+      const shardKey = key(at);
+      const entries = await index(shardKey);
+      const e = entries?.[local];
+      if (!e) return { fill };
+      const bytes = await store.getRange(shardKey as `/${string}`, {
+        offset: e.offset,
+        length: e.length,
+      });
+      return bytes ? await decode(bytes) : { fill };
+    },
+  };
+}
+
+/** A shard index without a checksum, decoded (entries of all ones: not stored). */
+function plainIndex(bytes: Uint8Array, count: number): ShardEntry[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: ShardEntry[] = [];
+  for (let i = 0; i < count; i++) {
+    const o = view.getBigUint64(16 * i, true), n = view.getBigUint64(16 * i + 8, true);
+    out.push(
+      o === 0xffffffffffffffffn && n === 0xffffffffffffffffn
+        ? null
+        : { offset: Number(o), length: Number(n) },
+    );
+  }
+  return out;
+}
