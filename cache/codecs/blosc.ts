@@ -2,7 +2,7 @@
 // Blosc frames go to numcodecs.
 import * as zarr from "zarrita";
 import { constants, zstdCompressSync } from "node:zlib";
-import { zstdDecode } from "./zstd.ts";
+import { zstdDecode, type ZstdScratch } from "./zstd.ts";
 
 /** Configuration of the Zarr v3 `blosc` codec. */
 export interface BloscConfig {
@@ -106,21 +106,44 @@ export class NativeBloscCodec {
    * `bytes` are already in element order.
    */
   async decodeShuffled(bytes: Uint8Array): Promise<{ bytes: Uint8Array; typesize: number }> {
+    return this.decodeFrame(bytes) ??
+      { bytes: await numcodecsDecode(bytes, this.#config), typesize: 1 };
+  }
+
+  /**
+   * {@linkcode NativeBloscCodec.decodeShuffled} without waiting: `undefined` for the
+   * frames only numcodecs decodes (lz4, bitshuffle, ...). With `scratch`, a one-block
+   * zstd frame decodes into the scratch decoder's buffer and a plain (memcpyed) frame is
+   * a view of `bytes`: valid until the scratch decodes again, and not to be changed. A
+   * frame that claims to decode to more than `maxBytes` is refused before decoding.
+   */
+  decodeFrame(
+    bytes: Uint8Array,
+    scratch?: ZstdScratch,
+    maxBytes = Infinity,
+  ): { bytes: Uint8Array; typesize: number } | undefined {
     checkHeader(bytes);
     const flags = bytes[2];
     const compressor = flags >> 5;
     if ((flags & FLAG_BITSHUFFLE) || (compressor !== ZSTD_FORMAT && !(flags & FLAG_MEMCPYED))) {
-      return { bytes: await numcodecsDecode(bytes, this.#config), typesize: 1 };
+      return undefined;
     }
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const typesize = bytes[3];
     const nbytes = view.getUint32(4, true);
     const blocksize = view.getUint32(8, true);
+    if (nbytes > maxBytes) {
+      throw new SyntaxError(
+        `Corrupt Blosc chunk: its header gives ${nbytes} decoded bytes, more than a chunk ` +
+          `holds (${maxBytes})`,
+      );
+    }
     if (flags & FLAG_MEMCPYED) {
       if (HEADER + nbytes > bytes.length) {
         throw new SyntaxError("Corrupt Blosc chunk: its plain bytes run past the end of the chunk");
       }
-      return { bytes: bytes.slice(HEADER, HEADER + nbytes), typesize: 1 };
+      const plain = bytes.subarray(HEADER, HEADER + nbytes);
+      return { bytes: scratch ? plain : plain.slice(), typesize: 1 };
     }
     const nblocks = Math.ceil(nbytes / blocksize);
     const shuffled = (flags & FLAG_SHUFFLE) !== 0 && typesize > 1;
@@ -133,7 +156,11 @@ export class NativeBloscCodec {
         throw new SyntaxError("Corrupt Blosc chunk: a block runs past the end of the chunk");
       }
       const part = bytes.subarray(p + 4, p + 4 + csize);
-      const raw = csize === nbytes ? part.slice() : zstdDecode(part, nbytes);
+      const raw = csize === nbytes
+        ? (scratch ? part : part.slice())
+        : scratch
+        ? scratch.decode(part, nbytes)
+        : zstdDecode(part, nbytes);
       if (raw.length !== nbytes) {
         throw new SyntaxError(
           `Corrupt Blosc chunk: ${raw.length} bytes decoded, ${nbytes} expected`,

@@ -5,7 +5,7 @@
 import type { AsyncReadable } from "@zarrita/storage";
 import { Crc32cCodec } from "../codecs/crc32c.ts";
 import { NativeBloscCodec, unshuffleBytes } from "../codecs/blosc.ts";
-import { zstdDecode } from "../codecs/zstd.ts";
+import { zstdDecode, ZstdScratch } from "../codecs/zstd.ts";
 import { decodeShardIndex, type ShardEntry } from "../codecs/shard.ts";
 import { DamagedCacheError } from "../errors.ts";
 
@@ -20,10 +20,12 @@ export type DirectChunk =
 /** Reads decoded chunks by grid coordinates (inner chunks of a sharded array). */
 export interface DirectReader {
   /**
-   * Chunk `coords`, decoded and checked. Calls made together (in one synchronous loop)
-   * request their bytes together, so that a coalescing store can merge them.
+   * Reads chunk `coords`, decodes and checks it, and hands it to `use`, which must copy
+   * what it needs before it returns: the bytes are a view of a buffer reused for the
+   * next chunk. Calls made together (in one synchronous loop) request their bytes
+   * together, so that a coalescing store can merge them.
    */
-  chunk(coords: readonly number[]): Promise<DirectChunk>;
+  chunk(coords: readonly number[], use: (c: DirectChunk) => void): Promise<void>;
 }
 
 /** What {@linkcode directReader} needs besides the array's metadata. */
@@ -108,7 +110,9 @@ export function directReader(meta: Json, options: DirectReaderOptions): DirectRe
   const size = chunkShape.reduce((x, y) => x * y, 1) * valueBytes;
   const fill = typeof meta.fill_value === "number" ? meta.fill_value : 0;
 
-  const decode = async (bytes: Uint8Array): Promise<DirectChunk> => {
+  // One decoding buffer for every chunk (each is copied out before the next decodes).
+  const scratch = new ZstdScratch();
+  const decode = async (bytes: Uint8Array, use: (c: DirectChunk) => void): Promise<void> => {
     let typesize = 1;
     for (let i = 0; i < decoders.length; i++) {
       const d = decoders[i];
@@ -119,17 +123,21 @@ export function directReader(meta: Json, options: DirectReaderOptions): DirectRe
       }
       if (d.kind === "crc32c") bytes = d.codec.decode(bytes);
       else if (d.kind === "zstd") {
-        bytes = zstdDecode(bytes, i === decoders.length - 1 ? size : undefined);
-      } else ({ bytes, typesize } = await d.codec.decodeShuffled(bytes));
+        bytes = i === decoders.length - 1 ? scratch.decode(bytes, size) : zstdDecode(bytes);
+      } else {
+        const frame = d.codec.decodeFrame(bytes, scratch, size);
+        // Frames only numcodecs decodes come back as fresh arrays, after a wait.
+        ({ bytes, typesize } = frame ?? await d.codec.decodeShuffled(bytes));
+      }
     }
-    return { bytes, typesize };
+    use({ bytes, typesize });
   };
 
   if (!shard) {
     return {
-      async chunk(coords) {
+      async chunk(coords, use) {
         const bytes = await store.get(key(coords) as `/${string}`);
-        return bytes ? await decode(bytes) : { fill };
+        return bytes ? await decode(bytes, use) : use({ fill });
       },
     };
   }
@@ -156,19 +164,19 @@ export function directReader(meta: Json, options: DirectReaderOptions): DirectRe
     return p;
   };
   return {
-    async chunk(coords) {
+    async chunk(coords, use) {
       let local = 0;
       const at = coords.map((c, a) => Math.floor(c / grid[a]));
       for (let a = 0; a < coords.length; a++) local = local * grid[a] + coords[a] - at[a] * grid[a];
       const shardKey = key(at);
       const entries = await index(shardKey);
       const e = entries?.[local];
-      if (!e) return { fill };
+      if (!e) return use({ fill });
       const bytes = await store.getRange(shardKey as `/${string}`, {
         offset: e.offset,
         length: e.length,
       });
-      return bytes ? await decode(bytes) : { fill };
+      return bytes ? await decode(bytes, use) : use({ fill });
     },
   };
 }

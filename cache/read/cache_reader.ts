@@ -9,6 +9,7 @@ import { type CaseAttributes, type OpenCase, openCase } from "./read_case.ts";
 import type { CaseAffine, CaseShape, CaseVolume } from "../format/case_volume.ts";
 import { STAGING_DIR } from "../format/format.ts";
 import { mapLimit } from "../store/limit.ts";
+import { coalesceRanges } from "../store/coalesce.ts";
 import { FileStore } from "../store/file_store.ts";
 import { BadInputError, DamagedCacheError, NotACacheError } from "../errors.ts";
 import { consolidatedSha256, integrityProblems } from "../format/integrity.ts";
@@ -24,12 +25,18 @@ export interface CacheReaderOptions extends S3Options {
   /**
    * Byte gap up to which range requests to one file (inner chunks of a shard) are merged
    * into one; 0 merges only touching ranges.
-   * @default {0}
+   * @default {0 for a folder, HTTP_COALESCE_GAP (256 KiB) over HTTP and S3}
    */
   coalesceGapBytes?: number;
   /** Cases kept open (metadata parsed) for further crops. @default {64} */
   maxOpenCases?: number;
 }
+
+/**
+ * Byte gap up to which an HTTP or S3 reader merges the range requests of one crop: a
+ * request costs more than the bytes of a few skipped inner chunks.
+ */
+export const HTTP_COALESCE_GAP = 256 * 1024;
 
 /** Where a {@linkcode CacheReader} reads from. */
 export type CacheLocationKind = "file" | "http" | "s3";
@@ -197,9 +204,10 @@ export class CacheReader {
     }
     this.consolidated = this.#consolidated !== undefined;
     const known = this.#consolidated;
-    const coalesced = zarr.withRangeCoalescing(raw, {
-      coalesceSize: options.coalesceGapBytes ?? 0,
-    });
+    const coalesced = coalesceRanges(
+      raw,
+      options.coalesceGapBytes ?? (kind === "file" ? 0 : HTTP_COALESCE_GAP),
+    );
     const encoder = new TextEncoder();
     this.store = {
       get(key: zarr.AbsolutePath) {
@@ -207,7 +215,7 @@ export class CacheReader {
         const meta = node !== undefined ? known?.get(node) : undefined;
         return meta ? Promise.resolve(encoder.encode(JSON.stringify(meta))) : raw.get(key);
       },
-      getRange: (key: zarr.AbsolutePath, range: zarr.RangeQuery) => coalesced.getRange(key, range),
+      getRange: coalesced,
     };
   }
 
