@@ -24,6 +24,9 @@ const FLAG_MEMCPYED = 0x02;
 const FLAG_BITSHUFFLE = 0x04;
 const FLAG_DONT_SPLIT = 0x10;
 const ZSTD_FORMAT = 4;
+/** c-blosc's limits for splitting a block into one stream per byte of the type. */
+const MAX_SPLITS = 16;
+const MIN_BUFFERSIZE = 128;
 
 /**
  * The Zarr v3 `blosc` codec (Blosc 1 chunk format) with byte shuffle and zstd, on the
@@ -67,14 +70,20 @@ export class NativeBloscCodec {
   encode(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
     const { cname, clevel, shuffle } = this.#config;
     if (cname !== "zstd") return numcodecsEncode(bytes, this.#config);
-    if (shuffle === "bitshuffle") throw new TypeError("Blosc encoding does not support bitshuffle");
-    const typesize = shuffle === "shuffle" ? this.#config.typesize : 1;
+    const bits = shuffle === "bitshuffle";
+    const typesize = shuffle === "noshuffle" ? 1 : this.#config.typesize;
     const n = bytes.length;
-    const src = typesize > 1 ? shuffleBytes(bytes, typesize) : bytes;
+    // c-blosc bitshuffles any typesize (1 too) once the block holds a whole element.
+    const src = bits
+      ? (n >= typesize ? bitshuffleBytes(bytes, typesize) : bytes)
+      : typesize > 1
+      ? shuffleBytes(bytes, typesize)
+      : bytes;
     const z = zstdCompressSync(src, {
       params: { [constants.ZSTD_c_compressionLevel]: clevel },
     });
-    const flagsBase = (ZSTD_FORMAT << 5) | FLAG_DONT_SPLIT | (typesize > 1 ? FLAG_SHUFFLE : 0);
+    const filter = bits ? FLAG_BITSHUFFLE : typesize > 1 ? FLAG_SHUFFLE : 0;
+    const flagsBase = (ZSTD_FORMAT << 5) | FLAG_DONT_SPLIT | filter;
     if (z.length + 8 >= n) {
       // Incompressible: a memcpyed frame holds the plain bytes right after the header.
       const out = new Uint8Array(HEADER + n);
@@ -125,9 +134,7 @@ export class NativeBloscCodec {
     checkHeader(bytes);
     const flags = bytes[2];
     const compressor = flags >> 5;
-    if ((flags & FLAG_BITSHUFFLE) || (compressor !== ZSTD_FORMAT && !(flags & FLAG_MEMCPYED))) {
-      return undefined;
-    }
+    if (compressor !== ZSTD_FORMAT && !(flags & FLAG_MEMCPYED)) return undefined;
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const typesize = bytes[3];
     const nbytes = view.getUint32(4, true);
@@ -146,9 +153,23 @@ export class NativeBloscCodec {
       return { bytes: scratch ? plain : plain.slice(), typesize: 1 };
     }
     const nblocks = Math.ceil(nbytes / blocksize);
+    // As c-blosc's blosc_d: byte shuffle first, else bitshuffle (of blocks holding a whole
+    // element); a block split into one stream per byte when the frame allows and the
+    // block is full and large enough.
     const shuffled = (flags & FLAG_SHUFFLE) !== 0 && typesize > 1;
-    const split = (flags & FLAG_DONT_SPLIT) === 0 && typesize > 1 && shuffled;
-    if (nblocks === 1 && !split) {
+    const bits = !shuffled && (flags & FLAG_BITSHUFFLE) !== 0;
+    const splits = (bsize: number) =>
+      (flags & FLAG_DONT_SPLIT) === 0 && typesize <= MAX_SPLITS &&
+        Math.floor(blocksize / typesize) >= MIN_BUFFERSIZE && bsize === blocksize
+        ? typesize
+        : 1;
+    const unfilter = (block: Uint8Array) =>
+      shuffled
+        ? unshuffleBytes(block, typesize)
+        : bits && block.length >= typesize
+        ? bitunshuffleBytes(block, typesize)
+        : block;
+    if (nblocks === 1 && splits(nbytes) === 1) {
       // One block, one stream (what this writer emits): no intermediate copies.
       const p = view.getInt32(HEADER, true);
       const csize = p >= HEADER && p + 4 <= bytes.length ? view.getInt32(p, true) : -1;
@@ -166,6 +187,7 @@ export class NativeBloscCodec {
           `Corrupt Blosc chunk: ${raw.length} bytes decoded, ${nbytes} expected`,
         );
       }
+      if (bits) return { bytes: unfilter(raw), typesize: 1 };
       return { bytes: raw, typesize: shuffled ? typesize : 1 };
     }
     const out = new Uint8Array(nbytes);
@@ -174,8 +196,8 @@ export class NativeBloscCodec {
       const bsize = Math.min(blocksize, nbytes - start);
       let p = view.getInt32(HEADER + 4 * b, true);
       const block = new Uint8Array(bsize);
-      const streams = split && bsize % typesize === 0 ? typesize : 1;
-      const ssize = bsize / streams;
+      const streams = splits(bsize);
+      const ssize = Math.floor(bsize / streams);
       for (let s = 0; s < streams; s++) {
         const csize = p >= HEADER && p + 4 <= bytes.length ? view.getInt32(p, true) : -1;
         p += 4;
@@ -184,9 +206,15 @@ export class NativeBloscCodec {
         }
         const part = bytes.subarray(p, p + csize);
         p += csize;
-        block.set(csize === ssize ? part : zstdDecode(part, ssize), s * ssize);
+        const stream = csize === ssize ? part : zstdDecode(part, ssize);
+        if (stream.length !== ssize) {
+          throw new SyntaxError(
+            `Corrupt Blosc chunk: a block decodes to ${stream.length} bytes, ${ssize} expected`,
+          );
+        }
+        block.set(stream, s * ssize);
       }
-      out.set(shuffled ? unshuffleBytes(block, typesize) : block, start);
+      out.set(unfilter(block), start);
     }
     return { bytes: out, typesize: 1 };
   }
@@ -267,6 +295,82 @@ export function unshuffleBytes(src: Uint8Array, typesize: number): Uint8Array {
     }
   }
   out.set(src.subarray(n * typesize), n * typesize);
+  return out;
+}
+
+/**
+ * The 8 × 8 bit matrix of bytes `lo` (bytes 0..3) and `hi` (bytes 4..7) transposed: bit k
+ * of byte m becomes bit m of byte k (bitshuffle's `TRANS_BIT_8X8` on 32-bit halves).
+ */
+function transpose8(lo: number, hi: number, out: Int32Array): void {
+  let t = (lo ^ (lo >>> 7)) & 0x00aa00aa;
+  lo ^= t ^ (t << 7);
+  t = (hi ^ (hi >>> 7)) & 0x00aa00aa;
+  hi ^= t ^ (t << 7);
+  t = (lo ^ (lo >>> 14)) & 0x0000cccc;
+  lo ^= t ^ (t << 14);
+  t = (hi ^ (hi >>> 14)) & 0x0000cccc;
+  hi ^= t ^ (t << 14);
+  t = (lo ^ (hi << 4)) & 0xf0f0f0f0;
+  out[0] = lo ^ t;
+  out[1] = hi ^ (t >>> 4);
+}
+
+/**
+ * Bitshuffle of one block as c-blosc does it (`blosc_internal_bitshuffle`): for
+ * `n` = whole elements, when a multiple of 8, row `8j + b` (n/8 bytes) holds bit b of
+ * byte j of every element, element i at bit i % 8 of byte i / 8; the bytes past the
+ * last whole element stay. Fewer or other than a multiple of 8 elements: a copy.
+ */
+export function bitshuffleBytes(src: Uint8Array, typesize: number): Uint8Array {
+  const n = Math.floor(src.length / typesize);
+  const out = src.slice();
+  if (n % 8 !== 0 || n === 0) return out;
+  const row = n / 8, w = new Int32Array(2);
+  for (let g = 0; g < row; g++) {
+    const e = 8 * g * typesize;
+    for (let j = 0; j < typesize; j++) {
+      const p = e + j;
+      transpose8(
+        src[p] | (src[p + typesize] << 8) | (src[p + 2 * typesize] << 16) |
+          (src[p + 3 * typesize] << 24),
+        src[p + 4 * typesize] | (src[p + 5 * typesize] << 8) | (src[p + 6 * typesize] << 16) |
+          (src[p + 7 * typesize] << 24),
+        w,
+      );
+      const r = 8 * j * row + g;
+      for (let m = 0; m < 4; m++) {
+        out[r + m * row] = w[0] >>> (8 * m);
+        out[r + (m + 4) * row] = w[1] >>> (8 * m);
+      }
+    }
+  }
+  return out;
+}
+
+/** Inverse of {@linkcode bitshuffleBytes} (c-blosc's `blosc_internal_bitunshuffle`). */
+export function bitunshuffleBytes(src: Uint8Array, typesize: number): Uint8Array {
+  const n = Math.floor(src.length / typesize);
+  const out = src.slice();
+  if (n % 8 !== 0 || n === 0) return out;
+  const row = n / 8, w = new Int32Array(2);
+  for (let g = 0; g < row; g++) {
+    const e = 8 * g * typesize;
+    for (let j = 0; j < typesize; j++) {
+      const r = 8 * j * row + g;
+      transpose8(
+        src[r] | (src[r + row] << 8) | (src[r + 2 * row] << 16) | (src[r + 3 * row] << 24),
+        src[r + 4 * row] | (src[r + 5 * row] << 8) | (src[r + 6 * row] << 16) |
+          (src[r + 7 * row] << 24),
+        w,
+      );
+      const p = e + j;
+      for (let k = 0; k < 4; k++) {
+        out[p + k * typesize] = w[0] >>> (8 * k);
+        out[p + (k + 4) * typesize] = w[1] >>> (8 * k);
+      }
+    }
+  }
   return out;
 }
 
