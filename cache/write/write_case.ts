@@ -49,6 +49,11 @@ export interface WriteCaseOptions {
    */
   level?: number;
   /**
+   * Blosc's filter (the Blosc compressors only): `deno task bench cache` compares them.
+   * @default {"shuffle" for uint16 and float32, "noshuffle" for uint8}
+   */
+  shuffle?: BloscShuffle;
+  /**
    * One shard file holding every chunk (`sharded`: the chunk edge is the inner chunk's),
    * or one file per chunk.
    * @default {"sharded"}
@@ -81,7 +86,16 @@ export interface ArrayLayout {
    * @default {true}
    */
   crc32c?: boolean;
+  /** Blosc's filter, {@linkcode BloscShuffle} (`shuffle` for multi-byte values when absent). */
+  shuffle?: BloscShuffle;
 }
+
+/**
+ * The filter of the Blosc compressors: byte shuffle (`shuffle`, the default for values of
+ * more than a byte), `bitshuffle`, or none (`noshuffle`, always for single bytes). All
+ * three are c-blosc's, so every Zarr reader decodes them.
+ */
+export type BloscShuffle = "shuffle" | "bitshuffle" | "noshuffle";
 
 /**
  * The metadata (all but the attributes) the writer gives an array of `shape`: its chunk
@@ -96,7 +110,12 @@ export function arrayMetadata(shape: readonly number[], layout: ArrayLayout): {
 } {
   const chunkShape = shape.map((n) => Math.max(1, Math.min(n, layout.chunk)));
   const grid = shape.map((n, a) => Math.ceil(n / chunkShape[a]));
-  const codecs = chunkCodecs(layout.compressor, { dtype: layout.dtype }, layout.level)
+  const codecs = chunkCodecs(
+    layout.compressor,
+    { dtype: layout.dtype },
+    layout.level,
+    layout.shuffle,
+  )
     .filter((c) => layout.crc32c !== false || c.name !== "crc32c");
   const sharded = layout.layout === "sharded";
   const meta = {
@@ -150,6 +169,7 @@ export async function writeCase(
     level: options.level ?? DEFAULT_LEVEL,
     chunk: edge,
     layout,
+    shuffle: options.shuffle,
   });
   const count = grid[0] * grid[1] * grid[2];
   const data = quantize(volume.data, enc);
@@ -235,11 +255,15 @@ function chunkEncoder(
   };
 }
 
-/** The Zarr v3 codec list of a compressor choice, ending in `crc32c`. */
+/**
+ * The Zarr v3 codec list of a compressor choice, ending in `crc32c`; `shuffle` is the
+ * Blosc compressors' filter (byte shuffle for multi-byte values by default).
+ */
 export function chunkCodecs(
   compressor: Compressor,
   enc: Pick<StorageEncoding, "dtype">,
   level: number,
+  shuffle?: BloscShuffle,
 ): CodecMeta[] {
   const codecs: CodecMeta[] = [
     { name: "bytes", configuration: { endian: "little" } },
@@ -259,7 +283,7 @@ export function chunkCodecs(
       configuration: {
         cname: compressor === "blosc-zstd" ? "zstd" : "lz4",
         clevel: level,
-        shuffle: typesize > 1 ? "shuffle" : "noshuffle",
+        shuffle: shuffle ?? (typesize > 1 ? "shuffle" : "noshuffle"),
         typesize,
         blocksize: 0,
       },
