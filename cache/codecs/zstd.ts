@@ -129,6 +129,15 @@ export class ZstdScratch {
   #error: string | undefined;
   #buffer = new Uint8Array(0);
   #native = true;
+  readonly #provide?: (size: number) => Uint8Array;
+
+  /**
+   * A decoder; `buffer`, when given, provides the buffer to decode a frame of `size`
+   * bytes into (at least `size` + 1 bytes), else the decoder keeps one of its own.
+   */
+  constructor(buffer?: (size: number) => Uint8Array) {
+    this.#provide = buffer;
+  }
 
   /**
    * Frame `frame` decoded, expected to hold exactly `size` bytes (throws otherwise, as
@@ -142,8 +151,12 @@ export class ZstdScratch {
       if (out.length !== size) throw new SyntaxError(wrongSize(out.length, size));
       return out;
     }
-    if (this.#buffer.length < size + 1) this.#buffer = new Uint8Array(size + 1);
-    const out = this.#buffer;
+    let out: Uint8Array;
+    if (this.#provide) out = this.#provide(size);
+    else {
+      if (this.#buffer.length < size + 1) this.#buffer = new Uint8Array(size + 1);
+      out = this.#buffer;
+    }
     this.#error = undefined;
     handle.reset();
     const state = this.#state!;

@@ -36,6 +36,11 @@ export interface DirectReaderOptions {
   store: AsyncReadable & Required<Pick<AsyncReadable, "getRange">>;
   /** Bytes of one stored value. */
   valueBytes: number;
+  /**
+   * Where zstd decodes a chunk of `size` bytes (`size` + 1 bytes long at least, its view
+   * valid until the chunk has been used); a buffer of the reader's own by default.
+   */
+  buffer?: (size: number) => Uint8Array;
 }
 
 const BYTES_PER_ENTRY = 16;
@@ -111,7 +116,7 @@ export function directReader(meta: Json, options: DirectReaderOptions): DirectRe
   const fill = typeof meta.fill_value === "number" ? meta.fill_value : 0;
 
   // One decoding buffer for every chunk (each is copied out before the next decodes).
-  const scratch = new ZstdScratch();
+  const scratch = new ZstdScratch(options.buffer);
   const decode = async (bytes: Uint8Array, use: (c: DirectChunk) => void): Promise<void> => {
     let typesize = 1;
     for (let i = 0; i < decoders.length; i++) {

@@ -15,6 +15,10 @@ import { DamagedCacheError, VocoError } from "../errors.ts";
 import { FetchError } from "../store/http_store.ts";
 import { type DirectReader, directReader } from "./_direct.ts";
 import { unshuffleBytes } from "../codecs/blosc.ts";
+import { type CropMemory, cropMemory } from "./_crop_wasm.ts";
+
+/** Largest box assembled in the kernel's memory (which never shrinks); larger boxes in place. */
+const WASM_MAX_BYTES = 64 * 1024 * 1024;
 
 /** A readable store, as zarrita defines it. */
 export type ReadableStore = zarr.Readable;
@@ -81,7 +85,7 @@ export interface OpenCase {
  * ```
  */
 export async function openCase(store: ReadableStore, path: `/${string}`): Promise<OpenCase> {
-  const { arr, direct } = await openChecked(store, path);
+  const { arr, direct, wasm } = await openChecked(store, path, true);
   const attributes = arr.attrs as unknown as CaseAttributes;
   const shape = arr.shape as Shape3;
   // An array written without our attributes (a foreign Zarr array) gets voxel coordinates.
@@ -94,11 +98,22 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
   // Only the chunks the box touches are read (in parallel), each decoded value written
   // once into the float32 box, dequantised on the way.
   const box = async (start: Shape3, size: Shape3): Promise<Float32Array> => {
-    const out = new Float32Array(size[0] * size[1] * size[2]);
+    const n = size[0] * size[1] * size[2];
+    // The box is assembled in the kernel's memory (then copied out once), or in place.
+    const at = wasm && n * 4 <= WASM_MAX_BYTES ? wasm.alloc(n * 4) : undefined;
+    const plain = at === undefined ? new Float32Array(n) : undefined;
+    const place: Placement = {
+      out: () => plain ?? new Float32Array(wasm!.buffer, at!, n),
+      wasm: at === undefined ? undefined : { memory: wasm!, at },
+      start,
+      size,
+      inner,
+      scale,
+      offset,
+    };
     const first = start.map((s, a) => Math.floor(s / inner[a]));
     const last = start.map((s, a) => Math.floor((s + size[a] - 1) / inner[a]));
     const jobs: Promise<void>[] = [];
-    const place = { out, start, size, inner, scale, offset };
     for (let i = first[0]; i <= last[0]; i++) {
       for (let j = first[1]; j <= last[1]; j++) {
         for (let k = first[2]; k <= last[2]; k++) {
@@ -140,12 +155,16 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
         }
       }
     }
+    // Every read settles before the box's memory is given back (a late chunk must not
+    // write into another crop's); the first failure is the one reported.
+    let failure: { error: unknown } | undefined;
+    await Promise.all(jobs.map((job) => job.catch((error) => void (failure ??= { error }))));
     try {
-      await Promise.all(jobs);
-    } catch (e) {
-      throw caseError(path, e);
+      if (failure) throw caseError(path, failure.error);
+      return plain ?? new Float32Array(place.out());
+    } finally {
+      if (at !== undefined) wasm!.release(at);
     }
-    return out;
   };
   return {
     path,
@@ -183,7 +202,10 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
 
 /** Where decoded chunks go: the float32 box, its place in the array, the dequantisation. */
 interface Placement {
-  out: Float32Array;
+  /** The box's values (a fresh view each time: the kernel's memory may have grown). */
+  out: () => Float32Array;
+  /** Where the box lies in the kernel's memory, when it is assembled there. */
+  wasm?: { memory: CropMemory; at: number };
   start: Shape3;
   size: Shape3;
   inner: Shape3;
@@ -245,10 +267,11 @@ function overlap(p: Placement, coords: Shape3) {
 function fillChunk(p: Placement, coords: Shape3, fill: number): void {
   const { lo, hi } = overlap(p, coords);
   const v = p.scale === undefined ? fill : fill * p.scale + p.offset;
+  const out = p.out();
   for (let x = lo[0]; x < hi[0]; x++) {
     for (let y = lo[1]; y < hi[1]; y++) {
       const dst = ((x - p.start[0]) * p.size[1] + (y - p.start[1])) * p.size[2] - p.start[2];
-      p.out.fill(v, dst + lo[2], dst + hi[2]);
+      out.fill(v, dst + lo[2], dst + hi[2]);
     }
   }
 }
@@ -275,8 +298,28 @@ function copyChunk(
   const n = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]] as const;
   if (typesize === 2) {
     const bytes = data as Uint8Array, half = bytes.length >> 1;
+    if (p.wasm && bytes.buffer === p.wasm.memory.buffer) {
+      // Decoded into the kernel's memory: copied there, by the kernel.
+      const at = bytes.byteOffset + src;
+      const [dx, dy] = [size[1] * size[2], size[2]];
+      p.wasm.memory.copy16(
+        at,
+        at + half,
+        p.wasm.at + 4 * dst,
+        n[0],
+        n[1],
+        n[2],
+        stride[0],
+        stride[1],
+        dx,
+        dy,
+        s,
+        o,
+      );
+      return;
+    }
     copyShuffled16(
-      p.out,
+      p.out(),
       bytes.subarray(0, half),
       bytes.subarray(half, 2 * half),
       src,
@@ -287,7 +330,7 @@ function copyChunk(
       s,
       o,
     );
-  } else copyStrided(p.out, data, src, dst, n, stride, size, s, o);
+  } else copyStrided(p.out(), data, src, dst, n, stride, size, s, o);
 }
 
 /**
@@ -422,7 +465,12 @@ export async function openCaseArray(
 async function openChecked(
   store: ReadableStore,
   path: `/${string}`,
-): Promise<{ arr: zarr.Array<zarr.DataType, zarr.Readable>; direct?: DirectReader }> {
+  kernel = false,
+): Promise<{
+  arr: zarr.Array<zarr.DataType, zarr.Readable>;
+  direct?: DirectReader;
+  wasm?: CropMemory;
+}> {
   registerCodecs();
   const metaKey = `${path === "/" ? "" : path}/zarr.json` as const;
   const caseName = path.slice(1);
@@ -470,10 +518,15 @@ async function openChecked(
     throw damaged(`cannot be opened as a Zarr v3 array (${(e as Error).message})`, "zarr.json", e);
   }
   const valueBytes = TYPED[arr.dtype as string] ? VALUE_BYTES[arr.dtype as string] : undefined;
-  const direct = valueBytes === undefined
-    ? undefined
-    : directReader(meta, { path, store: checked, valueBytes });
-  return { arr, direct };
+  // 16-bit cases (the default) decode into, and are copied by, the kernel's memory.
+  const wasm = kernel && arr.dtype === "uint16" ? await cropMemory() : undefined;
+  const direct = valueBytes === undefined ? undefined : directReader(meta, {
+    path,
+    store: checked,
+    valueBytes,
+    buffer: wasm ? (size) => wasm.scratch(size) : undefined,
+  });
+  return { arr, direct, wasm: direct ? wasm : undefined };
 }
 
 /**
