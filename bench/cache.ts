@@ -8,7 +8,8 @@ import { applyRecipe, resolveRecipe } from "../prep/recipes/recipe.ts";
 import { type BloscShuffle, writeCase } from "../cache/write/write_case.ts";
 import { openCase } from "../cache/read/read_case.ts";
 import type { Shape3 } from "../prep/volume.ts";
-import { quantize, storageEncoding } from "../cache/format/quantize.ts";
+import { quantize, type StorageEncoding, storageEncoding } from "../cache/format/quantize.ts";
+import type { CaseVolume } from "../cache/format/case_volume.ts";
 import {
   type Compressor,
   DEFAULT_COMPRESSOR,
@@ -184,46 +185,11 @@ export async function benchCache(file: string, options: BenchCacheOptions = {}):
         continue;
       }
       const root = join(dir, `${layout}-${edge}-${compressor}-${level}-${shuffle ?? ""}`);
-      const t0 = performance.now();
-      await writeCase(new FileSystemStore(root), "/", volume, {
+      const { write, bytes, files, times, read } = await measure(root, volume, setting, {
         encoding,
-        chunk: edge,
-        compressor,
-        level,
-        layout,
-        shuffle,
+        size,
+        crops,
       });
-      const write = (performance.now() - t0) / 1000;
-      const { bytes, files } = await folderSize(root);
-      const fs = new FileSystemStore(root);
-      let read = 0;
-      const counting = {
-        get: async (k: `/${string}`) => {
-          const b = await fs.get(k);
-          if (b && !k.endsWith("zarr.json")) read += b.length;
-          return b;
-        },
-        getRange: async (k: `/${string}`, r: never) => {
-          const b = await fs.getRange(k, r);
-          read += b?.length ?? 0;
-          return b;
-        },
-      };
-      let seed = 11;
-      const rand = (n: number) => {
-        seed = (seed * 1664525 + 1013904223) >>> 0;
-        return seed % n;
-      };
-      const c = await openCase(counting, "/");
-      await c.readCrop([0, 0, 0], size); // the shard index, read once per opened case
-      read = 0;
-      const times: number[] = [];
-      for (let i = 0; i < crops; i++) {
-        const start = volume.shape.map((n, a) => rand(n - size[a] + 1)) as Shape3;
-        const t = performance.now();
-        await c.readCrop(start, size);
-        times.push(performance.now() - t);
-      }
       times.sort((a, b) => a - b);
       const ms = (x: number | undefined) => x === undefined ? "-" : `${x.toFixed(1)} ms`;
       rows.push([
@@ -244,6 +210,61 @@ export async function benchCache(file: string, options: BenchCacheOptions = {}):
   }
   const widths = head.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   for (const r of rows) console.log(`  ${r.map((x, i) => x.padEnd(widths[i])).join("  ")}`);
+}
+
+/**
+ * Writes `volume` at `root` with `setting`, then reads `crops` random boxes of `size`
+ * through `openCase().readCrop()`: the write time (s), the bytes and files on disk, the
+ * crop times (ms, sorted) and the bytes read for them.
+ */
+async function measure(
+  root: string,
+  volume: CaseVolume,
+  setting: Setting,
+  o: { encoding: StorageEncoding; size: Shape3; crops: number },
+): Promise<{ write: number; bytes: number; files: number; times: number[]; read: number }> {
+  const { layout, edge, compressor, level, shuffle } = setting;
+  const t0 = performance.now();
+  await writeCase(new FileSystemStore(root), "/", volume, {
+    encoding: o.encoding,
+    chunk: edge,
+    compressor,
+    level,
+    layout,
+    shuffle,
+  });
+  const write = (performance.now() - t0) / 1000;
+  const { bytes, files } = await folderSize(root);
+  const fs = new FileSystemStore(root);
+  let read = 0;
+  const counting = {
+    get: async (k: `/${string}`) => {
+      const b = await fs.get(k);
+      if (b && !k.endsWith("zarr.json")) read += b.length;
+      return b;
+    },
+    getRange: async (k: `/${string}`, r: never) => {
+      const b = await fs.getRange(k, r);
+      read += b?.length ?? 0;
+      return b;
+    },
+  };
+  let seed = 11;
+  const rand = (n: number) => {
+    seed = (seed * 1664525 + 1013904223) >>> 0;
+    return seed % n;
+  };
+  const c = await openCase(counting, "/");
+  await c.readCrop([0, 0, 0], o.size); // the shard index, read once per opened case
+  read = 0;
+  const times: number[] = [];
+  for (let i = 0; i < o.crops; i++) {
+    const start = volume.shape.map((n, a) => rand(n - o.size[a] + 1)) as Shape3;
+    const t = performance.now();
+    await c.readCrop(start, o.size);
+    times.push(performance.now() - t);
+  }
+  return { write, bytes, files, times, read };
 }
 
 /** Options of {@linkcode benchCrops}. */

@@ -167,8 +167,8 @@ export class ZstdScratch {
       try {
         handle.writeSync(ZSTD_E_END, frame, inOff, inLen, out, made, room);
       } catch (e) {
-        this.#handle = undefined;
-        throw e;
+        this.#handle = undefined; // a fresh decoder for the next frame
+        throw new SyntaxError(`zstd: ${(e as Error).message}`, { cause: e });
       }
       if (this.#error !== undefined) {
         this.#handle = undefined; // a fresh decoder for the next frame

@@ -66,27 +66,31 @@ function keyMaker(meta: Json, base: string): ((coords: readonly number[]) => str
   return (coords) => `${base}/c${sep}${coords.join(sep as string)}`;
 }
 
-/**
- * A direct reader of the array `meta` describes, or `undefined` when its codecs are not
- * a chain this reader knows (`bytes` little endian, then any of `blosc`, `zstd`,
- * `crc32c`; optionally inside `sharding_indexed` whose index is `bytes` + `crc32c` at the
- * end), when the platform is big endian, or when its grids do not fit: zarrita's pipeline
- * reads those.
- */
-export function directReader(meta: Json, options: DirectReaderOptions): DirectReader | undefined {
-  if (!littleEndian) return undefined;
-  const { store, valueBytes } = options;
-  const base = options.path === "/" ? "" : options.path;
+/** How an array's chunks are stored, as far as this reader needs it. */
+interface ChunkLayout {
+  /** The key of a chunk (or shard) by its grid position. */
+  key: (coords: readonly number[]) => string;
+  /** The codecs after `bytes` (the bytes-to-bytes chain), in encoding order. */
+  steps: Codec[];
+  /** Shape of the unit a read decodes (the inner chunk when sharded). */
+  chunkShape: number[];
+  /** Inner chunks per shard, their count, and whether the index ends in a CRC-32C. */
+  shard?: { grid: number[]; count: number; crc: boolean };
+}
+
+/** The layout of `meta`'s chunks, or `undefined` when this reader does not know it. */
+function chunkLayout(meta: Json, base: string, valueBytes: number): ChunkLayout | undefined {
   const codecs = meta.codecs as Codec[] | undefined;
-  const shape = meta.shape as number[] | undefined;
   const outer = ((meta.chunk_grid as Codec | undefined)?.configuration)?.chunk_shape as
     | number[]
     | undefined;
-  if (!Array.isArray(codecs) || !Array.isArray(shape) || !Array.isArray(outer)) return undefined;
+  if (!Array.isArray(codecs) || !Array.isArray(meta.shape) || !Array.isArray(outer)) {
+    return undefined;
+  }
   const key = keyMaker(meta, base);
   if (!key || (meta.storage_transformers as unknown[] | undefined)?.length) return undefined;
-  let chain = codecs;
-  let shard: { inner: number[]; grid: number[]; count: number; crc: boolean } | undefined;
+  let chain = codecs, chunkShape = outer;
+  let shard: ChunkLayout["shard"];
   if (codecs.length === 1 && codecs[0]?.name === "sharding_indexed") {
     const c = codecs[0].configuration ?? {};
     const inner = c.chunk_shape as number[] | undefined;
@@ -98,26 +102,32 @@ export function directReader(meta: Json, options: DirectReaderOptions): DirectRe
     const grid = outer.map((n, a) => n / inner[a]);
     if (!grid.every((n) => Number.isInteger(n) && n >= 1)) return undefined;
     chain = (c.codecs ?? []) as Codec[];
-    shard = { inner, grid, count: grid.reduce((x, y) => x * y, 1), crc: index.length === 2 };
+    chunkShape = inner;
+    shard = { grid, count: grid.reduce((x, y) => x * y, 1), crc: index.length === 2 };
   }
   if (!isLittleBytes(chain[0], valueBytes)) return undefined;
   const steps = chain.slice(1);
   if (!steps.every((c) => KNOWN.has(c?.name as string))) return undefined;
-  // Decoding runs the chain backwards; only the first step to run may leave a shuffle.
-  const decoders = steps.reverse().map((c) =>
+  return { key, steps, chunkShape, shard };
+}
+
+/**
+ * The decoder of one stored chunk of `size` decoded bytes through `steps` (run
+ * backwards), zstd output in `scratch`; hands the result to `use` before it returns.
+ */
+function chunkDecoder(
+  steps: Codec[],
+  size: number,
+  scratch: ZstdScratch,
+): (bytes: Uint8Array, use: (c: DirectChunk) => void) => Promise<void> {
+  const decoders = [...steps].reverse().map((c) =>
     c.name === "crc32c"
       ? { kind: "crc32c" as const, codec: new Crc32cCodec() }
       : c.name === "zstd"
       ? { kind: "zstd" as const }
       : { kind: "blosc" as const, codec: new NativeBloscCodec(c.configuration ?? {}) }
   );
-  const chunkShape = shard ? shard.inner : outer;
-  const size = chunkShape.reduce((x, y) => x * y, 1) * valueBytes;
-  const fill = typeof meta.fill_value === "number" ? meta.fill_value : 0;
-
-  // One decoding buffer for every chunk (each is copied out before the next decodes).
-  const scratch = new ZstdScratch(options.buffer);
-  const decode = async (bytes: Uint8Array, use: (c: DirectChunk) => void): Promise<void> => {
+  return async (bytes, use) => {
     let typesize = 1;
     for (let i = 0; i < decoders.length; i++) {
       const d = decoders[i];
@@ -137,7 +147,26 @@ export function directReader(meta: Json, options: DirectReaderOptions): DirectRe
     }
     use({ bytes, typesize });
   };
+}
 
+/**
+ * A direct reader of the array `meta` describes, or `undefined` when its codecs are not
+ * a chain this reader knows (`bytes` little endian, then any of `blosc`, `zstd`,
+ * `crc32c`; optionally inside `sharding_indexed` whose index is `bytes` + `crc32c` at the
+ * end), when the platform is big endian, or when its grids do not fit: zarrita's pipeline
+ * reads those.
+ */
+export function directReader(meta: Json, options: DirectReaderOptions): DirectReader | undefined {
+  if (!littleEndian) return undefined;
+  const { store, valueBytes } = options;
+  const base = options.path === "/" ? "" : options.path;
+  const layout = chunkLayout(meta, base, valueBytes);
+  if (!layout) return undefined;
+  const { key, shard } = layout;
+  const size = layout.chunkShape.reduce((x, y) => x * y, 1) * valueBytes;
+  const fill = typeof meta.fill_value === "number" ? meta.fill_value : 0;
+  // One decoding buffer for every chunk (each is copied out before the next decodes).
+  const decode = chunkDecoder(layout.steps, size, new ZstdScratch(options.buffer));
   if (!shard) {
     return {
       async chunk(coords, use) {
@@ -146,36 +175,15 @@ export function directReader(meta: Json, options: DirectReaderOptions): DirectRe
       },
     };
   }
-  const { grid, count, crc } = shard;
-  const indexes = new Map<string, Promise<ShardEntry[] | null>>();
-  const index = (shardKey: string): Promise<ShardEntry[] | null> => {
-    let p = indexes.get(shardKey);
-    if (!p) {
-      const suffixLength = BYTES_PER_ENTRY * count + (crc ? 4 : 0);
-      p = store.getRange(shardKey as `/${string}`, { suffixLength }).then((bytes) => {
-        if (!bytes) return null;
-        if (bytes.length !== suffixLength) {
-          throw new DamagedCacheError(
-            `shard index of ${shardKey.slice(base.length + 1)}: ${bytes.length} bytes, not ` +
-              `${suffixLength}`,
-            { where: `shard index of ${shardKey.slice(base.length + 1)}` },
-          );
-        }
-        return crc ? decodeShardIndex(bytes, count) : plainIndex(bytes, count);
-      });
-      p.catch(() => indexes.delete(shardKey));
-      indexes.set(shardKey, p);
-    }
-    return p;
-  };
+  const index = shardIndexes(store, base, shard.count, shard.crc);
+  const { grid } = shard;
   return {
     async chunk(coords, use) {
       let local = 0;
       const at = coords.map((c, a) => Math.floor(c / grid[a]));
       for (let a = 0; a < coords.length; a++) local = local * grid[a] + coords[a] - at[a] * grid[a];
       const shardKey = key(at);
-      const entries = await index(shardKey);
-      const e = entries?.[local];
+      const e = (await index(shardKey))?.[local];
       if (!e) return use({ fill });
       const bytes = await store.getRange(shardKey as `/${string}`, {
         offset: e.offset,
@@ -183,6 +191,38 @@ export function directReader(meta: Json, options: DirectReaderOptions): DirectRe
       });
       return bytes ? await decode(bytes, use) : use({ fill });
     },
+  };
+}
+
+/**
+ * The shard indexes of `count` inner chunks, each read once (a failed read is tried
+ * again next time): `null` for a shard not stored.
+ */
+function shardIndexes(
+  store: DirectReaderOptions["store"],
+  base: string,
+  count: number,
+  crc: boolean,
+): (shardKey: string) => Promise<ShardEntry[] | null> {
+  const indexes = new Map<string, Promise<ShardEntry[] | null>>();
+  const suffixLength = BYTES_PER_ENTRY * count + (crc ? 4 : 0);
+  return (shardKey) => {
+    let p = indexes.get(shardKey);
+    if (!p) {
+      p = store.getRange(shardKey as `/${string}`, { suffixLength }).then((bytes) => {
+        if (!bytes) return null;
+        if (bytes.length !== suffixLength) {
+          const where = `shard index of ${shardKey.slice(base.length + 1)}`;
+          throw new DamagedCacheError(`${where}: ${bytes.length} bytes, not ${suffixLength}`, {
+            where,
+          });
+        }
+        return crc ? decodeShardIndex(bytes, count) : plainIndex(bytes, count);
+      });
+      p.catch(() => indexes.delete(shardKey));
+      indexes.set(shardKey, p);
+    }
+    return p;
   };
 }
 

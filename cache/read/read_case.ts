@@ -91,81 +91,16 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
   // An array written without our attributes (a foreign Zarr array) gets voxel coordinates.
   const affine: Mat4 = attributes.affine ??
     [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]];
-  const scale = attributes.scale_factor, offset = attributes.add_offset ?? 0;
-  const inner = arr.chunks as Shape3;
-  const values = inner[0] * inner[1] * inner[2];
-  const Typed = TYPED[arr.dtype as string];
-  // Only the chunks the box touches are read (in parallel), each decoded value written
-  // once into the float32 box, dequantised on the way.
-  const box = async (start: Shape3, size: Shape3): Promise<Float32Array> => {
-    const n = size[0] * size[1] * size[2];
-    // The box is assembled in the kernel's memory (then copied out once), or in place.
-    const at = wasm && n * 4 <= WASM_MAX_BYTES ? wasm.alloc(n * 4) : undefined;
-    const plain = at === undefined ? new Float32Array(n) : undefined;
-    const place: Placement = {
-      out: () => plain ?? new Float32Array(wasm!.buffer, at!, n),
-      wasm: at === undefined ? undefined : { memory: wasm!, at },
-      start,
-      size,
-      inner,
-      scale,
-      offset,
-    };
-    const first = start.map((s, a) => Math.floor(s / inner[a]));
-    const last = start.map((s, a) => Math.floor((s + size[a] - 1) / inner[a]));
-    const jobs: Promise<void>[] = [];
-    for (let i = first[0]; i <= last[0]; i++) {
-      for (let j = first[1]; j <= last[1]; j++) {
-        for (let k = first[2]; k <= last[2]; k++) {
-          const coords: Shape3 = [i, j, k];
-          // Name the chunk (a new error: zarrita hands one error, of a shard's index, to
-          // every chunk of the shard).
-          const named = (e: unknown) => {
-            throw chunkError(e, coords);
-          };
-          if (direct) {
-            jobs.push(
-              direct.chunk(coords, (c) => {
-                if ("fill" in c) return fillChunk(place, coords, c.fill);
-                const data = decodedValues(c, values, arr.dtype as string, coords);
-                copyChunk(place, coords, data, c.typesize);
-              }).catch((e) => {
-                // A chunk of the wrong size is named already.
-                if (e instanceof DamagedCacheError && e.where === `chunk [${coords}]`) throw e;
-                named(e);
-              }),
-            );
-            continue;
-          }
-          jobs.push(
-            arr.getChunk(coords).then((chunk) => {
-              const data = chunk.data as ArrayLike<number>;
-              // Never other numbers: a chunk decodes to the chunk's size and dtype.
-              if (data.length !== values || (Typed && !(data instanceof Typed))) {
-                throw wrongSize(
-                  coords,
-                  `${data.length} values of ${data.constructor.name}`,
-                  values,
-                  arr.dtype as string,
-                );
-              }
-              copyChunk(place, coords, data, 1, chunk.stride);
-            }, named),
-          );
-        }
-      }
-    }
-    // Every read settles before the box's memory is given back (a late chunk must not
-    // write into another crop's); the first failure is the one reported.
-    let failure: { error: unknown } | undefined;
-    await Promise.all(jobs.map((job) => job.catch((error) => void (failure ??= { error }))));
-    try {
-      if (failure) throw caseError(path, failure.error);
-      return plain ?? new Float32Array(place.out());
-    } finally {
-      if (at !== undefined) wasm!.release(at);
-    }
+  const reading: CaseReading = {
+    path,
+    arr,
+    direct,
+    wasm,
+    inner: arr.chunks as Shape3,
+    scale: attributes.scale_factor,
+    offset: attributes.add_offset ?? 0,
   };
+  const box = (start: Shape3, size: Shape3) => readBox(reading, start, size);
   return {
     path,
     shape,
@@ -198,6 +133,95 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
       return { data, shape: [...size] as Shape3, affine: moved };
     },
   };
+}
+
+/** What {@linkcode readBox} needs of an opened case. */
+interface CaseReading {
+  path: string;
+  arr: zarr.Array<zarr.DataType, zarr.Readable>;
+  direct?: DirectReader;
+  wasm?: CropMemory;
+  inner: Shape3;
+  scale: number | undefined;
+  offset: number;
+}
+
+/**
+ * The box of `size` voxels at `start` (inside the array) as float32: only the chunks it
+ * touches are read (in parallel), each decoded value written once into the box,
+ * dequantised on the way.
+ */
+async function readBox(r: CaseReading, start: Shape3, size: Shape3): Promise<Float32Array> {
+  const { path, arr, direct, wasm, inner, scale, offset } = r;
+  const values = inner[0] * inner[1] * inner[2];
+  const Typed = TYPED[arr.dtype as string];
+  const n = size[0] * size[1] * size[2];
+  // The box is assembled in the kernel's memory (then copied out once), or in place.
+  const at = wasm && n * 4 <= WASM_MAX_BYTES ? wasm.alloc(n * 4) : undefined;
+  const plain = at === undefined ? new Float32Array(n) : undefined;
+  const place: Placement = {
+    out: () => plain ?? new Float32Array(wasm!.buffer, at!, n),
+    wasm: at === undefined ? undefined : { memory: wasm!, at },
+    start,
+    size,
+    inner,
+    scale,
+    offset,
+  };
+  const first = start.map((s, a) => Math.floor(s / inner[a]));
+  const last = start.map((s, a) => Math.floor((s + size[a] - 1) / inner[a]));
+  const jobs: Promise<void>[] = [];
+  for (let i = first[0]; i <= last[0]; i++) {
+    for (let j = first[1]; j <= last[1]; j++) {
+      for (let k = first[2]; k <= last[2]; k++) {
+        const coords: Shape3 = [i, j, k];
+        // Name the chunk (a new error: zarrita hands one error, of a shard's index, to
+        // every chunk of the shard).
+        const named = (e: unknown) => {
+          throw chunkError(e, coords);
+        };
+        if (direct) {
+          jobs.push(
+            direct.chunk(coords, (c) => {
+              if ("fill" in c) return fillChunk(place, coords, c.fill);
+              const data = decodedValues(c, values, arr.dtype as string, coords);
+              copyChunk(place, coords, data, c.typesize);
+            }).catch((e) => {
+              // A chunk of the wrong size is named already.
+              if (e instanceof DamagedCacheError && e.where === `chunk [${coords}]`) throw e;
+              named(e);
+            }),
+          );
+          continue;
+        }
+        jobs.push(
+          arr.getChunk(coords).then((chunk) => {
+            const data = chunk.data as ArrayLike<number>;
+            // Never other numbers: a chunk decodes to the chunk's size and dtype.
+            if (data.length !== values || (Typed && !(data instanceof Typed))) {
+              throw wrongSize(
+                coords,
+                `${data.length} values of ${data.constructor.name}`,
+                values,
+                arr.dtype as string,
+              );
+            }
+            copyChunk(place, coords, data, 1, chunk.stride);
+          }, named),
+        );
+      }
+    }
+  }
+  // Every read settles before the box's memory is given back (a late chunk must not
+  // write into another crop's); the first failure is the one reported.
+  let failure: { error: unknown } | undefined;
+  await Promise.all(jobs.map((job) => job.catch((error) => void (failure ??= { error }))));
+  try {
+    if (failure) throw caseError(path, failure.error);
+    return plain ?? new Float32Array(place.out());
+  } finally {
+    if (at !== undefined) wasm!.release(at);
+  }
 }
 
 /** Where decoded chunks go: the float32 box, its place in the array, the dequantisation. */
