@@ -45,9 +45,16 @@ export class NativeBloscCodec {
   /** Codec kind, as zarrita's pipeline expects. */
   readonly kind = "bytes_to_bytes";
   #config: Required<BloscConfig>;
+  #blockBytes: number;
 
-  /** Makes a codec for the given configuration. */
-  constructor(config: BloscConfig = {}) {
+  /**
+   * Makes a codec for the given configuration. `blockBytes` (the writer's choice, as
+   * c-blosc's automatic block size is: not part of the metadata) splits each chunk into
+   * blocks of that many bytes, each shuffled and compressed on its own, so that a reader
+   * can decode only the blocks it needs; by default a chunk is one block.
+   */
+  constructor(config: BloscConfig = {}, options: { blockBytes?: number } = {}) {
+    this.#blockBytes = options.blockBytes ?? 0;
     this.#config = {
       cname: config.cname ?? "zstd",
       clevel: config.clevel ?? 5,
@@ -66,25 +73,40 @@ export class NativeBloscCodec {
     return new NativeBloscCodec(config);
   }
 
-  /** Compresses one chunk into a Blosc 1 frame. */
+  /**
+   * Compresses one chunk into a Blosc 1 frame: one block, or blocks of `blockBytes` (a
+   * whole number of elements), each filtered on its own and stored compressed, or as it
+   * is when zstd cannot make it smaller (as c-blosc does); a plain (memcpyed) frame when
+   * nothing compresses.
+   */
   encode(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
     const { cname, clevel, shuffle } = this.#config;
     if (cname !== "zstd") return numcodecsEncode(bytes, this.#config);
     const bits = shuffle === "bitshuffle";
     const typesize = shuffle === "noshuffle" ? 1 : this.#config.typesize;
     const n = bytes.length;
+    const blocksize = this.#blockBytes > 0 && this.#blockBytes < n &&
+        this.#blockBytes % typesize === 0
+      ? this.#blockBytes
+      : n;
     // c-blosc bitshuffles any typesize (1 too) once the block holds a whole element.
-    const src = bits
-      ? (n >= typesize ? bitshuffleBytes(bytes, typesize) : bytes)
-      : typesize > 1
-      ? shuffleBytes(bytes, typesize)
-      : bytes;
-    const z = zstdCompressSync(src, {
-      params: { [constants.ZSTD_c_compressionLevel]: clevel },
-    });
-    const filter = bits ? FLAG_BITSHUFFLE : typesize > 1 ? FLAG_SHUFFLE : 0;
-    const flagsBase = (ZSTD_FORMAT << 5) | FLAG_DONT_SPLIT | filter;
-    if (z.length + 8 >= n) {
+    const filter = (block: Uint8Array) =>
+      bits
+        ? (block.length >= typesize ? bitshuffleBytes(block, typesize) : block)
+        : typesize > 1
+        ? shuffleBytes(block, typesize)
+        : block;
+    const streams: Uint8Array[] = [];
+    let total = HEADER;
+    for (let start = 0; start < n; start += blocksize) {
+      const filtered = filter(bytes.subarray(start, Math.min(n, start + blocksize)));
+      const z = zstdCompressSync(filtered, {
+        params: { [constants.ZSTD_c_compressionLevel]: clevel },
+      });
+      streams.push(z.length < filtered.length ? z : filtered);
+      total += 8 + streams[streams.length - 1].length;
+    }
+    if (total >= HEADER + n) {
       // Incompressible: a memcpyed frame holds the plain bytes right after the header.
       const out = new Uint8Array(HEADER + n);
       const flags = (ZSTD_FORMAT << 5) | FLAG_DONT_SPLIT | FLAG_MEMCPYED;
@@ -92,45 +114,63 @@ export class NativeBloscCodec {
       out.set(bytes, HEADER);
       return out;
     }
-    const total = HEADER + 4 + 4 + z.length;
     const out = new Uint8Array(total);
-    writeHeader(out, flagsBase, typesize, n, n, total);
+    const flag = bits ? FLAG_BITSHUFFLE : typesize > 1 ? FLAG_SHUFFLE : 0;
+    writeHeader(out, (ZSTD_FORMAT << 5) | FLAG_DONT_SPLIT | flag, typesize, n, blocksize, total);
     const view = new DataView(out.buffer);
-    view.setInt32(HEADER, HEADER + 4, true); // bstarts[0]: offset of block 0
-    view.setInt32(HEADER + 4, z.length, true);
-    out.set(z, HEADER + 8);
+    let p = HEADER + 4 * streams.length;
+    streams.forEach((z, b) => {
+      view.setInt32(HEADER + 4 * b, p, true); // bstarts[b]: where block b starts
+      view.setInt32(p, z.length, true);
+      out.set(z, p + 4);
+      p += 4 + z.length;
+    });
     return out;
   }
 
   /** Decompresses one Blosc 1 frame. */
   async decode(bytes: Uint8Array): Promise<Uint8Array> {
-    const { bytes: out, typesize } = await this.decodeShuffled(bytes);
-    return typesize > 1 ? unshuffleBytes(out, typesize) : out;
+    return (this.decodeFrame(bytes) ?? await numcodecsDecode(bytes, this.#config)) as Uint8Array;
   }
 
   /**
-   * Decompresses one Blosc 1 frame, leaving the byte shuffle of a one-block frame (what
-   * this writer emits) to the caller, who can undo it while copying the values out (one
-   * pass over the bytes instead of two): `typesize` is the shuffle's element size, 1 when
-   * `bytes` are already in element order.
+   * Decodes one Blosc 1 frame without waiting, in element order: `undefined` for the
+   * frames only numcodecs decodes (lz4).
    */
-  async decodeShuffled(bytes: Uint8Array): Promise<{ bytes: Uint8Array; typesize: number }> {
-    return this.decodeFrame(bytes) ??
-      { bytes: await numcodecsDecode(bytes, this.#config), typesize: 1 };
-  }
-
+  decodeFrame(bytes: Uint8Array): Uint8Array | undefined;
   /**
-   * {@linkcode NativeBloscCodec.decodeShuffled} without waiting: `undefined` for the
-   * frames only numcodecs decodes (lz4, bitshuffle, ...). With `scratch`, a one-block
-   * zstd frame decodes into the scratch decoder's buffer and a plain (memcpyed) frame is
-   * a view of `bytes`: valid until the scratch decodes again, and not to be changed. A
-   * frame that claims to decode to more than `maxBytes` is refused before decoding.
+   * Decodes the blocks of one Blosc 1 frame that hold bytes `want` (all by default) into
+   * the scratch decoder's buffer, leaving the byte shuffle to the caller, who can undo it
+   * while copying the values out (one pass over the bytes instead of two): `typesize` is
+   * the shuffle's element size (1 when the bytes are in element order), each block of
+   * `blocksize` bytes shuffled on its own; a plain (memcpyed) frame is a view of `bytes`.
+   * Valid until the scratch decodes again, and not to be changed; the other blocks' bytes
+   * are stale. A frame that claims to decode to more than `maxBytes` is refused before
+   * decoding; `undefined` for the frames only numcodecs decodes (lz4).
    */
+  decodeFrame(
+    bytes: Uint8Array,
+    scratch: ZstdScratch,
+    maxBytes?: number,
+    want?: readonly [number, number],
+  ): DecodedFrame | undefined;
   decodeFrame(
     bytes: Uint8Array,
     scratch?: ZstdScratch,
     maxBytes = Infinity,
-  ): { bytes: Uint8Array; typesize: number } | undefined {
+    want?: readonly [number, number],
+  ): DecodedFrame | Uint8Array | undefined {
+    const frame = this.#frame(bytes, scratch, maxBytes, want);
+    if (scratch || !frame) return frame;
+    return frame.typesize > 1 ? unshuffleBlocks(frame) : frame.bytes;
+  }
+
+  #frame(
+    bytes: Uint8Array,
+    scratch: ZstdScratch | undefined,
+    maxBytes: number,
+    want: readonly [number, number] | undefined,
+  ): DecodedFrame | undefined {
     checkHeader(bytes);
     const flags = bytes[2];
     const compressor = flags >> 5;
@@ -150,7 +190,7 @@ export class NativeBloscCodec {
         throw new SyntaxError("Corrupt Blosc chunk: its plain bytes run past the end of the chunk");
       }
       const plain = bytes.subarray(HEADER, HEADER + nbytes);
-      return { bytes: scratch ? plain : plain.slice(), typesize: 1 };
+      return { bytes: scratch ? plain : plain.slice(), typesize: 1, blocksize: nbytes };
     }
     const nblocks = Math.ceil(nbytes / blocksize);
     // As c-blosc's blosc_d: byte shuffle first, else bitshuffle (of blocks holding a whole
@@ -169,26 +209,40 @@ export class NativeBloscCodec {
         : bits && block.length >= typesize
         ? bitunshuffleBytes(block, typesize)
         : block;
-    if (nblocks === 1 && splits(nbytes) === 1) {
-      // One block, one stream (what this writer emits): no intermediate copies.
-      const p = view.getInt32(HEADER, true);
+    const stream = (b: number, bsize: number) => {
+      const p = view.getInt32(HEADER + 4 * b, true);
       const csize = p >= HEADER && p + 4 <= bytes.length ? view.getInt32(p, true) : -1;
       if (csize < 0 || p + 4 + csize > bytes.length) {
         throw new SyntaxError("Corrupt Blosc chunk: a block runs past the end of the chunk");
       }
       const part = bytes.subarray(p + 4, p + 4 + csize);
-      const raw = csize === nbytes
-        ? (scratch ? part : part.slice())
-        : scratch
-        ? scratch.decode(part, nbytes)
-        : zstdDecode(part, nbytes);
+      return csize === bsize ? { raw: part } : { z: part };
+    };
+    if (scratch && splits(blocksize) === 1) {
+      // One stream per block (what this writer emits), decoded into the scratch buffer,
+      // the blocks that hold bytes `want` only; the byte shuffle left to the caller.
+      const out = scratch.buffer(nbytes);
+      const [from, to] = want ?? [0, nbytes];
+      const last = Math.min(nblocks - 1, Math.floor((Math.min(to, nbytes) - 1) / blocksize));
+      for (let b = Math.max(0, Math.floor(from / blocksize)); b <= last; b++) {
+        const start = b * blocksize, bsize = Math.min(blocksize, nbytes - start);
+        const s = stream(b, bsize);
+        if (s.raw) out.set(s.raw, start);
+        else scratch.decodeInto(s.z!, out.subarray(start, start + bsize + 1), bsize);
+        if (bits) out.set(unfilter(out.subarray(start, start + bsize)), start);
+      }
+      return { bytes: out.subarray(0, nbytes), typesize: shuffled ? typesize : 1, blocksize };
+    }
+    if (nblocks === 1 && splits(nbytes) === 1) {
+      // One block, one stream: no intermediate copies.
+      const s = stream(0, nbytes);
+      const raw = s.raw ? s.raw.slice() : zstdDecode(s.z!, nbytes);
       if (raw.length !== nbytes) {
         throw new SyntaxError(
           `Corrupt Blosc chunk: ${raw.length} bytes decoded, ${nbytes} expected`,
         );
       }
-      if (bits) return { bytes: unfilter(raw), typesize: 1 };
-      return { bytes: raw, typesize: shuffled ? typesize : 1 };
+      return { bytes: unfilter(raw), typesize: 1, blocksize: nbytes };
     }
     const out = new Uint8Array(nbytes);
     for (let b = 0; b < nblocks; b++) {
@@ -216,8 +270,34 @@ export class NativeBloscCodec {
       }
       out.set(unfilter(block), start);
     }
-    return { bytes: out, typesize: 1 };
+    return { bytes: out, typesize: 1, blocksize };
   }
+}
+
+/**
+ * A decoded Blosc frame: its bytes, each block of `blocksize` bytes byte-shuffled on its
+ * own when `typesize` > 1 (in element order when 1).
+ */
+export interface DecodedFrame {
+  /** The decoded bytes. */
+  bytes: Uint8Array;
+  /** The byte shuffle's element size; 1 for bytes in element order. */
+  typesize: number;
+  /** Bytes per block (the last one may be shorter). */
+  blocksize: number;
+}
+
+/** The bytes of `frame` in element order: each block's shuffle undone. */
+export function unshuffleBlocks(frame: DecodedFrame): Uint8Array {
+  const { bytes, typesize, blocksize } = frame;
+  if (typesize <= 1) return bytes;
+  if (blocksize >= bytes.length) return unshuffleBytes(bytes, typesize);
+  const out = new Uint8Array(bytes.length);
+  for (let start = 0; start < bytes.length; start += blocksize) {
+    const end = Math.min(bytes.length, start + blocksize);
+    out.set(unshuffleBytes(bytes.subarray(start, end), typesize), start);
+  }
+  return out;
 }
 
 /**

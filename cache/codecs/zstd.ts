@@ -140,22 +140,37 @@ export class ZstdScratch {
   }
 
   /**
+   * A buffer of at least `size` + 1 bytes to decode into: the provided one, or this
+   * decoder's own (grown as needed). Valid until the next call.
+   */
+  buffer(size: number): Uint8Array {
+    if (this.#provide) return this.#provide(size);
+    if (this.#buffer.length < size + 1) this.#buffer = new Uint8Array(size + 1);
+    return this.#buffer;
+  }
+
+  /**
    * Frame `frame` decoded, expected to hold exactly `size` bytes (throws otherwise, as
    * for a damaged frame). The result is a view of this decoder's buffer, valid until
    * its next `decode`.
    */
   decode(frame: Uint8Array, size: number): Uint8Array {
+    return this.decodeInto(frame, this.buffer(size), size);
+  }
+
+  /**
+   * Frame `frame` decoded into `out` (at least `size` + 1 bytes: the byte past `size`
+   * tells a frame that decodes to more), expected to hold exactly `size` bytes; returns
+   * the view of `out` it fills.
+   */
+  decodeInto(frame: Uint8Array, out: Uint8Array, size: number): Uint8Array {
+    if (out.length < size + 1) throw new RangeError(`zstd: ${out.length} bytes for ${size} + 1`);
     const handle = this.#native ? this.#open() : undefined;
     if (!handle) {
-      const out = zstdDecode(frame, size);
-      if (out.length !== size) throw new SyntaxError(wrongSize(out.length, size));
-      return out;
-    }
-    let out: Uint8Array;
-    if (this.#provide) out = this.#provide(size);
-    else {
-      if (this.#buffer.length < size + 1) this.#buffer = new Uint8Array(size + 1);
-      out = this.#buffer;
+      const plain = zstdDecode(frame, size);
+      if (plain.length !== size) throw new SyntaxError(wrongSize(plain.length, size));
+      out.set(plain);
+      return out.subarray(0, size);
     }
     this.#error = undefined;
     handle.reset();

@@ -4,7 +4,7 @@
 // byte shuffle left for the copy into the crop to undo (one pass instead of two).
 import type { AsyncReadable } from "@zarrita/storage";
 import { Crc32cCodec } from "../codecs/crc32c.ts";
-import { NativeBloscCodec, unshuffleBytes } from "../codecs/blosc.ts";
+import { type DecodedFrame, NativeBloscCodec, unshuffleBlocks } from "../codecs/blosc.ts";
 import { zstdDecode, ZstdScratch } from "../codecs/zstd.ts";
 import { decodeShardIndex, type ShardEntry } from "../codecs/shard.ts";
 import { DamagedCacheError } from "../errors.ts";
@@ -12,10 +12,11 @@ import { DamagedCacheError } from "../errors.ts";
 type Json = Record<string, unknown>;
 type Codec = { name?: unknown; configuration?: Json };
 
-/** One decoded chunk: its bytes in element order, or byte-shuffled with `typesize`. */
-export type DirectChunk =
-  | { bytes: Uint8Array; typesize: number }
-  | { fill: number };
+/**
+ * One decoded chunk: its bytes in element order (`typesize` 1), or each block of
+ * `blocksize` bytes byte-shuffled with `typesize`; or a chunk not stored (`fill`).
+ */
+export type DirectChunk = DecodedFrame | { fill: number };
 
 /** Reads decoded chunks by grid coordinates (inner chunks of a sharded array). */
 export interface DirectReader {
@@ -23,9 +24,14 @@ export interface DirectReader {
    * Reads chunk `coords`, decodes and checks it, and hands it to `use`, which must copy
    * what it needs before it returns: the bytes are a view of a buffer reused for the
    * next chunk. Calls made together (in one synchronous loop) request their bytes
-   * together, so that a coalescing store can merge them.
+   * together, so that a coalescing store can merge them. With `want` (a range of the
+   * decoded bytes), Blosc blocks holding none of it may be left undecoded (stale).
    */
-  chunk(coords: readonly number[], use: (c: DirectChunk) => void): Promise<void>;
+  chunk(
+    coords: readonly number[],
+    use: (c: DirectChunk) => void,
+    want?: readonly [number, number],
+  ): Promise<void>;
 }
 
 /** What {@linkcode directReader} needs besides the array's metadata. */
@@ -119,7 +125,11 @@ function chunkDecoder(
   steps: Codec[],
   size: number,
   scratch: ZstdScratch,
-): (bytes: Uint8Array, use: (c: DirectChunk) => void) => Promise<void> {
+): (
+  bytes: Uint8Array,
+  use: (c: DirectChunk) => void,
+  want?: readonly [number, number],
+) => Promise<void> {
   const decoders = [...steps].reverse().map((c) =>
     c.name === "crc32c"
       ? { kind: "crc32c" as const, codec: new Crc32cCodec() }
@@ -127,26 +137,29 @@ function chunkDecoder(
       ? { kind: "zstd" as const }
       : { kind: "blosc" as const, codec: new NativeBloscCodec(c.configuration ?? {}) }
   );
-  return async (bytes, use) => {
-    let typesize = 1;
+  return async (bytes, use, want) => {
+    let frame: DecodedFrame = { bytes, typesize: 1, blocksize: bytes.length };
     for (let i = 0; i < decoders.length; i++) {
       const d = decoders[i];
-      if (typesize > 1) {
-        // A codec after a shuffled stage: undo the shuffle first (never written so).
-        bytes = unshuffleBytes(bytes, typesize);
-        typesize = 1;
-      }
-      if (d.kind === "crc32c") bytes = d.codec.decode(bytes);
+      const last = i === decoders.length - 1;
+      // A codec after a shuffled stage: undo the shuffle first (never written so).
+      const input = frame.typesize > 1 ? unshuffleBlocks(frame) : frame.bytes;
+      if (d.kind === "crc32c") frame = plain(d.codec.decode(input));
       else if (d.kind === "zstd") {
-        bytes = i === decoders.length - 1 ? scratch.decode(bytes, size) : zstdDecode(bytes);
+        frame = plain(last ? scratch.decode(input, size) : zstdDecode(input));
       } else {
-        const frame = d.codec.decodeFrame(bytes, scratch, size);
         // Frames only numcodecs decodes come back as fresh arrays, after a wait.
-        ({ bytes, typesize } = frame ?? await d.codec.decodeShuffled(bytes));
+        frame = d.codec.decodeFrame(input, scratch, size, last ? want : undefined) ??
+          plain(await d.codec.decode(input));
       }
     }
-    use({ bytes, typesize });
+    use(frame);
   };
+}
+
+/** Bytes in element order, as a decoded frame. */
+function plain(bytes: Uint8Array): DecodedFrame {
+  return { bytes, typesize: 1, blocksize: bytes.length };
 }
 
 /**
@@ -169,16 +182,16 @@ export function directReader(meta: Json, options: DirectReaderOptions): DirectRe
   const decode = chunkDecoder(layout.steps, size, new ZstdScratch(options.buffer));
   if (!shard) {
     return {
-      async chunk(coords, use) {
+      async chunk(coords, use, want) {
         const bytes = await store.get(key(coords) as `/${string}`);
-        return bytes ? await decode(bytes, use) : use({ fill });
+        return bytes ? await decode(bytes, use, want) : use({ fill });
       },
     };
   }
   const index = shardIndexes(store, base, shard.count, shard.crc);
   const { grid } = shard;
   return {
-    async chunk(coords, use) {
+    async chunk(coords, use, want) {
       let local = 0;
       const at = coords.map((c, a) => Math.floor(c / grid[a]));
       for (let a = 0; a < coords.length; a++) local = local * grid[a] + coords[a] - at[a] * grid[a];
@@ -189,7 +202,7 @@ export function directReader(meta: Json, options: DirectReaderOptions): DirectRe
         offset: e.offset,
         length: e.length,
       });
-      return bytes ? await decode(bytes, use) : use({ fill });
+      return bytes ? await decode(bytes, use, want) : use({ fill });
     },
   };
 }

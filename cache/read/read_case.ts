@@ -14,7 +14,7 @@ import {
 import { DamagedCacheError, VocoError } from "../errors.ts";
 import { FetchError } from "../store/http_store.ts";
 import { type DirectReader, directReader } from "./_direct.ts";
-import { unshuffleBytes } from "../codecs/blosc.ts";
+import { type DecodedFrame, unshuffleBlocks } from "../codecs/blosc.ts";
 import { type CropMemory, cropMemory } from "./_crop_wasm.ts";
 
 /** Largest box assembled in the kernel's memory (which never shrinks); larger boxes in place. */
@@ -155,6 +155,7 @@ async function readBox(r: CaseReading, start: Shape3, size: Shape3): Promise<Flo
   const { path, arr, direct, wasm, inner, scale, offset } = r;
   const values = inner[0] * inner[1] * inner[2];
   const Typed = TYPED[arr.dtype as string];
+  const slab = inner[1] * inner[2] * (VALUE_BYTES[arr.dtype as string] ?? 1);
   const n = size[0] * size[1] * size[2];
   // The box is assembled in the kernel's memory (then copied out once), or in place.
   const at = wasm && n * 4 <= WASM_MAX_BYTES ? wasm.alloc(n * 4) : undefined;
@@ -184,9 +185,10 @@ async function readBox(r: CaseReading, start: Shape3, size: Shape3): Promise<Flo
           jobs.push(
             direct.chunk(coords, (c) => {
               if ("fill" in c) return fillChunk(place, coords, c.fill);
-              const data = decodedValues(c, values, arr.dtype as string, coords);
-              copyChunk(place, coords, data, c.typesize);
-            }).catch((e) => {
+              const data = decodedValues(c, values, arr.dtype as string, coords, slab);
+              // Still shuffled when handed back as they came (16-bit values only).
+              copyChunk(place, coords, data, c.typesize === 2 && data === c.bytes ? c : undefined);
+            }, slabBytes(place, coords, slab)).catch((e) => {
               // A chunk of the wrong size is named already.
               if (e instanceof DamagedCacheError && e.where === `chunk [${coords}]`) throw e;
               named(e);
@@ -206,7 +208,7 @@ async function readBox(r: CaseReading, start: Shape3, size: Shape3): Promise<Flo
                 arr.dtype as string,
               );
             }
-            copyChunk(place, coords, data, 1, chunk.stride);
+            copyChunk(place, coords, data, undefined, chunk.stride);
           }, named),
         );
       }
@@ -250,10 +252,11 @@ function wrongSize(coords: Shape3, got: string, values: number, dtype: string): 
  * byte-shuffled when `c.typesize` > 1); throws when they are not the chunk's size.
  */
 function decodedValues(
-  c: { bytes: Uint8Array; typesize: number },
+  c: DecodedFrame,
   values: number,
   dtype: string,
   coords: Shape3,
+  slab: number,
 ): ArrayLike<number> {
   const Typed = TYPED[dtype] as unknown as {
     new (b: ArrayBufferLike, o: number, n: number): ArrayLike<number>;
@@ -272,11 +275,24 @@ function decodedValues(
       dtype,
     );
   }
-  if (c.typesize > 1 && !(c.typesize === 2 && size === 2)) {
-    bytes = unshuffleBytes(bytes, c.typesize);
-  } else if (c.typesize > 1) return bytes; // undone by copyChunk
+  // 16-bit values shuffled in blocks of whole x-slabs: undone by copyChunk.
+  if (
+    c.typesize === 2 && size === 2 && (c.blocksize >= bytes.length || c.blocksize % slab === 0)
+  ) {
+    return bytes;
+  }
+  if (c.typesize > 1) bytes = unshuffleBlocks(c);
   if (bytes.byteOffset % size) bytes = bytes.slice();
   return dtype === "uint8" ? bytes : new Typed(bytes.buffer, bytes.byteOffset, values);
+}
+
+/**
+ * The bytes of chunk `coords` (in its C order) that the box needs: its x-slabs (`slab`
+ * bytes each) that the box crosses, so that Blosc blocks of other slabs can be skipped.
+ */
+function slabBytes(p: Placement, coords: Shape3, slab: number): [number, number] {
+  const { origin, lo, hi } = overlap(p, coords);
+  return [(lo[0] - origin[0]) * slab, (hi[0] - origin[0]) * slab];
 }
 
 /** The part of chunk `coords` inside the box: its first and last+1 voxel per axis. */
@@ -310,51 +326,64 @@ function copyChunk(
   p: Placement,
   coords: Shape3,
   data: ArrayLike<number>,
-  typesize: number,
+  shuffled?: DecodedFrame,
   stride: readonly number[] = [p.inner[1] * p.inner[2], p.inner[2], 1],
 ): void {
   const { start, size } = p;
   const { origin, lo, hi } = overlap(p, coords);
   const s = p.scale ?? 1, o = p.scale === undefined ? 0 : p.offset;
-  const src = (lo[0] - origin[0]) * stride[0] + (lo[1] - origin[1]) * stride[1] +
-    (lo[2] - origin[2]) * stride[2];
-  const dst = ((lo[0] - start[0]) * size[1] + (lo[1] - start[1])) * size[2] + (lo[2] - start[2]);
-  const n = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]] as const;
-  if (typesize === 2) {
-    const bytes = data as Uint8Array, half = bytes.length >> 1;
+  const yz = (lo[1] - origin[1]) * stride[1] + (lo[2] - origin[2]) * stride[2];
+  const dst = (x: number) =>
+    ((x - start[0]) * size[1] + (lo[1] - start[1])) * size[2] + (lo[2] - start[2]);
+  if (!shuffled) {
+    const n = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]] as const;
+    const src = (lo[0] - origin[0]) * stride[0] + yz;
+    return copyStrided(p.out(), data, src, dst(lo[0]), n, stride, size, s, o);
+  }
+  // 16-bit values byte-shuffled block by block, each block whole x-slabs: per block,
+  // its low bytes, then its high bytes.
+  const bytes = shuffled.bytes, total = bytes.length >> 1, block = shuffled.blocksize >> 1;
+  const perBlock = shuffled.blocksize >= bytes.length ? Infinity : block / stride[0];
+  for (let x = lo[0] - origin[0]; x < hi[0] - origin[0];) {
+    const b = Math.floor(x / perBlock), from = b === 0 ? 0 : b * perBlock; // 0 * Infinity
+    const end = Math.min(hi[0] - origin[0], from + perBlock);
+    const first = b * block, count = Math.min(block, total - first);
+    const src = (x - from) * stride[0] + yz;
+    const n = [end - x, hi[1] - lo[1], hi[2] - lo[2]] as const;
+    const low = 2 * first, high = 2 * first + count;
     if (p.wasm && bytes.buffer === p.wasm.memory.buffer) {
       // Decoded into the kernel's memory: copied there, by the kernel.
       const at = bytes.byteOffset + src;
-      const [dx, dy] = [size[1] * size[2], size[2]];
       p.wasm.memory.copy16(
-        at,
-        at + half,
-        p.wasm.at + 4 * dst,
+        at + low,
+        at + high,
+        p.wasm.at + 4 * dst(x + origin[0]),
         n[0],
         n[1],
         n[2],
         stride[0],
         stride[1],
-        dx,
-        dy,
+        size[1] * size[2],
+        size[2],
         s,
         o,
       );
-      return;
+    } else {
+      copyShuffled16(
+        p.out(),
+        bytes.subarray(low, low + count),
+        bytes.subarray(high, high + count),
+        src,
+        dst(x + origin[0]),
+        n,
+        stride,
+        size,
+        s,
+        o,
+      );
     }
-    copyShuffled16(
-      p.out(),
-      bytes.subarray(0, half),
-      bytes.subarray(half, 2 * half),
-      src,
-      dst,
-      n,
-      stride,
-      size,
-      s,
-      o,
-    );
-  } else copyStrided(p.out(), data, src, dst, n, stride, size, s, o);
+    x = end;
+  }
 }
 
 /**

@@ -8,7 +8,7 @@ import {
   shuffleBytes,
   unshuffleBytes,
 } from "../../../cache/codecs/blosc.ts";
-import { NativeZstdCodec } from "../../../cache/codecs/zstd.ts";
+import { NativeZstdCodec, ZstdScratch } from "../../../cache/codecs/zstd.ts";
 import { writeCase } from "../../../cache/write/write_case.ts";
 import { openCase, readCase } from "../../../cache/read/read_case.ts";
 import { storageEncoding } from "../../../cache/format/quantize.ts";
@@ -105,6 +105,30 @@ Deno.test("bitshuffled NativeBloscCodec frames are c-blosc's bit for bit, both w
       );
     }
   }
+});
+
+Deno.test("NativeBloscCodec frames of several blocks are c-blosc's, and decode in part", async () => {
+  const bytes = sample(64 * 64 * 16).subarray(0, 64 * 64 * 16 * 2 - 6); // a short last block
+  for (const shuffle of ["shuffle", "bitshuffle", "noshuffle"] as const) {
+    const codec = new NativeBloscCodec(
+      { cname: "zstd", clevel: 3, shuffle, typesize: 2 },
+      { blockBytes: 4096 },
+    );
+    const frame = await codec.encode(bytes);
+    assertEquals(new DataView(frame.buffer).getUint32(8, true), 4096, "the block size");
+    const viaC = await cBlosc(2).decode(frame) as Uint8Array;
+    assert(viaC.every((v, i) => v === bytes[i]), `c-blosc decodes ${shuffle}`);
+    assert((await codec.decode(frame)).every((v, i) => v === bytes[i]), `we decode ${shuffle}`);
+  }
+  // Only the blocks holding the wanted bytes are decoded; each is shuffled on its own.
+  const codec = new NativeBloscCodec({ cname: "zstd", typesize: 2 }, { blockBytes: 4096 });
+  const frame = await codec.encode(bytes);
+  const part = codec.decodeFrame(frame, new ZstdScratch(), bytes.length, [5000, 9000])!;
+  assertEquals([part.typesize, part.blocksize, part.bytes.length], [2, 4096, bytes.length]);
+  const block1 = unshuffleBytes(part.bytes.subarray(4096, 8192), 2);
+  assert(block1.every((v, i) => v === bytes[4096 + i]), "block 1, unshuffled on its own");
+  const block2 = unshuffleBytes(part.bytes.subarray(8192, 12288), 2);
+  assert(block2.every((v, i) => v === bytes[8192 + i]), "block 2");
 });
 
 Deno.test("NativeBloscCodec stores incompressible data as a memcpyed frame", async () => {
