@@ -1,8 +1,16 @@
 // The Zarr `blosc` codec with byte shuffle and zstd on the runtime's native zstd; other
 // Blosc frames go to numcodecs.
 import * as zarr from "zarrita";
-import { constants, zstdCompressSync } from "node:zlib";
-import { zstdDecode, type ZstdScratch } from "./zstd.ts";
+import { ZstdEncoder, ZstdScratch } from "./zstd.ts";
+
+/** One kept zstd encoder per level, and one decoder, for the frames of this thread. */
+const encoders = new Map<number, ZstdEncoder>();
+const encoderAt = (level: number) => {
+  let e = encoders.get(level);
+  if (!e) encoders.set(level, e = new ZstdEncoder(level));
+  return e;
+};
+const decoder = new ZstdScratch();
 
 /** Configuration of the Zarr v3 `blosc` codec. */
 export interface BloscConfig {
@@ -100,9 +108,7 @@ export class NativeBloscCodec {
     let total = HEADER;
     for (let start = 0; start < n; start += blocksize) {
       const filtered = filter(bytes.subarray(start, Math.min(n, start + blocksize)));
-      const z = zstdCompressSync(filtered, {
-        params: { [constants.ZSTD_c_compressionLevel]: clevel },
-      });
+      const z = encoderAt(clevel).encode(filtered);
       streams.push(z.length < filtered.length ? z : filtered);
       total += 8 + streams[streams.length - 1].length;
     }
@@ -236,20 +242,17 @@ export class NativeBloscCodec {
     if (nblocks === 1 && splits(nbytes) === 1) {
       // One block, one stream: no intermediate copies.
       const s = stream(0, nbytes);
-      const raw = s.raw ? s.raw.slice() : zstdDecode(s.z!, nbytes);
-      if (raw.length !== nbytes) {
-        throw new SyntaxError(
-          `Corrupt Blosc chunk: ${raw.length} bytes decoded, ${nbytes} expected`,
-        );
-      }
-      return { bytes: unfilter(raw), typesize: 1, blocksize: nbytes };
+      const raw = s.raw ?? decoder.decode(s.z!, nbytes);
+      // A new array (zarrita's pipeline keeps what it gets): unfiltered, or copied.
+      const bytes = shuffled || bits ? unfilter(raw) : raw.slice();
+      return { bytes, typesize: 1, blocksize: nbytes };
     }
     const out = new Uint8Array(nbytes);
     for (let b = 0; b < nblocks; b++) {
       const start = b * blocksize;
       const bsize = Math.min(blocksize, nbytes - start);
       let p = view.getInt32(HEADER + 4 * b, true);
-      const block = new Uint8Array(bsize);
+      const block = new Uint8Array(bsize + 1); // a byte past the end: see decodeInto
       const streams = splits(bsize);
       const ssize = Math.floor(bsize / streams);
       for (let s = 0; s < streams; s++) {
@@ -260,15 +263,10 @@ export class NativeBloscCodec {
         }
         const part = bytes.subarray(p, p + csize);
         p += csize;
-        const stream = csize === ssize ? part : zstdDecode(part, ssize);
-        if (stream.length !== ssize) {
-          throw new SyntaxError(
-            `Corrupt Blosc chunk: a block decodes to ${stream.length} bytes, ${ssize} expected`,
-          );
-        }
-        block.set(stream, s * ssize);
+        if (csize === ssize) block.set(part, s * ssize);
+        else decoder.decodeInto(part, block.subarray(s * ssize, (s + 1) * ssize + 1), ssize);
       }
-      out.set(unfilter(block), start);
+      out.set(unfilter(block.subarray(0, bsize)), start);
     }
     return { bytes: out, typesize: 1, blocksize };
   }

@@ -8,7 +8,7 @@ import {
   shuffleBytes,
   unshuffleBytes,
 } from "../../../cache/codecs/blosc.ts";
-import { NativeZstdCodec, ZstdScratch } from "../../../cache/codecs/zstd.ts";
+import { NativeZstdCodec, ZstdEncoder, ZstdScratch } from "../../../cache/codecs/zstd.ts";
 import { writeCase } from "../../../cache/write/write_case.ts";
 import { openCase, readCase } from "../../../cache/read/read_case.ts";
 import { storageEncoding } from "../../../cache/format/quantize.ts";
@@ -129,6 +129,23 @@ Deno.test("NativeBloscCodec frames of several blocks are c-blosc's, and decode i
   assert(block1.every((v, i) => v === bytes[4096 + i]), "block 1, unshuffled on its own");
   const block2 = unshuffleBytes(part.bytes.subarray(8192, 12288), 2);
   assert(block2.every((v, i) => v === bytes[8192 + i]), "block 2");
+});
+
+Deno.test("ZstdEncoder's frames, from one kept compressor, decode with numcodecs' zstd", async () => {
+  const { default: Zstd } = await import("numcodecs/zstd");
+  const ref = Zstd.fromConfig({ level: 3, id: "zstd" } as never);
+  const encoder = new ZstdEncoder(3);
+  for (const n of [0, 1, 100, 70000, 300000]) {
+    const bytes = sample(Math.ceil(n / 2)).subarray(0, n);
+    const frame = encoder.encode(bytes);
+    const back = await ref.decode(frame, new Uint8Array(n) as never) as Uint8Array;
+    assertEquals(back.length, n);
+    assert(back.every((v, i) => v === bytes[i]), `${n} bytes`);
+    assert(frame.length <= zstdCompressSync(bytes).length + 16, "as small as one-shot zstd");
+  }
+  const noise = crypto.getRandomValues(new Uint8Array(50000)); // incompressible
+  const frame = encoder.encode(noise);
+  assert((await ref.decode(frame) as Uint8Array).every((v, i) => v === noise[i]));
 });
 
 Deno.test("NativeBloscCodec stores incompressible data as a memcpyed frame", async () => {
