@@ -37,17 +37,17 @@ const MAX_SPLITS = 16;
 const MIN_BUFFERSIZE = 128;
 
 /**
- * The Zarr v3 `blosc` codec (Blosc 1 chunk format) with byte shuffle and zstd, on the
- * runtime's native zstd.
+ * The Zarr v3 `blosc` codec (Blosc 1 chunk format) with zstd on the runtime's native
+ * zstd, and c-blosc's byte shuffle and bitshuffle.
  *
  * Written here rather than taken from numcodecs because numcodecs' WebAssembly Blosc
  * decodes zstd at about 70 MB/s on this data, while the frame format is small: a 16-byte
- * header, block offsets, and per block a length-prefixed zstd stream of the shuffled
- * bytes. The writer emits one unsplit block per chunk; the reader handles any block
- * layout with zstd or no compression and hands other frames (lz4, bitshuffle, …) to
- * numcodecs. Output is decoded by c-blosc, so zarr-python reads it (a test checks this
- * with numcodecs). Other inner compressors (`lz4`) are encoded by c-blosc itself, through
- * numcodecs.
+ * header, block offsets, and per block a length-prefixed zstd stream of the filtered
+ * bytes. The writer emits unsplit blocks (one per chunk, or of `blockBytes`); the reader
+ * handles any block layout with zstd or no compression and hands other frames (lz4) to
+ * numcodecs. Output is decoded by c-blosc, so zarr-python and tensorstore read it (tests
+ * check this with numcodecs' c-blosc). Other inner compressors (`lz4`) are encoded by
+ * c-blosc itself, through numcodecs.
  */
 export class NativeBloscCodec {
   /** Codec kind, as zarrita's pipeline expects. */
@@ -244,7 +244,8 @@ export class NativeBloscCodec {
       const s = stream(0, nbytes);
       const raw = s.raw ?? decoder.decode(s.z!, nbytes);
       // A new array (zarrita's pipeline keeps what it gets): unfiltered, or copied.
-      const bytes = shuffled || bits ? unfilter(raw) : raw.slice();
+      const plain = unfilter(raw);
+      const bytes = plain === raw ? raw.slice() : plain;
       return { bytes, typesize: 1, blocksize: nbytes };
     }
     const out = new Uint8Array(nbytes);

@@ -1,5 +1,6 @@
 // The Zarr `zstd` codec on Node's native zstd (node:zlib), faster than the WebAssembly
-// build zarrita would load.
+// build zarrita would load; and a zstd decoder and encoder kept across frames, for the
+// many small frames of crops and Blosc blocks.
 import * as zarr from "zarrita";
 import {
   constants,

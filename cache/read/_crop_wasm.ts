@@ -92,6 +92,9 @@ type Copy16 = (
 
 const PAGE = 65536;
 
+/** Size past which an idle crop memory is replaced by a fresh one. */
+const IDLE_RESET_BYTES = 32 * 1024 * 1024;
+
 /**
  * The kernel's memory, shared by the crops being read: a region per crop in flight and
  * one for decoding a chunk into, handed out first fit (freed regions are reused; the
@@ -99,15 +102,33 @@ const PAGE = 65536;
  * its buffer).
  */
 export class CropMemory {
-  /** The kernel (see the module's text). */
-  readonly copy16: Copy16;
-  readonly #memory: WebAssembly.Memory;
+  readonly #module: WebAssembly.Module;
+  #memory!: WebAssembly.Memory;
+  #copy16!: Copy16;
   #top = 64; // nothing at 0
   #free: { at: number; size: number }[] = [];
+  #sizes = new Map<number, number>();
+  #scratch: { at: number; size: number } | undefined;
 
-  private constructor(memory: WebAssembly.Memory, copy16: Copy16) {
-    this.#memory = memory;
-    this.copy16 = copy16;
+  private constructor(module: WebAssembly.Module) {
+    this.#module = module;
+    this.#fresh();
+  }
+
+  /** A new memory of one page and the kernel's instance on it, nothing allocated. */
+  #fresh(): void {
+    this.#memory = new WebAssembly.Memory({ initial: 1 });
+    const instance = new WebAssembly.Instance(this.#module, { env: { memory: this.#memory } });
+    this.#copy16 = instance.exports.copy16 as Copy16;
+    this.#top = 64;
+    this.#free = [];
+    this.#sizes.clear();
+    this.#scratch = undefined;
+  }
+
+  /** The kernel (see the module's text), on this memory. */
+  get copy16(): Copy16 {
+    return this.#copy16;
   }
 
   /** Compiles the kernel (wabt, about 40 ms once) on a fresh memory. */
@@ -116,10 +137,7 @@ export class CropMemory {
     const parsed = wabt.parseWat("crop.wat", WAT, { simd: true });
     try {
       const { buffer } = parsed.toBinary({});
-      const memory = new WebAssembly.Memory({ initial: 1 });
-      const module = new WebAssembly.Module(buffer as Uint8Array<ArrayBuffer>);
-      const instance = new WebAssembly.Instance(module, { env: { memory } });
-      return new CropMemory(memory, instance.exports.copy16 as Copy16);
+      return new CropMemory(new WebAssembly.Module(buffer as Uint8Array<ArrayBuffer>));
     } finally {
       parsed.destroy();
     }
@@ -161,13 +179,18 @@ export class CropMemory {
     return new Uint8Array(this.#memory.buffer, this.#scratch.at, size + 1);
   }
 
-  #scratch: { at: number; size: number } | undefined;
-
-  /** Gives back the region at `at`. */
+  /**
+   * Gives back the region at `at`. Once only the decoding region is left, a memory grown
+   * past {@linkcode IDLE_RESET_BYTES} (large boxes, or many at once) is dropped for a
+   * fresh one: a WebAssembly memory never shrinks.
+   */
   release(at: number): void {
     const size = this.#sizes.get(at);
     if (size === undefined) return;
     this.#sizes.delete(at);
+    const idle = this.#sizes.size === 0 ||
+      (this.#sizes.size === 1 && this.#sizes.has(this.#scratch?.at ?? -1));
+    if (idle && this.#memory.buffer.byteLength > IDLE_RESET_BYTES) return this.#fresh();
     this.#free.push({ at, size });
     // Merge neighbours so that a crop's region fits again after smaller ones.
     this.#free.sort((a, b) => a.at - b.at);
@@ -179,8 +202,6 @@ export class CropMemory {
     }
     this.#free = merged;
   }
-
-  #sizes = new Map<number, number>();
 }
 
 let shared: Promise<CropMemory | undefined> | undefined;

@@ -11,6 +11,7 @@ import type { Compressor, Layout } from "../../../cache/format/format.ts";
 import type { CaseShape } from "../../../cache/format/case_volume.ts";
 import { coalesceRanges } from "../../../cache/store/coalesce.ts";
 import { ZstdScratch } from "../../../cache/codecs/zstd.ts";
+import { CropMemory } from "../../../cache/read/_crop_wasm.ts";
 import { assert, assertEquals, assertRejects, tempDir } from "../../_helpers.ts";
 import { testVolume } from "../_caches.ts";
 
@@ -75,6 +76,21 @@ Deno.test("openCase().readCrop() returns the stored values dequantised, bit for 
     }
     assertEquals(Array.from((await c.read()).data), Array.from(stored, value));
   }
+});
+
+Deno.test("the crop kernel's memory hands out separate regions, reuses freed ones, and shrinks when idle", async () => {
+  const m = await CropMemory.create();
+  const scratch = m.scratch(1000);
+  const a = m.alloc(1000), b = m.alloc(5000);
+  assert(a + 1000 <= b || b + 5000 <= a, "regions do not overlap");
+  assert(scratch.byteOffset + 1001 <= a || a + 1000 <= scratch.byteOffset, "nor the scratch");
+  m.release(a);
+  assertEquals(m.alloc(900), a, "a freed region is reused");
+  const big = [m.alloc(20e6), m.alloc(20e6)];
+  assert(m.buffer.byteLength > 40e6);
+  for (const r of [...big, a, b]) m.release(r);
+  assert(m.buffer.byteLength <= 65536, `idle: ${m.buffer.byteLength} bytes left`);
+  assertEquals(m.scratch(10).length, 11, "and works on");
 });
 
 Deno.test("coalesceRanges() reads touching ranges asked for together once, and hands out views", async () => {
