@@ -5,16 +5,20 @@ import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
 import { readNifti } from "../prep/formats/read_nifti.ts";
 import { applyRecipe, resolveRecipe } from "../prep/recipes/recipe.ts";
-import { writeCase } from "../cache/write/write_case.ts";
+import { type BloscShuffle, writeCase } from "../cache/write/write_case.ts";
 import { openCase } from "../cache/read/read_case.ts";
 import type { Shape3 } from "../prep/volume.ts";
-import { storageEncoding } from "../cache/format/quantize.ts";
+import { quantize, type StorageEncoding, storageEncoding } from "../cache/format/quantize.ts";
+import type { CaseVolume } from "../cache/format/case_volume.ts";
 import {
   type Compressor,
+  DEFAULT_COMPRESSOR,
   DEFAULT_INNER_CHUNK,
   DEFAULT_LAYOUT,
+  DEFAULT_LEVEL,
   type Layout,
 } from "../cache/format/format.ts";
+import { NativeBloscCodec } from "../cache/codecs/blosc.ts";
 import { registerCodecs } from "../cache/codecs/register.ts";
 import { folderSize, PICKLE_OVERHEAD } from "../cache/inspect/stats.ts";
 import { formatBytes } from "../cache/text.ts";
@@ -23,16 +27,46 @@ import { CacheReader } from "../cache/read/cache_reader.ts";
 import { serveCache } from "../cache/store/serve.ts";
 import { findReference, notMeasured, runReference } from "./_reference.ts";
 
-/** Settings compared: layout, chunk edge (inner, when sharded), compressor, level. */
-const SETTINGS: [Layout, number, Compressor, number][] = [
-  ["chunked", 64, "blosc-zstd", 3],
-  ["sharded", 64, "blosc-zstd", 3],
-  ["sharded", 48, "blosc-zstd", 3],
-  ["sharded", 32, "blosc-zstd", 3],
-  ["sharded", 48, "blosc-zstd", 1],
-  ["sharded", 48, "blosc-lz4", 5],
-  ["sharded", 48, "zstd", 3],
-  ["sharded", 48, "none", 0],
+/** One storage setting compared: layout, chunk edge (inner, when sharded), compressor, level. */
+interface Setting {
+  layout: Layout;
+  edge: number;
+  compressor: Compressor;
+  level: number;
+  /** Blosc's filter, when not the default byte shuffle. */
+  shuffle?: BloscShuffle;
+  /**
+   * Not written, only the size of the chunks (see `chunkBytes`): after numcodecs' delta
+   * filter, or through Blosc at a zstd level past its clevel range (`level`).
+   */
+  sizeOnly?: "delta" | "level";
+}
+
+/** The settings compared (the default, `DEFAULT_*`, is marked in the table). */
+const SETTINGS: Setting[] = [
+  { layout: "chunked", edge: 64, compressor: "blosc-zstd", level: 3 },
+  { layout: "sharded", edge: 64, compressor: "blosc-zstd", level: 3 },
+  { layout: "sharded", edge: 48, compressor: "blosc-zstd", level: 3 },
+  { layout: "sharded", edge: 32, compressor: "blosc-zstd", level: 3 },
+  { layout: "sharded", edge: 48, compressor: "blosc-zstd", level: 1 },
+  { layout: "sharded", edge: 48, compressor: "blosc-zstd", level: 5 },
+  { layout: "sharded", edge: 48, compressor: "blosc-zstd", level: 9 },
+  { layout: "sharded", edge: 48, compressor: "blosc-zstd", level: 3, shuffle: "bitshuffle" },
+  { layout: "sharded", edge: 48, compressor: "blosc-zstd", level: 3, shuffle: "noshuffle" },
+  { layout: "sharded", edge: 48, compressor: "blosc-lz4", level: 5 },
+  { layout: "sharded", edge: 48, compressor: "zstd", level: 3 },
+  { layout: "sharded", edge: 48, compressor: "zstd", level: 19 },
+  { layout: "sharded", edge: 48, compressor: "none", level: 0 },
+  { layout: "sharded", edge: 48, compressor: "blosc-zstd", level: 19, sizeOnly: "level" },
+  { layout: "sharded", edge: 48, compressor: "blosc-zstd", level: 3, sizeOnly: "delta" },
+  {
+    layout: "sharded",
+    edge: 48,
+    compressor: "blosc-zstd",
+    level: 3,
+    shuffle: "bitshuffle",
+    sizeOnly: "delta",
+  },
 ];
 
 /** Options of {@linkcode benchCache}. */
@@ -43,7 +77,53 @@ export interface BenchCacheOptions {
   crops?: number;
 }
 
-/** Runs the cache benchmark on `file` (a NIfTI CT) prepped with voco-v2 as uint16. */
+/**
+ * Bytes of the volume's `edge`³ chunks (as the sharded layout cuts them, zero beyond the
+ * edge) through Blosc (`shuffle`, zstd `level`, any zstd level) in one block each, with
+ * the shard's index and a checksum per chunk; with `delta`, after numcodecs' `Delta`
+ * filter (each value minus the one before, in C order within the chunk, wrapping in
+ * uint16): what `numcodecs.delta` + `blosc` would store. Size only: tensorstore has no
+ * delta codec (zarr-python reads `numcodecs.delta` through numcodecs), and Blosc's
+ * `clevel` stops at 9.
+ */
+function chunkBytes(
+  values: Uint16Array,
+  shape: Shape3,
+  edge: number,
+  level: number,
+  shuffle: BloscShuffle = "shuffle",
+  delta = false,
+): number {
+  const codec = new NativeBloscCodec({ cname: "zstd", clevel: level, typesize: 2, shuffle });
+  const chunk = new Uint16Array(edge * edge * edge);
+  let bytes = 0, count = 0;
+  for (let i = 0; i < shape[0]; i += edge) {
+    for (let j = 0; j < shape[1]; j += edge) {
+      for (let k = 0; k < shape[2]; k += edge) {
+        chunk.fill(0);
+        for (let x = 0; x < edge && i + x < shape[0]; x++) {
+          for (let y = 0; y < edge && j + y < shape[1]; y++) {
+            const from = ((i + x) * shape[1] + j + y) * shape[2] + k;
+            const n = Math.min(edge, shape[2] - k);
+            chunk.set(values.subarray(from, from + n), (x * edge + y) * edge);
+          }
+        }
+        if (delta) {
+          for (let v = chunk.length - 1; v > 0; v--) chunk[v] = chunk[v] - chunk[v - 1];
+        }
+        bytes += (codec.encode(new Uint8Array(chunk.buffer)) as Uint8Array).length + 4;
+        count++;
+      }
+    }
+  }
+  return bytes + 16 * count + 4;
+}
+
+/**
+ * Runs the cache benchmark on `file` (a NIfTI CT) prepped with voco-v2 as uint16 at 1-HU
+ * steps: each setting's files, size and how much smaller than float32 (PersistentDataset
+ * stores float32), write time, and random 192 x 192 x 64 crop reads.
+ */
 export async function benchCache(file: string, options: BenchCacheOptions = {}): Promise<void> {
   const { crops = 20 } = options;
   registerCodecs();
@@ -53,10 +133,10 @@ export async function benchCache(file: string, options: BenchCacheOptions = {}):
   const voxels = volume.data.length, f32 = voxels * 4;
   const size = volume.shape.map((n, a) => Math.min(n, [192, 192, 64][a])) as Shape3;
   console.log(
-    `cache benchmark: ${volume.shape.join(" x ")} voxels (voco-v2), uint16 at 1 HU steps, on ` +
-      `disk; float32 ${formatBytes(f32)}, a PersistentDataset ${
-        formatBytes(f32 + PICKLE_OVERHEAD)
-      }`,
+    `cache benchmark: ${file.split("/").pop()} after voco-v2, ${
+      volume.shape.join(" x ")
+    } voxels, uint16 at 1 HU steps, on disk; float32 ${formatBytes(f32)}, a ` +
+      `PersistentDataset ${formatBytes(f32 + PICKLE_OVERHEAD)}`,
   );
   console.log(
     `  random ${size.join(" x ")} crops through openCase().readCrop(), one thread, ` +
@@ -76,55 +156,59 @@ export async function benchCache(file: string, options: BenchCacheOptions = {}):
   ];
   const rows: string[][] = [head];
   const dir = await Deno.makeTempDir({ prefix: "voco-bench-cache-" });
+  const label = (x: Setting) =>
+    `${x.compressor}${x.compressor === "none" ? "" : ` ${x.level}`}${`${
+      x.shuffle ? ` ${x.shuffle}` : ""
+    }${x.sizeOnly === "delta" ? " after delta" : ""}`}${
+      x.layout === DEFAULT_LAYOUT && x.edge === DEFAULT_INNER_CHUNK &&
+        x.compressor === DEFAULT_COMPRESSOR && x.level === DEFAULT_LEVEL && !x.shuffle &&
+        !x.sizeOnly
+        ? " ★"
+        : ""
+    }`;
   try {
-    for (const [layout, edge, compressor, level] of SETTINGS) {
+    for (const setting of SETTINGS) {
+      const { layout, edge, compressor, level, shuffle } = setting;
       if (options.chunk !== undefined && edge !== options.chunk) continue;
-      const root = join(dir, `${layout}-${edge}-${compressor}-${level}`);
-      const t0 = performance.now();
-      await writeCase(new FileSystemStore(root), "/", volume, {
-        encoding,
-        chunk: edge,
-        compressor,
-        level,
-        layout,
-      });
-      const write = (performance.now() - t0) / 1000;
-      const { bytes, files } = await folderSize(root);
-      const fs = new FileSystemStore(root);
-      let read = 0;
-      const counting = {
-        get: async (k: `/${string}`) => {
-          const b = await fs.get(k);
-          if (b && !k.endsWith("zarr.json")) read += b.length;
-          return b;
-        },
-        getRange: async (k: `/${string}`, r: never) => {
-          const b = await fs.getRange(k, r);
-          read += b?.length ?? 0;
-          return b;
-        },
-      };
-      let seed = 11;
-      const rand = (n: number) => {
-        seed = (seed * 1664525 + 1013904223) >>> 0;
-        return seed % n;
-      };
-      const c = await openCase(counting, "/");
-      await c.readCrop([0, 0, 0], size); // the shard index, read once per opened case
-      read = 0;
-      const times: number[] = [];
-      for (let i = 0; i < crops; i++) {
-        const start = volume.shape.map((n, a) => rand(n - size[a] + 1)) as Shape3;
-        const t = performance.now();
-        await c.readCrop(start, size);
-        times.push(performance.now() - t);
+      if (setting.sizeOnly) {
+        const t0 = performance.now();
+        const bytes = chunkBytes(
+          quantize(volume.data, encoding) as Uint16Array,
+          volume.shape,
+          edge,
+          level,
+          shuffle,
+          setting.sizeOnly === "delta",
+        );
+        const write = (performance.now() - t0) / 1000;
+        rows.push([
+          layout,
+          `${edge}³`,
+          label(setting),
+          "-",
+          formatBytes(bytes),
+          `${(f32 / bytes).toFixed(1)}x`,
+          `${write.toFixed(2)} s`,
+          setting.sizeOnly === "delta"
+            ? "(size only: tensorstore has no delta)"
+            : "(size only: Blosc's clevel stops at 9)",
+          "",
+          "",
+        ]);
+        continue;
       }
+      const root = join(dir, `${layout}-${edge}-${compressor}-${level}-${shuffle ?? ""}`);
+      const { write, bytes, files, times, read } = await measure(root, volume, setting, {
+        encoding,
+        size,
+        crops,
+      });
       times.sort((a, b) => a - b);
       const ms = (x: number | undefined) => x === undefined ? "-" : `${x.toFixed(1)} ms`;
       rows.push([
         layout,
         `${edge}³`,
-        `${compressor}${compressor === "none" ? "" : ` ${level}`}`,
+        label(setting),
         String(files),
         formatBytes(bytes),
         `${(f32 / bytes).toFixed(1)}x`,
@@ -139,6 +223,61 @@ export async function benchCache(file: string, options: BenchCacheOptions = {}):
   }
   const widths = head.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   for (const r of rows) console.log(`  ${r.map((x, i) => x.padEnd(widths[i])).join("  ")}`);
+}
+
+/**
+ * Writes `volume` at `root` with `setting`, then reads `crops` random boxes of `size`
+ * through `openCase().readCrop()`: the write time (s), the bytes and files on disk, the
+ * crop times (ms, sorted) and the bytes read for them.
+ */
+async function measure(
+  root: string,
+  volume: CaseVolume,
+  setting: Setting,
+  o: { encoding: StorageEncoding; size: Shape3; crops: number },
+): Promise<{ write: number; bytes: number; files: number; times: number[]; read: number }> {
+  const { layout, edge, compressor, level, shuffle } = setting;
+  const t0 = performance.now();
+  await writeCase(new FileSystemStore(root), "/", volume, {
+    encoding: o.encoding,
+    chunk: edge,
+    compressor,
+    level,
+    layout,
+    shuffle,
+  });
+  const write = (performance.now() - t0) / 1000;
+  const { bytes, files } = await folderSize(root);
+  const fs = new FileSystemStore(root);
+  let read = 0;
+  const counting = {
+    get: async (k: `/${string}`) => {
+      const b = await fs.get(k);
+      if (b && !k.endsWith("zarr.json")) read += b.length;
+      return b;
+    },
+    getRange: async (k: `/${string}`, r: never) => {
+      const b = await fs.getRange(k, r);
+      read += b?.length ?? 0;
+      return b;
+    },
+  };
+  let seed = 11;
+  const rand = (n: number) => {
+    seed = (seed * 1664525 + 1013904223) >>> 0;
+    return seed % n;
+  };
+  const c = await openCase(counting, "/");
+  await c.readCrop([0, 0, 0], o.size); // the shard index, read once per opened case
+  read = 0;
+  const times: number[] = [];
+  for (let i = 0; i < o.crops; i++) {
+    const start = volume.shape.map((n, a) => rand(n - o.size[a] + 1)) as Shape3;
+    const t = performance.now();
+    await c.readCrop(start, o.size);
+    times.push(performance.now() - t);
+  }
+  return { write, bytes, files, times, read };
 }
 
 /** Options of {@linkcode benchCrops}. */

@@ -26,13 +26,17 @@ AdamW) with the number of live tensors after each (the first step adds the optim
 two moments per parameter, which stay), and peak RSS.`;
 
 const CACHE_HELP =
-  `The clinical volume of "bench prep", prepped with voco-v2 and stored as uint16 on disk in
-each layout (sharded, chunked), inner chunk edge (64, 48, 32) and compressor (blosc-zstd,
-blosc-lz4, zstd, none): files, cache size (and how much smaller than float32, what MONAI's
-PersistentDataset stores), write time, and random 192 x 192 x 64 crop reads (what the
-voco-v2 sampler reads per volume): best and median time and the bytes read per crop. Then the same crops of the shared example
-CT read with CacheReader from a folder and over loopback HTTP from cache serve: ms per
-crop, bytes and requests per crop.`;
+  `The shared example CT (a real abdominal CT; the clinical-size volume of "bench prep"
+where it is absent), prepped with voco-v2 and stored as uint16 at 1-HU steps on disk in
+each layout (sharded, chunked), inner chunk edge (64, 48, 32), compressor (blosc-zstd,
+blosc-lz4, zstd, none), level and Blosc filter (byte shuffle, bitshuffle, none), and the
+size of numcodecs' delta filter before Blosc (size only: tensorstore cannot read it):
+files, cache size (and how much smaller than float32, what MONAI's PersistentDataset
+stores), write time, and random 192 x 192 x 64 crop reads (what the voco-v2 sampler reads
+per volume): best and median time and the bytes read per crop. Then the same crops read
+with CacheReader from a folder and over loopback HTTP from cache serve: ms per crop,
+bytes and requests per crop, and with --torch MONAI's PersistentDataset load-and-crop of
+the same volume in the same run.`;
 
 /** The `--backend` flag of the model and pre-training benchmarks. */
 const BENCH_BACKEND = {
@@ -230,9 +234,10 @@ async function main(args: string[]): Promise<number> {
     await benchModel({ ...parsed.values, backend: parsed.values.backend as BackendName });
   } else {
     const v = parsed.values;
-    if (!v["crops-only"]) await benchCache(await clinicalVolume(), v);
-    // The README's volume: the shared example CT (the clinical copy where it is absent).
+    // The README's volume: the shared example CT, a real CT (the clinical-size copy with
+    // added noise where it is absent).
     const ct = await Deno.stat(SHARED_CT).then(() => SHARED_CT, () => clinicalVolume());
+    if (!v["crops-only"]) await benchCache(await ct, v);
     if (v["big-crops"] > 0) await benchCrops(await ct, { crops: v["big-crops"], torch: v.torch });
   }
   return 0;

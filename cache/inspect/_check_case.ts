@@ -7,7 +7,7 @@ import { caseFingerprint, settingsHash } from "../format/fingerprint.ts";
 import { decodeShardIndex, shardIndexBytes } from "../codecs/shard.ts";
 import { chunkKey, storedKeys } from "../format/stored_keys.ts";
 import { chunkGrids, firstDifference, integrityProblems } from "../format/integrity.ts";
-import { arrayMetadata } from "../write/write_case.ts";
+import { arrayMetadata, type BloscShuffle } from "../write/write_case.ts";
 import type { Compressor, Layout } from "../format/format.ts";
 import type { StorageDtype } from "../format/quantize.ts";
 import type { CaseFiles } from "./_case_files.ts";
@@ -82,6 +82,7 @@ function writerProblems(meta: Json): string[] {
       chunk: s.chunk as number,
       layout: (s.layout ?? "chunked") as Layout,
       crc32c: JSON.stringify(meta.codecs ?? null).includes('"crc32c"'),
+      shuffle: s.shuffle as BloscShuffle | undefined,
     }).meta;
   } catch (e) {
     return [

@@ -13,6 +13,12 @@ import {
 } from "../format/integrity.ts";
 import { DamagedCacheError, VocoError } from "../errors.ts";
 import { FetchError } from "../store/http_store.ts";
+import { type DirectReader, directReader } from "./_direct.ts";
+import { type DecodedFrame, unshuffleBlocks } from "../codecs/blosc.ts";
+import { type CropMemory, cropMemory } from "./_crop_wasm.ts";
+
+/** Largest box assembled in the kernel's memory (which never shrinks); larger boxes in place. */
+const WASM_MAX_BYTES = 64 * 1024 * 1024;
 
 /** A readable store, as zarrita defines it. */
 export type ReadableStore = zarr.Readable;
@@ -79,57 +85,22 @@ export interface OpenCase {
  * ```
  */
 export async function openCase(store: ReadableStore, path: `/${string}`): Promise<OpenCase> {
-  const arr = await openCaseArray(store, path);
+  const { arr, direct, wasm } = await openChecked(store, path, true);
   const attributes = arr.attrs as unknown as CaseAttributes;
   const shape = arr.shape as Shape3;
   // An array written without our attributes (a foreign Zarr array) gets voxel coordinates.
   const affine: Mat4 = attributes.affine ??
     [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]];
-  const scale = attributes.scale_factor, offset = attributes.add_offset ?? 0;
-  const inner = arr.chunks as Shape3;
-  const values = inner[0] * inner[1] * inner[2];
-  const Typed = TYPED[arr.dtype as string];
-  // Only the chunks the box touches are read (in parallel), each decoded value written
-  // once into the float32 box, dequantised on the way.
-  const box = async (start: Shape3, size: Shape3): Promise<Float32Array> => {
-    const out = new Float32Array(size[0] * size[1] * size[2]);
-    const first = start.map((s, a) => Math.floor(s / inner[a]));
-    const last = start.map((s, a) => Math.floor((s + size[a] - 1) / inner[a]));
-    const jobs: Promise<void>[] = [];
-    for (let i = first[0]; i <= last[0]; i++) {
-      for (let j = first[1]; j <= last[1]; j++) {
-        for (let k = first[2]; k <= last[2]; k++) {
-          jobs.push(
-            arr.getChunk([i, j, k]).then(
-              (chunk) => {
-                const data = chunk.data as ArrayLike<number>;
-                // Never other numbers: a chunk decodes to the chunk's size and dtype.
-                if (data.length !== values || (Typed && !(data instanceof Typed))) {
-                  throw new DamagedCacheError(
-                    `chunk [${i},${j},${k}] decodes to ${data.length} values of ` +
-                      `${data.constructor.name}, not ${values} of ${arr.dtype}`,
-                    { where: `chunk [${i},${j},${k}]` },
-                  );
-                }
-                copyChunk(out, start, size, chunk as never, [i, j, k], inner, scale, offset);
-              },
-              (e) => {
-                // Name the chunk (a new error: zarrita hands one error, of a shard's
-                // index, to every chunk of the shard).
-                throw chunkError(e, [i, j, k]);
-              },
-            ),
-          );
-        }
-      }
-    }
-    try {
-      await Promise.all(jobs);
-    } catch (e) {
-      throw caseError(path, e);
-    }
-    return out;
+  const reading: CaseReading = {
+    path,
+    arr,
+    direct,
+    wasm,
+    inner: arr.chunks as Shape3,
+    scale: attributes.scale_factor,
+    offset: attributes.add_offset ?? 0,
   };
+  const box = (start: Shape3, size: Shape3) => readBox(reading, start, size);
   return {
     path,
     shape,
@@ -164,30 +135,305 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
   };
 }
 
-/** Copies the part of one decoded chunk that lies in the box, dequantising the values. */
-function copyChunk(
-  out: Float32Array,
-  start: Shape3,
-  size: Shape3,
-  chunk: { data: ArrayLike<number>; stride: number[] },
+/** What {@linkcode readBox} needs of an opened case. */
+interface CaseReading {
+  path: string;
+  arr: zarr.Array<zarr.DataType, zarr.Readable>;
+  direct?: DirectReader;
+  wasm?: CropMemory;
+  inner: Shape3;
+  scale: number | undefined;
+  offset: number;
+}
+
+/**
+ * The box of `size` voxels at `start` (inside the array) as float32: only the chunks it
+ * touches are read (in parallel), each decoded value written once into the box,
+ * dequantised on the way.
+ */
+async function readBox(r: CaseReading, start: Shape3, size: Shape3): Promise<Float32Array> {
+  const { path, arr, direct, wasm, inner, scale, offset } = r;
+  const values = inner[0] * inner[1] * inner[2];
+  const Typed = TYPED[arr.dtype as string];
+  const slab = inner[1] * inner[2] * (VALUE_BYTES[arr.dtype as string] ?? 1);
+  const n = size[0] * size[1] * size[2];
+  // The box is assembled in the kernel's memory (then copied out once), or in place.
+  const at = wasm && n * 4 <= WASM_MAX_BYTES ? wasm.alloc(n * 4) : undefined;
+  const plain = at === undefined ? new Float32Array(n) : undefined;
+  const place: Placement = {
+    out: () => plain ?? new Float32Array(wasm!.buffer, at!, n),
+    wasm: at === undefined ? undefined : { memory: wasm!, at },
+    start,
+    size,
+    inner,
+    scale,
+    offset,
+  };
+  const first = start.map((s, a) => Math.floor(s / inner[a]));
+  const last = start.map((s, a) => Math.floor((s + size[a] - 1) / inner[a]));
+  const jobs: Promise<void>[] = [];
+  for (let i = first[0]; i <= last[0]; i++) {
+    for (let j = first[1]; j <= last[1]; j++) {
+      for (let k = first[2]; k <= last[2]; k++) {
+        const coords: Shape3 = [i, j, k];
+        // Name the chunk (a new error: zarrita hands one error, of a shard's index, to
+        // every chunk of the shard).
+        const named = (e: unknown) => {
+          throw chunkError(e, coords);
+        };
+        if (direct) {
+          jobs.push(
+            direct.chunk(coords, (c) => {
+              if ("fill" in c) return fillChunk(place, coords, c.fill);
+              const data = decodedValues(c, values, arr.dtype as string, coords, slab);
+              // Still shuffled when handed back as they came (16-bit values only).
+              copyChunk(place, coords, data, c.typesize === 2 && data === c.bytes ? c : undefined);
+            }, slabBytes(place, coords, slab)).catch((e) => {
+              // A chunk of the wrong size is named already.
+              if (e instanceof DamagedCacheError && e.where === `chunk [${coords}]`) throw e;
+              named(e);
+            }),
+          );
+          continue;
+        }
+        jobs.push(
+          arr.getChunk(coords).then((chunk) => {
+            const data = chunk.data as ArrayLike<number>;
+            // Never other numbers: a chunk decodes to the chunk's size and dtype.
+            if (data.length !== values || (Typed && !(data instanceof Typed))) {
+              throw wrongSize(
+                coords,
+                `${data.length} values of ${data.constructor.name}`,
+                values,
+                arr.dtype as string,
+              );
+            }
+            copyChunk(place, coords, data, undefined, chunk.stride);
+          }, named),
+        );
+      }
+    }
+  }
+  // Every read settles before the box's memory is given back (a late chunk must not
+  // write into another crop's); the first failure is the one reported.
+  let failure: { error: unknown } | undefined;
+  await Promise.all(jobs.map((job) => job.catch((error) => void (failure ??= { error }))));
+  try {
+    if (failure) throw caseError(path, failure.error);
+    return plain ?? new Float32Array(place.out());
+  } finally {
+    if (at !== undefined) wasm!.release(at);
+  }
+}
+
+/** Where decoded chunks go: the float32 box, its place in the array, the dequantisation. */
+interface Placement {
+  /** The box's values (a fresh view each time: the kernel's memory may have grown). */
+  out: () => Float32Array;
+  /** Where the box lies in the kernel's memory, when it is assembled there. */
+  wasm?: { memory: CropMemory; at: number };
+  start: Shape3;
+  size: Shape3;
+  inner: Shape3;
+  scale: number | undefined;
+  offset: number;
+}
+
+/** The error of a chunk that decodes to other than `values` values of `dtype`. */
+function wrongSize(coords: Shape3, got: string, values: number, dtype: string): Error {
+  return new DamagedCacheError(
+    `chunk [${coords}] decodes to ${got}, not ${values} of ${dtype}`,
+    { where: `chunk [${coords}]` },
+  );
+}
+
+/**
+ * The values of a directly decoded chunk as a typed array of its data type (still
+ * byte-shuffled when `c.typesize` > 1); throws when they are not the chunk's size.
+ */
+function decodedValues(
+  c: DecodedFrame,
+  values: number,
+  dtype: string,
   coords: Shape3,
-  inner: Shape3,
-  scale: number | undefined,
-  offset: number,
-): void {
-  const origin = coords.map((c, a) => c * inner[a]);
-  const lo = origin.map((o, a) => Math.max(o, start[a]));
-  const hi = origin.map((o, a) => Math.min(o + inner[a], start[a] + size[a]));
-  const { data, stride } = chunk;
-  const s = scale ?? 1, o = scale === undefined ? 0 : offset;
-  const run = hi[2] - lo[2];
+  slab: number,
+): ArrayLike<number> {
+  const Typed = TYPED[dtype] as unknown as {
+    new (b: ArrayBufferLike, o: number, n: number): ArrayLike<number>;
+    BYTES_PER_ELEMENT: number;
+    name: string;
+  };
+  const size = Typed.BYTES_PER_ELEMENT;
+  let { bytes } = c;
+  if (bytes.length !== values * size) {
+    throw wrongSize(
+      coords,
+      bytes.length % size
+        ? `${bytes.length} bytes`
+        : `${bytes.length / size} values of ${Typed.name}`,
+      values,
+      dtype,
+    );
+  }
+  // 16-bit values shuffled in blocks of whole x-slabs: undone by copyChunk.
+  if (
+    c.typesize === 2 && size === 2 && (c.blocksize >= bytes.length || c.blocksize % slab === 0)
+  ) {
+    return bytes;
+  }
+  if (c.typesize > 1) bytes = unshuffleBlocks(c);
+  if (bytes.byteOffset % size) bytes = bytes.slice();
+  return dtype === "uint8" ? bytes : new Typed(bytes.buffer, bytes.byteOffset, values);
+}
+
+/**
+ * The bytes of chunk `coords` (in its C order) that the box needs: its x-slabs (`slab`
+ * bytes each) that the box crosses, so that Blosc blocks of other slabs can be skipped.
+ */
+function slabBytes(p: Placement, coords: Shape3, slab: number): [number, number] {
+  const { origin, lo, hi } = overlap(p, coords);
+  return [(lo[0] - origin[0]) * slab, (hi[0] - origin[0]) * slab];
+}
+
+/** The part of chunk `coords` inside the box: its first and last+1 voxel per axis. */
+function overlap(p: Placement, coords: Shape3) {
+  const origin = coords.map((c, a) => c * p.inner[a]);
+  const lo = origin.map((o, a) => Math.max(o, p.start[a]));
+  const hi = origin.map((o, a) => Math.min(o + p.inner[a], p.start[a] + p.size[a]));
+  return { origin, lo, hi };
+}
+
+/** Fills the part of chunk `coords` inside the box with `fill`, dequantised. */
+function fillChunk(p: Placement, coords: Shape3, fill: number): void {
+  const { lo, hi } = overlap(p, coords);
+  const v = p.scale === undefined ? fill : fill * p.scale + p.offset;
+  const out = p.out();
   for (let x = lo[0]; x < hi[0]; x++) {
     for (let y = lo[1]; y < hi[1]; y++) {
-      let src = (x - origin[0]) * stride[0] + (y - origin[1]) * stride[1] +
-        (lo[2] - origin[2]) * stride[2];
-      let dst = ((x - start[0]) * size[1] + (y - start[1])) * size[2] + (lo[2] - start[2]);
-      const step = stride[2];
-      for (let z = 0; z < run; z++, src += step) out[dst++] = data[src] * s + o;
+      const dst = ((x - p.start[0]) * p.size[1] + (y - p.start[1])) * p.size[2] - p.start[2];
+      out.fill(v, dst + lo[2], dst + hi[2]);
+    }
+  }
+}
+
+/**
+ * Copies the part of one decoded chunk that lies in the box, dequantising the values.
+ * `data` is in C order (`stride`, by default the chunk's own), or for `typesize` 2 the
+ * bytes of 16-bit values byte-shuffled (all low bytes, then all high bytes), which are
+ * put together here instead of in a pass of their own.
+ */
+function copyChunk(
+  p: Placement,
+  coords: Shape3,
+  data: ArrayLike<number>,
+  shuffled?: DecodedFrame,
+  stride: readonly number[] = [p.inner[1] * p.inner[2], p.inner[2], 1],
+): void {
+  const { start, size } = p;
+  const { origin, lo, hi } = overlap(p, coords);
+  const s = p.scale ?? 1, o = p.scale === undefined ? 0 : p.offset;
+  const yz = (lo[1] - origin[1]) * stride[1] + (lo[2] - origin[2]) * stride[2];
+  const dst = (x: number) =>
+    ((x - start[0]) * size[1] + (lo[1] - start[1])) * size[2] + (lo[2] - start[2]);
+  if (!shuffled) {
+    const n = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]] as const;
+    const src = (lo[0] - origin[0]) * stride[0] + yz;
+    return copyStrided(p.out(), data, src, dst(lo[0]), n, stride, size, s, o);
+  }
+  // 16-bit values byte-shuffled block by block, each block whole x-slabs: per block,
+  // its low bytes, then its high bytes.
+  const bytes = shuffled.bytes, total = bytes.length >> 1, block = shuffled.blocksize >> 1;
+  const perBlock = shuffled.blocksize >= bytes.length ? Infinity : block / stride[0];
+  for (let x = lo[0] - origin[0]; x < hi[0] - origin[0];) {
+    const b = Math.floor(x / perBlock), from = b === 0 ? 0 : b * perBlock; // 0 * Infinity
+    const end = Math.min(hi[0] - origin[0], from + perBlock);
+    const first = b * block, count = Math.min(block, total - first);
+    const src = (x - from) * stride[0] + yz;
+    const n = [end - x, hi[1] - lo[1], hi[2] - lo[2]] as const;
+    const low = 2 * first, high = 2 * first + count;
+    if (p.wasm && bytes.buffer === p.wasm.memory.buffer) {
+      // Decoded into the kernel's memory: copied there, by the kernel.
+      const at = bytes.byteOffset + src;
+      p.wasm.memory.copy16(
+        at + low,
+        at + high,
+        p.wasm.at + 4 * dst(x + origin[0]),
+        n[0],
+        n[1],
+        n[2],
+        stride[0],
+        stride[1],
+        size[1] * size[2],
+        size[2],
+        s,
+        o,
+      );
+    } else {
+      copyShuffled16(
+        p.out(),
+        bytes.subarray(low, low + count),
+        bytes.subarray(high, high + count),
+        src,
+        dst(x + origin[0]),
+        n,
+        stride,
+        size,
+        s,
+        o,
+      );
+    }
+    x = end;
+  }
+}
+
+/**
+ * The box `n` of 16-bit values stored byte-shuffled (`low` bytes, `high` bytes) from
+ * element `src` (C order, strides `stride`, the last 1), dequantised into `out` (of
+ * shape `size`) from element `dst`. Its own function, with plain numbers in its loops,
+ * so that it compiles to one tight loop.
+ */
+function copyShuffled16(
+  out: Float32Array,
+  low: Uint8Array,
+  high: Uint8Array,
+  src: number,
+  dst: number,
+  n: readonly [number, number, number],
+  stride: readonly number[],
+  size: Shape3,
+  s: number,
+  o: number,
+): void {
+  const [nx, ny, nz] = n;
+  const sx = stride[0], sy = stride[1], dx = size[1] * size[2], dy = size[2];
+  for (let x = 0; x < nx; x++) {
+    let i0 = src + x * sx, j0 = dst + x * dx;
+    for (let y = 0; y < ny; y++, i0 += sy, j0 += dy) {
+      const end = j0 + nz;
+      for (let i = i0, j = j0; j < end; i++, j++) out[j] = (low[i] | (high[i] << 8)) * s + o;
+    }
+  }
+}
+
+/** {@linkcode copyShuffled16} for values in element order, of any type and strides. */
+function copyStrided(
+  out: Float32Array,
+  data: ArrayLike<number>,
+  src: number,
+  dst: number,
+  n: readonly [number, number, number],
+  stride: readonly number[],
+  size: Shape3,
+  s: number,
+  o: number,
+): void {
+  const [nx, ny, nz] = n;
+  const sx = stride[0], sy = stride[1], sz = stride[2], dx = size[1] * size[2], dy = size[2];
+  for (let x = 0; x < nx; x++) {
+    let i0 = src + x * sx, j0 = dst + x * dx;
+    for (let y = 0; y < ny; y++, i0 += sy, j0 += dy) {
+      const end = j0 + nz;
+      for (let i = i0, j = j0; j < end; i += sz, j++) out[j] = data[i] * s + o;
     }
   }
 }
@@ -262,6 +508,22 @@ export async function openCaseArray(
   store: ReadableStore,
   path: `/${string}`,
 ): Promise<zarr.Array<zarr.DataType, zarr.Readable>> {
+  return (await openChecked(store, path)).arr;
+}
+
+/**
+ * {@linkcode openCaseArray}'s array, and a {@linkcode DirectReader} over the same
+ * checking store view when the case's codecs are a chain it decodes (the writer's).
+ */
+async function openChecked(
+  store: ReadableStore,
+  path: `/${string}`,
+  kernel = false,
+): Promise<{
+  arr: zarr.Array<zarr.DataType, zarr.Readable>;
+  direct?: DirectReader;
+  wasm?: CropMemory;
+}> {
   registerCodecs();
   const metaKey = `${path === "/" ? "" : path}/zarr.json` as const;
   const caseName = path.slice(1);
@@ -302,11 +564,22 @@ export async function openCaseArray(
     get: async (key, opts) => key === metaKey ? raw : await checked.get(key, opts),
     getRange: checked.getRange,
   };
+  let arr: zarr.Array<zarr.DataType, zarr.Readable>;
   try {
-    return await zarr.open.v3(new zarr.Location(view, path), { kind: "array" });
+    arr = await zarr.open.v3(new zarr.Location(view, path), { kind: "array" });
   } catch (e) {
     throw damaged(`cannot be opened as a Zarr v3 array (${(e as Error).message})`, "zarr.json", e);
   }
+  const valueBytes = TYPED[arr.dtype as string] ? VALUE_BYTES[arr.dtype as string] : undefined;
+  // 16-bit cases (the default) decode into, and are copied by, the kernel's memory.
+  const wasm = kernel && arr.dtype === "uint16" ? await cropMemory() : undefined;
+  const direct = valueBytes === undefined ? undefined : directReader(meta, {
+    path,
+    store: checked,
+    valueBytes,
+    buffer: wasm ? (size) => wasm.scratch(size) : undefined,
+  });
+  return { arr, direct, wasm: direct ? wasm : undefined };
 }
 
 /**

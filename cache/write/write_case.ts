@@ -49,6 +49,11 @@ export interface WriteCaseOptions {
    */
   level?: number;
   /**
+   * Blosc's filter (the Blosc compressors only): `deno task bench cache` compares them.
+   * @default {"shuffle" for uint16 and float32, "noshuffle" for uint8}
+   */
+  shuffle?: BloscShuffle;
+  /**
    * One shard file holding every chunk (`sharded`: the chunk edge is the inner chunk's),
    * or one file per chunk.
    * @default {"sharded"}
@@ -81,7 +86,16 @@ export interface ArrayLayout {
    * @default {true}
    */
   crc32c?: boolean;
+  /** Blosc's filter, {@linkcode BloscShuffle} (`shuffle` for multi-byte values when absent). */
+  shuffle?: BloscShuffle;
 }
+
+/**
+ * The filter of the Blosc compressors: byte shuffle (`shuffle`, the default for values of
+ * more than a byte), `bitshuffle`, or none (`noshuffle`, always for single bytes). All
+ * three are c-blosc's, so every Zarr reader decodes them.
+ */
+export type BloscShuffle = "shuffle" | "bitshuffle" | "noshuffle";
 
 /**
  * The metadata (all but the attributes) the writer gives an array of `shape`: its chunk
@@ -96,7 +110,12 @@ export function arrayMetadata(shape: readonly number[], layout: ArrayLayout): {
 } {
   const chunkShape = shape.map((n) => Math.max(1, Math.min(n, layout.chunk)));
   const grid = shape.map((n, a) => Math.ceil(n / chunkShape[a]));
-  const codecs = chunkCodecs(layout.compressor, { dtype: layout.dtype }, layout.level)
+  const codecs = chunkCodecs(
+    layout.compressor,
+    { dtype: layout.dtype },
+    layout.level,
+    layout.shuffle,
+  )
     .filter((c) => layout.crc32c !== false || c.name !== "crc32c");
   const sharded = layout.layout === "sharded";
   const meta = {
@@ -150,10 +169,16 @@ export async function writeCase(
     level: options.level ?? DEFAULT_LEVEL,
     chunk: edge,
     layout,
+    shuffle: options.shuffle,
   });
   const count = grid[0] * grid[1] * grid[2];
   const data = quantize(volume.data, enc);
-  const encodeChunk = chunkEncoder(codecs);
+  // Blosc blocks of a few x-slabs: a crop decodes only the blocks of the slabs it crosses.
+  const valueBytes = enc.dtype === "float32" ? 4 : enc.dtype === "uint16" ? 2 : 1;
+  const encodeChunk = chunkEncoder(
+    codecs,
+    SLABS_PER_BLOCK * chunkShape[1] * chunkShape[2] * valueBytes,
+  );
   const base = path === "/" ? "" : path;
   const chunks: Uint8Array[] = [];
   const writes: Promise<void>[] = [];
@@ -214,16 +239,28 @@ function innerChunk<T extends Uint8Array | Uint16Array | Float32Array>(
   return out;
 }
 
-/** Encodes a chunk's values through a codec list (`bytes`, then bytes-to-bytes codecs). */
+/**
+ * x-slabs per Blosc block: blocks of 8 slabs of a 48³ chunk (36 KiB of uint16) compress
+ * as well as one block per chunk here (`bench cache`), and a 192 × 192 × 64 crop then
+ * decodes a sixth fewer bytes (the slabs of a chunk's blocks it does not cross are
+ * skipped). Not part of the metadata: every Blosc reader takes any block size.
+ */
+const SLABS_PER_BLOCK = 8;
+
+/**
+ * Encodes a chunk's values through a codec list (`bytes`, then bytes-to-bytes codecs),
+ * Blosc in blocks of `blockBytes`.
+ */
 function chunkEncoder(
   codecs: CodecMeta[],
+  blockBytes: number,
 ): (values: Uint8Array | Uint16Array | Float32Array) => Promise<Uint8Array> {
   if (codecs[0]?.name !== "bytes") throw new TypeError("The first codec must be bytes");
   const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
   if (!littleEndian) throw new TypeError("Writing sharded cases needs a little-endian machine");
   const steps = codecs.slice(1).map((c) => {
     const config = (c.configuration ?? {}) as never;
-    if (c.name === "blosc") return new NativeBloscCodec(config);
+    if (c.name === "blosc") return new NativeBloscCodec(config, { blockBytes });
     if (c.name === "zstd") return new NativeZstdCodec(config);
     if (c.name === "crc32c") return new Crc32cCodec();
     throw new TypeError(`No encoder for codec "${c.name}"`);
@@ -235,11 +272,15 @@ function chunkEncoder(
   };
 }
 
-/** The Zarr v3 codec list of a compressor choice, ending in `crc32c`. */
+/**
+ * The Zarr v3 codec list of a compressor choice, ending in `crc32c`; `shuffle` is the
+ * Blosc compressors' filter (byte shuffle for multi-byte values by default).
+ */
 export function chunkCodecs(
   compressor: Compressor,
   enc: Pick<StorageEncoding, "dtype">,
   level: number,
+  shuffle?: BloscShuffle,
 ): CodecMeta[] {
   const codecs: CodecMeta[] = [
     { name: "bytes", configuration: { endian: "little" } },
@@ -259,7 +300,7 @@ export function chunkCodecs(
       configuration: {
         cname: compressor === "blosc-zstd" ? "zstd" : "lz4",
         clevel: level,
-        shuffle: typesize > 1 ? "shuffle" : "noshuffle",
+        shuffle: shuffle ?? (typesize > 1 ? "shuffle" : "noshuffle"),
         typesize,
         blocksize: 0,
       },

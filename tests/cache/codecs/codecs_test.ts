@@ -1,8 +1,14 @@
 // Tests of the cache codecs against numcodecs and zarrita.
 import Blosc from "numcodecs/blosc";
 import { zstdCompressSync } from "node:zlib";
-import { NativeBloscCodec, shuffleBytes, unshuffleBytes } from "../../../cache/codecs/blosc.ts";
-import { NativeZstdCodec } from "../../../cache/codecs/zstd.ts";
+import {
+  bitshuffleBytes,
+  bitunshuffleBytes,
+  NativeBloscCodec,
+  shuffleBytes,
+  unshuffleBytes,
+} from "../../../cache/codecs/blosc.ts";
+import { NativeZstdCodec, ZstdEncoder, ZstdScratch } from "../../../cache/codecs/zstd.ts";
 import { writeCase } from "../../../cache/write/write_case.ts";
 import { openCase, readCase } from "../../../cache/read/read_case.ts";
 import { storageEncoding } from "../../../cache/format/quantize.ts";
@@ -49,6 +55,97 @@ Deno.test("NativeBloscCodec frames decode with c-blosc (numcodecs) and back", as
     const back = await ours.decode(theirs);
     assert(back.every((v, i) => v === bytes[i]), `we decode c-blosc typesize ${typesize}`);
   }
+});
+
+Deno.test("bitshuffled NativeBloscCodec frames are c-blosc's bit for bit, both ways", async () => {
+  // The definition: row 8j + b holds bit b of byte j of every element (element i at bit
+  // i % 8 of byte i / 8); blocks of other than a multiple of 8 elements stay as they are.
+  const naive = (a: Uint8Array, t: number) => {
+    const n = Math.floor(a.length / t), out = a.slice();
+    if (n % 8) return out;
+    out.fill(0, 0, n * t);
+    for (let j = 0; j < t; j++) {
+      for (let b = 0; b < 8; b++) {
+        for (let i = 0; i < n; i++) {
+          if ((a[i * t + j] >> b) & 1) out[(j * 8 + b) * (n / 8) + (i >> 3)] |= 1 << (i & 7);
+        }
+      }
+    }
+    return out;
+  };
+  const odd = sample(1000).subarray(0, 1999);
+  for (const t of [1, 2, 3, 4]) {
+    for (const len of [0, 16, 120, 1999]) {
+      const b = odd.subarray(0, len);
+      assertEquals(Array.from(bitshuffleBytes(b, t)), Array.from(naive(b, t)), `t ${t} len ${len}`);
+      assertEquals(Array.from(bitunshuffleBytes(bitshuffleBytes(b, t), t)), Array.from(b));
+    }
+  }
+  for (const typesize of [1, 2, 4]) {
+    for (const n of [64 * 64 * 16, 1000 * typesize + 3]) {
+      const bytes = sample(n).subarray(0, n);
+      const ours = new NativeBloscCodec({
+        cname: "zstd",
+        clevel: 3,
+        shuffle: "bitshuffle",
+        typesize,
+      });
+      const frame = await ours.encode(bytes);
+      assertEquals(frame[2] & 0x07, 0x04, "the bitshuffle flag, alone");
+      const ref = Blosc.fromConfig(
+        { cname: "zstd", clevel: 3, shuffle: 2, blocksize: 0, id: "blosc" } as never,
+      );
+      const viaC = await ref.decode(frame) as Uint8Array;
+      assert(viaC.every((v, i) => v === bytes[i]), `c-blosc decodes typesize ${typesize}, ${n} B`);
+      const theirs = await ref.encode(bytes) as Uint8Array;
+      const back = await ours.decode(theirs);
+      assert(
+        back.every((v, i) => v === bytes[i]),
+        `we decode c-blosc typesize ${typesize}, ${n} B`,
+      );
+    }
+  }
+});
+
+Deno.test("NativeBloscCodec frames of several blocks are c-blosc's, and decode in part", async () => {
+  const bytes = sample(64 * 64 * 16).subarray(0, 64 * 64 * 16 * 2 - 6); // a short last block
+  for (const shuffle of ["shuffle", "bitshuffle", "noshuffle"] as const) {
+    const codec = new NativeBloscCodec(
+      { cname: "zstd", clevel: 3, shuffle, typesize: 2 },
+      { blockBytes: 4096 },
+    );
+    const frame = await codec.encode(bytes);
+    assertEquals(new DataView(frame.buffer).getUint32(8, true), 4096, "the block size");
+    const viaC = await cBlosc(2).decode(frame) as Uint8Array;
+    assert(viaC.every((v, i) => v === bytes[i]), `c-blosc decodes ${shuffle}`);
+    assert((await codec.decode(frame)).every((v, i) => v === bytes[i]), `we decode ${shuffle}`);
+  }
+  // Only the blocks holding the wanted bytes are decoded; each is shuffled on its own.
+  const codec = new NativeBloscCodec({ cname: "zstd", typesize: 2 }, { blockBytes: 4096 });
+  const frame = await codec.encode(bytes);
+  const part = codec.decodeFrame(frame, new ZstdScratch(), bytes.length, [5000, 9000])!;
+  assertEquals([part.typesize, part.blocksize, part.bytes.length], [2, 4096, bytes.length]);
+  const block1 = unshuffleBytes(part.bytes.subarray(4096, 8192), 2);
+  assert(block1.every((v, i) => v === bytes[4096 + i]), "block 1, unshuffled on its own");
+  const block2 = unshuffleBytes(part.bytes.subarray(8192, 12288), 2);
+  assert(block2.every((v, i) => v === bytes[8192 + i]), "block 2");
+});
+
+Deno.test("ZstdEncoder's frames, from one kept compressor, decode with numcodecs' zstd", async () => {
+  const { default: Zstd } = await import("numcodecs/zstd");
+  const ref = Zstd.fromConfig({ level: 3, id: "zstd" } as never);
+  const encoder = new ZstdEncoder(3);
+  for (const n of [0, 1, 100, 70000, 300000]) {
+    const bytes = sample(Math.ceil(n / 2)).subarray(0, n);
+    const frame = encoder.encode(bytes);
+    const back = await ref.decode(frame, new Uint8Array(n) as never) as Uint8Array;
+    assertEquals(back.length, n);
+    assert(back.every((v, i) => v === bytes[i]), `${n} bytes`);
+    assert(frame.length <= zstdCompressSync(bytes).length + 16, "as small as one-shot zstd");
+  }
+  const noise = crypto.getRandomValues(new Uint8Array(50000)); // incompressible
+  const frame = encoder.encode(noise);
+  assert((await ref.decode(frame) as Uint8Array).every((v, i) => v === noise[i]));
 });
 
 Deno.test("NativeBloscCodec stores incompressible data as a memcpyed frame", async () => {
