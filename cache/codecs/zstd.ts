@@ -70,14 +70,38 @@ export class NativeZstdCodec {
         [constants.ZSTD_c_checksumFlag]: this.#checksum ? 1 : 0,
       },
     };
-    const out = zstdCompressSync(bytes, options);
-    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    const z = zstdCompressSync(bytes, options);
+    const out = oneFrame(new Uint8Array(z.buffer, z.byteOffset, z.byteLength));
+    // The frame must decode to the chunk: checked once here (a fraction of the
+    // compression's time), since a reader that expects one frame refuses anything else.
+    if (zstdDecode(out, bytes.length).length !== bytes.length) {
+      throw new Error("zstd: the encoded frame does not decode to the chunk's size");
+    }
+    return out;
   }
 
   /** Decompresses one chunk; `size`, when known, the bytes it decodes to. */
   decode(bytes: Uint8Array, size?: number): Uint8Array {
     return zstdDecode(bytes, size);
   }
+}
+
+/** A zstd frame of no content, as a last `ZSTD_e_end` on empty input writes it. */
+const EMPTY_FRAME = [0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x00, 0x01, 0x00, 0x00];
+
+/**
+ * `out` without the empty frames at its end. Deno's one-shot `zstdCompressSync` follows
+ * the data's frame with an empty one for some input sizes (64 KiB and 221,184 bytes, a 48³
+ * uint16 chunk, among them): zstd decoders that take concatenated frames do not mind, but
+ * tensorstore's `zstd` codec expects one frame and refuses the chunk ("End of data
+ * expected; remaining length: 9").
+ */
+export function oneFrame(out: Uint8Array): Uint8Array {
+  const n = EMPTY_FRAME.length;
+  while (out.length > n && EMPTY_FRAME.every((b, i) => out[out.length - n + i] === b)) {
+    out = out.subarray(0, out.length - n);
+  }
+  return out;
 }
 
 /** Largest decoded size announced to zstd up front (larger frames grow as they decode). */
@@ -260,7 +284,7 @@ export class ZstdEncoder {
       const z = zstdCompressSync(bytes, {
         params: { [constants.ZSTD_c_compressionLevel]: this.#level },
       });
-      return new Uint8Array(z.buffer, z.byteOffset, z.byteLength);
+      return oneFrame(new Uint8Array(z.buffer, z.byteOffset, z.byteLength));
     }
     // zstd's bound for one frame: the bytes, 1/256 more, and a header's worth.
     const bound = bytes.length + (bytes.length >> 8) + 256;

@@ -8,7 +8,7 @@ import {
   shuffleBytes,
   unshuffleBytes,
 } from "../../../cache/codecs/blosc.ts";
-import { NativeZstdCodec, ZstdEncoder, ZstdScratch } from "../../../cache/codecs/zstd.ts";
+import { NativeZstdCodec, oneFrame, ZstdEncoder, ZstdScratch } from "../../../cache/codecs/zstd.ts";
 import { writeCase } from "../../../cache/write/write_case.ts";
 import { openCase, readCase } from "../../../cache/read/read_case.ts";
 import { storageEncoding } from "../../../cache/format/quantize.ts";
@@ -208,6 +208,40 @@ Deno.test("zstd chunks record their decoded size (numcodecs < 0.16.2 cannot deco
     assertEquals(frames.length, 18);
     for (const f of frames) assertEquals(zstdContentSize(f), 8 * 8 * 8 * 2, layout);
   }
+});
+
+/** The bytes of the zstd frame at the start of `bytes`, walked block by block (RFC 8878). */
+function zstdFrameLength(bytes: Uint8Array): number {
+  assertEquals(Array.from(bytes.subarray(0, 4)), [0x28, 0xb5, 0x2f, 0xfd]);
+  const fhd = bytes[4];
+  const single = (fhd >> 5) & 1;
+  const fcsBytes = [single ? 1 : 0, 2, 4, 8][fhd >> 6];
+  let at = 5 + (single ? 0 : 1) + [0, 1, 2, 4][fhd & 3] + fcsBytes;
+  for (;;) {
+    const header = bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16);
+    const type = (header >> 1) & 3, size = header >>> 3;
+    at += 3 + (type === 1 ? 1 : size); // an RLE block stores one byte
+    if (header & 1) break;
+  }
+  return at + ((fhd >> 2) & 1 ? 4 : 0);
+}
+
+Deno.test("zstd chunks are one frame, nothing after it (tensorstore refuses a trailing frame)", () => {
+  // Deno's zstdCompressSync follows the frame with an empty one for some sizes, 64 KiB and
+  // a 48³ uint16 chunk among them; tensorstore then says "End of data expected".
+  const codec = new NativeZstdCodec({ level: 3 }), kept = new ZstdEncoder(3);
+  for (const n of [1000, 65536, 100000, 131072, 200000, 48 * 48 * 48 * 2]) {
+    const bytes = sample(Math.ceil(n / 2)).subarray(0, n).map((v) => v & 15);
+    for (const frame of [codec.encode(bytes), kept.encode(bytes)]) {
+      assertEquals(zstdFrameLength(frame), frame.length, `${n} bytes`);
+      assert(codec.decode(frame, n).every((v, i) => v === bytes[i]));
+    }
+  }
+  const empty = [0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x00, 0x01, 0x00, 0x00];
+  const frame = codec.encode(sample(500));
+  const padded = new Uint8Array([...frame, ...empty, ...empty]);
+  assertEquals(oneFrame(padded), frame);
+  assertEquals(oneFrame(new Uint8Array(empty)).length, empty.length, "a lone empty frame stays");
 });
 
 /** The inner chunks of a shard of `count` chunks, their CRC-32C dropped. */
