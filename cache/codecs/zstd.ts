@@ -136,6 +136,28 @@ interface ZstdHandle {
   onerror: (message: string, errno: number) => void;
 }
 
+/**
+ * The native handle and write state inside a node:zlib zstd stream (its Node-compatible
+ * internals), errors reported to `onerror`; undefined where the runtime has none.
+ */
+function nativeHandle(
+  make: () => unknown,
+  onerror: (message: string) => void,
+): { handle: ZstdHandle; state: Uint32Array } | undefined {
+  try {
+    const stream = make() as { _handle?: ZstdHandle; _writeState?: Uint32Array };
+    const handle = stream._handle, state = stream._writeState;
+    if (
+      !handle || typeof handle.reset !== "function" ||
+      typeof handle.writeSync !== "function" || !(state instanceof Uint32Array)
+    ) return undefined;
+    handle.onerror = onerror;
+    return { handle, state };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Flush mode that ends a zstd frame (`ZSTD_e_end`). */
 const ZSTD_E_END = 2;
 
@@ -231,28 +253,13 @@ export class ZstdScratch {
 
   #open(): ZstdHandle | undefined {
     if (this.#handle) return this.#handle;
-    try {
-      const stream = createZstdDecompress() as unknown as {
-        _handle?: ZstdHandle;
-        _writeState?: Uint32Array;
-      };
-      const handle = stream._handle, state = stream._writeState;
-      if (
-        !handle || typeof handle.reset !== "function" ||
-        typeof handle.writeSync !== "function" || !(state instanceof Uint32Array)
-      ) {
-        this.#native = false;
-        return undefined;
-      }
-      handle.onerror = (message) => {
-        this.#error = message;
-      };
-      this.#state = state;
-      return this.#handle = handle;
-    } catch {
+    const native = nativeHandle(() => createZstdDecompress(), (m) => this.#error = m);
+    if (!native) {
       this.#native = false;
       return undefined;
     }
+    this.#state = native.state;
+    return this.#handle = native.handle;
   }
 }
 
@@ -322,27 +329,16 @@ export class ZstdEncoder {
 
   #open(): ZstdHandle | undefined {
     if (this.#handle) return this.#handle;
-    try {
-      const stream = createZstdCompress({
-        params: { [constants.ZSTD_c_compressionLevel]: this.#level },
-      }) as unknown as { _handle?: ZstdHandle; _writeState?: Uint32Array };
-      const handle = stream._handle, state = stream._writeState;
-      if (
-        !handle || typeof handle.reset !== "function" ||
-        typeof handle.writeSync !== "function" || !(state instanceof Uint32Array)
-      ) {
-        this.#native = false;
-        return undefined;
-      }
-      handle.onerror = (message) => {
-        this.#error = message;
-      };
-      this.#state = state;
-      return this.#handle = handle;
-    } catch {
+    const native = nativeHandle(
+      () => createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: this.#level } }),
+      (m) => this.#error = m,
+    );
+    if (!native) {
       this.#native = false;
       return undefined;
     }
+    this.#state = native.state;
+    return this.#handle = native.handle;
   }
 }
 
