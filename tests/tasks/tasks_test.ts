@@ -176,3 +176,13 @@ Deno.test("model check and pretrain check name the file they cannot use, and exi
     assert(e.message.startsWith(`${file}: `), `${args.join(" ")}: ${e.message}`);
   }
 });
+
+Deno.test("demo --out that is a file is refused naming it (exit 2), the file untouched", async () => {
+  await using dir = await tempDir();
+  const file = join(dir.path, "notes.txt");
+  await Deno.writeTextFile(file, "mine");
+  const e = await assertRejects(() => runTask(demoMain, ["--out", file, "--steps", "0"]));
+  assertEquals(exitCodeOf(e), 2, String(e));
+  assert(e.message.includes(`${file} is a file`), e.message);
+  assertEquals(await Deno.readTextFile(file), "mine");
+});
