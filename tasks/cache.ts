@@ -264,6 +264,16 @@ function compact(v: unknown): string {
   return String(v);
 }
 
+/** A codec as `name(setting value, ...)`, a chain inside it (sharding's) joined by `+`. */
+function codecText(x: { name: string; configuration?: Record<string, unknown> }): string {
+  const isChain = (v: unknown): v is { name: string }[] =>
+    Array.isArray(v) && v.length > 0 && v.every((c) => typeof c?.name === "string");
+  const settings = Object.entries(x.configuration ?? {}).map(([k, v]) =>
+    `${k} ${isChain(v) ? v.map(codecText).join(" + ") : compact(v)}`
+  );
+  return settings.length ? `${x.name}(${settings.join(", ")})` : x.name;
+}
+
 /** Attribute rows of one case: matrices on four rows, recipe steps one a row. */
 function attributeLines(a: Record<string, unknown>): [string, string][] {
   const rows: [string, string][] = [];
@@ -300,8 +310,7 @@ async function inspect(where: string, v: Remote & { case?: string; json: boolean
   if (v.case !== undefined) {
     const c = await inspectCase(where, v.case, options);
     if (v.json) return json(c), 0;
-    const codecs = c.codecs.filter((x) => x.name !== "bytes")
-      .map((x) => `${x.name}${x.configuration ? ` (${compact(x.configuration)})` : ""}`);
+    const codecs = c.codecs.filter((x) => x.name !== "bytes").map(codecText);
     const rows: [string, string][] = [
       ["shape", `${c.shape.join(" x ")} voxels, ${c.data_type}`],
       ["chunks", `${c.chunk_shape?.join(" x ") ?? "?"}, ${codecs.join(", ") || "uncompressed"}`],

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { DEMO_PHANTOMS, writeDemoPhantoms } from "../prep/synthetic/demo_phantoms.ts";
 import { main as prep } from "./prep.ts";
 import { main as pretrainTask } from "./pretrain.ts";
-import { EXIT_INTERRUPTED, runMain } from "../cli/run.ts";
+import { EXIT_INTERRUPTED, runMain, UsageError } from "../cli/run.ts";
 import { defineCommand, parseCommand } from "../cli/args.ts";
 
 /** The command line of `deno task demo`. */
@@ -51,7 +51,11 @@ async function main(args: string[]): Promise<number> {
     console.log(parsed.help);
     return 0;
   }
-  const root = parsed.values.out ?? await Deno.makeTempDir({ prefix: "voco-demo-" });
+  const out = parsed.values.out;
+  if (out !== undefined && (await Deno.stat(out).catch(() => undefined))?.isFile) {
+    throw new UsageError(`--out ${out} is a file; give a folder, such as --out voco-demo`);
+  }
+  const root = out ?? await Deno.makeTempDir({ prefix: "voco-demo-" });
   const inputs = join(root, "phantoms");
   console.error(
     `demo: writing ${DEMO_PHANTOMS.length} synthetic CT volumes (NIfTI, DICOM, MetaImage) to ` +

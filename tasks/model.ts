@@ -77,7 +77,10 @@ async function main(args: string[]): Promise<number> {
   const io = await read("--io", v.io);
   const backend = await useBackend(backendName);
   console.error(`model check: backend ${backend}, running the reference input ...`);
-  const { rows, seconds } = await compareWithReference(weights, io);
+  const { rows, seconds } = await compareWithReference(weights, io, {
+    weights: v.weights,
+    io: v.io,
+  });
   const bad = rows.filter((r) => !(r.maxAbs <= tolerance));
   console.log(
     [

@@ -230,7 +230,7 @@ async function check(v: Values): Promise<number> {
   });
   const be = await useBackend((v.backend ?? "auto") as BackendName);
   const t0 = performance.now();
-  const r = await replayVocoStep(bytes);
+  const r = await replayVocoStep(bytes, path);
   const ok = (row: StepDiff) => withinTolerance(row, { loss: lossTol, tensor: tol });
   const bad = r.rows.filter((row) => !ok(row));
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);

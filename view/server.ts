@@ -112,6 +112,9 @@ function api(catalog: Catalog, runs: RunEntry[], reader: RunReader) {
   } as Record<string, (q: URLSearchParams) => Response | Promise<Response>>;
 }
 
+/** A case id in a query string, its slash kept readable as the page writes it (`ct/a`). */
+const caseParam = (id: string) => encodeURIComponent(id).replaceAll("%2F", "/");
+
 /** The URL the viewer opens on: the named case, else the first case, else the runs. */
 function openingUrl(base: string, catalog: Catalog, runs: RunEntry[], name?: string): string {
   const cases = catalog.list().filter((c) => !c.error);
@@ -125,10 +128,10 @@ function openingUrl(base: string, catalog: Catalog, runs: RunEntry[], name?: str
             : ""),
       );
     }
-    return `${base}/?cache=${found.cache}&case=${encodeURIComponent(found.id)}`;
+    return `${base}/?cache=${found.cache}&case=${caseParam(found.id)}`;
   }
   if (cases.length) {
-    return `${base}/?cache=${cases[0].cache}&case=${encodeURIComponent(cases[0].id)}`;
+    return `${base}/?cache=${cases[0].cache}&case=${caseParam(cases[0].id)}`;
   }
   if (runs.length) return `${base}/?view=runs&runs=0`;
   return `${base}/`;

@@ -3,6 +3,7 @@
 import { encode } from "fast-png";
 import { CacheReader, type CacheReaderOptions } from "../read/cache_reader.ts";
 import { UsageError } from "../errors.ts";
+import { noSuchCase } from "./inspect.ts";
 import { drawText, textHeight, textWidth } from "./_font.ts";
 
 /** Options of {@linkcode renderPreview}. */
@@ -234,7 +235,8 @@ export interface PreviewCacheOptions extends PreviewOptions, CacheReaderOptions 
 /**
  * The PNG of {@linkcode renderPreview} for the cache at `location` (a folder or a URL):
  * one case, or a contact sheet of the first `cases` usable cases (of `dataset`). Throws a
- * `UsageError` when there is no case to draw or no such dataset (naming those there are).
+ * `UsageError` when there is no case to draw, no such case or no such dataset (naming
+ * those there are).
  */
 export async function previewCache(
   location: string,
@@ -242,8 +244,14 @@ export async function previewCache(
 ): Promise<{ png: Uint8Array; cases: string[] }> {
   const reader = await CacheReader.open(location, options);
   let names: string[];
-  if (options.case !== undefined) names = [options.case];
-  else {
+  if (options.case !== undefined) {
+    // A case the listing lacks is a mistake of the command line: name the closest ones.
+    const listed = await reader.list().catch(() => undefined);
+    const full = listed?.filter((c) => c.name).map((c) => `${c.dataset}/${c.name}`);
+    const spec = options.case.replace(/^\/+/, "");
+    if (full && !full.includes(spec)) throw noSuchCase(reader.location, spec, full);
+    names = [options.case];
+  } else {
     const all = (await reader.list()).filter((c) => !c.error);
     const of = options.dataset === undefined
       ? all

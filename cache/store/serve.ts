@@ -236,7 +236,8 @@ async function readFully(file: Deno.FsFile, length: number): Promise<Uint8Array>
  * (checked before opening), anything hidden (`.staging`) or outside the cache however it
  * is reached (dot segments, encoded slashes, symbolic links). Bodies are streamed in
  * bounded slots shared fairly among clients (`info.remoteAddr`), and a client that stops
- * reading is cut off.
+ * reading is cut off. Throws a `NotACacheError` for a `root` that is missing, not a folder
+ * or without a root `zarr.json`.
  */
 export async function cacheHandler(
   root: string,
@@ -259,6 +260,14 @@ export async function cacheHandler(
   });
   if (!(await Deno.stat(base)).isDirectory) {
     throw new NotACacheError(`${root} is not a folder`, { path: root });
+  }
+  // Any folder named by mistake (a home folder, a run folder) would be served whole.
+  const rootMeta = await Deno.stat(join(base, "zarr.json")).catch(() => undefined);
+  if (!rootMeta?.isFile) {
+    throw new NotACacheError(
+      `${root} is not a VoCo cache (no Zarr group zarr.json at its root): nothing served`,
+      { path: root },
+    );
   }
   const prefix = base.endsWith(sep) ? base : base + sep;
   const streams = slots(maxConcurrent, perClient, maxQueued, queueTimeoutMs);

@@ -55,7 +55,7 @@ export async function caseToNifti(
  * Writes cached cases as NIfTI: `case` into the file `out`, or every case of `dataset`
  * into the folder `out`. The cache may be a folder or a URL. Returns the files written.
  * Throws a `BadInputError` naming the closest case or group when the one asked for is not
- * in the cache.
+ * in the cache, or when `out` is a folder for one case; a failed write leaves no file.
  */
 export async function exportNifti(
   location: string,
@@ -74,6 +74,13 @@ export async function exportNifti(
         `No case ${options.case} in ${location}` + (near ? ` (did you mean ${near}?)` : ""),
       );
     }
+    if ((await Deno.stat(out).catch(() => undefined))?.isDirectory) {
+      throw new BadInputError(
+        `--out ${out} is a folder; --case writes one file, such as ` +
+          `${join(out, `${chosen[0].name}.nii.gz`)}`,
+        { path: out },
+      );
+    }
   } else {
     chosen = all.filter((c) => c.dataset === options.dataset);
     if (!chosen.length) {
@@ -89,8 +96,13 @@ export async function exportNifti(
     const path = options.case !== undefined ? out : join(out, `${c.name}.nii.gz`);
     const bytes = await caseToNifti(reader, c, options.stored, !path.endsWith(".nii"));
     const tmp = `${path}.tmp-${Deno.pid}`;
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, path);
+    try {
+      await Deno.writeFile(tmp, bytes);
+      await Deno.rename(tmp, path);
+    } catch (e) {
+      await Deno.remove(tmp).catch(() => {}); // no half file left beside the user's
+      throw e;
+    }
     written.push(path);
     options.onCase?.({ case: `${c.dataset}/${c.name}`, path, bytes: bytes.length });
   }

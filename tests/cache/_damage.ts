@@ -565,13 +565,20 @@ export async function checkPromise(
   }
   if (overHttp) {
     // verify over HTTP (cache serve) names the same nodes as on the folder.
-    const server = await serveCache(root, { port: 0 });
+    // A root zarr.json gone: the folder is no cache to serve (and a plain HTTP server
+    // could not show that the rest is one).
+    const notACache = (e: unknown) => e instanceof VocoError && e.kind === "not-a-cache";
+    const server = await serveCache(root, { port: 0 }).catch((e) => {
+      if (notACache(e)) return undefined;
+      throw e;
+    });
     try {
-      const remote = await verifyCache(server.url, { maxProblems: 3 }).then(
-        (r) => r.checks.filter((c) => c.problems.length).map(nodeName),
-        // A root zarr.json gone: a plain HTTP server cannot show that the rest is a cache.
-        (e) => [e instanceof VocoError && e.kind === "not-a-cache" ? "(root)" : "(threw)"],
-      );
+      const remote = server
+        ? await verifyCache(server.url, { maxProblems: 3 }).then(
+          (r) => r.checks.filter((c) => c.problems.length).map(nodeName),
+          (e) => [notACache(e) ? "(root)" : "(threw)"],
+        )
+        : ["(root)"];
       const local = verdict.map((l) => l.split(": ")[0].replace(/^\(threw\).*/, "(threw)"));
       const norm = (xs: string[]) =>
         JSON.stringify([...new Set(xs.map((x) => x.replace(/^\(threw\).*/, "(threw)")))].sort());
@@ -579,7 +586,7 @@ export async function checkPromise(
         breaches.push(`verify over HTTP names ${norm(remote)}, on the folder ${norm(local)}`);
       }
     } finally {
-      await server.shutdown();
+      await server?.shutdown();
     }
   }
   const text = verdict.join("\n");

@@ -86,6 +86,16 @@ Deno.test("cache inspect prints an aligned table, and JSON with --json", async (
   );
   assertEquals(affine.length, 8, one.text); // the case's and the source's
   assert(/ {2}values +0 \.\. 1, mean /.test(one.text), one.text);
+  // The codec chain reads as one: each codec with its settings in parentheses.
+  const chunks = one.text.split("\n").find((l) => /^ {2}chunks /.test(l))!;
+  assert(
+    chunks.includes(
+      "sharding_indexed(chunk_shape [48, 48, 48], codecs bytes(endian little) + " +
+        "blosc(cname zstd, clevel 3, shuffle shuffle, typesize 2, blocksize 0) + crc32c, " +
+        "index_codecs bytes(endian little) + crc32c, index_location end)",
+    ),
+    chunks,
+  );
   const oneJson = JSON.parse(
     (await runTask(cacheMain, ["inspect", out, "--case", "ct/case0", "--json"])).text,
   );

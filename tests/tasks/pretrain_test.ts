@@ -282,3 +282,30 @@ Deno.test("export writes safetensors and torch.save files that carry the feature
   const missing = await denoTask(["pretrain", "export", join(tmp.path, "nope"), "--out", st]);
   assertEquals(missing.code, 2, missing.stderr);
 });
+
+Deno.test("an --out that is a file, a cache or a folder of other files is refused (exit 2), nothing written into it", async () => {
+  await using tmp = await tempDir();
+  const cache = await tinyCache(tmp.path, 1);
+  const file = join(tmp.path, "notes.txt");
+  await Deno.writeTextFile(file, "mine");
+  const other = join(tmp.path, "data");
+  await Deno.mkdir(other);
+  await Deno.writeTextFile(join(other, "scan.nii"), "mine");
+  const listing = async (dir: string) =>
+    (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+  const cacheBefore = await listing(cache);
+  for (
+    const [out, pattern] of [
+      [file, /notes\.txt is a file, not a run folder/],
+      [other, /data is not empty and not a run folder \(found "scan\.nii"\)/],
+      [cache, /is not empty and not a run folder \(found "[^"]+"\)/],
+    ] as const
+  ) {
+    const r = await denoTask(["pretrain", "--cache", cache, "--out", out, "--steps", "1", ...TINY]);
+    assertEquals(r.code, 2, `${out}: ${r.stdout}\n${r.stderr}`);
+    assert(pattern.test(r.stderr), `${out}: ${r.stderr}`);
+  }
+  assertEquals(await Deno.readTextFile(file), "mine");
+  assertEquals(await listing(other), ["scan.nii"]);
+  assertEquals(await listing(cache), cacheBefore);
+});

@@ -2,7 +2,8 @@
 // true, examples that parse, and a lock file no command changes.
 import { join } from "node:path";
 import { type CommandSpec, helpText, parseCommand } from "../../cli/args.ts";
-import { UsageError } from "../../cli/run.ts";
+import { exitCodeOf, UsageError } from "../../cli/run.ts";
+import { writeSafetensors } from "../../train/weights/safetensors.ts";
 import { main as prepMain, PREP } from "../../tasks/prep.ts";
 import { CACHE, main as cacheMain } from "../../tasks/cache.ts";
 import { DEMO, demoHint, main as demoMain } from "../../tasks/demo.ts";
@@ -155,4 +156,33 @@ Deno.test("model check --backend tensorflow fails with the install hint and leav
     if (!same) await Deno.writeFile(lock, before);
     assert(same, "deno task model check --backend tensorflow changed deno.lock");
   }
+});
+
+Deno.test("model check and pretrain check name the file they cannot use, and exit 2", async () => {
+  await using dir = await tempDir();
+  const text = join(dir.path, "notes.txt");
+  await Deno.writeTextFile(text, "not weights");
+  const empty = join(dir.path, "other.safetensors"); // valid, but holds nothing of ours
+  await Deno.writeFile(empty, writeSafetensors([["x", { shape: [1], data: [0] }]]));
+  const runs: [(a: string[]) => Promise<number>, string[], string][] = [
+    [modelMain, ["check", "--weights", text, "--io", empty, "--backend", "cpu"], text],
+    [modelMain, ["check", "--weights", empty, "--io", text, "--backend", "cpu"], empty],
+    [pretrainMain, ["check", "--io", empty, "--backend", "cpu"], empty],
+    [pretrainMain, ["check", "--io", text, "--backend", "cpu"], text],
+  ];
+  for (const [main, args, file] of runs) {
+    const e = await assertRejects(() => runTask(main, args));
+    assertEquals(exitCodeOf(e), 2, `${args.join(" ")}: ${e}`);
+    assert(e.message.startsWith(`${file}: `), `${args.join(" ")}: ${e.message}`);
+  }
+});
+
+Deno.test("demo --out that is a file is refused naming it (exit 2), the file untouched", async () => {
+  await using dir = await tempDir();
+  const file = join(dir.path, "notes.txt");
+  await Deno.writeTextFile(file, "mine");
+  const e = await assertRejects(() => runTask(demoMain, ["--out", file, "--steps", "0"]));
+  assertEquals(exitCodeOf(e), 2, String(e));
+  assert(e.message.includes(`${file} is a file`), e.message);
+  assertEquals(await Deno.readTextFile(file), "mine");
 });

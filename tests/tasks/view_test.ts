@@ -25,7 +25,7 @@ Deno.test("deno task view prints a URL that opens on the first case and stops on
   }
   const url = out.match(/http:\/\/127\.0\.0\.1:\d+\/\S*/)?.[0];
   assert(url, `no URL in: ${out}`);
-  assert(url.endsWith("?cache=0&case=phantoms%2Fcase0"), url);
+  assert(url.endsWith("?cache=0&case=phantoms/case0"), url);
   const state = await (await fetch(new URL("/api/state", url))).json();
   assertEquals(state.cases.length, 1);
   child.kill("SIGINT");

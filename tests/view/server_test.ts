@@ -18,7 +18,7 @@ Deno.test("the viewer listens on 127.0.0.1, opens on the first case and answers 
   const viewer = await startViewer({ caches: [cache], port: 0 });
   try {
     assert(viewer.port > 0, "a free port");
-    assertEquals(viewer.url, `http://127.0.0.1:${viewer.port}/?cache=0&case=phantoms%2Fcase0`);
+    assertEquals(viewer.url, `http://127.0.0.1:${viewer.port}/?cache=0&case=phantoms/case0`);
     const get = async (path: string) => {
       const r = await fetch(`http://127.0.0.1:${viewer.port}${path}`);
       return { status: r.status, body: await r.text() };

@@ -91,23 +91,51 @@ export function checkResumable(
   return diff.allowed;
 }
 
+/** Names a run writes in its folder (checkpoints, settings, metrics, plot, events, lock). */
+const RUN_FILE =
+  /^(config\.json|metrics\.jsonl|loss\.svg|run\.lock|ckpt-\d+\.safetensors|events\.out\.tfevents\..+)$|\.tmp-\d+$/;
+
+/** The first entry of `dir` (by name) that no run writes; `undefined` when none. */
+async function foreignEntry(dir: string): Promise<string | undefined> {
+  const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+  return names.find((name) => !RUN_FILE.test(name));
+}
+
 /**
- * Opens `dir` to train `config` on `list`: checks the settings against the run's (when it
- * has a checkpoint), then creates and locks the folder, removes temporary files, reads the
- * newest checkpoint and writes `config.json` and the metrics up to its step.
+ * Opens `dir` to train `config` on `list`: refuses a file, and a folder without
+ * `config.json` that holds files no run writes (a cache, a data folder); checks the
+ * settings against the run's (when it has a checkpoint), then creates and locks the
+ * folder, removes temporary files, reads the newest checkpoint and writes `config.json`
+ * and the metrics up to its step.
  */
 export async function openRun(
   dir: string,
   config: PretrainConfig,
   list: CaseList,
 ): Promise<OpenedRun> {
-  const exists = await Deno.stat(dir).then((s) => s.isDirectory, () => false);
+  const info = await Deno.stat(dir).catch(() => undefined);
+  if (info && !info.isDirectory) {
+    throw new BadInputError(
+      `${dir} is a file, not a run folder; give a new folder, such as --out runs/v2`,
+      { path: dir },
+    );
+  }
+  const exists = info !== undefined;
   const record = exists ? await readRunRecord(dir) : undefined;
   let steps = exists ? await listCheckpoints(dir) : [];
   if (steps.length > 0 && !record) {
     throw new BadInputError(
       `${dir} holds checkpoints but no config.json: its settings are lost; start a new run ` +
         "elsewhere (--init-from can take the weights of an export)",
+      { path: dir },
+    );
+  }
+  const foreign = exists && !record ? await foreignEntry(dir) : undefined;
+  if (foreign !== undefined) {
+    // A cache, a data folder or the repository named by mistake: train nowhere near it.
+    throw new BadInputError(
+      `${dir} is not empty and not a run folder (found "${foreign}"); give a new folder, ` +
+        "such as --out runs/v2",
       { path: dir },
     );
   }

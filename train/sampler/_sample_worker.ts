@@ -3,6 +3,7 @@
 import { buildSample } from "./voco_sample.ts";
 import { CaseOpener } from "./_open.ts";
 import { Rng } from "../rng.ts";
+import { errorKind } from "../../cache/errors.ts";
 import type { SampleJob, SampleReply } from "./loader.ts";
 
 interface WorkerScope {
@@ -23,7 +24,7 @@ scope.onmessage = async (e) => {
     reply = { id: job.id, crops: s.crops, labels: s.labels };
     scope.postMessage(reply, [s.crops.buffer as ArrayBuffer, s.labels.buffer as ArrayBuffer]);
   } catch (err) {
-    reply = { id: job.id, error: (err as Error).message };
+    reply = { id: job.id, error: (err as Error).message, kind: errorKind(err) };
     scope.postMessage(reply);
   }
 };

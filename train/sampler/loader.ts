@@ -8,6 +8,7 @@ import { buildSample, type SampleSpec } from "./voco_sample.ts";
 import { CaseOpener } from "./_open.ts";
 import type { CacheReaderOptions } from "../../cache/read/cache_reader.ts";
 import { Rng, streamRng } from "../rng.ts";
+import { type ErrorKind, errorKind, VocoError } from "../../cache/errors.ts";
 
 /** A job posted to a sample worker. */
 export interface SampleJob {
@@ -28,7 +29,7 @@ export interface SampleJob {
 /** A worker's answer. */
 export type SampleReply =
   | { id: number; crops: Float32Array; labels: Float32Array; error?: undefined }
-  | { id: number; error: string };
+  | { id: number; error: string; kind?: ErrorKind };
 
 /** One training batch: the model's input rows and the labels. */
 export interface Batch {
@@ -142,7 +143,7 @@ export class BatchLoader {
         const { shape, readBox } = await this.#opener.open(c.cache, c.path);
         const s = await buildSample(shape, readBox, spec, new Rng(rng));
         return { id, crops: s.crops, labels: s.labels };
-      })().catch((e) => ({ id, error: (e as Error).message }));
+      })().catch((e) => ({ id, error: (e as Error).message, kind: errorKind(e) }));
     } else {
       const id = this.#nextId++;
       const worker = this.#workers[this.#rr++ % this.#workers.length];
@@ -177,12 +178,15 @@ export class BatchLoader {
       this.#consumed = p.index + 1;
       if (r.error !== undefined) {
         const f = { case: `${p.c.cache}${p.c.path}`, reason: r.error };
+        const kind = r.kind;
         this.failures.push(f);
         this.#o.onFailure?.(f);
         if (++failuresInARow >= Math.max(8, this.#cases.length)) {
-          throw new Error(
-            `${failuresInARow} samples in a row failed; the last: ${f.case}: ${f.reason}`,
-          );
+          // The last failure's kind (a damaged cache, an unreachable server) decides the
+          // exit code; an untagged one stays a bug.
+          const message =
+            `${failuresInARow} samples in a row failed; the last: ${f.case}: ${f.reason}`;
+          throw kind ? new VocoError(kind, message) : new Error(message);
         }
         continue;
       }

@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { readSafetensors } from "../weights/safetensors.ts";
 import { importWeights } from "./weights.ts";
 import { vocoForward } from "./backbone.ts";
-import { BadInputError } from "../../cache/errors.ts";
+import { BadInputError, errorKind } from "../../cache/errors.ts";
 
 /** One output compared with its reference. */
 export interface OutputDiff {
@@ -21,13 +21,40 @@ export interface OutputDiff {
  * Loads MONAI weights, runs the reference inputs (`input`, NCDHW) through the VoCo
  * backbone and head in eval mode on the current backend, and compares every stored output
  * (`hidden_states_out.0..4` NCDHW, `features`, `projection`). Returns one row per output
- * present in the reference file, and the forward time.
+ * present in the reference file, and the forward time. A bad-input error names the file
+ * (`names`) it is about.
  */
 export async function compareWithReference(
   weights: Uint8Array,
   io: Uint8Array,
+  names: { weights?: string; io?: string } = {},
 ): Promise<{ rows: OutputDiff[]; seconds: number }> {
-  const { params, config } = importWeights(weights);
+  let loaded: ReturnType<typeof importWeights>;
+  try {
+    loaded = importWeights(weights);
+  } catch (e) {
+    throw named(names.weights, e);
+  }
+  try {
+    return await compare(loaded.params, loaded.config, io);
+  } catch (e) {
+    throw named(names.io, e);
+  } finally {
+    for (const v of loaded.params.values()) v.dispose();
+  }
+}
+
+/** `e`, a bad-input error prefixed with the `file` it is about (when one is named). */
+function named(file: string | undefined, e: unknown): unknown {
+  if (file === undefined || errorKind(e) !== "bad-input") return e;
+  return new BadInputError(`${file}: ${(e as Error).message}`, { cause: e, path: file });
+}
+
+async function compare(
+  params: ReturnType<typeof importWeights>["params"],
+  config: ReturnType<typeof importWeights>["config"],
+  io: Uint8Array,
+): Promise<{ rows: OutputDiff[]; seconds: number }> {
   const ref = readSafetensors(io).tensors;
   const input = ref.get("input");
   if (!input || input.shape.length !== 5) throw new BadInputError("The IO file has no 5-D `input`");
@@ -70,6 +97,5 @@ export async function compareWithReference(
     }
   } finally {
     tf.engine().endScope();
-    for (const v of params.values()) v.dispose();
   }
 }

@@ -9,7 +9,7 @@ import { emaUpdate, headForward, headSpecs } from "./head.ts";
 import { vocoLossV1, vocoLossV2 } from "./loss.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { warmupCosine } from "../optim/schedule.ts";
-import { BadInputError } from "../../cache/errors.ts";
+import { BadInputError, errorKind } from "../../cache/errors.ts";
 
 /**
  * One recorded quantity compared: scalars (losses, lr) or tensors (gradients, weights).
@@ -214,9 +214,19 @@ async function replayV1(tensors: Map<string, NamedTensor>): Promise<StepDiff[]> 
  * Replays a reference step file on the current backend and compares every quantity it
  * records: for `v2`, per step the loss terms, the learning rate, the gradients of the
  * embeddings (and of the student head at step 0), then both heads after the last AdamW
- * step; for `v1`, the loss terms and the gradient of the student's projections.
+ * step; for `v1`, the loss terms and the gradient of the student's projections. A
+ * bad-input error names `file`, when given.
  */
-export async function replayVocoStep(bytes: Uint8Array): Promise<StepReplay> {
+export async function replayVocoStep(bytes: Uint8Array, file?: string): Promise<StepReplay> {
+  try {
+    return await replay(bytes);
+  } catch (e) {
+    if (file === undefined || errorKind(e) !== "bad-input") throw e;
+    throw new BadInputError(`${file}: ${(e as Error).message}`, { cause: e, path: file });
+  }
+}
+
+async function replay(bytes: Uint8Array): Promise<StepReplay> {
   const { tensors, metadata } = readSafetensors(bytes);
   let settings: Record<string, unknown>;
   try {

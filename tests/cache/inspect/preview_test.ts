@@ -9,7 +9,8 @@ import { makePhantom } from "../../../prep/synthetic/phantom.ts";
 import { writeNifti } from "../../../prep/formats/write_nifti.ts";
 import { serveCache } from "../../../cache/store/serve.ts";
 import { main as cacheMain } from "../../../tasks/cache.ts";
-import { assert, assertEquals, runTask, tempDir } from "../../_helpers.ts";
+import { assert, assertEquals, assertRejects, runTask, tempDir } from "../../_helpers.ts";
+import { exitCodeOf } from "../../../cli/run.ts";
 import { consolidate, writeTestCache } from "../_caches.ts";
 
 Deno.test("renderPreview() draws a case's three mid-slices in mm under its name", async () => {
@@ -89,4 +90,20 @@ Deno.test("a thin series padded to the recipe's minimum shape is drawn with the 
   const a = await renderPreview(plain, ["ds/a"]),
     b = await renderPreview(plain, ["ds/a"], { outline: false });
   assert(a.length === b.length && a.every((x, i) => x === b[i]), "no outline without padding");
+});
+
+Deno.test("cache preview of a case the cache lacks exits 2 naming the closest case, writing nothing", async () => {
+  await using dir = await tempDir();
+  const root = join(dir.path, "c.zarr");
+  await writeTestCache(root);
+  const out = join(dir.path, "p.png");
+  for (const spec of ["ds/aa", "a"]) {
+    const e = await assertRejects(() =>
+      runTask(cacheMain, ["preview", root, "--case", spec, "--out", out])
+    );
+    assertEquals(exitCodeOf(e), 2, String(e));
+    assert((e as Error).message.includes(`--case ${spec}: no such case in ${root}`), String(e));
+    assert((e as Error).message.includes("did you mean ds/a"), String(e));
+  }
+  assertEquals(await Deno.stat(out).then(() => true, () => false), false, "no PNG written");
 });

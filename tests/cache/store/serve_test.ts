@@ -3,7 +3,9 @@
 import { join } from "node:path";
 import { cacheHandler, serveCache } from "../../../cache/store/serve.ts";
 import { CacheReader } from "../../../cache/read/cache_reader.ts";
-import { assert, assertEquals, tempDir } from "../../_helpers.ts";
+import { assert, assertEquals, assertRejects, tempDir } from "../../_helpers.ts";
+import { NotACacheError } from "../../../cache/errors.ts";
+import { exitCodeOf } from "../../../cli/run.ts";
 import { rawStatus, writeTestCache } from "../_caches.ts";
 
 const CHUNK = "ds/a/c/0/0/0";
@@ -323,4 +325,17 @@ Deno.test("serveCache() consolidates an unconsolidated cache on start, or says w
   } finally {
     await third.shutdown();
   }
+});
+
+Deno.test("serveCache() refuses a folder that is not a cache (no root zarr.json): nothing is served", async () => {
+  await using dir = await tempDir();
+  await Deno.writeTextFile(join(dir.path, "notes.txt"), "private");
+  const e = await assertRejects(() => serveCache(dir.path, { port: 0 }));
+  assert(e instanceof NotACacheError, String(e));
+  assert(e.message.includes(`${dir.path} is not a VoCo cache`), e.message);
+  assertEquals(exitCodeOf(e), 2);
+  // A file is refused too, naming it.
+  const file = join(dir.path, "notes.txt");
+  const f = await assertRejects(() => serveCache(file, { port: 0 }));
+  assert(f instanceof NotACacheError && f.message.includes(file), String(f));
 });

@@ -9,6 +9,7 @@ import { makePhantom } from "../../../prep/synthetic/phantom.ts";
 import { planPrep, runPlan } from "../../../prep/pipeline/plan.ts";
 import { CacheReader } from "../../../cache/read/cache_reader.ts";
 import { main as cacheMain } from "../../../tasks/cache.ts";
+import { BadInputError } from "../../../cache/errors.ts";
 import { assert, assertClose, assertEquals, fileOrder, runTask, tempDir } from "../../_helpers.ts";
 
 async function prepped(dir: string): Promise<string> {
@@ -63,4 +64,29 @@ Deno.test("cache export writes a dataset into a folder and names a missing case"
     missing instanceof Error && /No case in\/cas0 .*did you mean in\/case0/.test(missing.message),
     String(missing),
   );
+});
+
+Deno.test("cache export --case onto a folder is refused naming it, and a failed write leaves no temporary file", async () => {
+  await using dir = await tempDir();
+  const cache = await prepped(dir.path);
+  const folder = join(dir.path, "out");
+  await Deno.mkdir(folder);
+  const e = await runTask(cacheMain, ["export", cache, "--case", "in/case0", "--out", folder])
+    .catch((e) => e as Error);
+  assert(e instanceof BadInputError && e.message.includes(`${folder} is a folder`), String(e));
+  // Into a folder that does not exist: the system's error, and nothing left beside it.
+  const lost = join(dir.path, "missing", "x.nii.gz");
+  const f = await runTask(cacheMain, ["export", cache, "--case", "in/case0", "--out", lost])
+    .catch((e) => e as Error);
+  assert(f instanceof Deno.errors.NotFound, String(f));
+  const left = [...Deno.readDirSync(dir.path)].map((e) => e.name).filter((n) => n.includes("tmp"));
+  assertEquals(left, []);
+  assertEquals([...Deno.readDirSync(folder)], []);
+  // A dataset into a folder where a case's file name is taken by a folder: the rename
+  // fails after the write, and the temporary file goes too.
+  await Deno.mkdir(join(folder, "case0.nii.gz"));
+  const g = await runTask(cacheMain, ["export", cache, "--dataset", "in", "--out", folder])
+    .catch((e) => e as Error);
+  assert(g instanceof Deno.errors.IsADirectory, String(g));
+  assertEquals([...Deno.readDirSync(folder)].map((e) => e.name), ["case0.nii.gz"]);
 });

@@ -9,7 +9,9 @@ import type { Shape3 } from "../../../prep/volume.ts";
 import { tinyCache } from "../_tiny_cache.ts";
 import { consolidate } from "../../cache/_caches.ts";
 import { serveCache } from "../../../cache/store/serve.ts";
-import { assert, assertEquals, tempDir } from "../../_helpers.ts";
+import { assert, assertEquals, assertRejects, tempDir } from "../../_helpers.ts";
+import { errorKind } from "../../../cache/errors.ts";
+import { exitCodeOf } from "../../../cli/run.ts";
 
 /** A volume whose voxel value encodes its index: x * 1e6 + y * 1e3 + z (+1, so 0 = padding). */
 function indexReader(shape: Shape3) {
@@ -166,5 +168,40 @@ Deno.test("the loader reads the same batches over HTTP from cache serve as from 
     }
   } finally {
     await server.shutdown();
+  }
+});
+
+Deno.test("when every case is damaged, the loader stops with the damage's kind (exit 1), not as a bug", async () => {
+  await using tmp = await tempDir();
+  const cache = await tinyCache(tmp.path, 1);
+  const { cases } = await listTrainingCases([cache], { recipe: "voco-v2" });
+  // Flip a byte in every 97th of each chunk file: checksums fail wherever a crop reads.
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(dir)) {
+      const path = join(dir, e.name);
+      if (e.isDirectory) await walk(path);
+      else {
+        const b = await Deno.readFile(path);
+        for (let i = 0; i < b.length; i += 97) b[i] ^= 0xff;
+        await Deno.writeFile(path, b);
+      }
+    }
+  };
+  await walk(join(cache, "phantoms", "case0", "c"));
+  for (const workers of [0, 1]) {
+    const loader = new BatchLoader(cases, {
+      batchSize: 1,
+      spec: sampleSpec("v2", { grid: 2, crops: 1 }),
+      seed: 0,
+      workers,
+    });
+    try {
+      const e = await assertRejects(() => loader.next(), /samples in a row failed/);
+      assertEquals(errorKind(e), "damaged-cache", `workers ${workers}: ${e.message}`);
+      assertEquals(exitCodeOf(e), 1);
+      assert(e.message.includes("phantoms/case0"), e.message);
+    } finally {
+      loader.close();
+    }
   }
 });
