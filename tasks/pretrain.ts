@@ -269,7 +269,9 @@ async function exportRun(v: Values, run: string): Promise<number> {
   console.log(
     `exported the ${v.teacher ? "teacher" : "student"} backbone of step ${step} (${path})\n` +
       `  to ${out} (${(bytes.length / 1e6).toFixed(1)} MB, ${format}; MONAI ` +
-      `SwinUNETR(use_v2=True) keys swinViT.*, encoder*; the feature size in its metadata)`,
+      `SwinUNETR(use_v2=True) keys swinViT.*, encoder*; the feature size in its ${
+        format === "pt" ? "feature_size key" : "metadata"
+      })`,
   );
   return 0;
 }
