@@ -74,18 +74,21 @@ export function quadToNumber(view: DataView, at: number, littleEndian: boolean):
   return sign * (1 + frac) * 2 ** (exp - 16383);
 }
 
+/** The typed array of each voxel type JavaScript has one for. */
+export const TYPED_ARRAYS = {
+  uint8: Uint8Array,
+  int8: Int8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  float32: Float32Array,
+  float64: Float64Array,
+} as const;
+
 /** A typed array over `n` voxels of `dtype` at `offset` (copied when misaligned). */
 export function typedView(buffer: ArrayBuffer, offset: number, n: number, dtype: string) {
-  const ctor = {
-    uint8: Uint8Array,
-    int8: Int8Array,
-    int16: Int16Array,
-    uint16: Uint16Array,
-    int32: Int32Array,
-    uint32: Uint32Array,
-    float32: Float32Array,
-    float64: Float64Array,
-  }[dtype]!;
+  const ctor = TYPED_ARRAYS[dtype as keyof typeof TYPED_ARRAYS];
   if (offset % ctor.BYTES_PER_ELEMENT === 0) return new ctor(buffer, offset, n);
   return new ctor(buffer.slice(offset, offset + n * ctor.BYTES_PER_ELEMENT));
 }

@@ -2,7 +2,7 @@
 // scl_inter; for `cache export`, and for the tests, the demo and the benchmarks.
 import { gzipSync } from "node:zlib";
 import type { Mat4, Volume, VoxelArray } from "../volume.ts";
-import { copyToFileOrder } from "./_voxels.ts";
+import { copyToFileOrder, TYPED_ARRAYS } from "./_voxels.ts";
 
 /** Voxel types {@linkcode writeNifti} writes: every scalar type of NIfTI-1. */
 export type NiftiWriteDtype =
@@ -77,16 +77,7 @@ const TYPES: Record<NiftiWriteDtype, [code: number, bytes: number]> = {
 /** Typed arrays of the types JavaScript has one for (written directly in little endian). */
 const TYPED: Partial<
   Record<NiftiWriteDtype, new (b: ArrayBuffer, o: number, n: number) => { [i: number]: number }>
-> = {
-  uint8: Uint8Array,
-  int8: Int8Array,
-  int16: Int16Array,
-  uint16: Uint16Array,
-  int32: Int32Array,
-  uint32: Uint32Array,
-  float32: Float32Array,
-  float64: Float64Array,
-};
+> = TYPED_ARRAYS;
 
 /** Writers of one voxel at byte `at`, by type. */
 const SETTERS: Record<NiftiWriteDtype, (v: DataView, at: number, x: number, le: boolean) => void> =
