@@ -12,6 +12,19 @@ const encoderAt = (level: number) => {
 };
 const decoder = new ZstdScratch();
 
+/**
+ * The zstd level c-blosc 1 compresses at for a Blosc `clevel` (its `zstd_wrap_compress`):
+ * `2 * clevel - 1` for 1..8, zstd's maximum (22) for 9; 0 stores the bytes uncompressed
+ * (a memcpyed frame). Followed so that a `clevel` in the metadata means what it means to
+ * c-blosc, numcodecs and tensorstore.
+ */
+export function bloscZstdLevel(clevel: number): number {
+  if (!Number.isInteger(clevel) || clevel < 0 || clevel > 9) {
+    throw new RangeError(`Blosc clevel must be 0..9, got ${clevel}`);
+  }
+  return clevel === 9 ? 22 : clevel === 0 ? 0 : 2 * clevel - 1;
+}
+
 /** Configuration of the Zarr v3 `blosc` codec. */
 export interface BloscConfig {
   /** Inner compressor: `zstd` (native) or `lz4` (c-blosc via numcodecs' WebAssembly). */
@@ -85,11 +98,13 @@ export class NativeBloscCodec {
    * Compresses one chunk into a Blosc 1 frame: one block, or blocks of `blockBytes` (a
    * whole number of elements), each filtered on its own and stored compressed, or as it
    * is when zstd cannot make it smaller (as c-blosc does); a plain (memcpyed) frame when
-   * nothing compresses.
+   * nothing compresses or `clevel` is 0. zstd's level is c-blosc's for the `clevel`
+   * ({@linkcode bloscZstdLevel}).
    */
   encode(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
     const { cname, clevel, shuffle } = this.#config;
     if (cname !== "zstd") return numcodecsEncode(bytes, this.#config);
+    const level = bloscZstdLevel(clevel);
     const bits = shuffle === "bitshuffle";
     const typesize = shuffle === "noshuffle" ? 1 : this.#config.typesize;
     const n = bytes.length;
@@ -106,14 +121,14 @@ export class NativeBloscCodec {
         : block;
     const streams: Uint8Array[] = [];
     let total = HEADER;
-    for (let start = 0; start < n; start += blocksize) {
+    for (let start = 0; level > 0 && start < n; start += blocksize) {
       const filtered = filter(bytes.subarray(start, Math.min(n, start + blocksize)));
-      const z = encoderAt(clevel).encode(filtered);
+      const z = encoderAt(level).encode(filtered);
       streams.push(z.length < filtered.length ? z : filtered);
       total += 8 + streams[streams.length - 1].length;
     }
-    if (total >= HEADER + n) {
-      // Incompressible: a memcpyed frame holds the plain bytes right after the header.
+    if (level === 0 || total >= HEADER + n) {
+      // Incompressible or level 0: a memcpyed frame holds the plain bytes after the header.
       const out = new Uint8Array(HEADER + n);
       const flags = (ZSTD_FORMAT << 5) | FLAG_DONT_SPLIT | FLAG_MEMCPYED;
       writeHeader(out, flags, typesize, n, n, HEADER + n);

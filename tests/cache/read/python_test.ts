@@ -64,7 +64,14 @@ function readmeLines(): { decode: string; tensorstore: string; folder: string } 
 }
 
 const SHAPE: CaseShape = [110, 100, 70]; // holds the README's crop [10:106, 0:96, 0:64]
-const SETTINGS: [string, Layout, Compressor, "uint16" | "uint8" | "float32", BloscShuffle?][] = [
+const SETTINGS: [
+  string,
+  Layout,
+  Compressor,
+  "uint16" | "uint8" | "float32",
+  BloscShuffle?,
+  number?,
+][] = [
   ["example_ct", "sharded", "blosc-zstd", "uint16"], // prep's default
   ["chunked", "chunked", "blosc-zstd", "uint16"],
   ["bitshuffle", "sharded", "blosc-zstd", "uint16", "bitshuffle"],
@@ -74,6 +81,8 @@ const SETTINGS: [string, Layout, Compressor, "uint16" | "uint8" | "float32", Blo
   ["none", "sharded", "none", "uint16"],
   ["bytes8", "sharded", "blosc-zstd", "uint8"],
   ["float", "chunked", "blosc-zstd", "float32"],
+  ["level9", "sharded", "blosc-zstd", "uint16", undefined, 9], // zstd 22, one block per chunk
+  ["level0", "sharded", "blosc-zstd", "uint16", undefined, 0], // memcpyed frames
 ];
 
 Deno.test("the cache README's tensorstore lines read every storage the writer makes, bit for bit", async (t) => {
@@ -91,13 +100,13 @@ Deno.test("the cache README's tensorstore lines read every storage the writer ma
   await initCache(root);
   await ensureDataset(root, "ct");
   const store = new FileSystemStore(root);
-  for (const [i, [name, layout, compressor, dtype, shuffle]] of SETTINGS.entries()) {
+  for (const [i, [name, layout, compressor, dtype, shuffle, level]] of SETTINGS.entries()) {
     const volume = testVolume(SHAPE, 11 + i);
     await writeCase(store, `/ct/${name}`, volume, {
       encoding: storageEncoding(dtype, [0, 1], { windowWidthHu: 425 }),
       layout,
       compressor,
-      level: compressor === "none" ? 0 : 3,
+      level: level ?? (compressor === "none" ? 0 : 3),
       shuffle,
       attributes: { affine: volume.affine, spacing: [1.5, 1.5, 1.5] },
     });

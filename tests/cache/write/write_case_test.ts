@@ -49,3 +49,27 @@ Deno.test("writeCase() seals every case: its name, each chunk's checksum, the me
     ]);
   }
 });
+
+Deno.test("writeCase() cuts Blosc frames into 8-slab blocks up to level 3, one block above", async () => {
+  await using dir = await tempDir();
+  const store = new FileSystemStore(dir.path);
+  const data = new Float32Array(16 * 16 * 16).map((_, i) => (Math.sin(i / 9) + 1) / 2);
+  const v = { data, shape: [16, 16, 16], affine: I4 };
+  for (
+    const [level, blocksize] of [[1, 8 * 16 * 16 * 2], [3, 8 * 16 * 16 * 2], [4, 8192], [9, 8192]]
+  ) {
+    await writeCase(store, `/ds/l${level}`, v as never, {
+      encoding: storageEncoding("uint16", [0, 1]),
+      chunk: 16,
+      layout: "chunked",
+      level,
+    });
+    const frame = await Deno.readFile(join(dir.path, "ds", `l${level}`, "c", "0", "0", "0"));
+    const header = new DataView(frame.buffer, frame.byteOffset);
+    assertEquals([header.getUint32(4, true), header.getUint32(8, true)], [8192, blocksize]);
+    const meta = JSON.parse(
+      await Deno.readTextFile(join(dir.path, "ds", `l${level}`, "zarr.json")),
+    );
+    assertEquals(meta.codecs[1].configuration.clevel, level, "the level as given, in the metadata");
+  }
+});
