@@ -59,6 +59,7 @@ export {
   type ReadableStore,
   readCase,
   readCaseAttributes,
+  type ReadCropOptions,
 } from "./read/read_case.ts";
 export {
   cachedFingerprint,

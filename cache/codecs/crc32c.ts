@@ -1,6 +1,7 @@
-// CRC-32C (Castagnoli) in slice-by-8 tables, and the Zarr v3 `crc32c` codec that appends
-// it to every chunk and checks it on every read (and, where the case records it, that the
-// chunk is the one written at that position).
+// CRC-32C (Castagnoli), in hardware through Intel's ISA-L where it is installed and in
+// slice-by-16 tables elsewhere, and the Zarr v3 `crc32c` codec that appends it to every
+// chunk and checks it on every read (and, where the case records it, that the chunk is the
+// one written at that position).
 import * as zarr from "zarrita";
 import { DamagedCacheError } from "../errors.ts";
 
@@ -27,11 +28,58 @@ const TABLES: Int32Array = (() => {
 
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
+/** ISA-L's CRC-32C (`crc32_iscsi`: no inversions of its own), as Deno's FFI calls it. */
+type IsalCrc = (bytes: Uint8Array<ArrayBuffer>, length: number, crc: number) => number;
+
+let isal: IsalCrc | null | undefined;
+
+/**
+ * Intel ISA-L's `crc32_iscsi` (Debian's libisal2), loaded on first use, or null where the
+ * library or the FFI permission is missing (never asked for: no prompt). It runs on the
+ * CPU's CRC32 instructions: 3 MB in 0.12 ms here, against 1.5 ms for the tables below,
+ * a seventh of a 192 × 192 × 64 crop read. No npm package does CRC-32C in hardware, and
+ * WebAssembly has no CRC or carry-less multiply instruction.
+ */
+function loadIsal(): IsalCrc | null {
+  if (isal !== undefined) return isal;
+  isal = null;
+  try {
+    if (typeof Deno === "undefined") return null;
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
+  } catch {
+    return null;
+  }
+  for (const name of ["libisal.so.2", "libisal.so", "libisal.2.dylib", "isa-l.dll"]) {
+    try {
+      const lib = Deno.dlopen(name, {
+        crc32_iscsi: { parameters: ["buffer", "i32", "u32"], result: "u32" },
+      });
+      const f = lib.symbols.crc32_iscsi as IsalCrc;
+      // Trusted only once it gives the standard's check value.
+      const check = new TextEncoder().encode("123456789");
+      if ((~f(check, check.length, 0xffffffff) >>> 0) === 0xe3069283) return isal = f;
+      lib.close();
+    } catch {
+      // Not this name, or not loadable: try the next.
+    }
+  }
+  return null;
+}
+
+/** Bytes from which ISA-L is called (below, the tables are as fast as the call). */
+const ISAL_MIN = 256;
+
+/** Whether {@linkcode crc32c} runs on ISA-L here (tests and benchmarks report it). */
+export function crc32cInHardware(): boolean {
+  return loadIsal() !== null;
+}
+
 /**
  * The CRC-32C of `bytes` (as iSCSI, ext4 and the Zarr v3 `crc32c` codec compute it),
- * continuing from `crc` when given (the CRC of the bytes before). Sixteen bytes a step,
- * read as four 32-bit words once the bytes are 4-byte aligned (2.3 GB/s here, twice the
- * speed of slice-by-8 on bytes).
+ * continuing from `crc` when given (the CRC of the bytes before). Through ISA-L where it
+ * is loaded ({@linkcode crc32cInHardware}); otherwise sixteen bytes a step, read as four
+ * 32-bit words once the bytes are 4-byte aligned (2.3 GB/s here, twice the speed of
+ * slice-by-8 on bytes).
  *
  * @example The check value of the standard
  * ```ts
@@ -40,6 +88,17 @@ const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * ```
  */
 export function crc32c(bytes: Uint8Array, crc = 0): number {
+  if (
+    bytes.length >= ISAL_MIN && bytes.length <= 0x7fffffff && bytes.buffer instanceof ArrayBuffer
+  ) {
+    const f = isal === undefined ? loadIsal() : isal;
+    if (f) return ~f(bytes as Uint8Array<ArrayBuffer>, bytes.length, ~crc >>> 0) >>> 0;
+  }
+  return crc32cTables(bytes, crc);
+}
+
+/** {@linkcode crc32c} in slice-by-16 tables, whatever the machine (tests compare the two). */
+export function crc32cTables(bytes: Uint8Array, crc = 0): number {
   const t = TABLES;
   let c = ~crc;
   const n = bytes.length;

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type FetchStats, HttpStore } from "../store/http_store.ts";
 import { listS3Folders, listS3Objects, resolveS3, type S3Options } from "../store/s3.ts";
-import { type CaseAttributes, type OpenCase, openCase } from "./read_case.ts";
+import { type CaseAttributes, type OpenCase, openCase, type ReadCropOptions } from "./read_case.ts";
 import type { CaseAffine, CaseShape, CaseVolume } from "../format/case_volume.ts";
 import { STAGING_DIR } from "../format/format.ts";
 import { mapLimit } from "../store/limit.ts";
@@ -540,9 +540,15 @@ export class CacheReader {
    * The box of `size` voxels at voxel `start` of case `name` as float32 values in 0..1
    * (dequantised with the case's `scale_factor`/`add_offset`), its affine moved to the
    * box's first voxel. `start` may be negative and the box may run past the volume: the
-   * voxels outside are 0, and only the chunks of the part inside are read.
+   * voxels outside are 0, and only the chunks of the part inside are read. `into` takes
+   * the values (see {@linkcode ReadCropOptions}).
    */
-  async readCrop(name: string, start: CaseShape, size: CaseShape): Promise<CaseVolume> {
+  async readCrop(
+    name: string,
+    start: CaseShape,
+    size: CaseShape,
+    options: ReadCropOptions = {},
+  ): Promise<CaseVolume> {
     for (let a = 0; a < 3; a++) {
       if (!Number.isInteger(start[a]) || !Number.isInteger(size[a]) || size[a] < 1) {
         throw new RangeError(`Case ${name}: invalid crop at [${start}] of size [${size}]`);
@@ -553,9 +559,13 @@ export class CacheReader {
     const lo = start.map((s) => Math.max(0, s)) as CaseShape;
     const hi = start.map((s, a) => Math.min(c.shape[a], s + size[a])) as CaseShape;
     if (lo.every((v, a) => v === start[a]) && hi.every((v, a) => v === start[a] + size[a])) {
-      return { ...await c.readCrop(start, size), affine };
+      return { ...await c.readCrop(start, size, options), affine };
     }
-    const out = new Float32Array(size[0] * size[1] * size[2]);
+    const n = size[0] * size[1] * size[2];
+    if (options.into && options.into.length < n) {
+      throw new RangeError(`Case ${name}: ${options.into.length} values given for a crop of ${n}`);
+    }
+    const out = options.into?.subarray(0, n).fill(0) ?? new Float32Array(n);
     if (hi.every((v, a) => v > lo[a])) {
       const inner = hi.map((v, a) => v - lo[a]) as CaseShape;
       const crop = await c.readCrop(lo, inner);

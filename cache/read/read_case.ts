@@ -71,7 +71,18 @@ export interface OpenCase {
    * moved to the box's first voxel; only the chunks the box touches are read. Throws a
    * `RangeError` naming the case when the box leaves the array.
    */
-  readCrop(start: Shape3, size: Shape3): Promise<CaseVolume>;
+  readCrop(start: Shape3, size: Shape3, options?: ReadCropOptions): Promise<CaseVolume>;
+}
+
+/** Options of a crop read. */
+export interface ReadCropOptions {
+  /**
+   * Memory to read the crop into (at least the box's voxel count): the returned volume's
+   * data is then a view of it from its start. A sampler that keeps a few such buffers
+   * saves the first touch of a fresh array's pages, about a fifth of a 192 × 192 × 64
+   * crop's time (`deno task bench cache`).
+   */
+  into?: Float32Array;
 }
 
 /**
@@ -100,7 +111,8 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
     scale: attributes.scale_factor,
     offset: attributes.add_offset ?? 0,
   };
-  const box = (start: Shape3, size: Shape3) => readBox(reading, start, size);
+  const box = (start: Shape3, size: Shape3, into?: Float32Array) =>
+    readBox(reading, start, size, into);
   return {
     path,
     shape,
@@ -108,7 +120,7 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
     async read() {
       return { data: await box([0, 0, 0], shape), shape, affine };
     },
-    async readCrop(start, size) {
+    async readCrop(start, size, options = {}) {
       for (let a = 0; a < 3; a++) {
         if (
           !Number.isInteger(start[a]) || !Number.isInteger(size[a]) || start[a] < 0 ||
@@ -120,7 +132,7 @@ export async function openCase(store: ReadableStore, path: `/${string}`): Promis
           );
         }
       }
-      const data = await box(start, size);
+      const data = await box(start, size, options.into);
       // The crop's first voxel is voxel `start` of the case.
       const moved = affine.map((row, r) =>
         r === 3 ? [...row] : [
@@ -151,15 +163,24 @@ interface CaseReading {
  * touches are read (in parallel), each decoded value written once into the box,
  * dequantised on the way.
  */
-async function readBox(r: CaseReading, start: Shape3, size: Shape3): Promise<Float32Array> {
+async function readBox(
+  r: CaseReading,
+  start: Shape3,
+  size: Shape3,
+  into?: Float32Array,
+): Promise<Float32Array> {
   const { path, arr, direct, wasm, inner, scale, offset } = r;
   const values = inner[0] * inner[1] * inner[2];
   const Typed = TYPED[arr.dtype as string];
   const slab = inner[1] * inner[2] * (VALUE_BYTES[arr.dtype as string] ?? 1);
   const n = size[0] * size[1] * size[2];
+  if (into && into.length < n) {
+    throw new RangeError(`Case ${path}: ${into.length} values given for a crop of ${n}`);
+  }
+  const target = into?.subarray(0, n);
   // The box is assembled in the kernel's memory (then copied out once), or in place.
   const at = wasm && n * 4 <= WASM_MAX_BYTES ? wasm.alloc(n * 4) : undefined;
-  const plain = at === undefined ? new Float32Array(n) : undefined;
+  const plain = at === undefined ? target ?? new Float32Array(n) : undefined;
   const place: Placement = {
     out: () => plain ?? new Float32Array(wasm!.buffer, at!, n),
     wasm: at === undefined ? undefined : { memory: wasm!, at },
@@ -220,7 +241,10 @@ async function readBox(r: CaseReading, start: Shape3, size: Shape3): Promise<Flo
   await Promise.all(jobs.map((job) => job.catch((error) => void (failure ??= { error }))));
   try {
     if (failure) throw caseError(path, failure.error);
-    return plain ?? new Float32Array(place.out());
+    if (plain) return plain;
+    if (!target) return new Float32Array(place.out());
+    target.set(place.out());
+    return target;
   } finally {
     if (at !== undefined) wasm!.release(at);
   }

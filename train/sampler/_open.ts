@@ -24,6 +24,9 @@ export class CaseOpener {
     }
     const reader = await r;
     const c = await reader.openCase(path);
-    return { shape: c.shape, readBox: (start, size) => reader.readCrop(path, start, size) };
+    return {
+      shape: c.shape,
+      readBox: (start, size, into) => reader.readCrop(path, start, size, { into }),
+    };
   }
 }

@@ -41,11 +41,20 @@ Deno.test("CacheReader reads the same bits from a folder and over HTTP from cach
       [[38, -2, -1], [5, 4, 3]],
       [[100, 0, 0], [4, 4, 4]], // wholly outside: zeros
     ];
+    // Memory given with `into` (stale values in it, longer than the crop) holds the same.
+    const into = new Float32Array(40 * 36 * 20 + 7).fill(Number.NaN);
     for (const [start, size] of boxes) {
       const a = await local.readCrop("ds/a", start, size);
       const b = await http.readCrop("/ds/a", start, size);
       assertEquals(b.shape, size);
       assertEquals(a.data, b.data, `crop ${start} + ${size}`);
+      for (const reader of [local, http]) {
+        const c = await reader.readCrop("ds/a", start, size, { into });
+        assertEquals(c.data.buffer, into.buffer, "read into the memory given");
+        assertEquals(c.data.byteOffset, 0);
+        assertEquals(c.data, a.data, `crop ${start} + ${size} into stale memory (${reader.kind})`);
+        into.fill(Number.NaN);
+      }
       assertEquals(a.affine, b.affine);
       // Against the source volume, within half a quantisation step.
       const src = vols.a;
@@ -54,6 +63,11 @@ Deno.test("CacheReader reads the same bits from a folder and over HTTP from cach
       assertClose(b.data[i], at(src, p), ENCODING.scaleFactor! / 2 + 1e-6);
       assertClose(b.affine[0][3], -10 + 1.5 * start[0], 1e-9);
     }
+    const short = await assertRejects(
+      () => local.readCrop("ds/a", [0, 0, 0], [8, 8, 8], { into: new Float32Array(511) }),
+      /511 values given for a crop of 512/,
+    );
+    assert(short instanceof RangeError);
     // The same as openCase() on the folder.
     const ref = await (await openCase(new FileSystemStore(root), "/ds/b")).read();
     assertEquals((await http.readCrop("ds/b", [0, 0, 0], [24, 24, 24])).data, ref.data);

@@ -1,7 +1,12 @@
 // Tests of the VoCo sampler: region and crop geometry, labels, determinism, epoch order,
 // and a damaged case reported and skipped.
 import { join } from "node:path";
-import { buildSample, regionStart, sampleSpec } from "../../../train/sampler/voco_sample.ts";
+import {
+  buildSample,
+  regionStart,
+  sampleSpec,
+  type VocoSample,
+} from "../../../train/sampler/voco_sample.ts";
 import { EpochOrder, listTrainingCases } from "../../../train/sampler/cases.ts";
 import { BatchLoader } from "../../../train/sampler/loader.ts";
 import { Rng } from "../../../train/rng.ts";
@@ -9,6 +14,8 @@ import type { Shape3 } from "../../../prep/volume.ts";
 import { tinyCache } from "../_tiny_cache.ts";
 import { consolidate } from "../../cache/_caches.ts";
 import { serveCache } from "../../../cache/store/serve.ts";
+import { CacheReader } from "../../../cache/read/cache_reader.ts";
+import { CaseOpener } from "../../../train/sampler/_open.ts";
 import { assert, assertEquals, assertRejects, tempDir } from "../../_helpers.ts";
 import { errorKind } from "../../../cache/errors.ts";
 import { exitCodeOf } from "../../../cli/run.ts";
@@ -72,6 +79,33 @@ Deno.test("buildSample() reads one region and cuts bases on the grid and labelle
   const b = await buildSample([150, 140, 70], readBox, aug, new Rng(9));
   assertEquals(a.crops.length, 6 * n);
   assert(a.crops.every((v, i) => v === b.crops[i]), "reproducible");
+});
+
+Deno.test("samples read into kept region buffers, many at once, equal samples read afresh", async () => {
+  await using tmp = await tempDir();
+  const cache = await tinyCache(tmp.path, 2);
+  const reader = await CacheReader.open(cache);
+  const cases = ["phantoms/case0", "phantoms/case1"];
+  const shapes = await Promise.all(cases.map(async (c) => (await reader.openCase(c)).shape));
+  const spec = sampleSpec("v2", { roi: 64, grid: 2, crops: 2 });
+  // Fresh arrays every read (the `into` buffer ignored), one sample at a time.
+  const fresh = (c: string) => (start: Shape3, size: Shape3) => reader.readCrop(c, start, size);
+  const expected: VocoSample[] = [];
+  for (let i = 0; i < 6; i++) {
+    expected.push(await buildSample(shapes[i % 2], fresh(cases[i % 2]), spec, new Rng(100 + i)));
+  }
+  // Into the sampler's kept buffers, six in flight, twice (the second time into reused ones).
+  const opener = new CaseOpener();
+  for (let round = 0; round < 2; round++) {
+    const got = await Promise.all(expected.map(async (_, i) => {
+      const { shape, readBox } = await opener.open(cache, `/${cases[i % 2]}`);
+      return buildSample(shape, readBox, spec, new Rng(100 + i));
+    }));
+    got.forEach((g, i) => {
+      assertEquals(g.crops.length, expected[i].crops.length);
+      assert(g.crops.every((v, k) => v === expected[i].crops[k]), `round ${round}, sample ${i}`);
+    });
+  }
 });
 
 Deno.test("EpochOrder visits every case once per epoch, in a seeded order", () => {
