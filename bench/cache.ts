@@ -55,6 +55,8 @@ const SETTINGS: Setting[] = [
   { layout: "sharded", edge: 48, compressor: "zstd", level: 3 },
   { layout: "sharded", edge: 48, compressor: "zstd", level: 19 },
   { layout: "sharded", edge: 48, compressor: "none", level: 0 },
+  { layout: "sharded", edge: 48, compressor: "lorenzo", level: 3 },
+  { layout: "sharded", edge: 48, compressor: "lorenzo", level: 8 },
   { layout: "sharded", edge: 48, compressor: "blosc-zstd", level: 3, sizeOnly: "delta" },
   {
     layout: "sharded",

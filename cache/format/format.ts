@@ -44,12 +44,23 @@ export const DEFAULT_CHUNK = 64;
 
 /**
  * Chunk compressors the cache writer supports: Blosc (byte shuffle + zstd or lz4), plain
- * zstd, or none. All are standard Zarr v3 codecs.
+ * zstd, or none, all standard Zarr v3 codecs; or `lorenzo`, blosc-zstd after the
+ * `voco.lorenzo` prediction (`cache/codecs/lorenzo.ts`), an opt-in about 30 % smaller that
+ * only this toolkit and cache/README's NumPy lines read (other Zarr readers refuse it).
  */
-export type Compressor = "blosc-zstd" | "blosc-lz4" | "zstd" | "none";
+export type Compressor = "blosc-zstd" | "blosc-lz4" | "zstd" | "none" | "lorenzo";
 
 /** Every {@linkcode Compressor}. */
-export const COMPRESSORS: readonly Compressor[] = ["blosc-zstd", "blosc-lz4", "zstd", "none"];
+export const COMPRESSORS: readonly Compressor[] = [
+  "blosc-zstd",
+  "blosc-lz4",
+  "zstd",
+  "none",
+  "lorenzo",
+];
+
+/** The compressors whose chunks only this toolkit reads (not zarr-python, not tensorstore). */
+export const OWN_COMPRESSORS: readonly Compressor[] = ["lorenzo"];
 
 /**
  * The compression levels each compressor accepts: Blosc's `clevel` is 0..9 (for zstd and
@@ -60,6 +71,7 @@ export const COMPRESSOR_LEVELS: Readonly<Record<Compressor, readonly [number, nu
   "blosc-lz4": [0, 9],
   "zstd": [1, 22],
   "none": null,
+  "lorenzo": [0, 9],
 };
 
 /** Default compression level (within every compressor's range). */

@@ -13,6 +13,7 @@ import {
 import {
   type Compressor,
   COMPRESSOR_LEVELS,
+  COMPRESSORS,
   DEFAULT_CHUNK,
   DEFAULT_COMPRESSOR,
   DEFAULT_INNER_CHUNK,
@@ -23,6 +24,7 @@ import {
 import { registerCodecs } from "../codecs/register.ts";
 import { type CodecMeta, encodeShard, shardingCodec } from "../codecs/shard.ts";
 import { NativeBloscCodec } from "../codecs/blosc.ts";
+import { LORENZO, lorenzoEncode } from "../codecs/lorenzo.ts";
 import { NativeZstdCodec } from "../codecs/zstd.ts";
 import { Crc32cCodec } from "../codecs/crc32c.ts";
 
@@ -178,6 +180,7 @@ export async function writeCase(
   const encodeChunk = chunkEncoder(
     codecs,
     bloscBlockBytes(options.level ?? DEFAULT_LEVEL, chunkShape, valueBytes),
+    chunkShape,
   );
   const base = path === "/" ? "" : path;
   const chunks: Uint8Array[] = [];
@@ -264,13 +267,16 @@ export function bloscBlockBytes(
 }
 
 /**
- * Encodes a chunk's values through a codec list (`bytes`, then bytes-to-bytes codecs),
- * Blosc in blocks of `blockBytes`.
+ * Encodes a chunk's values (of `chunkShape`) through a codec list (`voco.lorenzo` or not,
+ * `bytes`, then bytes-to-bytes codecs), Blosc in blocks of `blockBytes`.
  */
 function chunkEncoder(
   codecs: CodecMeta[],
   blockBytes: number,
+  chunkShape: readonly number[],
 ): (values: Uint8Array | Uint16Array | Float32Array) => Promise<Uint8Array> {
+  const predict = codecs[0]?.name === LORENZO;
+  if (predict) codecs = codecs.slice(1);
   if (codecs[0]?.name !== "bytes") throw new TypeError("The first codec must be bytes");
   const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
   if (!littleEndian) throw new TypeError("Writing sharded cases needs a little-endian machine");
@@ -282,6 +288,10 @@ function chunkEncoder(
     throw new TypeError(`No encoder for codec "${c.name}"`);
   });
   return async (values) => {
+    if (predict) {
+      if (values instanceof Float32Array) throw new TypeError(`${LORENZO} takes integers`);
+      values = lorenzoEncode(values, chunkShape);
+    }
     let bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
     for (const s of steps) bytes = await s.encode(bytes);
     return bytes;
@@ -302,27 +312,30 @@ export function chunkCodecs(
     { name: "bytes", configuration: { endian: "little" } },
   ];
   const typesize = enc.dtype === "float32" ? 4 : enc.dtype === "uint16" ? 2 : 1;
+  if (!COMPRESSORS.includes(compressor)) throw new RangeError(`Unknown compressor "${compressor}"`);
   const range = COMPRESSOR_LEVELS[compressor];
   if (range && !(Number.isInteger(level) && level >= range[0] && level <= range[1])) {
     throw new RangeError(
       `Compression level ${level} is outside ${compressor}'s range ${range[0]}..${range[1]}`,
     );
   }
+  if (compressor === "lorenzo") {
+    if (typesize > 2) throw new RangeError(`The ${compressor} compressor stores uint16 or uint8`);
+    codecs.unshift({ name: LORENZO });
+  }
   if (compressor === "zstd") {
     codecs.push({ name: "zstd", configuration: { level, checksum: false } });
-  } else if (compressor === "blosc-zstd" || compressor === "blosc-lz4") {
+  } else if (compressor !== "none") {
     codecs.push({
       name: "blosc",
       configuration: {
-        cname: compressor === "blosc-zstd" ? "zstd" : "lz4",
+        cname: compressor === "blosc-lz4" ? "lz4" : "zstd",
         clevel: level,
         shuffle: shuffle ?? (typesize > 1 ? "shuffle" : "noshuffle"),
         typesize,
         blocksize: 0,
       },
     });
-  } else if (compressor !== "none") {
-    throw new RangeError(`Unknown compressor "${compressor}"`);
   }
   codecs.push({ name: "crc32c" });
   return codecs;

@@ -306,6 +306,11 @@ function storageOptions(s: Partial<StorageOptions>, recorded?: Layout): StorageO
     );
   }
   const layout = (s.layout ?? recorded ?? DEFAULT_LAYOUT) as Layout;
+  if (compressor === "lorenzo" && s.dtype === "float32") {
+    throw new BadInputError(
+      "--compressor lorenzo predicts integer levels: use --dtype uint16 (the default) or uint8",
+    );
+  }
   return {
     dtype: s.dtype ?? "uint16",
     compressor,

@@ -22,15 +22,15 @@ const README = Deno.readTextFileSync(join(ROOT, "cache", "README.md"));
 
 /**
  * The first of VOCO_TENSORSTORE_PYTHON, VOCO_PYTHON, python3 and /usr/bin/python3 that
- * imports tensorstore and NumPy.
+ * imports tensorstore, NumPy and the `more` modules.
  */
-async function findPython(): Promise<string | undefined> {
+async function findPython(...more: string[]): Promise<string | undefined> {
   const named = [Deno.env.get("VOCO_TENSORSTORE_PYTHON"), Deno.env.get("VOCO_PYTHON")];
   for (const py of [...named, "python3", "/usr/bin/python3"]) {
     if (!py) continue;
     try {
       const out = await new Deno.Command(py, {
-        args: ["-c", "import tensorstore, numpy"],
+        args: ["-c", `import ${["tensorstore", "numpy", ...more].join(", ")}`],
         stdout: "null",
         stderr: "null",
       }).output();
@@ -156,5 +156,69 @@ Deno.test("the cache README's tensorstore lines read every storage the writer ma
     }
   } finally {
     await server.shutdown();
+  }
+});
+
+Deno.test("the cache README's NumPy lines read lorenzo cases; tensorstore refuses to open them", async () => {
+  const python = await findPython("numcodecs");
+  if (!python) {
+    console.warn(
+      "Skipping the lorenzo reading lines: no Python with tensorstore, NumPy and numcodecs " +
+        "here (VOCO_TENSORSTORE_PYTHON names one).",
+    );
+    return;
+  }
+  const block = [...README.matchAll(/```python\n([\s\S]*?)```/g)].map((m) => m[1])
+    .find((b) => b.includes("def read_lorenzo"));
+  assert(block, "the cache README has lost its lorenzo reading lines");
+  const { decode } = readmeLines();
+  await using dir = await tempDir();
+  const root = join(dir.path, "ct.zarr");
+  await initCache(root);
+  await ensureDataset(root, "ct");
+  const store = new FileSystemStore(root);
+  const cases: [string, Layout, "uint16" | "uint8", CaseShape][] = [
+    ["example_ct", "sharded", "uint16", SHAPE],
+    ["chunked", "chunked", "uint16", [50, 33, 20]],
+    ["bytes8", "sharded", "uint8", [41, 30, 52]],
+  ];
+  for (const [i, [name, layout, dtype, shape]] of cases.entries()) {
+    const volume = testVolume(shape, 40 + i);
+    await writeCase(store, `/ct/${name}`, volume, {
+      encoding: storageEncoding(dtype, [0, 1], { windowWidthHu: 425 }),
+      layout,
+      compressor: "lorenzo",
+      chunk: 16,
+      attributes: { affine: volume.affine, spacing: [1.5, 1.5, 1.5] },
+    });
+    const out = join(dir.path, `${name}.f32`);
+    const code = [
+      decode,
+      block.replace('"ct.zarr/ct/example_ct"', JSON.stringify(`${root}/ct/${name}`)),
+      `vol.astype("<f4").tofile(${JSON.stringify(out)})`,
+      "import tensorstore as ts",
+      "try:",
+      `    ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": ${
+        JSON.stringify(`${root}/ct/${name}/`)
+      }}}, read=True).result()`,
+      "    print('OPENED')",
+      "except Exception as e:",
+      "    print('REFUSED', str(e))",
+    ].join("\n");
+    const run = await new Deno.Command(python, {
+      args: ["-c", code],
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    const text = new TextDecoder().decode(run.stdout) + new TextDecoder().decode(run.stderr);
+    assert(run.success, `${code}\n${text}`);
+    assert(text.includes("REFUSED") && text.includes("voco.lorenzo"), `tensorstore: ${text}`);
+    const got = new Float32Array((await Deno.readFile(out)).buffer);
+    const whole = await readCase(store, `/ct/${name}`);
+    assertEquals(got.length, whole.data.length);
+    let diff = 0;
+    for (let j = 0; j < got.length; j++) if (got[j] !== whole.data[j]) diff++;
+    assertEquals(diff, 0, `${name}: ${diff} of ${got.length} values differ`);
   }
 });
