@@ -59,9 +59,6 @@ export const COMPRESSORS: readonly Compressor[] = [
   "lorenzo",
 ];
 
-/** The compressors whose chunks only this toolkit reads (not zarr-python, not tensorstore). */
-export const OWN_COMPRESSORS: readonly Compressor[] = ["lorenzo"];
-
 /**
  * The compression levels each compressor accepts: Blosc's `clevel` is 0..9 (for zstd and
  * lz4 alike), zstd's level 1..22; `none` takes none.

@@ -8,6 +8,7 @@ import { type DecodedFrame, NativeBloscCodec, unshuffleBlocks } from "../codecs/
 import { zstdDecode, ZstdScratch } from "../codecs/zstd.ts";
 import { decodeShardIndex, type ShardEntry } from "../codecs/shard.ts";
 import { DamagedCacheError } from "../errors.ts";
+import { LORENZO } from "../codecs/lorenzo.ts";
 
 type Json = Record<string, unknown>;
 type Codec = { name?: unknown; configuration?: Json };
@@ -32,6 +33,11 @@ export interface DirectReader {
     use: (c: DirectChunk) => void,
     want?: readonly [number, number],
   ): Promise<void>;
+  /**
+   * Whether the chunks hold `voco.lorenzo` residuals (the chain's first codec), which the
+   * caller turns back into values from the whole decoded chunk (no `want`).
+   */
+  readonly predicted: boolean;
 }
 
 /** What {@linkcode directReader} needs besides the array's metadata. */
@@ -82,6 +88,8 @@ interface ChunkLayout {
   chunkShape: number[];
   /** Inner chunks per shard, their count, and whether the index ends in a CRC-32C. */
   shard?: { grid: number[]; count: number; crc: boolean };
+  /** Whether `voco.lorenzo` comes first: the values decoded are its residuals. */
+  predicted: boolean;
 }
 
 /** The layout of `meta`'s chunks, or `undefined` when this reader does not know it. */
@@ -111,10 +119,12 @@ function chunkLayout(meta: Json, base: string, valueBytes: number): ChunkLayout 
     chunkShape = inner;
     shard = { grid, count: grid.reduce((x, y) => x * y, 1), crc: index.length === 2 };
   }
+  const predicted = chain[0]?.name === LORENZO && valueBytes <= 2;
+  if (predicted) chain = chain.slice(1);
   if (!isLittleBytes(chain[0], valueBytes)) return undefined;
   const steps = chain.slice(1);
   if (!steps.every((c) => KNOWN.has(c?.name as string))) return undefined;
-  return { key, steps, chunkShape, shard };
+  return { key, steps, chunkShape, shard, predicted };
 }
 
 /**
@@ -164,10 +174,10 @@ function plain(bytes: Uint8Array): DecodedFrame {
 
 /**
  * A direct reader of the array `meta` describes, or `undefined` when its codecs are not
- * a chain this reader knows (`bytes` little endian, then any of `blosc`, `zstd`,
- * `crc32c`; optionally inside `sharding_indexed` whose index is `bytes` + `crc32c` at the
- * end), when the platform is big endian, or when its grids do not fit: zarrita's pipeline
- * reads those.
+ * a chain this reader knows (`voco.lorenzo` or not, `bytes` little endian, then any of
+ * `blosc`, `zstd`, `crc32c`; optionally inside `sharding_indexed` whose index is `bytes`
+ * + `crc32c` at the end), when the platform is big endian, or when its grids do not fit:
+ * zarrita's pipeline reads those.
  */
 export function directReader(meta: Json, options: DirectReaderOptions): DirectReader | undefined {
   if (!littleEndian) return undefined;
@@ -175,13 +185,14 @@ export function directReader(meta: Json, options: DirectReaderOptions): DirectRe
   const base = options.path === "/" ? "" : options.path;
   const layout = chunkLayout(meta, base, valueBytes);
   if (!layout) return undefined;
-  const { key, shard } = layout;
+  const { key, shard, predicted } = layout;
   const size = layout.chunkShape.reduce((x, y) => x * y, 1) * valueBytes;
   const fill = typeof meta.fill_value === "number" ? meta.fill_value : 0;
   // One decoding buffer for every chunk (each is copied out before the next decodes).
   const decode = chunkDecoder(layout.steps, size, new ZstdScratch(options.buffer));
   if (!shard) {
     return {
+      predicted,
       async chunk(coords, use, want) {
         const bytes = await store.get(key(coords) as `/${string}`);
         return bytes ? await decode(bytes, use, want) : use({ fill });
@@ -191,6 +202,7 @@ export function directReader(meta: Json, options: DirectReaderOptions): DirectRe
   const index = shardIndexes(store, base, shard.count, shard.crc);
   const { grid } = shard;
   return {
+    predicted,
     async chunk(coords, use, want) {
       let local = 0;
       const at = coords.map((c, a) => Math.floor(c / grid[a]));

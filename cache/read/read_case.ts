@@ -15,6 +15,7 @@ import { DamagedCacheError, VocoError } from "../errors.ts";
 import { FetchError } from "../store/http_store.ts";
 import { type DirectReader, directReader } from "./_direct.ts";
 import { type DecodedFrame, unshuffleBlocks } from "../codecs/blosc.ts";
+import { type LorenzoArray, lorenzoDecode } from "../codecs/lorenzo.ts";
 import { type CropMemory, cropMemory } from "./_crop_wasm.ts";
 
 /** Largest box assembled in the kernel's memory (which never shrinks); larger boxes in place. */
@@ -193,6 +194,11 @@ async function readBox(
   const first = start.map((s, a) => Math.floor(s / inner[a]));
   const last = start.map((s, a) => Math.floor((s + size[a] - 1) / inner[a]));
   const jobs: Promise<void>[] = [];
+  // Lorenzo residuals become values over the whole chunk, in a buffer of this read's own
+  // (each chunk is copied into the box before the next is decoded).
+  const predicted = direct?.predicted
+    ? new (Typed as unknown as new (n: number) => LorenzoArray)(values)
+    : undefined;
   for (let i = first[0]; i <= last[0]; i++) {
     for (let j = first[1]; j <= last[1]; j++) {
       for (let k = first[2]; k <= last[2]; k++) {
@@ -206,10 +212,14 @@ async function readBox(
           jobs.push(
             direct.chunk(coords, (c) => {
               if ("fill" in c) return fillChunk(place, coords, c.fill);
-              const data = decodedValues(c, values, arr.dtype as string, coords, slab);
+              let data = decodedValues(c, values, arr.dtype as string, coords, slab, !!predicted);
+              if (predicted) {
+                predicted.set(data);
+                data = lorenzoDecode(predicted, inner);
+              }
               // Still shuffled when handed back as they came (16-bit values only).
               copyChunk(place, coords, data, c.typesize === 2 && data === c.bytes ? c : undefined);
-            }, slabBytes(place, coords, slab)).catch((e) => {
+            }, predicted ? undefined : slabBytes(place, coords, slab)).catch((e) => {
               // A chunk of the wrong size is named already.
               if (e instanceof DamagedCacheError && e.where === `chunk [${coords}]`) throw e;
               named(e);
@@ -273,7 +283,8 @@ function wrongSize(coords: Shape3, got: string, values: number, dtype: string): 
 
 /**
  * The values of a directly decoded chunk as a typed array of its data type (still
- * byte-shuffled when `c.typesize` > 1); throws when they are not the chunk's size.
+ * byte-shuffled when `c.typesize` > 1, unless `ordered`); throws when they are not the
+ * chunk's size.
  */
 function decodedValues(
   c: DecodedFrame,
@@ -281,6 +292,7 @@ function decodedValues(
   dtype: string,
   coords: Shape3,
   slab: number,
+  ordered = false,
 ): ArrayLike<number> {
   const Typed = TYPED[dtype] as unknown as {
     new (b: ArrayBufferLike, o: number, n: number): ArrayLike<number>;
@@ -301,7 +313,8 @@ function decodedValues(
   }
   // 16-bit values shuffled in blocks of whole x-slabs: undone by copyChunk.
   if (
-    c.typesize === 2 && size === 2 && (c.blocksize >= bytes.length || c.blocksize % slab === 0)
+    !ordered && c.typesize === 2 && size === 2 &&
+    (c.blocksize >= bytes.length || c.blocksize % slab === 0)
   ) {
     return bytes;
   }

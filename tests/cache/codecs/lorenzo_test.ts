@@ -7,7 +7,9 @@ import { LorenzoCodec, lorenzoDecode, lorenzoEncode } from "../../../cache/codec
 import { chunkCodecs, writeCase } from "../../../cache/write/write_case.ts";
 import { readCase } from "../../../cache/read/read_case.ts";
 import { CacheReader } from "../../../cache/read/cache_reader.ts";
-import { storageEncoding } from "../../../cache/format/quantize.ts";
+import { quantize, storageEncoding } from "../../../cache/format/quantize.ts";
+import { registerCodecs } from "../../../cache/codecs/register.ts";
+import * as zarr from "zarrita";
 import { ensureDataset, initCache } from "../../../cache/write/cache_dir.ts";
 import { verifyCache } from "../../../cache/inspect/verify.ts";
 import { main as prepMain } from "../../../tasks/prep.ts";
@@ -136,6 +138,16 @@ Deno.test("lorenzo cases read, crop and verify to the same values as blosc-zstd 
       const b = await readCase(store, `/${name}-lorenzo`);
       assert(a.data.every((v, i) => v === b.data[i]), `${name}: the same values`);
     }
+  }
+  // zarrita's own pipeline, through the registered codec, reads the same values.
+  registerCodecs();
+  for (const layout of ["sharded", "chunked"]) {
+    const arr = await zarr.open(zarr.root(store).resolve(`ds/uint16-${layout}-lorenzo`), {
+      kind: "array",
+    });
+    const got = await zarr.get(arr);
+    const want = quantize(volume.data, storageEncoding("uint16", [0, 1], { windowWidthHu: 425 }));
+    assertEquals(Array.from(got.data as Uint16Array), Array.from(want), `zarrita, ${layout}`);
   }
   const reader = await CacheReader.open(root);
   for (const [start, size] of [[[5, 3, 2], [40, 30, 20]], [[-4, 40, 30], [16, 16, 16]]] as const) {

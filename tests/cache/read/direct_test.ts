@@ -31,6 +31,8 @@ Deno.test("openCase().readCrop() returns the stored values dequantised, bit for 
     ["sharded", "blosc-lz4", "uint16"],
     ["sharded", "blosc-zstd", "uint8"],
     ["chunked", "blosc-zstd", "float32"],
+    ["sharded", "lorenzo", "uint16"], // residuals turned back into values, whole chunks
+    ["chunked", "lorenzo", "uint8"],
   ];
   let seed = 3;
   const rand = (n: number) => (seed = (seed * 1664525 + 1013904223) >>> 0) % n;
