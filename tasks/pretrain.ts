@@ -317,8 +317,9 @@ async function train(v: Values): Promise<number> {
     configFile: v.config as string | undefined,
     settings: settingsFromFlags(flags),
   });
-  for (const w of warnings) console.error(`pretrain: warning: ${w}`);
+  const warn = () => warnings.forEach((w) => console.error(`pretrain: warning: ${w}`));
   if (v["dry-run"]) {
+    warn();
     printDryRun(await dryRun(config), config);
     return 0;
   }
@@ -352,6 +353,8 @@ async function train(v: Values): Promise<number> {
         );
       }
       console.error(lines.join("\n"));
+      // Only now, when every check has passed: a refused run prints its reason alone.
+      warn();
     },
     onFailure: (f) => console.error(`pretrain: skipped ${f.case}: ${f.reason}`),
     onStep: (row: MetricsRow) => {

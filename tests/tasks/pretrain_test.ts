@@ -132,6 +132,11 @@ Deno.test("settings and sizes that cannot run exit 2 before any folder exists; a
     [["--grid", "1000000000"], /--grid takes an integer 2\.\.64/],
     [["--head", "1000000000000"], /lower --head/],
     [["--init-from", join(tmp.path, "none.pt")], /none\.pt: /],
+    // A refused run prints its reason, not the warm-up warning first.
+    [
+      ["--init-from", join(tmp.path, "none.pt"), "--steps", "4", "--warmup-steps", "9"],
+      /^(?![\s\S]*warning)[\s\S]*none\.pt: /,
+    ],
     [["--cache", join(tmp.path, "missing.zarr")], /missing\.zarr/],
     [["--backend", "gpu"], /did you mean webgpu, tensorflow-gpu or cpu\?/],
     [["--recipe", "vocov2"], /did you mean voco-v2\?/],
