@@ -37,23 +37,75 @@ export function lorenzoEncode<T extends LorenzoArray>(values: T, shape: readonly
   return out;
 }
 
-/** The values of residuals made by {@linkcode lorenzoEncode}, in place (and returned). */
+/**
+ * The values of residuals made by {@linkcode lorenzoEncode}, in place (and returned): the
+ * zigzag undone, then a running sum along z, along y and along x, each a plain pass over
+ * the chunk (a typed array's store wraps modulo 2^bits, as the residuals were taken);
+ * about three times faster than predicting value by value.
+ */
 export function lorenzoDecode<T extends LorenzoArray>(residuals: T, shape: readonly number[]): T {
-  const [nx, ny, nz] = shape;
   check(residuals, shape);
-  const mask = (1 << (residuals.BYTES_PER_ELEMENT * 8)) - 1;
-  const v = residuals, sy = nz, sx = ny * nz;
-  for (let x = 0; x < nx; x++) {
-    for (let y = 0; y < ny; y++) {
-      const row = x * sx + y * sy;
-      for (let z = 0; z < nz; z++) {
-        const i = row + z;
-        const u = v[i];
-        const d = (u >>> 1) ^ -(u & 1);
-        v[i] = (d + predict(v, i, x, y, z, sx, sy)) & mask;
-      }
+  const v = residuals, nz = shape[2];
+  for (let row = 0; row < v.length; row += nz) {
+    let acc = 0;
+    for (let i = row, end = row + nz; i < end; i++) {
+      const u = v[i];
+      acc += (u >>> 1) ^ -(u & 1);
+      v[i] = acc;
     }
   }
+  return sumAlongYX(v, shape);
+}
+
+/**
+ * {@linkcode lorenzoDecode} of residuals still in their decoded bytes (little endian),
+ * into `out`: for 16-bit values, `typesize` 2 reads them byte-shuffled in blocks of
+ * `blocksize` bytes (all low bytes, then all high bytes), as a Blosc frame decodes, so
+ * that the shuffle is undone in the same pass. Throws when the bytes are not the chunk's.
+ */
+export function lorenzoDecodeBytes<T extends LorenzoArray>(
+  bytes: Uint8Array,
+  typesize: number,
+  blocksize: number,
+  out: T,
+  shape: readonly number[],
+): T {
+  check(out, shape);
+  const wide = out.BYTES_PER_ELEMENT === 2, n = out.length, nz = shape[2];
+  if (bytes.length !== n * out.BYTES_PER_ELEMENT) {
+    throw new RangeError(`${LORENZO}: ${bytes.length} bytes for ${n} values`);
+  }
+  let acc = 0, left = nz, i = 0;
+  if (wide && typesize === 2) {
+    for (let start = 0; start < bytes.length; start += blocksize) {
+      const half = Math.min(blocksize, bytes.length - start) >> 1, hi = start + half;
+      for (let j = 0; j < half; j++) {
+        const u = bytes[start + j] | (bytes[hi + j] << 8);
+        if (left === 0) acc = 0, left = nz;
+        acc += (u >>> 1) ^ -(u & 1);
+        out[i++] = acc;
+        left--;
+      }
+    }
+  } else {
+    for (; i < n; i++) {
+      const u = wide ? bytes[2 * i] | (bytes[2 * i + 1] << 8) : bytes[i];
+      if (left === 0) acc = 0, left = nz;
+      acc += (u >>> 1) ^ -(u & 1);
+      out[i] = acc;
+      left--;
+    }
+  }
+  return sumAlongYX(out, shape);
+}
+
+/** The running sums along y (rows within each x-slab) and along x (slab after slab). */
+function sumAlongYX<T extends LorenzoArray>(v: T, shape: readonly number[]): T {
+  const [nx, ny, nz] = shape, sy = nz, sx = ny * nz;
+  for (let x = 0; x < nx; x++) {
+    for (let i = x * sx + sy, end = (x + 1) * sx; i < end; i++) v[i] += v[i - sy];
+  }
+  for (let i = sx; i < v.length; i++) v[i] += v[i - sx];
   return v;
 }
 

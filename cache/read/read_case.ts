@@ -15,7 +15,7 @@ import { DamagedCacheError, VocoError } from "../errors.ts";
 import { FetchError } from "../store/http_store.ts";
 import { type DirectReader, directReader } from "./_direct.ts";
 import { type DecodedFrame, unshuffleBlocks } from "../codecs/blosc.ts";
-import { type LorenzoArray, lorenzoDecode } from "../codecs/lorenzo.ts";
+import { type LorenzoArray, lorenzoDecodeBytes } from "../codecs/lorenzo.ts";
 import { type CropMemory, cropMemory } from "./_crop_wasm.ts";
 
 /** Largest box assembled in the kernel's memory (which never shrinks); larger boxes in place. */
@@ -212,11 +212,9 @@ async function readBox(
           jobs.push(
             direct.chunk(coords, (c) => {
               if ("fill" in c) return fillChunk(place, coords, c.fill);
-              let data = decodedValues(c, values, arr.dtype as string, coords, slab, !!predicted);
-              if (predicted) {
-                predicted.set(data);
-                data = lorenzoDecode(predicted, inner);
-              }
+              const data = predicted
+                ? predictedValues(c, predicted, inner, arr.dtype as string, coords)
+                : decodedValues(c, values, arr.dtype as string, coords, slab);
               // Still shuffled when handed back as they came (16-bit values only).
               copyChunk(place, coords, data, c.typesize === 2 && data === c.bytes ? c : undefined);
             }, predicted ? undefined : slabBytes(place, coords, slab)).catch((e) => {
@@ -283,8 +281,7 @@ function wrongSize(coords: Shape3, got: string, values: number, dtype: string): 
 
 /**
  * The values of a directly decoded chunk as a typed array of its data type (still
- * byte-shuffled when `c.typesize` > 1, unless `ordered`); throws when they are not the
- * chunk's size.
+ * byte-shuffled when `c.typesize` > 1); throws when they are not the chunk's size.
  */
 function decodedValues(
   c: DecodedFrame,
@@ -292,7 +289,6 @@ function decodedValues(
   dtype: string,
   coords: Shape3,
   slab: number,
-  ordered = false,
 ): ArrayLike<number> {
   const Typed = TYPED[dtype] as unknown as {
     new (b: ArrayBufferLike, o: number, n: number): ArrayLike<number>;
@@ -313,14 +309,30 @@ function decodedValues(
   }
   // 16-bit values shuffled in blocks of whole x-slabs: undone by copyChunk.
   if (
-    !ordered && c.typesize === 2 && size === 2 &&
-    (c.blocksize >= bytes.length || c.blocksize % slab === 0)
+    c.typesize === 2 && size === 2 && (c.blocksize >= bytes.length || c.blocksize % slab === 0)
   ) {
     return bytes;
   }
   if (c.typesize > 1) bytes = unshuffleBlocks(c);
   if (bytes.byteOffset % size) bytes = bytes.slice();
   return dtype === "uint8" ? bytes : new Typed(bytes.buffer, bytes.byteOffset, values);
+}
+
+/**
+ * The values of a directly decoded chunk of `voco.lorenzo` residuals, into `out` (the
+ * shuffle undone in the same pass); throws when they are not the chunk's size.
+ */
+function predictedValues(
+  c: DecodedFrame,
+  out: LorenzoArray,
+  inner: Shape3,
+  dtype: string,
+  coords: Shape3,
+): LorenzoArray {
+  if (c.bytes.length !== out.byteLength) {
+    throw wrongSize(coords, `${c.bytes.length} bytes`, out.length, dtype);
+  }
+  return lorenzoDecodeBytes(c.bytes, c.typesize, c.blocksize, out, inner);
 }
 
 /**

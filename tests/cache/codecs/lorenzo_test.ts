@@ -3,7 +3,13 @@
 // refused where they cannot hold the values.
 import { join } from "node:path";
 import { FileSystemStore } from "@zarrita/storage";
-import { LorenzoCodec, lorenzoDecode, lorenzoEncode } from "../../../cache/codecs/lorenzo.ts";
+import {
+  LorenzoCodec,
+  lorenzoDecode,
+  lorenzoDecodeBytes,
+  lorenzoEncode,
+} from "../../../cache/codecs/lorenzo.ts";
+import { shuffleBytes } from "../../../cache/codecs/blosc.ts";
 import { chunkCodecs, writeCase } from "../../../cache/write/write_case.ts";
 import { readCase } from "../../../cache/read/read_case.ts";
 import { CacheReader } from "../../../cache/read/cache_reader.ts";
@@ -66,6 +72,22 @@ Deno.test("lorenzoEncode() and lorenzoDecode() round-trip any values, and the su
         back.every((v, i) => v === values[i]),
         `round trip ${shape} ${values.constructor.name}`,
       );
+      // From the decoded bytes: in element order, and (16-bit) byte-shuffled in blocks.
+      const bytes = new Uint8Array(r.buffer, r.byteOffset, r.byteLength);
+      const out = () => new (values.constructor as new (n: number) => typeof values)(n);
+      const plain = lorenzoDecodeBytes(bytes, 1, bytes.length, out(), shape);
+      assert(plain.every((v, i) => v === values[i]), `from bytes ${shape}`);
+      if (values instanceof Uint16Array) {
+        for (const blocksize of [bytes.length, 2 * (1 + (n >> 2)), 6]) {
+          const shuffled = new Uint8Array(bytes.length);
+          for (let at = 0; at < bytes.length; at += blocksize) {
+            const block = bytes.subarray(at, Math.min(bytes.length, at + blocksize));
+            shuffled.set(shuffleBytes(block, 2), at);
+          }
+          const got = lorenzoDecodeBytes(shuffled, 2, blocksize, out(), shape);
+          assert(got.every((v, i) => v === values[i]), `shuffled in ${blocksize}-byte blocks`);
+        }
+      }
     }
   }
 });
