@@ -44,17 +44,9 @@ export function lorenzoEncode<T extends LorenzoArray>(values: T, shape: readonly
  * about three times faster than predicting value by value.
  */
 export function lorenzoDecode<T extends LorenzoArray>(residuals: T, shape: readonly number[]): T {
-  check(residuals, shape);
-  const v = residuals, nz = shape[2];
-  for (let row = 0; row < v.length; row += nz) {
-    let acc = 0;
-    for (let i = row, end = row + nz; i < end; i++) {
-      const u = v[i];
-      acc += (u >>> 1) ^ -(u & 1);
-      v[i] = acc;
-    }
-  }
-  return sumAlongYX(v, shape);
+  // Each value's bytes are read before the value is written over them: in place is safe.
+  const bytes = new Uint8Array(residuals.buffer, residuals.byteOffset, residuals.byteLength);
+  return lorenzoDecodeBytes(bytes, 1, bytes.length, residuals, shape);
 }
 
 /**
