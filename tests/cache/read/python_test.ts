@@ -42,6 +42,19 @@ async function findPython(...more: string[]): Promise<string | undefined> {
   return undefined;
 }
 
+/** Runs `code` in `python`; its output, after asserting that it succeeded. */
+async function runPython(python: string, code: string): Promise<string> {
+  const run = await new Deno.Command(python, {
+    args: ["-c", code],
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  const text = new TextDecoder().decode(run.stdout) + new TextDecoder().decode(run.stderr);
+  assert(run.success, `${code}\n${text}`);
+  return text;
+}
+
 /** The README's Python blocks: `decode`, and the tensorstore lines of the HTTP block. */
 function readmeLines(): { decode: string; tensorstore: string; folder: string } {
   const blocks = [...README.matchAll(/```python\n([\s\S]*?)```/g)].map((m) => m[1]);
@@ -132,14 +145,7 @@ Deno.test("the cache README's tensorstore lines read every storage the writer ma
           })`,
           `print(t.dtype, t.shape)`,
         ].join("\n");
-        const run = await new Deno.Command(python, {
-          args: ["-c", code],
-          stdout: "piped",
-          stderr: "piped",
-        })
-          .output();
-        const text = new TextDecoder().decode(run.stdout) + new TextDecoder().decode(run.stderr);
-        assert(run.success, `${code}\n${text}`);
+        await runPython(python, code);
         const floats = async (f: string) => new Float32Array((await Deno.readFile(f)).buffer);
         const whole = await readCase(store, `/ct/${name}`);
         const crop = await reader.readCrop(`ct/${name}`, [10, 0, 0], [96, 96, 64]);
@@ -205,14 +211,7 @@ Deno.test("the cache README's NumPy lines read lorenzo cases; tensorstore refuse
       "except Exception as e:",
       "    print('REFUSED', str(e))",
     ].join("\n");
-    const run = await new Deno.Command(python, {
-      args: ["-c", code],
-      stdout: "piped",
-      stderr: "piped",
-    })
-      .output();
-    const text = new TextDecoder().decode(run.stdout) + new TextDecoder().decode(run.stderr);
-    assert(run.success, `${code}\n${text}`);
+    const text = await runPython(python, code);
     assert(text.includes("REFUSED") && text.includes("voco.lorenzo"), `tensorstore: ${text}`);
     const got = new Float32Array((await Deno.readFile(out)).buffer);
     const whole = await readCase(store, `/ct/${name}`);
