@@ -101,6 +101,8 @@ export async function fuzzCaches(dir: string): Promise<FuzzCaches> {
           "32",
           "--layout",
           layout,
+          "--compressor",
+          Deno.env.get("VOCO_FUZZ_COMPRESSOR") ?? "blosc-zstd",
         ]);
         assertEquals(r.code, 0, r.text);
       }

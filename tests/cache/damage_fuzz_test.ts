@@ -5,7 +5,8 @@
 // `cache verify` finds it, naming each case whose reads changed, or every reader returns
 // what it did; read errors are tagged and say what and where. A failure prints the seed
 // and the damage, to run again with VOCO_FUZZ_SEED=<seed> VOCO_FUZZ_N=1.
-// More damages: VOCO_FUZZ_N=5000 deno test -A tests/cache/damage_fuzz_test.ts
+// More damages: VOCO_FUZZ_N=5000 deno test -A tests/cache/damage_fuzz_test.ts; another
+// storage: VOCO_FUZZ_COMPRESSOR=lorenzo (any --compressor of prep).
 import { join } from "node:path";
 import { assert, tempDir } from "../_helpers.ts";
 import { checkPromise, copyTree, damage, fuzzCaches, KINDS, rng, snapshot } from "./_damage.ts";
