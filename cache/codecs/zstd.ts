@@ -61,17 +61,7 @@ export class NativeZstdCodec {
    * Zstd before 0.16.2 (zarr-python's decoder) rejects a frame without it.
    */
   encode(bytes: Uint8Array): Uint8Array {
-    // node:zlib compresses as a stream; the pledged size puts the size in the header
-    // (Node's and Deno's option, missing from their ZstdOptions type).
-    const options: ZstdOptions & { pledgedSrcSize: number } = {
-      pledgedSrcSize: bytes.length,
-      params: {
-        [constants.ZSTD_c_compressionLevel]: this.#level,
-        [constants.ZSTD_c_checksumFlag]: this.#checksum ? 1 : 0,
-      },
-    };
-    const z = zstdCompressSync(bytes, options);
-    const out = oneFrame(new Uint8Array(z.buffer, z.byteOffset, z.byteLength));
+    const out = pledgedFrame(bytes, this.#level, this.#checksum);
     // The frame must decode to the chunk: checked once here (a fraction of the
     // compression's time), since a reader that expects one frame refuses anything else.
     if (zstdDecode(out, bytes.length).length !== bytes.length) {
@@ -102,6 +92,24 @@ export function oneFrame(out: Uint8Array): Uint8Array {
     out = out.subarray(0, out.length - n);
   }
   return out;
+}
+
+/**
+ * `bytes` as one zstd frame by node:zlib's one-shot compressor with the size pledged: the
+ * header records it, and zstd picks its parameters for that size, as libzstd's
+ * `ZSTD_compress` does (the pledge is Node's and Deno's option, missing from their
+ * ZstdOptions type).
+ */
+function pledgedFrame(bytes: Uint8Array, level: number, checksum = false): Uint8Array {
+  const options: ZstdOptions & { pledgedSrcSize: number } = {
+    pledgedSrcSize: bytes.length,
+    params: {
+      [constants.ZSTD_c_compressionLevel]: level,
+      [constants.ZSTD_c_checksumFlag]: checksum ? 1 : 0,
+    },
+  };
+  const z = zstdCompressSync(bytes, options);
+  return oneFrame(new Uint8Array(z.buffer, z.byteOffset, z.byteLength));
 }
 
 /** Largest decoded size announced to zstd up front (larger frames grow as they decode). */
@@ -298,14 +306,7 @@ export class ZstdEncoder {
   /** `bytes` as one zstd frame (a new array). */
   encode(bytes: Uint8Array): Uint8Array {
     const handle = this.#native && bytes.length <= KEPT_MAX ? this.#open() : undefined;
-    if (!handle) {
-      const options: ZstdOptions & { pledgedSrcSize: number } = {
-        params: { [constants.ZSTD_c_compressionLevel]: this.#level },
-        pledgedSrcSize: bytes.length,
-      };
-      const z = zstdCompressSync(bytes, options);
-      return oneFrame(new Uint8Array(z.buffer, z.byteOffset, z.byteLength));
-    }
+    if (!handle) return pledgedFrame(bytes, this.#level);
     // zstd's bound for one frame: the bytes, 1/256 more, and a header's worth.
     const bound = bytes.length + (bytes.length >> 8) + 256;
     if (this.#buffer.length < bound) this.#buffer = new Uint8Array(bound);
